@@ -1,0 +1,45 @@
+# settle — `make run` and `make test` do all set-up on a fresh Debian machine: they start
+# (or reuse) PostgreSQL and Redis through scripts/devenv.sh. See `make help`.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# Go from the official tarball lives in /usr/local/go/bin; a go already on PATH wins.
+export PATH := $(PATH):/usr/local/go/bin
+
+GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
+STATICCHECK_VERSION := v0.8.2
+DEVENV := scripts/devenv.sh
+
+.PHONY: help build run test lint env-down clean
+
+help: ## list the targets
+	@echo 'usage: make TARGET'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{ printf "  %-10s %s\n", $$1, $$2 }'
+
+build: ## build bin/settle
+	go build -o bin/settle ./cmd/settle
+
+run: ## start settle locally with its own PostgreSQL and Redis (scripts/run.sh)
+	bash scripts/run.sh
+
+test: ## start (or reuse) the test PostgreSQL and Redis, then go vet and go test -race ./...
+	@command -v "$$(go env CC)" >/dev/null 2>&1 || $(DEVENV) install gcc libc6-dev
+	@env_lines="$$($(DEVENV) up test)"; eval "$$env_lines"; \
+	echo 'go vet ./...'; go vet ./...; \
+	echo 'go test $(GO_TEST_FLAGS) ./...'; go test $(GO_TEST_FLAGS) ./...
+
+lint: ## gofmt check, go vet and staticcheck
+	@unformatted="$$(gofmt -l $$(go list -e -f '{{.Dir}}' ./...))"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt -w needed:"; echo "$$unformatted"; exit 1; fi
+	go vet ./...
+	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+env-down: ## stop the PostgreSQL and Redis that run and test started
+	$(DEVENV) down run
+	$(DEVENV) down test
+
+clean: ## remove build and test artifacts (not the .dev/ data; see env-down)
+	rm -rf bin/ coverage.out coverage.html *.test *.prof

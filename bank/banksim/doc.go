@@ -1,0 +1,43 @@
+// Package banksim is the sandbox bank: an in-memory bank served over HTTP
+// that speaks the wire dialects of BANK_API.md, with fault injection, so the
+// demo, the tests and the benchmarks can run settle against a real HTTP API.
+//
+// The package has three layers:
+//
+//   - the bank core (core.go, core_transfer.go): accounts, balances,
+//     idempotency records, pending transfers and the journal. Its API knows
+//     nothing about any wire format: a dialect hands it a transferRequest and
+//     gets a transfer record back.
+//   - the faults (faults.go): latency, injected 500s, dropped connections
+//     after a transfer was applied, "processing" answers and a token-bucket
+//     rate limit, drawn from a seeded generator in request order.
+//   - the handlers: one file per dialect (rest.go) and one for the
+//     sandbox-only endpoints (sandbox.go). A new dialect is one more handler
+//     file over the same core, registered in Server's routes.
+//
+// # Journal
+//
+// GET /sandbox/journal?after=<seq>&limit=<n> lists every transfer the bank
+// applied, in the order it applied them, after the given sequence number
+// (default 0, so from the start) and at most limit entries (default and
+// maximum 1000):
+//
+//	{"entries":[{"seq":1,"idempotency_key":"k1","from":"A","to":"B",
+//	  "amount":2500000,"currency":"KRW","dialect":"rest",
+//	  "applied_at":"2026-11-25T09:30:00Z"}],
+//	 "next_after":1,"has_more":false}
+//
+// Ask again with after=next_after while has_more is true. Refused
+// transfers, pending transfers not yet applied and credits from
+// /sandbox/accounts/<id>/credit are not in the journal.
+//
+// # Stats
+//
+// GET /sandbox/stats returns the counters since the last reset:
+//
+//	{"requests":{"POST /v1/transfers":12},"unauthorized":0,
+//	 "rate_limited":0,"server_errors":0,"connections_dropped":0,
+//	 "pending_answers":0,"transfers_applied":10}
+//
+// rate_limited counts the 429s sent and server_errors the 5xx sent.
+package banksim

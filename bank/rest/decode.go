@@ -1,0 +1,356 @@
+package rest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/settle-dev/settle/pipeline"
+)
+
+// maxAnswer is the largest answer body the adapter reads; a larger one is a
+// bad response.
+const maxAnswer = 1 << 20
+
+// maxPlausibleAmount is the largest amount the adapter believes a bank:
+// 10^15 minor units. Anything above it is a bad response.
+const maxPlausibleAmount = 1_000_000_000_000_000
+
+// maxRetryAfter caps the wait a bank may ask for.
+const maxRetryAfter = time.Hour
+
+// ErrRejected means the bank refused the request itself as invalid (HTTP 400
+// and other unexpected 4xx) and did nothing. It is a bug on one side; it
+// classifies as an unknown outcome, so the engine asks the status call.
+var ErrRejected = errors.New("bank rejected the request as invalid, nothing done")
+
+// answer is one HTTP answer as the decoders see it: plain data, so decoding
+// is a pure function.
+type answer struct {
+	status      int
+	contentType string
+	retryAfter  string // the Retry-After header
+	body        []byte // at most maxAnswer bytes
+	truncated   bool   // the body was larger than maxAnswer
+	now         time.Time
+}
+
+// restTransfer is the transfer object of the rest dialect.
+type restTransfer struct {
+	ID             string  `json:"id"`
+	Status         string  `json:"status"`
+	FailureCode    *string `json:"failure_code"`
+	FailureMessage string  `json:"failure_message"`
+	IdempotencyKey string  `json:"idempotency_key"`
+}
+
+// refusals maps the rest dialect's failure codes to settle's.
+var refusals = map[string]pipeline.RefusalCode{
+	"no_such_account":      pipeline.RefusedNoSuchAccount,
+	"account_closed":       pipeline.RefusedAccountClosed,
+	"account_frozen":       pipeline.RefusedAccountFrozen,
+	"holder_name_mismatch": pipeline.RefusedHolderNameMismatch,
+	"insufficient_funds":   pipeline.RefusedInsufficientFunds,
+}
+
+// decodeTransfer turns the answer to POST /v1/transfers into a receipt or a
+// classified error.
+func decodeTransfer(a answer, key string) (pipeline.Receipt, error) {
+	switch a.status {
+	case http.StatusOK, http.StatusCreated:
+		return decodeTransferBody(a, key)
+	case http.StatusUnprocessableEntity:
+		return pipeline.Receipt{}, fmt.Errorf("%w (HTTP 422%s)", pipeline.ErrKeyReused, a.detail())
+	}
+	return pipeline.Receipt{}, statusError(a)
+}
+
+// decodeStatus turns the answer to GET /v1/transfers?idempotency_key= into a
+// receipt or a classified error. A 404 means "never seen" only when the bank
+// says so in JSON: a proxy's or a wrong path's 404 page must not let the
+// engine send a second attempt.
+func decodeStatus(a answer, key string) (pipeline.Receipt, error) {
+	switch a.status {
+	case http.StatusOK:
+		return decodeTransferBody(a, key)
+	case http.StatusNotFound:
+		if err := requireJSON(a); err != nil {
+			return pipeline.Receipt{}, fmt.Errorf("HTTP 404 that is not the bank's answer: %w", err)
+		}
+		return pipeline.Receipt{}, pipeline.ErrNotFound
+	}
+	return pipeline.Receipt{}, statusError(a)
+}
+
+func decodeTransferBody(a answer, key string) (pipeline.Receipt, error) {
+	var t restTransfer
+	if err := decodeJSON(a, &t); err != nil {
+		return pipeline.Receipt{}, err
+	}
+	if t.IdempotencyKey != "" && t.IdempotencyKey != key {
+		return pipeline.Receipt{}, fmt.Errorf("%w: the answer is for another idempotency key", pipeline.ErrBadResponse)
+	}
+	if !plausibleText(t.ID, 1, 128) {
+		return pipeline.Receipt{}, fmt.Errorf("%w: transfer id is missing or malformed", pipeline.ErrBadResponse)
+	}
+	return transferOutcome(t)
+}
+
+func transferOutcome(t restTransfer) (pipeline.Receipt, error) {
+	hasCode := t.FailureCode != nil && *t.FailureCode != ""
+	switch {
+	case t.Status == "succeeded" && !hasCode:
+		return pipeline.Receipt{State: pipeline.TransferSucceeded, BankRef: t.ID}, nil
+	case t.Status == "pending" && !hasCode:
+		return pipeline.Receipt{State: pipeline.TransferPending, BankRef: t.ID}, nil
+	case t.Status == "failed" && hasCode:
+		return pipeline.Receipt{}, refusedError(*t.FailureCode, t.FailureMessage)
+	}
+	return pipeline.Receipt{}, fmt.Errorf("%w: status %s with failure_code %s", pipeline.ErrBadResponse,
+		quoted(t.Status), quoted(deref(t.FailureCode)))
+}
+
+func refusedError(code, message string) error {
+	mapped, ok := refusals[code]
+	if !ok {
+		return fmt.Errorf("%w: transfer failed with unknown failure_code %s, outcome unknown", pipeline.ErrBadResponse, quoted(code))
+	}
+	return &pipeline.RefusedError{Code: mapped, BankCode: code, Message: scrub(message)}
+}
+
+// restBalances is the answer of POST /v1/balances:batchGet.
+type restBalances struct {
+	Balances []struct {
+		AccountID string `json:"account_id"`
+		Available *int64 `json:"available"`
+		Currency  string `json:"currency"`
+	} `json:"balances"`
+	Missing []string `json:"missing"`
+}
+
+// decodeBalances turns the answer to one batch into balances of the
+// accounts asked for; accounts the bank does not know are left out.
+func decodeBalances(a answer, asked []string) ([]pipeline.Balance, error) {
+	if a.status != http.StatusOK {
+		return nil, statusError(a)
+	}
+	var rb restBalances
+	if err := decodeJSON(a, &rb); err != nil {
+		return nil, err
+	}
+	want := make(map[string]bool, len(asked))
+	for _, id := range asked {
+		want[id] = true
+	}
+	out := make([]pipeline.Balance, 0, len(rb.Balances))
+	for _, b := range rb.Balances {
+		if !want[b.AccountID] {
+			return nil, fmt.Errorf("%w: balance of %s, which was not asked for or came twice", pipeline.ErrBadResponse, maskAccount(b.AccountID))
+		}
+		want[b.AccountID] = false
+		m, err := plausibleMoney(b.Available, b.Currency)
+		if err != nil {
+			return nil, fmt.Errorf("%w: balance of %s: %w", pipeline.ErrBadResponse, maskAccount(b.AccountID), err)
+		}
+		out = append(out, pipeline.Balance{Account: b.AccountID, Available: m})
+	}
+	return out, nil
+}
+
+func plausibleMoney(amount *int64, currency string) (pipeline.Money, error) {
+	if amount == nil {
+		return pipeline.Money{}, errors.New("amount is missing")
+	}
+	if *amount > maxPlausibleAmount {
+		return pipeline.Money{}, fmt.Errorf("amount %d is implausibly large", *amount)
+	}
+	return pipeline.NewMoney(*amount, currency)
+}
+
+// Direction says whether a transaction brought money in or took it out.
+type Direction string
+
+// The directions of a transaction.
+const (
+	Credit Direction = "credit"
+	Debit  Direction = "debit"
+)
+
+// Transaction is one line of an account's statement at the bank.
+type Transaction struct {
+	ID             string
+	Amount         int64 // positive minor units
+	Direction      Direction
+	Counterparty   string
+	IdempotencyKey string // empty for money that did not come from a keyed transfer
+	CreatedAt      time.Time
+}
+
+// TransactionPage is one page of an account's statement. NextCursor is where
+// to resume, now or later.
+type TransactionPage struct {
+	Transactions []Transaction
+	NextCursor   string
+	HasMore      bool
+}
+
+type restTransactions struct {
+	Transactions []struct {
+		ID             string    `json:"id"`
+		Amount         *int64    `json:"amount"`
+		Direction      string    `json:"direction"`
+		Counterparty   string    `json:"counterparty"`
+		IdempotencyKey string    `json:"idempotency_key"`
+		CreatedAt      time.Time `json:"created_at"`
+	} `json:"transactions"`
+	NextCursor string `json:"next_cursor"`
+	HasMore    bool   `json:"has_more"`
+}
+
+// decodeTransactions turns the answer of GET /v1/accounts/<id>/transactions
+// into a page.
+func decodeTransactions(a answer) (TransactionPage, error) {
+	if a.status != http.StatusOK {
+		return TransactionPage{}, statusError(a)
+	}
+	var rt restTransactions
+	if err := decodeJSON(a, &rt); err != nil {
+		return TransactionPage{}, err
+	}
+	page := TransactionPage{NextCursor: rt.NextCursor, HasMore: rt.HasMore}
+	for i, t := range rt.Transactions {
+		if err := checkTransaction(t.ID, t.Amount, t.Direction); err != nil {
+			return TransactionPage{}, fmt.Errorf("%w: transaction %d: %w", pipeline.ErrBadResponse, i, err)
+		}
+		page.Transactions = append(page.Transactions, Transaction{
+			ID: t.ID, Amount: *t.Amount, Direction: Direction(t.Direction), Counterparty: t.Counterparty,
+			IdempotencyKey: t.IdempotencyKey, CreatedAt: t.CreatedAt,
+		})
+	}
+	if page.HasMore && !plausibleText(page.NextCursor, 1, 256) {
+		return TransactionPage{}, fmt.Errorf("%w: has_more without a usable next_cursor", pipeline.ErrBadResponse)
+	}
+	return page, nil
+}
+
+func checkTransaction(id string, amount *int64, dir string) error {
+	switch {
+	case !plausibleText(id, 1, 128):
+		return errors.New("id is missing or malformed")
+	case amount == nil || *amount <= 0 || *amount > maxPlausibleAmount:
+		return errors.New("amount is missing, not positive or implausibly large")
+	case dir != string(Credit) && dir != string(Debit):
+		return fmt.Errorf("direction %s is neither credit nor debit", quoted(dir))
+	}
+	return nil
+}
+
+// statusError classifies an HTTP status that is not a success of the call.
+func statusError(a answer) error {
+	switch {
+	case a.status == http.StatusUnauthorized || a.status == http.StatusForbidden:
+		return fmt.Errorf("%w (HTTP %d%s)", pipeline.ErrUnauthorized, a.status, a.detail())
+	case a.status == http.StatusTooManyRequests:
+		return &pipeline.RetryAfterError{Err: pipeline.ErrRateLimited, After: parseRetryAfter(a.retryAfter, a.now)}
+	case a.status >= 500:
+		return fmt.Errorf("%w: HTTP %d, outcome unknown%s", pipeline.ErrBadResponse, a.status, a.detail())
+	case a.status >= 400:
+		return fmt.Errorf("%w (HTTP %d%s)", ErrRejected, a.status, a.detail())
+	}
+	return fmt.Errorf("%w: unexpected HTTP %d%s", pipeline.ErrBadResponse, a.status, a.detail())
+}
+
+// parseRetryAfter reads Retry-After as seconds or an HTTP date; anything
+// else, or nothing, is 0 (no hint). The wait is capped at an hour.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return min(time.Duration(secs)*time.Second, maxRetryAfter)
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), maxRetryAfter)
+	}
+	return 0
+}
+
+// requireJSON checks that the answer is a complete JSON body.
+func requireJSON(a answer) error {
+	if a.truncated {
+		return fmt.Errorf("%w: answer is larger than %d bytes", pipeline.ErrBadResponse, maxAnswer)
+	}
+	mt, _, err := mime.ParseMediaType(a.contentType)
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return fmt.Errorf("%w: answer has content type %s, not application/json", pipeline.ErrBadResponse, quoted(a.contentType))
+	}
+	return nil
+}
+
+// decodeJSON decodes a JSON object answer into v.
+func decodeJSON(a answer, v any) error {
+	if err := requireJSON(a); err != nil {
+		return err
+	}
+	if len(a.body) == 0 || a.body[0] != '{' {
+		return fmt.Errorf("%w: answer body is not a JSON object", pipeline.ErrBadResponse)
+	}
+	if err := json.Unmarshal(a.body, v); err != nil {
+		return fmt.Errorf("%w: %s", pipeline.ErrBadResponse, describeJSONError(err))
+	}
+	return nil
+}
+
+func describeJSONError(err error) string {
+	var typ *json.UnmarshalTypeError
+	var syn *json.SyntaxError
+	switch {
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %s holds %s of the wrong type", quoted(typ.Field), scrub(typ.Value))
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at byte %d", syn.Offset)
+	}
+	return "invalid JSON"
+}
+
+// detail is the bank's error code and message, scrubbed, for an error text.
+func (a answer) detail() string {
+	var eb struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if requireJSON(a) != nil || json.Unmarshal(a.body, &eb) != nil || eb.Error.Code == "" {
+		return ""
+	}
+	if eb.Error.Message == "" {
+		return ": " + scrub(eb.Error.Code)
+	}
+	return ": " + scrub(eb.Error.Code) + ": " + scrub(eb.Error.Message)
+}
+
+func plausibleText(s string, minLen, maxLen int) bool {
+	n := utf8.RuneCountInString(s)
+	if n < minLen || n > maxLen || !utf8.ValidString(s) {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// quoted quotes a bank-sent value for an error text, scrubbed and short.
+func quoted(s string) string { return strconv.Quote(scrub(s)) }

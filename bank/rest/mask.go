@@ -1,0 +1,57 @@
+package rest
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// maxDetail is the longest piece of bank-sent text put into an error.
+const maxDetail = 200
+
+// maskAccount shows only the last four characters of an account number:
+// "****1234".
+func maskAccount(account string) string {
+	r := []rune(account)
+	if len(r) <= 4 {
+		return "****"
+	}
+	return "****" + string(r[len(r)-4:])
+}
+
+// scrub makes bank-sent text safe for an error or a log: control characters
+// become spaces, anything that looks like an account number (a word of at
+// least 8 characters with at least 6 digits) is masked, and the text is cut
+// to maxDetail characters.
+func scrub(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "?")
+	}
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	words := strings.Fields(s)
+	for i, w := range words {
+		if looksLikeAccount(w) {
+			words[i] = maskAccount(w)
+		}
+	}
+	s = strings.Join(words, " ")
+	if r := []rune(s); len(r) > maxDetail {
+		s = string(r[:maxDetail]) + "…"
+	}
+	return s
+}
+
+func looksLikeAccount(w string) bool {
+	digits := 0
+	for _, r := range w {
+		if r >= '0' && r <= '9' {
+			digits++
+		}
+	}
+	return utf8.RuneCountInString(w) >= 8 && digits >= 6
+}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/internal/config"
+	"github.com/settle-dev/settle/internal/demo"
+	"github.com/settle-dev/settle/internal/testenv"
+	"github.com/settle-dev/settle/pipeline"
+	"github.com/settle-dev/settle/store"
+)
+
+const bankToken = "e2e-bank-token"
+
+var testAccounts = pipeline.Accounts{Collection: "E2E-COLLECTION", Lender: "E2E-LENDER", Holding: "E2E-HOLDING", Fee: "E2E-FEE"}
+
+// env is one isolated installation: its own database, Redis and sandbox bank.
+type env struct {
+	cfg   *config.Config
+	db    *store.DB
+	bank  *banksim.Client
+	redis *testenv.Redis
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	pg := testenv.PostgresURL(t)
+	redis := testenv.StartRedis(t)
+	sim := httptest.NewServer(banksim.New(banksim.Options{Token: bankToken}))
+	t.Cleanup(sim.Close)
+	path := filepath.Join(t.TempDir(), "settle.yaml")
+	yaml := fmt.Sprintf(`
+database: {url: %q}
+redis: {url: %q}
+http: {addr: "127.0.0.1:0"}
+log: {level: warn, format: text}
+poll: {schedule: "@every 1s"}
+relay: {schedule: "@every 1s"}
+sweep: {schedule: "@every 1s"}
+worker: {concurrency: 16, lease: 6s, bank_timeout: 2s, shutdown_timeout: 4s, retry_base: 100ms, retry_max: 1s}
+providers:
+  - name: sandbox
+    dialect: rest
+    base_url: %q
+    token: %q
+    accounts: {collection: %s, lender: %s, holding: %s, fee: %s}
+`, pg, redis.URL(), sim.URL, bankToken, testAccounts.Collection, testAccounts.Lender, testAccounts.Holding, testAccounts.Fee)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, nil)
+	if err != nil {
+		t.Fatalf("load config: %v", err)
+	}
+	ctx := context.Background()
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	return &env{cfg: cfg, db: db, bank: banksim.NewClient(sim.URL, bankToken, nil), redis: redis}
+}
+
+func (e *env) startDaemon(t *testing.T) *daemon {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	d, err := newDaemon(context.Background(), e.cfg, logger)
+	if err != nil {
+		t.Fatalf("start daemon: %v", err)
+	}
+	if err := d.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.stop(context.Background()) })
+	return d
+}
+
+func (e *env) seeder(n int) *demo.Seeder {
+	return demo.NewSeeder(e.db, e.bank, demo.Options{
+		Provider: "sandbox", Currency: "KRW", Accounts: testAccounts, Customers: n, Prefix: "e2e-", Seed: 42,
+	})
+}
+
+func (e *env) waitSettled(t *testing.T, want map[string]int64) {
+	t.Helper()
+	testenv.Eventually(t, 3*time.Minute, func() (bool, string) {
+		got, err := e.db.StatusCounts(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		for s, n := range want {
+			if got[s] != n {
+				return false, fmt.Sprintf("settlements by status: %v, want %v", got, want)
+			}
+		}
+		return true, ""
+	})
+}
+
+// TestPaydaySettlesEndToEnd: 200 customers with varied obligations get
+// deposits of varied sizes at the sandbox bank; the poller finds them, the
+// workers run every step over real HTTP, Redis and PostgreSQL.
+func TestPaydaySettlesEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const n = 200
+	s := e.seeder(n)
+	customers, err := s.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deposits := map[string]int64{}
+	for i, c := range customers {
+		amount := s.Salary()
+		if i%10 == 0 {
+			amount = 30_000 // smaller than most debts: partial repayment, nothing paid out
+		}
+		deposits[c.Ref] = amount
+		if err := s.Pay(ctx, c, amount); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.startDaemon(t)
+	e.waitSettled(t, map[string]int64{"SETTLED": n})
+
+	if vs, err := e.db.Verify(ctx); err != nil || len(vs) > 0 {
+		t.Fatalf("verify: %v %v", vs, err)
+	}
+	rows, err := e.db.ListSettlements(ctx, store.SettlementFilter{Limit: n + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantTransfers int
+	var sums struct{ repay, hold, fee int64 }
+	byRef := map[string]demo.Customer{}
+	for _, c := range customers {
+		byRef[c.Ref] = c
+	}
+	for _, r := range rows {
+		c := byRef[r.CustomerRef]
+		plan, err := pipeline.BuildPlan(pipeline.Money{Amount: deposits[r.CustomerRef], Currency: "KRW"}, c.Obligations, pipeline.Policy{MinDeposit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Amount != plan.Deposit.Amount || r.Repay != plan.Repay || r.Hold != plan.Hold || r.Fee != plan.Fee || r.Payout != plan.Payout {
+			t.Errorf("settlement %d of %s = %+v, want plan %+v", r.ID, r.CustomerRef, r, plan)
+		}
+		if r.Payout != r.Amount-r.Repay-r.Hold-r.Fee {
+			t.Errorf("settlement %d: payout %d != deposit - repay - hold - fee", r.ID, r.Payout)
+		}
+		wantTransfers += len(plan.Legs) - 1 // every leg but NOTIFY is one transfer
+		sums.repay += r.Repay
+		sums.hold += r.Hold
+		sums.fee += r.Fee
+		checkBalance(t, e.bank, c.VA, 0)
+		checkBalance(t, e.bank, c.Payout, r.Payout)
+	}
+	if len(rows) != n {
+		t.Fatalf("%d settlements, want %d", len(rows), n)
+	}
+	checkBalance(t, e.bank, testAccounts.Collection, 0)
+	checkBalance(t, e.bank, testAccounts.Lender, sums.repay)
+	checkBalance(t, e.bank, testAccounts.Holding, sums.hold)
+	checkBalance(t, e.bank, testAccounts.Fee, sums.fee)
+	checkJournalMatches(t, ctx, e, wantTransfers)
+}
+
+func checkBalance(t *testing.T, bank *banksim.Client, id string, want int64) {
+	t.Helper()
+	a, err := bank.Account(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Balance != want {
+		t.Errorf("bank balance of %s = %d, want %d", id, a.Balance, want)
+	}
+}
+
+// checkJournalMatches: the bank applied exactly the transfers the engine
+// recorded as succeeded, each once, with the same accounts and amounts.
+func checkJournalMatches(t *testing.T, ctx context.Context, e *env, want int) {
+	t.Helper()
+	journal, err := e.bank.Journal(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, err := e.db.SucceededTransfers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(journal) != want || len(ours) != want {
+		t.Fatalf("bank journal has %d transfers, engine recorded %d, plan needs %d", len(journal), len(ours), want)
+	}
+	seen := map[string]banksim.JournalEntry{}
+	for _, j := range journal {
+		if _, dup := seen[j.IdempotencyKey]; dup {
+			t.Errorf("bank applied key %s twice", j.IdempotencyKey)
+		}
+		seen[j.IdempotencyKey] = j
+	}
+	for _, o := range ours {
+		j, ok := seen[o.Key]
+		if !ok || j.From != o.From || j.To != o.To || j.Amount != o.Amount {
+			t.Errorf("engine transfer %+v does not match bank journal %+v", o, j)
+		}
+	}
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+	"github.com/spf13/cobra"
+
+	"github.com/settle-dev/settle/internal/config"
+	"github.com/settle-dev/settle/jobs"
+	"github.com/settle-dev/settle/pipeline"
+	"github.com/settle-dev/settle/store"
+)
+
+func newServeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the daemon: balance poller, step workers, relay, sweep and HTTP (/healthz, /monitoring)",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return oneLine(err)
+			}
+			logger := newLogger(cfg.Log, os.Stderr)
+			d, err := newDaemon(cmd.Context(), cfg, logger)
+			if err != nil {
+				return err
+			}
+			if err := d.start(); err != nil {
+				d.stop(context.Background())
+				return err
+			}
+			logger.Info("settle is running", "http", "http://"+d.httpAddr(), "monitoring", "http://"+d.httpAddr()+"/monitoring/")
+			<-cmd.Context().Done()
+			logger.Info("shutting down: finishing running steps", "grace", cfg.Worker.ShutdownTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Worker.ShutdownTimeout+5*time.Second)
+			defer cancel()
+			d.stop(ctx)
+			return nil
+		},
+	}
+}
+
+// daemon is everything `settle serve` runs.
+type daemon struct {
+	cfg      *config.Config
+	logger   *slog.Logger
+	db       *store.DB
+	queue    *jobs.Queue
+	worker   *asynq.Server
+	mux      *asynq.ServeMux
+	sched    *jobs.Scheduler
+	monitor  *asynqmon.HTTPHandler
+	listener net.Listener
+	http     *http.Server
+}
+
+func newDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger) (d *daemon, err error) {
+	if err := checkListenAddr(cfg.HTTP.Addr); err != nil {
+		return nil, err
+	}
+	d = &daemon{cfg: cfg, logger: logger}
+	defer func() {
+		if err != nil {
+			d.stop(context.Background())
+		}
+	}()
+	if d.db, err = openCurrentDB(ctx, cfg); err != nil {
+		return nil, err
+	}
+	redis, err := redisOpt(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRedis(ctx, cfg, redis); err != nil {
+		return nil, err
+	}
+	banks, accounts, err := buildBanks(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// A step task may run for the bank timeout plus two short transactions.
+	d.queue = jobs.NewQueue(redis, cfg.Worker.BankTimeout+20*time.Second)
+	exec := pipeline.NewExecutor(d.db, banks, d.queue, executorConfig(cfg), logger)
+	d.worker, d.mux = jobs.NewWorker(redis, exec, jobs.WorkerConfig{
+		Concurrency: cfg.Worker.Concurrency, ShutdownTimeout: cfg.Worker.ShutdownTimeout,
+	}, logger)
+	if d.sched, err = d.newScheduler(banks, accounts, exec); err != nil {
+		return nil, err
+	}
+	d.monitor = asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: redis, ReadOnly: true})
+	if d.listener, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
+		return nil, fmt.Errorf("http.addr %s: %w: pick a free address", cfg.HTTP.Addr, err)
+	}
+	d.http = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}
+	return d, nil
+}
+
+func (d *daemon) newScheduler(banks pipeline.Banks, accounts map[string]pipeline.Accounts, exec *pipeline.Executor) (*jobs.Scheduler, error) {
+	poller := jobs.NewPoller(d.db, banks, d.queue, jobs.PollConfig{
+		BatchSize: d.cfg.Poll.BatchSize,
+		Policy:    pipeline.Policy{MinDeposit: d.cfg.Poll.MinDeposit},
+		Accounts:  accounts,
+	}, d.logger)
+	relay := jobs.NewRelay(d.db, d.queue, 10*time.Second, d.logger)
+	sweep := jobs.NewSweep(d.db, exec, d.logger)
+	return jobs.NewScheduler(d.db, []jobs.Job{
+		{Name: "poll", Schedule: d.cfg.Poll.Schedule, Run: func(ctx context.Context) (any, error) { return poller.RunOnce(ctx) }},
+		{Name: "relay", Schedule: d.cfg.Relay.Schedule, Run: func(ctx context.Context) (any, error) { return relay.RunOnce(ctx) }},
+		{Name: "sweep", Schedule: d.cfg.Sweep.Schedule, Run: func(ctx context.Context) (any, error) { return sweep.RunOnce(ctx) }},
+	}, d.logger)
+}
+
+func (d *daemon) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := d.db.SQL().PingContext(ctx); err != nil {
+			http.Error(w, "database not reachable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle(d.monitor.RootPath()+"/", d.monitor)
+	return mux
+}
+
+func (d *daemon) httpAddr() string { return d.listener.Addr().String() }
+
+func (d *daemon) start() error {
+	if err := d.worker.Start(d.mux); err != nil {
+		return fmt.Errorf("start workers: %w", err)
+	}
+	d.sched.Start()
+	go func() {
+		if err := d.http.Serve(d.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.logger.Error("http server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// stop stops taking work, lets running steps finish within the shutdown
+// timeout, and closes every connection. Safe on a half-built daemon.
+func (d *daemon) stop(ctx context.Context) {
+	if d.sched != nil {
+		d.sched.Stop()
+	}
+	if d.worker != nil {
+		d.worker.Stop()
+		d.worker.Shutdown()
+	}
+	if d.http != nil {
+		_ = d.http.Shutdown(ctx)
+	} else if d.listener != nil {
+		_ = d.listener.Close()
+	}
+	if d.monitor != nil {
+		_ = d.monitor.Close()
+	}
+	if d.queue != nil {
+		_ = d.queue.Close()
+	}
+	if d.db != nil {
+		_ = d.db.Close()
+	}
+}
+
+// checkListenAddr refuses to serve the unauthenticated dashboard beyond this
+// machine.
+func checkListenAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("http.addr %q: %w: use host:port such as 127.0.0.1:8080", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("http.addr %q is not a loopback address: the dashboard has no authentication in this version; bind it to 127.0.0.1 and reach it through an authenticating proxy", addr)
+	}
+	return nil
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/settle-dev/settle/pipeline"
+	"github.com/settle-dev/settle/store"
+)
+
+var settlementStatuses = []string{"RUNNING", "SETTLED", "FAILED", "CANCELLED", "COMPENSATED"}
+
+func newSettlementsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "settlements", Short: "List settlements or show one with its step timeline"}
+	var status string
+	var limit int
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List settlements, newest first",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			status = strings.ToUpper(status)
+			if status != "" && !contains(settlementStatuses, status) {
+				return &exitError{code: 2, err: fmt.Errorf("--status %q: use one of %s", status, strings.Join(settlementStatuses, ", "))}
+			}
+			if limit < 1 || limit > 100000 {
+				return &exitError{code: 2, err: fmt.Errorf("--limit %d: use 1..100000", limit)}
+			}
+			db, err := g.openForRead(cmd)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			rows, err := db.ListSettlements(cmd.Context(), store.SettlementFilter{Status: status, Limit: limit})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), rows)
+			}
+			return printSettlements(cmd.OutOrStdout(), rows)
+		},
+	}
+	list.Flags().StringVar(&status, "status", "", "only this status: "+strings.Join(settlementStatuses, ", "))
+	list.Flags().IntVar(&limit, "limit", 50, "at most this many rows")
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+
+	var showJSON bool
+	show := &cobra.Command{
+		Use:   "show SETTLEMENT_ID",
+		Short: "Show a settlement, its steps and every transfer attempt",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID("SETTLEMENT_ID", args[0])
+			if err != nil {
+				return err
+			}
+			db, err := g.openForRead(cmd)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			d, err := db.GetSettlement(cmd.Context(), id)
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("settlement %d does not exist: see 'settle settlements list'", id)
+			}
+			if err != nil {
+				return err
+			}
+			if showJSON {
+				return writeJSON(cmd.OutOrStdout(), maskDetail(d))
+			}
+			return printSettlement(cmd.OutOrStdout(), maskDetail(d))
+		},
+	}
+	show.Flags().BoolVar(&showJSON, "json", false, "print JSON")
+	cmd.AddCommand(list, show)
+	return cmd
+}
+
+func (g *globals) openForRead(cmd *cobra.Command) (*store.DB, error) {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, oneLine(err)
+	}
+	return openCurrentDB(cmd.Context(), cfg)
+}
+
+func parseID(name, s string) (int64, error) {
+	id, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, &exitError{code: 2, err: fmt.Errorf("%s %q is not a positive whole number", name, s)}
+	}
+	return id, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printSettlements(w io.Writer, rows []store.SettlementRow) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tCUSTOMER\tSTATUS\tDEPOSIT\tREPAY\tHOLD\tFEE\tPAYOUT\tCREATED\tREASON")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d %s\t%d\t%d\t%d\t%d\t%s\t%s\n", r.ID, r.CustomerRef, r.Status, r.Amount, r.Currency,
+			r.Repay, r.Hold, r.Fee, r.Payout, r.CreatedAt.Format("2006-01-02 15:04:05"), r.FailureReason)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(tw, "(no settlements)")
+	}
+	return tw.Flush()
+}
+
+// maskDetail hides account numbers but their last four characters.
+func maskDetail(d store.SettlementDetail) store.SettlementDetail {
+	for i := range d.Steps {
+		s := &d.Steps[i]
+		if s.From != "" {
+			s.From = pipeline.AccountNumber(s.From).Masked()
+		}
+		if s.To != "" {
+			s.To = pipeline.AccountNumber(s.To).Masked()
+		}
+	}
+	return d
+}
+
+func printSettlement(w io.Writer, d store.SettlementDetail) error {
+	fmt.Fprintf(w, "Settlement %d  customer %s (id %d)  provider %s  %s\n", d.ID, d.CustomerRef, d.CustomerID, d.Provider, d.Status)
+	fmt.Fprintf(w, "Deposit %d %s = repay %d + hold %d + fee %d + payout %d\n", d.Amount, d.Currency, d.Repay, d.Hold, d.Fee, d.Payout)
+	fmt.Fprintf(w, "Created %s", d.CreatedAt.Format("2006-01-02 15:04:05"))
+	if d.FinishedAt != nil {
+		fmt.Fprintf(w, ", finished %s (%s)", d.FinishedAt.Format("2006-01-02 15:04:05"), d.FinishedAt.Sub(d.CreatedAt).Round(1e6))
+	}
+	fmt.Fprintln(w)
+	if d.FailureReason != "" {
+		fmt.Fprintf(w, "Failure: %s\n", d.FailureReason)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tSTEP\tKIND\tAMOUNT\tFROM\tTO\tSTATUS\tATTEMPTS\tLAST ERROR")
+	for _, s := range d.Steps {
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n", s.Seq, s.ID, s.Kind, s.Amount, s.From, s.To, s.Status, s.Attempts, s.LastError)
+		for _, a := range s.Transfers {
+			answer := strings.TrimSpace(a.BankRef + " " + a.BankCode + " " + a.BankMessage)
+			fmt.Fprintf(tw, "\t\t  attempt %d\t%s\t%s\t\t%s\t\t%s\n", a.Attempt, a.Key, a.CreatedAt.Format("15:04:05.000"), a.Status, answer)
+		}
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/settle-dev/settle/bank"
+	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/internal/config"
+	"github.com/settle-dev/settle/jobs"
+	"github.com/settle-dev/settle/pipeline"
+	"github.com/settle-dev/settle/store"
+)
+
+func (g *globals) loadConfig() (*config.Config, error) {
+	return config.Load(g.configPath, os.Environ())
+}
+
+func newLogger(cfg config.LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func openDB(ctx context.Context, cfg *config.Config) (*store.DB, error) {
+	db, err := store.Open(ctx, cfg.Database.URL.Reveal(), store.Options{
+		MaxOpenConns: cfg.Database.MaxOpenConns, MaxIdleConns: cfg.Database.MaxIdleConns,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", config.RedactURL(cfg.Database.URL.Reveal()), err)
+	}
+	return db, nil
+}
+
+// openCurrentDB opens the database and refuses a schema older than the binary.
+func openCurrentDB(ctx context.Context, cfg *config.Config) (*store.DB, error) {
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	ok, have, want, err := db.SchemaCurrent(ctx)
+	if err != nil || !ok {
+		db.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read schema version: %w (run 'settle migrate up')", err)
+		}
+		return nil, fmt.Errorf("database schema is at version %d, this binary needs %d: run 'settle migrate up'", have, want)
+	}
+	return db, nil
+}
+
+func redisOpt(cfg *config.Config) (asynq.RedisConnOpt, error) {
+	opt, err := jobs.ParseRedisURL(cfg.Redis.URL.Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("redis.url %s: %w", config.RedactURL(cfg.Redis.URL.Reveal()), err)
+	}
+	return opt, nil
+}
+
+func checkRedis(ctx context.Context, cfg *config.Config, opt asynq.RedisConnOpt) error {
+	if err := jobs.CheckRedis(ctx, opt, cfg.Redis.CheckNoEviction); err != nil {
+		return fmt.Errorf("redis %s: %w", config.RedactURL(cfg.Redis.URL.Reveal()), err)
+	}
+	return nil
+}
+
+// buildBanks builds an adapter per configured provider and the engine's
+// accounts at each.
+func buildBanks(cfg *config.Config) (*bank.Router, map[string]pipeline.Accounts, error) {
+	banks := map[string]pipeline.Bank{}
+	accounts := map[string]pipeline.Accounts{}
+	for _, p := range cfg.Providers {
+		switch p.Dialect {
+		case "rest":
+			c, err := rest.New(rest.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), Timeout: p.Timeout})
+			if err != nil {
+				return nil, nil, fmt.Errorf("provider %s: %w", p.Name, err)
+			}
+			banks[p.Name] = c
+		default:
+			return nil, nil, fmt.Errorf("provider %s: dialect %q is not supported by this build (supported: rest)", p.Name, p.Dialect)
+		}
+		a := p.Accounts
+		accounts[p.Name] = pipeline.Accounts{Collection: a.Collection, Lender: a.Lender, Holding: a.Holding, Fee: a.Fee}
+	}
+	return bank.NewRouter(banks), accounts, nil
+}
+
+func executorConfig(cfg *config.Config) pipeline.ExecutorConfig {
+	w := cfg.Worker
+	return pipeline.ExecutorConfig{
+		Lease: w.Lease, BankTimeout: w.BankTimeout, MaxAttempts: w.MaxAttempts,
+		RetryBase: w.RetryBase, RetryMax: w.RetryMax,
+	}
+}
+
+// oneLine keeps multi-line errors (config problems) readable after "settle:".
+func oneLine(err error) error {
+	if err == nil || !strings.Contains(err.Error(), "\n") {
+		return err
+	}
+	return fmt.Errorf("%d problems:\n  %s", strings.Count(err.Error(), "\n")+1, strings.ReplaceAll(err.Error(), "\n", "\n  "))
+}

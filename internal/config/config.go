@@ -1,0 +1,211 @@
+// Package config is the configuration of the settle daemon: what it connects
+// to, how fast it polls and works, and which bank providers it talks to.
+//
+// Load reads a YAML file with koanf, applies environment overrides, fills in
+// defaults and validates the result. Every problem is reported at once, one
+// per line, naming the key and what is allowed. Unknown keys are refused, so a
+// typo never silently falls back to a default.
+//
+// # Environment overrides
+//
+// Every scalar key can be overridden by SETTLE_ followed by its path upper
+// cased with dots as underscores: SETTLE_DATABASE_URL sets database.url,
+// SETTLE_POLL_BATCH_SIZE sets poll.batch_size, SETTLE_WORKER_LEASE sets
+// worker.lease. A provider's token and base URL are overridden by
+// SETTLE_PROVIDERS_<NAME>_TOKEN and SETTLE_PROVIDERS_<NAME>_BASE_URL, where
+// NAME is the provider's name upper cased with '-' written as '_'; a token set
+// this way replaces the provider's token_file. An empty value counts as unset.
+//
+// Any other SETTLE_ variable is refused, so that a misspelt override is not
+// ignored, except the variables used by tooling rather than by the daemon:
+// SETTLE_BANKSIM_TOKEN, SETTLE_CONFIG, and every name starting SETTLE_TEST_ or
+// SETTLE_DEV_ (see nonConfigEnv).
+//
+// # Secrets
+//
+// Passwords and tokens are held as Secret, which prints, logs and marshals as
+// "[redacted]". URLs that may carry a password are shown through RedactURL.
+// No error returned by this package contains a secret.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"time"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+)
+
+// Config is the daemon's whole configuration. Each field's comment gives its
+// key, and the Default values are those of defaults.
+type Config struct {
+	Database        DatabaseConfig   `koanf:"database"`
+	Redis           RedisConfig      `koanf:"redis"`
+	HTTP            HTTPConfig       `koanf:"http"`
+	Log             LogConfig        `koanf:"log"`
+	Currency        string           `koanf:"currency"` // ISO 4217 code; default "KRW"
+	Poll            PollConfig       `koanf:"poll"`
+	Worker          WorkerConfig     `koanf:"worker"`
+	Relay           RelayConfig      `koanf:"relay"`
+	Sweep           SweepConfig      `koanf:"sweep"`
+	Providers       []ProviderConfig `koanf:"providers"`        // at least one
+	DefaultProvider string           `koanf:"default_provider"` // default: the first provider
+}
+
+// DatabaseConfig is the PostgreSQL connection.
+type DatabaseConfig struct {
+	URL          Secret `koanf:"url" redact:"url"` // postgres://user:password@host:port/db; required
+	MaxOpenConns int    `koanf:"max_open_conns"`   // 1..1000; default 20
+	MaxIdleConns int    `koanf:"max_idle_conns"`   // 0..max_open_conns; default max_open_conns
+}
+
+// RedisConfig is the Redis connection used by the queue.
+type RedisConfig struct {
+	URL             Secret `koanf:"url" redact:"url"` // redis://[:password@]host:port/db or rediss://; required
+	CheckNoEviction bool   `koanf:"check_noeviction"` // refuse to start unless maxmemory-policy is noeviction; default true
+}
+
+// HTTPConfig is the operator HTTP server (monitoring, metrics, health).
+type HTTPConfig struct {
+	Addr string `koanf:"addr"` // host:port; default "127.0.0.1:8080"
+}
+
+// LogConfig is the daemon's logging.
+type LogConfig struct {
+	Level  string `koanf:"level"`  // debug, info, warn or error; default "info"
+	Format string `koanf:"format"` // text or json; default "json"
+}
+
+// PollConfig is the balance poll job.
+type PollConfig struct {
+	Schedule   string `koanf:"schedule"`    // cron spec; default "@every 1m"
+	BatchSize  int    `koanf:"batch_size"`  // VAs per bank balance call, 1..100; default 100
+	MinDeposit int64  `koanf:"min_deposit"` // smallest balance, in minor units, that starts a settlement; default 1
+}
+
+// WorkerConfig is the step workers.
+type WorkerConfig struct {
+	Concurrency     int           `koanf:"concurrency"`      // steps run at once per process, 1..1000; default 20
+	Lease           time.Duration `koanf:"lease"`            // how long a claimed step is owned; default 30s
+	BankTimeout     time.Duration `koanf:"bank_timeout"`     // deadline of one bank call, < lease; default 10s
+	MaxAttempts     int           `koanf:"max_attempts"`     // attempts before a step is DEAD, 1..100; default 5
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"` // wait for running steps on stop, > bank_timeout; default 15s
+	RetryBase       time.Duration `koanf:"retry_base"`       // first retry backoff; default 1s
+	RetryMax        time.Duration `koanf:"retry_max"`        // largest retry backoff, >= retry_base; default 5m
+}
+
+// RelayConfig is the READY relay job (the outbox).
+type RelayConfig struct {
+	Schedule string `koanf:"schedule"` // cron spec; default "@every 30s"
+}
+
+// SweepConfig is the reprocess sweep job.
+type SweepConfig struct {
+	Schedule string `koanf:"schedule"` // cron spec; default "@every 3m"
+}
+
+// ProviderConfig is one bank provider the router can send a customer to.
+type ProviderConfig struct {
+	Name      string         `koanf:"name"`       // [a-z0-9_-]{1,32}, unique
+	Dialect   string         `koanf:"dialect"`    // bank API dialect; see dialects
+	BaseURL   string         `koanf:"base_url"`   // absolute http(s) URL
+	Token     Secret         `koanf:"token"`      // API token; or token_file
+	TokenFile string         `koanf:"token_file"` // file holding the token, read at load; relative to the config file
+	Timeout   time.Duration  `koanf:"timeout"`    // HTTP timeout of one call, < worker.lease; default worker.bank_timeout
+	Accounts  AccountsConfig `koanf:"accounts"`
+}
+
+// AccountsConfig names the settle-owned accounts at a provider that the legs
+// of a settlement move money to. All are required.
+type AccountsConfig struct {
+	Collection string `koanf:"collection"` // where SWEEP moves a VA's balance
+	Lender     string `koanf:"lender"`     // where REPAY pays the lender
+	Holding    string `koanf:"holding"`    // where HOLD keeps withheld money
+	Fee        string `koanf:"fee"`        // where FEE takes the fee
+}
+
+// dialect is a bank API dialect a provider may name.
+type dialect struct {
+	name      string
+	supported bool // false: known by name, not spoken by this build yet
+}
+
+// dialects lists every dialect a provider may name, in the order messages show
+// them. Adding a dialect, or enabling one, is changing this list.
+var dialects = []dialect{
+	{name: "rest", supported: true},
+	{name: "openbanking", supported: false},
+}
+
+var providerName = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
+
+// defaults returns the configuration used for every key that is not set.
+// Keys whose default depends on another key are filled in by fillDerived.
+func defaults() Config {
+	return Config{
+		Database: DatabaseConfig{MaxOpenConns: 20},
+		Redis:    RedisConfig{CheckNoEviction: true},
+		HTTP:     HTTPConfig{Addr: "127.0.0.1:8080"},
+		Log:      LogConfig{Level: "info", Format: "json"},
+		Currency: "KRW",
+		Poll:     PollConfig{Schedule: "@every 1m", BatchSize: 100, MinDeposit: 1},
+		Worker: WorkerConfig{
+			Concurrency:     20,
+			Lease:           30 * time.Second,
+			BankTimeout:     10 * time.Second,
+			MaxAttempts:     5,
+			ShutdownTimeout: 15 * time.Second,
+			RetryBase:       time.Second,
+			RetryMax:        5 * time.Minute,
+		},
+		Relay: RelayConfig{Schedule: "@every 30s"},
+		Sweep: SweepConfig{Schedule: "@every 3m"},
+	}
+}
+
+// Load reads the YAML file at path (none if path is ""), applies the SETTLE_
+// overrides found in environ (as from os.Environ), fills in defaults, reads
+// token files and validates. It returns every problem found, one per line.
+func Load(path string, environ []string) (*Config, error) {
+	k := koanf.New(".")
+	if path != "" {
+		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return nil, fmt.Errorf("config: read %s: %s", path, cleanYAMLError(err))
+		}
+	}
+	origin := make(map[string]string)
+	errs := applyEnv(k, environ, origin)
+
+	cfg := defaults()
+	d := decoder{file: path, origin: origin, set: make(map[string]bool)}
+	d.decodeStruct(k.Raw(), "", reflect.ValueOf(&cfg).Elem())
+	errs = append(errs, d.errs...)
+	cfg.fillDerived(d.set)
+	errs = append(errs, cfg.readTokenFiles(filepath.Dir(path))...)
+	errs = append(errs, cfg.validate()...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &cfg, nil
+}
+
+// fillDerived sets the defaults that depend on other keys, for the keys in
+// set that were not given.
+func (c *Config) fillDerived(set map[string]bool) {
+	if !set["database.max_idle_conns"] {
+		c.Database.MaxIdleConns = c.Database.MaxOpenConns
+	}
+	for i := range c.Providers {
+		if !set[fmt.Sprintf("providers[%d].timeout", i)] {
+			c.Providers[i].Timeout = c.Worker.BankTimeout
+		}
+	}
+	if c.DefaultProvider == "" && len(c.Providers) > 0 {
+		c.DefaultProvider = c.Providers[0].Name
+	}
+}

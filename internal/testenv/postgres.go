@@ -1,0 +1,154 @@
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// DatabaseURLEnv names the variable that points at the PostgreSQL server for tests.
+const DatabaseURLEnv = "SETTLE_DATABASE_URL"
+
+// dbPrefix starts the name of every database PostgresURL creates.
+const dbPrefix = "settle_t_"
+
+// PostgresURL creates a new, empty database named settle_t_<random hex> on the
+// server of SETTLE_DATABASE_URL and returns a URL (or connection string, in the
+// form SETTLE_DATABASE_URL has) for it. The database is dropped when the test
+// and its subtests end, after its remaining connections are terminated.
+// Without SETTLE_DATABASE_URL the test fails, saying how to get one.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	admin := os.Getenv(DatabaseURLEnv)
+	if admin == "" {
+		t.Fatalf("%s is not set: run the tests with `make test`, or first "+
+			`eval "$(scripts/devenv.sh up test)"`, DatabaseURLEnv)
+	}
+	name, err := randomName()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	dbURL, err := withDatabase(admin, name)
+	if err != nil {
+		t.Fatalf("testenv: %s: %v", DatabaseURLEnv, err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := sql.Open("postgres", admin)
+	if err != nil {
+		t.Fatalf("testenv: %s: %v", DatabaseURLEnv, err)
+	}
+	defer db.Close()
+	// CREATE DATABASE fails while someone else uses the template database; retry.
+	for attempt := 1; ; attempt++ {
+		_, err = db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name))
+		if err == nil || attempt == 10 || !isObjectInUse(err) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("testenv: create database %s on %s: %v (is the server up? try `make test` "+
+			`or eval "$(scripts/devenv.sh up test)")`, name, redactURL(admin), err)
+	}
+	t.Cleanup(func() {
+		if err := dropDatabase(admin, name); err != nil {
+			t.Errorf("testenv: drop database %s: %v", name, err)
+		}
+	})
+	return dbURL
+}
+
+func randomName() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return dbPrefix + hex.EncodeToString(b[:]), nil
+}
+
+// withDatabase returns the connection string admin with its database replaced by name.
+func withDatabase(admin, name string) (string, error) {
+	if strings.HasPrefix(admin, "postgres://") || strings.HasPrefix(admin, "postgresql://") {
+		u, err := url.Parse(admin)
+		if err != nil {
+			return "", fmt.Errorf("not a URL: %w", err)
+		}
+		u.Path = "/" + name
+		u.RawPath = ""
+		q := u.Query()
+		if q.Has("dbname") {
+			q.Set("dbname", name)
+			u.RawQuery = q.Encode()
+		}
+		return u.String(), nil
+	}
+	// key=value form: a later dbname wins.
+	return admin + " dbname=" + name, nil
+}
+
+func dropDatabase(admin, name string) error {
+	if !strings.HasPrefix(name, dbPrefix) {
+		return fmt.Errorf("refusing to drop %q: not created by testenv", name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := sql.Open("postgres", admin)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var version int
+	if err := db.QueryRowContext(ctx, "SHOW server_version_num").Scan(&version); err != nil {
+		return err
+	}
+	drop := "DROP DATABASE IF EXISTS " + pq.QuoteIdentifier(name)
+	if version >= 130000 {
+		drop += " WITH (FORCE)"
+	}
+	for attempt := 1; ; attempt++ {
+		_, err = db.ExecContext(ctx,
+			"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+			name)
+		if err == nil {
+			_, err = db.ExecContext(ctx, drop)
+		}
+		if err == nil || attempt == 20 || !isObjectInUse(err) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// isObjectInUse reports PostgreSQL's object_in_use (55006), e.g. "being accessed by other users".
+func isObjectInUse(err error) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code == "55006"
+}
+
+// redactURL hides the password of a URL for messages.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		if i := strings.Index(s, "password="); i >= 0 {
+			j := strings.IndexAny(s[i:], " &")
+			if j < 0 {
+				return s[:i] + "password=***"
+			}
+			return s[:i] + "password=***" + s[i+j:]
+		}
+		return s
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,102 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/settle-dev/settle/pipeline"
+)
+
+// Queue names and task types.
+const (
+	// QueueSteps carries step tasks.
+	QueueSteps = "steps"
+	// TypeStep is the task type whose payload is a step ID in decimal.
+	TypeStep = "step:run"
+)
+
+// StepTaskID is the Asynq task ID of a step: the same step is queued at most
+// once at a time.
+func StepTaskID(stepID int64) string { return "step:" + strconv.FormatInt(stepID, 10) }
+
+// Queue enqueues step tasks into Asynq. It implements pipeline.Queue.
+type Queue struct {
+	client    *asynq.Client
+	inspector *asynq.Inspector
+	timeout   time.Duration
+}
+
+var _ pipeline.Queue = (*Queue)(nil)
+
+// NewQueue returns a queue over Redis. taskTimeout bounds one step's handler
+// and must exceed the bank timeout.
+func NewQueue(redis asynq.RedisConnOpt, taskTimeout time.Duration) *Queue {
+	return &Queue{client: asynq.NewClient(redis), inspector: asynq.NewInspector(redis), timeout: taskTimeout}
+}
+
+// Close releases the Redis connections.
+func (q *Queue) Close() error {
+	return errors.Join(q.client.Close(), q.inspector.Close())
+}
+
+// EnqueueStep implements pipeline.Queue: a step already queued, scheduled or
+// running is left as it is.
+func (q *Queue) EnqueueStep(ctx context.Context, stepID int64) error {
+	_, err := q.client.EnqueueContext(ctx, q.task(stepID))
+	if err == nil || errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	return fmt.Errorf("enqueue step %d: %w", stepID, err)
+}
+
+// Requeue enqueues a step the database says is READY but that may be missing
+// from the queue. An archived task with the step's ID (Asynq gave up on it)
+// is deleted first, since the database, not Asynq, decides when a step is
+// finished. It reports whether a task was enqueued.
+func (q *Queue) Requeue(ctx context.Context, stepID int64) (bool, error) {
+	_, err := q.client.EnqueueContext(ctx, q.task(stepID))
+	if !errors.Is(err, asynq.ErrTaskIDConflict) {
+		if err != nil {
+			return false, fmt.Errorf("requeue step %d: %w", stepID, err)
+		}
+		return true, nil
+	}
+	info, ierr := q.inspector.GetTaskInfo(QueueSteps, StepTaskID(stepID))
+	if ierr != nil || info.State != asynq.TaskStateArchived {
+		return false, nil // queued or running already (or gone meanwhile: next relay)
+	}
+	if err := q.inspector.DeleteTask(QueueSteps, StepTaskID(stepID)); err != nil {
+		return false, fmt.Errorf("requeue step %d: delete archived task: %w", stepID, err)
+	}
+	if _, err := q.client.EnqueueContext(ctx, q.task(stepID)); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return false, fmt.Errorf("requeue step %d: %w", stepID, err)
+	}
+	return true, nil
+}
+
+func (q *Queue) task(stepID int64) *asynq.Task {
+	return asynq.NewTask(TypeStep, []byte(strconv.FormatInt(stepID, 10)),
+		asynq.TaskID(StepTaskID(stepID)), asynq.Queue(QueueSteps),
+		asynq.MaxRetry(25), asynq.Timeout(q.timeout))
+}
+
+// ParseStepPayload reads a step task's payload.
+func ParseStepPayload(b []byte) (int64, error) {
+	id, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("step task payload %q is not a step ID: %w", truncate(b, 32), asynq.SkipRetry)
+	}
+	return id, nil
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}

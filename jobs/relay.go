@@ -1,0 +1,97 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/settle-dev/settle/pipeline"
+	"github.com/settle-dev/settle/store"
+)
+
+// Relay is the READY relay (the outbox): it enqueues READY steps again that
+// may be missing from the queue because an enqueue failed after commit or
+// Redis lost its data.
+type Relay struct {
+	db     *store.DB
+	queue  *Queue
+	minAge time.Duration
+	batch  int
+	logger *slog.Logger
+}
+
+// NewRelay returns a relay that considers steps READY for at least minAge.
+func NewRelay(db *store.DB, queue *Queue, minAge time.Duration, logger *slog.Logger) *Relay {
+	return &Relay{db: db, queue: queue, minAge: minAge, batch: 1000, logger: logger}
+}
+
+// RelayResult reports one relay run.
+type RelayResult struct {
+	Seen, Enqueued int
+}
+
+// RunOnce enqueues every due READY step not already queued.
+func (r *Relay) RunOnce(ctx context.Context) (RelayResult, error) {
+	var res RelayResult
+	ids, err := r.db.DueReadySteps(ctx, r.minAge, r.batch)
+	if err != nil {
+		return res, err
+	}
+	for _, id := range ids {
+		res.Seen++
+		ok, err := r.queue.Requeue(ctx, id)
+		if err != nil {
+			return res, err
+		}
+		if ok {
+			res.Enqueued++
+		}
+	}
+	if res.Enqueued > 0 {
+		r.logger.InfoContext(ctx, "relay enqueued READY steps missing from the queue", "count", res.Enqueued)
+	}
+	return res, nil
+}
+
+// Sweep resolves steps whose lease expired (a worker died, or the bank's
+// answer was unknown) by asking the bank for the attempt's status.
+type Sweep struct {
+	db     *store.DB
+	exec   *pipeline.Executor
+	batch  int
+	logger *slog.Logger
+}
+
+// NewSweep returns a sweep.
+func NewSweep(db *store.DB, exec *pipeline.Executor, logger *slog.Logger) *Sweep {
+	return &Sweep{db: db, exec: exec, batch: 1000, logger: logger}
+}
+
+// SweepResult reports one sweep run.
+type SweepResult struct {
+	Expired, Failed int
+}
+
+// RunOnce resolves every step whose lease has expired.
+func (s *Sweep) RunOnce(ctx context.Context) (SweepResult, error) {
+	var res SweepResult
+	ids, err := s.db.ExpiredSteps(ctx, s.batch)
+	if err != nil {
+		return res, err
+	}
+	for _, id := range ids {
+		res.Expired++
+		if err := s.exec.Resolve(ctx, id); err != nil {
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+			var later *pipeline.RetryLaterError
+			if !errors.As(err, &later) {
+				res.Failed++
+				s.logger.WarnContext(ctx, "sweep could not resolve step", "step", id, "err", err)
+			}
+		}
+	}
+	return res, nil
+}

@@ -1,0 +1,83 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/settle-dev/settle/pipeline"
+)
+
+// WorkerConfig tunes the worker server.
+type WorkerConfig struct {
+	Concurrency int
+	// ShutdownTimeout is how long running steps get to finish on shutdown;
+	// it must exceed the bank timeout so that no bank call is cut short by
+	// a shutdown in normal operation.
+	ShutdownTimeout time.Duration
+}
+
+// NewWorker returns an Asynq server that runs step tasks through the
+// executor. Start it with Start and stop it with Shutdown.
+func NewWorker(redis asynq.RedisConnOpt, exec *pipeline.Executor, cfg WorkerConfig, logger *slog.Logger) (*asynq.Server, *asynq.ServeMux) {
+	srv := asynq.NewServer(redis, asynq.Config{
+		Concurrency:     cfg.Concurrency,
+		Queues:          map[string]int{QueueSteps: 1},
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		RetryDelayFunc:  retryDelay,
+		IsFailure:       isFailure,
+		Logger:          asynqLogger{logger},
+		LogLevel:        asynq.WarnLevel,
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			if isFailure(err) {
+				logger.ErrorContext(ctx, "step task failed", "task", t.Type(), "err", err)
+			}
+		}),
+	})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(TypeStep, func(ctx context.Context, t *asynq.Task) error {
+		id, err := ParseStepPayload(t.Payload())
+		if err != nil {
+			return err
+		}
+		return exec.Run(ctx, id)
+	})
+	return srv, mux
+}
+
+// retryDelay honours the delay a step asked for and falls back to Asynq's.
+func retryDelay(n int, err error, t *asynq.Task) time.Duration {
+	var later *pipeline.RetryLaterError
+	if errors.As(err, &later) {
+		return max(later.After, 10*time.Millisecond)
+	}
+	return asynq.DefaultRetryDelayFunc(n, err, t)
+}
+
+// isFailure: a step waiting for its turn or its backoff is not a failure.
+func isFailure(err error) bool {
+	var later *pipeline.RetryLaterError
+	return !errors.As(err, &later)
+}
+
+// asynqLogger routes Asynq's own log lines to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(sprint(args), "component", "asynq") }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(sprint(args), "component", "asynq") }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(sprint(args), "component", "asynq") }
+func (a asynqLogger) Error(args ...any) { a.l.Error(sprint(args), "component", "asynq") }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(sprint(args), "component", "asynq") }
+
+func sprint(args []any) string {
+	if len(args) == 1 {
+		if s, ok := args[0].(string); ok {
+			return s
+		}
+	}
+	return fmt.Sprint(args...)
+}

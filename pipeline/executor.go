@@ -1,0 +1,241 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// ExecutorConfig tunes the executor. Zero fields take the documented default.
+type ExecutorConfig struct {
+	// Lease is how long a claim owns its step (default 30s). It must be longer
+	// than BankTimeout so a live worker always records before its lease ends.
+	Lease time.Duration
+	// BankTimeout bounds one bank call (default 10s).
+	BankTimeout time.Duration
+	// MaxAttempts is how many claims a step gets before it dies (default 5).
+	MaxAttempts int
+	// RetryBase and RetryMax bound the exponential backoff after a transient
+	// error (defaults 1s and 5m).
+	RetryBase, RetryMax time.Duration
+	// UnknownWait is how long an unknown outcome waits before the sweep asks
+	// the bank again (default Lease).
+	UnknownWait time.Duration
+}
+
+func (c ExecutorConfig) withDefaults() ExecutorConfig {
+	c.Lease = cmpOr(c.Lease, 30*time.Second)
+	c.BankTimeout = cmpOr(c.BankTimeout, 10*time.Second)
+	c.MaxAttempts = cmpOr(c.MaxAttempts, 5)
+	c.RetryBase = cmpOr(c.RetryBase, time.Second)
+	c.RetryMax = cmpOr(c.RetryMax, 5*time.Minute)
+	c.UnknownWait = cmpOr(c.UnknownWait, c.Lease)
+	return c
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Executor runs one step at a time: claim, call the bank with no transaction
+// open, record. Every method is safe to call twice for the same step, at the
+// same time, from different processes.
+type Executor struct {
+	store  StepStore
+	banks  Banks
+	queue  Queue
+	cfg    ExecutorConfig
+	logger *slog.Logger
+}
+
+// NewExecutor returns an executor over the given ports.
+func NewExecutor(store StepStore, banks Banks, queue Queue, cfg ExecutorConfig, logger *slog.Logger) *Executor {
+	return &Executor{store: store, banks: banks, queue: queue, cfg: cfg.withDefaults(), logger: logger}
+}
+
+// RetryLaterError asks the caller to deliver the step again after a delay;
+// it is not a failure.
+type RetryLaterError struct {
+	After  time.Duration
+	Reason string
+}
+
+func (e *RetryLaterError) Error() string {
+	return fmt.Sprintf("step retries in %s: %s", e.After, e.Reason)
+}
+
+// Run executes the step if it is READY and due. A duplicate or late delivery
+// returns nil; a step waiting for its backoff returns *RetryLaterError.
+func (e *Executor) Run(ctx context.Context, stepID int64) error {
+	c, err := e.store.ClaimStep(ctx, stepID, e.cfg.Lease)
+	var notDue *NotDueError
+	switch {
+	case errors.Is(err, ErrNotClaimable):
+		return nil
+	case errors.As(err, &notDue):
+		return &RetryLaterError{After: time.Until(notDue.At), Reason: "backoff"}
+	case err != nil:
+		return fmt.Errorf("claim step %d: %w", stepID, err)
+	}
+	if !c.Kind.MovesMoney() {
+		return e.complete(ctx, c, Receipt{State: TransferSucceeded})
+	}
+	bank, err := e.banks.Bank(c.Provider)
+	if err != nil {
+		return e.record(ctx, c, Receipt{}, fmt.Errorf("%w: %v", ErrUnavailable, err))
+	}
+	callCtx, cancel := context.WithTimeout(ctx, e.cfg.BankTimeout)
+	defer cancel()
+	r, err := bank.Transfer(callCtx, c.Request())
+	return e.record(ctx, c, r, err)
+}
+
+// Resolve takes over a step whose lease expired and settles its outcome by
+// asking the bank for the attempt's status: it never sends the transfer
+// again blindly. It returns nil when the step needs no resolving.
+func (e *Executor) Resolve(ctx context.Context, stepID int64) error {
+	c, err := e.store.ReclaimExpired(ctx, stepID, e.cfg.Lease)
+	if errors.Is(err, ErrNotClaimable) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reclaim step %d: %w", stepID, err)
+	}
+	if !c.Kind.MovesMoney() {
+		return e.complete(ctx, c, Receipt{State: TransferSucceeded})
+	}
+	bank, err := e.banks.Bank(c.Provider)
+	if err != nil {
+		return e.unknown(ctx, c, fmt.Sprintf("provider %s: %v", c.Provider, err))
+	}
+	callCtx, cancel := context.WithTimeout(ctx, e.cfg.BankTimeout)
+	defer cancel()
+	r, err := bank.TransferStatus(callCtx, c.Request())
+	switch Classify(r, err) {
+	case ClassAbsent:
+		return e.absent(ctx, c)
+	case ClassTransient:
+		return e.unknown(ctx, c, "status check: "+err.Error())
+	default:
+		return e.record(ctx, c, r, err)
+	}
+}
+
+// record turns a bank answer into the step's next state.
+func (e *Executor) record(ctx context.Context, c Claim, r Receipt, callErr error) error {
+	class := Classify(r, callErr)
+	e.logger.DebugContext(ctx, "bank answered", "step", c.StepID, "kind", c.Kind, "attempt", c.Transfer.No, "class", class.String())
+	switch class {
+	case ClassSuccess:
+		return e.complete(ctx, c, r)
+	case ClassRefused:
+		var refused *RefusedError
+		errors.As(callErr, &refused)
+		return e.fail(ctx, c, Failure{Refused: refused, Reason: refused.Error()})
+	case ClassTransient:
+		return e.retry(ctx, c, callErr)
+	case ClassKeyConflict:
+		return e.fail(ctx, c, Failure{Dead: true, Reason: "halted: " + callErr.Error()})
+	default: // unknown, or absent from a transfer call (a bank bug): ask later
+		reason := "bank answered " + string(r.State)
+		if callErr != nil {
+			reason = callErr.Error()
+		}
+		return e.unknown(ctx, c, reason)
+	}
+}
+
+func (e *Executor) complete(ctx context.Context, c Claim, r Receipt) error {
+	next, err := e.store.Complete(ctx, c, r)
+	if errors.Is(err, ErrLeaseLost) {
+		e.logger.WarnContext(ctx, "result not recorded: lease lost to another owner", "step", c.StepID)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("record step %d: %w", c.StepID, err)
+	}
+	if next == 0 {
+		return nil
+	}
+	// The next step is READY in the database already; if this enqueue is
+	// lost, the READY relay enqueues it again.
+	if err := e.queue.EnqueueStep(ctx, next); err != nil {
+		e.logger.WarnContext(ctx, "enqueue next step failed; the relay will retry", "step", next, "err", err)
+	}
+	return nil
+}
+
+func (e *Executor) retry(ctx context.Context, c Claim, callErr error) error {
+	if c.Attempts >= e.cfg.MaxAttempts {
+		return e.fail(ctx, c, Failure{Dead: true,
+			Reason: fmt.Sprintf("out of attempts (%d): %v", c.Attempts, callErr)})
+	}
+	after := max(Backoff(c.Attempts, e.cfg.RetryBase, e.cfg.RetryMax), RetryAfter(callErr))
+	if err := e.store.Retry(ctx, c, after, callErr.Error()); err != nil {
+		return e.recordErr(c, err)
+	}
+	return &RetryLaterError{After: after, Reason: callErr.Error()}
+}
+
+func (e *Executor) unknown(ctx context.Context, c Claim, reason string) error {
+	e.logger.WarnContext(ctx, "transfer outcome unknown; the sweep will ask the bank", "step", c.StepID, "attempt", c.Transfer.No, "reason", reason)
+	return e.recordErr(c, e.store.Unknown(ctx, c, e.cfg.UnknownWait, reason))
+}
+
+func (e *Executor) absent(ctx context.Context, c Claim) error {
+	if err := e.store.Absent(ctx, c); err != nil {
+		return e.recordErr(c, err)
+	}
+	if err := e.queue.EnqueueStep(ctx, c.StepID); err != nil {
+		e.logger.WarnContext(ctx, "enqueue step failed; the relay will retry", "step", c.StepID, "err", err)
+	}
+	return nil
+}
+
+func (e *Executor) fail(ctx context.Context, c Claim, f Failure) error {
+	f.Alert = FailureAlert(c, f)
+	e.logger.ErrorContext(ctx, "settlement failed", "settlement", c.SettlementID, "step", c.StepID, "kind", c.Kind, "reason", f.Reason)
+	return e.recordErr(c, e.store.Fail(ctx, c, f))
+}
+
+// recordErr treats a lost lease as done (the new owner records) and wraps
+// anything else.
+func (e *Executor) recordErr(c Claim, err error) error {
+	if err == nil || errors.Is(err, ErrLeaseLost) {
+		return nil
+	}
+	return fmt.Errorf("record step %d: %w", c.StepID, err)
+}
+
+// Backoff is the delay before retry n (1-based) of a transient failure:
+// base·2^(n-1), capped at max.
+func Backoff(n int, base, maxDelay time.Duration) time.Duration {
+	d := base
+	for i := 1; i < n && d < maxDelay; i++ {
+		d *= 2
+	}
+	return min(d, maxDelay)
+}
+
+// FailureAlert is the operator's message for a failed settlement.
+func FailureAlert(c Claim, f Failure) Alert {
+	cause := "out_of_attempts"
+	if f.Refused != nil {
+		cause = string(f.Refused.Code)
+	}
+	return Alert{
+		ProblemKey:   fmt.Sprintf("settlement:%d:%s", c.SettlementID, cause),
+		Kind:         "settlement_failed",
+		Severity:     "critical",
+		SettlementID: c.SettlementID,
+		Summary:      fmt.Sprintf("Settlement %d failed at %s (step %d of customer %d): %s", c.SettlementID, c.Kind, c.Seq, c.CustomerID, cause),
+		Detail:       f.Reason,
+		Action:       fmt.Sprintf("settle settlements show %d", c.SettlementID),
+	}
+}

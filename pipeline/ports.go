@@ -1,0 +1,129 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Attempt is one try to move a step's money, with its own idempotency key.
+type Attempt struct {
+	ID        int64
+	No        int
+	Key       string
+	CreatedAt time.Time
+}
+
+// AttemptKey is the idempotency key of attempt no of a step: deterministic, so
+// the same attempt always carries the same key, and a new attempt a new one.
+func AttemptKey(stepID int64, no int) string {
+	return fmt.Sprintf("settle-s%d-a%d", stepID, no)
+}
+
+// Claim is a step owned by one worker until its lease ends. Fence is the
+// fencing token the store checks before it records a result.
+type Claim struct {
+	StepID       int64
+	SettlementID int64
+	CustomerID   int64
+	Seq          int
+	Kind         Kind
+	Amount       Money
+	Provider     string
+	From         string
+	To           string
+	ToHolder     string
+	Fence        int64
+	Attempts     int
+	Transfer     Attempt // zero for NOTIFY
+}
+
+// Request is the bank request that carries out this claim's attempt.
+func (c Claim) Request() TransferRequest {
+	return TransferRequest{
+		Key: c.Transfer.Key, From: c.From, To: c.To, ToHolder: c.ToHolder,
+		Amount: c.Amount, Memo: fmt.Sprintf("settle %d %s", c.SettlementID, c.Kind),
+		AttemptDay: c.Transfer.CreatedAt,
+	}
+}
+
+// Alert is something an operator must be told, written to the alert outbox
+// in the same transaction as the failure it reports.
+type Alert struct {
+	ProblemKey   string // one message per problem: repeats update it
+	Kind         string
+	Severity     string // info, warning or critical
+	SettlementID int64
+	Summary      string
+	Detail       string
+	Action       string // the command that fixes it
+}
+
+// Store errors.
+var (
+	// ErrNotClaimable is returned by ClaimStep when the step is not READY (it
+	// is done, owned by another worker, or waiting): the delivery is a
+	// duplicate or late and must be dropped.
+	ErrNotClaimable = errors.New("step is not claimable")
+	// ErrLeaseLost is returned when recording a result whose fencing token no
+	// longer matches: another worker owns the step now.
+	ErrLeaseLost = errors.New("step lease lost to another owner")
+)
+
+// NotDueError is returned by ClaimStep for a READY step whose backoff has not
+// ended.
+type NotDueError struct{ At time.Time }
+
+func (e *NotDueError) Error() string { return "step not due before " + e.At.Format(time.RFC3339) }
+
+// StepStore is the persistence the executor needs. Every method is one short
+// transaction; none is open while a bank is called.
+type StepStore interface {
+	// ClaimStep moves a READY, due step to RUNNING under a new lease and a new
+	// fencing token, counts the attempt, and creates its transfer attempt (or
+	// reuses the live one). It returns ErrNotClaimable or *NotDueError.
+	ClaimStep(ctx context.Context, stepID int64, lease time.Duration) (Claim, error)
+	// ReclaimExpired takes over a RUNNING step whose lease has expired (by the
+	// database's clock) under a new lease and fencing token, without counting
+	// an attempt. It returns ErrNotClaimable when the step is not RUNNING or
+	// its lease is still valid.
+	ReclaimExpired(ctx context.Context, stepID int64, lease time.Duration) (Claim, error)
+	// Complete records success: the step is DONE, its attempt SUCCEEDED, its
+	// ledger journal and obligation changes written, and the next step READY
+	// (returned) or the settlement SETTLED (next is 0). ErrLeaseLost if the
+	// fence moved.
+	Complete(ctx context.Context, c Claim, r Receipt) (next int64, err error)
+	// Fail records a permanent failure: the step FAILED (or DEAD when dead),
+	// the attempt REFUSED when refused, the settlement FAILED, and the alert.
+	Fail(ctx context.Context, c Claim, f Failure) error
+	// Retry puts the step back to READY, due after the delay; the live attempt
+	// is kept, so the retry reuses its key.
+	Retry(ctx context.Context, c Claim, after time.Duration, reason string) error
+	// Unknown marks the attempt's outcome unknown; the step stays RUNNING with
+	// its lease extended by wait, until the sweep asks the bank.
+	Unknown(ctx context.Context, c Claim, wait time.Duration, reason string) error
+	// Absent records that the bank never saw the attempt: the attempt is
+	// ABSENT and the step READY now, so its next claim makes a new attempt.
+	Absent(ctx context.Context, c Claim) error
+}
+
+// Failure describes why a step failed for good.
+type Failure struct {
+	Dead    bool // out of attempts or halted, rather than refused by the bank
+	Refused *RefusedError
+	Reason  string
+	Alert   Alert
+}
+
+// Queue wakes a worker for a step. The task carries only the step ID.
+type Queue interface {
+	// EnqueueStep asks a worker to run the step. Enqueueing a step that is
+	// already queued is not an error.
+	EnqueueStep(ctx context.Context, stepID int64) error
+}
+
+// Banks gives the Bank adapter for a provider name.
+type Banks interface {
+	Bank(provider string) (Bank, error)
+}

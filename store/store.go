@@ -1,0 +1,79 @@
+// Package store is settle's PostgreSQL adapter: it opens the database,
+// applies the embedded migrations, and implements the persistence the
+// pipeline needs with sqlx and lib/pq. PostgreSQL is the source of truth;
+// every money rule that a constraint can hold is a constraint.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// DB is settle's database handle.
+type DB struct {
+	x *sqlx.DB
+}
+
+// Options tune the connection pool.
+type Options struct {
+	MaxOpenConns int // default 20
+	MaxIdleConns int // default MaxOpenConns
+}
+
+// Open connects to PostgreSQL and checks that it answers. Errors do not
+// repeat the URL, so they never carry its password.
+func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
+	x, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	x.SetMaxOpenConns(cmpOr(opt.MaxOpenConns, 20))
+	x.SetMaxIdleConns(cmpOr(opt.MaxIdleConns, cmpOr(opt.MaxOpenConns, 20)))
+	x.SetConnMaxIdleTime(5 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := x.PingContext(pingCtx); err != nil {
+		_ = x.Close()
+		return nil, fmt.Errorf("database is not reachable (%w): start PostgreSQL or fix database.url / SETTLE_DATABASE_URL", err)
+	}
+	return &DB{x: x}, nil
+}
+
+// Close closes the pool.
+func (db *DB) Close() error { return db.x.Close() }
+
+// SQL exposes the underlying pool for migrations and tests.
+func (db *DB) SQL() *sql.DB { return db.x.DB }
+
+func cmpOr(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// inTx runs fn in a transaction, committing when it returns nil.
+func (db *DB) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	tx, err := db.x.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// isUniqueViolation reports whether err is a unique violation of the named
+// constraint or index.
+func isUniqueViolation(err error, name string) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == name
+}

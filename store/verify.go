@@ -1,0 +1,104 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// Violation is one broken invariant.
+type Violation struct {
+	Check        string `db:"check_name" json:"check"`
+	SettlementID int64  `db:"settlement_id" json:"settlement_id,omitempty"`
+	Detail       string `db:"detail" json:"detail"`
+}
+
+// invariants are SQL queries that each return the rows breaking one rule.
+var invariants = []struct{ name, query string }{
+	{"ledger_balanced", `
+		SELECT 0::bigint AS settlement_id, 'ledger sums to ' || sum(amount) || ' ' || currency AS detail
+		  FROM postings GROUP BY currency HAVING sum(amount) <> 0`},
+	{"journal_balanced", `
+		SELECT j.settlement_id, 'journal ' || j.id || ' sums to ' || sum(p.amount) AS detail
+		  FROM journals j JOIN postings p ON p.journal_id = j.id
+		 GROUP BY j.id, j.settlement_id HAVING sum(p.amount) <> 0`},
+	{"legs_sum_to_deposit", `
+		SELECT s.id AS settlement_id,
+		       'deposit ' || s.amount || ' but split legs sum to ' || coalesce(sum(st.amount) FILTER (WHERE st.kind NOT IN ('SWEEP', 'NOTIFY')), 0)
+		       || ' and SWEEP moves ' || coalesce(sum(st.amount) FILTER (WHERE st.kind = 'SWEEP'), 0) AS detail
+		  FROM settlements s JOIN steps st ON st.settlement_id = s.id
+		 GROUP BY s.id, s.amount
+		HAVING coalesce(sum(st.amount) FILTER (WHERE st.kind NOT IN ('SWEEP', 'NOTIFY')), 0) <> s.amount
+		    OR coalesce(sum(st.amount) FILTER (WHERE st.kind = 'SWEEP'), 0) <> s.amount`},
+	{"one_success_per_step", `
+		SELECT st.settlement_id, 'step ' || st.id || ' has ' || count(*) || ' successful transfers' AS detail
+		  FROM transfers t JOIN steps st ON st.id = t.step_id
+		 WHERE t.status = 'SUCCEEDED' GROUP BY st.id, st.settlement_id HAVING count(*) > 1`},
+	{"done_step_has_transfer_and_journal", `
+		SELECT st.settlement_id, 'DONE step ' || st.id || ' (' || st.kind || ') has '
+		       || (SELECT count(*) FROM transfers t WHERE t.step_id = st.id AND t.status = 'SUCCEEDED')
+		       || ' successful transfers and ' || (SELECT count(*) FROM journals j WHERE j.step_id = st.id) || ' journals' AS detail
+		  FROM steps st
+		 WHERE st.kind <> 'NOTIFY' AND st.status = 'DONE'
+		   AND ((SELECT count(*) FROM transfers t WHERE t.step_id = st.id AND t.status = 'SUCCEEDED') <> 1
+		     OR (SELECT count(*) FROM journals j WHERE j.step_id = st.id) <> 1)`},
+	{"no_money_without_done_step", `
+		SELECT st.settlement_id, st.status || ' step ' || st.id || ' has a successful transfer or a journal' AS detail
+		  FROM steps st
+		 WHERE st.status <> 'DONE'
+		   AND (EXISTS (SELECT 1 FROM transfers t WHERE t.step_id = st.id AND t.status = 'SUCCEEDED')
+		     OR EXISTS (SELECT 1 FROM journals j WHERE j.step_id = st.id))`},
+	{"steps_in_order", `
+		SELECT a.settlement_id, 'step ' || a.seq || ' is DONE but step ' || b.seq || ' before it is ' || b.status AS detail
+		  FROM steps a JOIN steps b ON b.settlement_id = a.settlement_id AND b.seq < a.seq
+		 WHERE a.status = 'DONE' AND b.status <> 'DONE'`},
+	{"running_has_live_step", `
+		SELECT s.id AS settlement_id, 'RUNNING settlement has no READY or RUNNING step' AS detail
+		  FROM settlements s
+		 WHERE s.status = 'RUNNING'
+		   AND NOT EXISTS (SELECT 1 FROM steps st WHERE st.settlement_id = s.id AND st.status IN ('READY', 'RUNNING'))`},
+	{"settled_all_done", `
+		SELECT s.id AS settlement_id, 'SETTLED settlement has ' || count(*) || ' steps not DONE' AS detail
+		  FROM settlements s JOIN steps st ON st.settlement_id = s.id
+		 WHERE s.status = 'SETTLED' AND st.status <> 'DONE' GROUP BY s.id`},
+	{"failed_has_failed_step", `
+		SELECT s.id AS settlement_id, 'FAILED settlement has no FAILED or DEAD step' AS detail
+		  FROM settlements s
+		 WHERE s.status = 'FAILED'
+		   AND NOT EXISTS (SELECT 1 FROM steps st WHERE st.settlement_id = s.id AND st.status IN ('FAILED', 'DEAD'))`},
+}
+
+// Verify checks every invariant the database can check on its own and
+// returns each violation found. An empty result means all hold.
+func (db *DB) Verify(ctx context.Context) ([]Violation, error) {
+	out := []Violation{}
+	for _, inv := range invariants {
+		var vs []Violation
+		if err := db.x.SelectContext(ctx, &vs, `SELECT '`+inv.name+`' AS check_name, q.* FROM (`+inv.query+`) q`); err != nil {
+			return nil, fmt.Errorf("verify %s: %w", inv.name, err)
+		}
+		out = append(out, vs...)
+	}
+	return out, nil
+}
+
+// AppliedTransfer is a transfer the engine recorded as done at a bank.
+type AppliedTransfer struct {
+	Key      string `db:"idempotency_key"`
+	Provider string `db:"provider"`
+	From     string `db:"from_account"`
+	To       string `db:"to_account"`
+	Amount   int64  `db:"amount"`
+}
+
+// SucceededTransfers lists every transfer attempt recorded as SUCCEEDED, for
+// comparison with a bank's journal.
+func (db *DB) SucceededTransfers(ctx context.Context) ([]AppliedTransfer, error) {
+	var out []AppliedTransfer
+	err := db.x.SelectContext(ctx, &out, `
+		SELECT t.idempotency_key, t.provider, st.from_account, st.to_account, t.amount
+		  FROM transfers t JOIN steps st ON st.id = t.step_id WHERE t.status = 'SUCCEEDED' ORDER BY t.id`)
+	if err != nil {
+		return nil, fmt.Errorf("list succeeded transfers: %w", err)
+	}
+	return out, nil
+}
