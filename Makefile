@@ -26,14 +26,15 @@ run: ## start settle locally with its own PostgreSQL and Redis (scripts/run.sh)
 	bash scripts/run.sh
 
 test: ## start (or reuse) the test PostgreSQL and Redis, then go vet and go test -race ./...
+	@command -v go >/dev/null 2>&1 || { echo 'go not found: install Go 1.26 (e.g. in /usr/local/go)' >&2; exit 1; }
 	@command -v "$$(go env CC)" >/dev/null 2>&1 || $(DEVENV) install gcc libc6-dev
 	@env_lines="$$($(DEVENV) up test)"; eval "$$env_lines"; \
 	echo 'go vet ./...'; go vet ./...; \
 	echo 'go test $(GO_TEST_FLAGS) ./...'; go test $(GO_TEST_FLAGS) ./...
 
 lint: ## gofmt check, go vet and staticcheck
-	@unformatted="$$(gofmt -l $$(go list -e -f '{{.Dir}}' ./...))"; \
-	if [ -n "$$unformatted" ]; then echo "gofmt -w needed:"; echo "$$unformatted"; exit 1; fi
+	@unformatted="$$(find . \( -path ./.dev -o -path ./.git -o -path ./bin \) -prune -o -name '*.go' -print | xargs -r gofmt -l)"; \
+	if [ -n "$$unformatted" ]; then echo "not gofmt-ed (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 

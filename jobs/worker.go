@@ -28,10 +28,14 @@ func NewWorker(redis asynq.RedisConnOpt, exec *pipeline.Executor, cfg WorkerConf
 		Concurrency:     cfg.Concurrency,
 		Queues:          map[string]int{QueueSteps: 1},
 		ShutdownTimeout: cfg.ShutdownTimeout,
-		RetryDelayFunc:  retryDelay,
-		IsFailure:       isFailure,
-		Logger:          asynqLogger{logger},
-		LogLevel:        asynq.WarnLevel,
+		// An idle server looks for new tasks this often (Asynq's default is
+		// 1s). A settlement's steps are chained task after task, so this
+		// interval is paid once per step whenever the queue runs dry.
+		TaskCheckInterval: 20 * time.Millisecond,
+		RetryDelayFunc:    retryDelay,
+		IsFailure:         isFailure,
+		Logger:            asynqLogger{logger},
+		LogLevel:          asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			if isFailure(err) {
 				logger.ErrorContext(ctx, "step task failed", "task", t.Type(), "err", err)

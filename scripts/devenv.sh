@@ -238,20 +238,20 @@ safe_mkdir() {
 	chmod 0755 "$1"
 }
 
-# choose_base: prints the base directory of the environment, creating it.
+# choose_base NEED_PG: prints the base directory of the environment, creating it.
 choose_base() {
-	if ! is_root; then
+	# An environment that already exists keeps its place.
+	if [[ -d $FALLBACK_BASE && ! -d $LOCAL_BASE/postgres && ! -d $LOCAL_BASE/redis ]]; then
+		printf '%s\n' "$FALLBACK_BASE"
+		return
+	fi
+	if ! is_root || [[ $1 != 1 ]]; then
 		mkdir -p "$LOCAL_BASE"
 		printf '%s\n' "$LOCAL_BASE"
 		return
 	fi
 	id "$PG_SYSUSER" >/dev/null 2>&1 ||
 		die "no '$PG_SYSUSER' system user to run PostgreSQL as (PostgreSQL refuses to run as root); reinstall the postgresql package or create the user"
-	# An environment that already exists keeps its place.
-	if [[ -d $FALLBACK_BASE/postgres/data && ! -d $LOCAL_BASE/postgres/data ]]; then
-		printf '%s\n' "$FALLBACK_BASE"
-		return
-	fi
 	if mkdir -p "$LOCAL_BASE" 2>/dev/null; then
 		chmod 0755 "$ROOT/.dev" "$LOCAL_BASE" 2>/dev/null || true
 		if pg_user_can_reach "$LOCAL_BASE"; then
@@ -286,12 +286,38 @@ pg_running_port() {
 	pid=$(sed -n 1p "$data/postmaster.pid")
 	port=$(sed -n 4p "$data/postmaster.pid")
 	[[ $pid =~ ^[0-9]+$ && $port =~ ^[0-9]+$ ]] || return 1
-	kill -0 "$pid" 2>/dev/null || return 1
+	pid_alive "$pid" || return 1
 	grep -qa postgres "/proc/$pid/cmdline" 2>/dev/null || [[ ! -d /proc/$pid ]] || return 1
 	printf '%s\n' "$port"
 }
 
 pg_pid() { sed -n 1p "$1/postgres/data/postmaster.pid" 2>/dev/null || true; }
+
+# pid_alive PID: true when PID runs and is not a zombie.
+pid_alive() {
+	kill -0 "$1" 2>/dev/null || return 1
+	[[ -r /proc/$1/stat ]] || return 0
+	[[ $(sed -E 's/^.*\) (.).*$/\1/' "/proc/$1/stat" 2>/dev/null) != Z ]]
+}
+
+# pg_clear_stale_lock DATA: a postmaster.pid left by a killed server blocks a new start while
+# its pid is a zombie or was reused by another program; wait for the first, remove it for both.
+pg_clear_stale_lock() {
+	local data=$1 pid i
+	pid=$(sed -n 1p "$data/postmaster.pid" 2>/dev/null || true)
+	[[ $pid =~ ^[0-9]+$ ]] || return 0
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0 # gone: postgres removes the file itself
+		pid_alive "$pid" || {
+			sleep 0.1
+			continue
+		}
+		grep -qa postgres "/proc/$pid/cmdline" 2>/dev/null && return 0 # a real postgres: let pg_ctl judge
+		break
+	done
+	log "removing stale $data/postmaster.pid (pid $pid is not a postgres server)"
+	rm -f "$data/postmaster.pid"
+}
 
 # pg_answers PORT [DB]: true when the throw-away server answers a query.
 pg_answers() {
@@ -345,6 +371,7 @@ pg_up() {
 		if is_root; then chown "$PG_SYSUSER:" "$pgdir"; fi
 		chmod 0700 "$pgdir"
 		[[ -f $pgdir/data/PG_VERSION ]] || pg_init "$pgdir"
+		pg_clear_stale_lock "$pgdir/data"
 		prev=$(cat "$pgdir/port" 2>/dev/null || true)
 		for tries in 1 2 3; do
 			if [[ $tries == 1 ]] && port_free "$prev"; then port=$prev; else port=$(free_port "$prev"); fi
@@ -409,7 +436,7 @@ redis_pid() {
 	local pid
 	pid=$(cat "$1/redis/redis.pid" 2>/dev/null || true)
 	[[ $pid =~ ^[0-9]+$ ]] || return 1
-	kill -0 "$pid" 2>/dev/null || return 1
+	pid_alive "$pid" || return 1
 	grep -qa redis-server "/proc/$pid/cmdline" 2>/dev/null || [[ ! -d /proc/$pid ]] || return 1
 	printf '%s\n' "$pid"
 }
@@ -489,10 +516,10 @@ redis_down() {
 	log "stopping redis ($NAME) pid $pid"
 	kill -TERM "$pid" 2>/dev/null || true
 	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
+		pid_alive "$pid" || break
 		sleep 0.1
 	done
-	if kill -0 "$pid" 2>/dev/null; then
+	if pid_alive "$pid"; then
 		log "redis pid $pid ignored SIGTERM; killing it"
 		kill -KILL "$pid" 2>/dev/null || true
 	fi
@@ -537,8 +564,17 @@ check_redis_url() {
 # ---------------------------------------------------------------------------------------------
 # commands
 
+# take_lock: one up/down per environment at a time (fd 9, which servers must not inherit).
+take_lock() {
+	local lockfile=$ROOT/.dev/.$NAME.lock
+	command -v flock >/dev/null 2>&1 || return 0
+	mkdir -p "$ROOT/.dev" 2>/dev/null || return 0
+	exec 9>"$lockfile" || return 0
+	flock -w 300 9 || die "another scripts/devenv.sh has held $lockfile for 5 minutes"
+}
+
 cmd_up() {
-	local db_url=${SETTLE_DATABASE_URL:-} redis_url=${SETTLE_REDIS_URL:-} need_pg=0 need_redis=0 base lockfile
+	local db_url=${SETTLE_DATABASE_URL:-} redis_url=${SETTLE_REDIS_URL:-} need_pg=0 need_redis=0 base
 
 	if [[ -n $db_url ]]; then
 		check_pg_url "$db_url" ||
@@ -557,12 +593,8 @@ cmd_up() {
 
 	if ((need_pg || need_redis)); then
 		ensure_binaries "$need_pg" "$need_redis"
-		mkdir -p "$ROOT/.dev"
-		lockfile=$ROOT/.dev/.$NAME.lock
-		if command -v flock >/dev/null 2>&1 && exec 9>"$lockfile"; then
-			flock -w 300 9 || die "another devenv.sh holds $lockfile for 5 minutes"
-		fi
-		base=$(choose_base)
+		take_lock
+		base=$(choose_base "$need_pg")
 		if ((need_pg)); then
 			pg_up "$base"
 			db_url=$(pg_url "$PG_PORT")
@@ -589,6 +621,7 @@ redis_version_check() {
 
 cmd_down() {
 	local base
+	take_lock
 	while IFS= read -r base; do
 		pg_down "$base"
 		redis_down "$base"

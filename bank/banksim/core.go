@@ -71,7 +71,7 @@ var (
 
 type account struct {
 	Account
-	txns []Transaction
+	txns chunked[Transaction]
 }
 
 // core is the bank itself: every balance, idempotency record and journal
@@ -82,7 +82,7 @@ type core struct {
 	accounts  map[string]*account
 	transfers map[string]*transfer // by idempotency key
 	pending   pendingQueue
-	journal   []JournalEntry
+	journal   chunked[JournalEntry]
 	total     int64 // sum of all balances; kept <= MaxInt64 so none overflows
 	nextTx    int64
 	nextTr    int64
@@ -101,7 +101,7 @@ func (c *core) reset() {
 	c.accounts = make(map[string]*account)
 	c.transfers = make(map[string]*transfer)
 	c.pending = nil
-	c.journal = nil
+	c.journal = chunked[JournalEntry]{}
 	c.total, c.nextTx, c.nextTr = 0, 0, 0
 }
 
@@ -232,10 +232,10 @@ func (c *core) transactions(id string, after, limit int) (page []Transaction, ne
 	if !ok {
 		return nil, 0, false, errNoAccount
 	}
-	after = min(after, len(a.txns))
-	end := min(after+limit, len(a.txns))
-	page = append([]Transaction(nil), a.txns[after:end]...)
-	return page, end, end < len(a.txns), nil
+	n := a.txns.len()
+	after = min(after, n)
+	end := min(after+limit, n)
+	return a.txns.copyRange(after, end), end, end < n, nil
 }
 
 // journalPage returns up to limit journal entries with seq > after.
@@ -243,21 +243,22 @@ func (c *core) journalPage(after int64, limit int) (page []JournalEntry, more bo
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.settleDueLocked()
-	start := int(min(max(after, 0), int64(len(c.journal))))
-	end := min(start+limit, len(c.journal))
-	return append([]JournalEntry(nil), c.journal[start:end]...), end < len(c.journal)
+	n := c.journal.len()
+	start := int(min(max(after, 0), int64(n)))
+	end := min(start+limit, n)
+	return c.journal.copyRange(start, end), end < n
 }
 
 // applied returns the number of transfers applied since the last reset.
 func (c *core) applied() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return int64(len(c.journal))
+	return int64(c.journal.len())
 }
 
 func (c *core) appendTxLocked(a *account, amount int64, dir, counterparty, key string) {
 	c.nextTx++
-	a.txns = append(a.txns, Transaction{
+	a.txns.append(Transaction{
 		ID:             "tx_" + strconv.FormatInt(c.nextTx, 10),
 		Amount:         amount,
 		Direction:      dir,

@@ -190,8 +190,8 @@ func (c *core) applyLocked(t *transfer) {
 	c.appendTxLocked(from, req.Amount, "debit", req.To, req.Key)
 	c.appendTxLocked(to, req.Amount, "credit", req.From, req.Key)
 	t.Status = statusSucceeded
-	c.journal = append(c.journal, JournalEntry{
-		Seq:            int64(len(c.journal)) + 1,
+	c.journal.append(JournalEntry{
+		Seq:            int64(c.journal.len()) + 1,
 		IdempotencyKey: req.Key,
 		From:           req.From,
 		To:             req.To,

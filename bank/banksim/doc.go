@@ -40,4 +40,18 @@
 //	 "pending_answers":0,"transfers_applied":10}
 //
 // rate_limited counts the 429s sent and server_errors the 5xx sent.
+//
+// # Beyond BANK_API.md
+//
+// Every error answer is {"error":{"code":"…","message":"…"}}. Request
+// bodies are at most 1 MiB (413 above) and decoded strictly: unknown fields,
+// trailing data and non-integer amounts are 400s. A rest transfer also shows
+// idempotency_key, from_account, to_account, amount, currency and
+// created_at; a replayed key answers the transfer as it stands now, so a
+// pending one is settled by being sent again. Transaction pages also carry
+// has_more, and next_cursor is always set so that a caller can resume later.
+// PUT /sandbox/faults also takes processing_delay_ms (default 2000), and
+// GET /sandbox/faults shows the faults in force. A transfer whose key the
+// bank has seen is bound to its from, to, holder name, amount, currency and
+// memo; a different value of any of them is a 422.
 package banksim

@@ -62,13 +62,13 @@ func (f Faults) validate() error {
 
 // decision is what the faults do to one dialect request.
 type decision struct {
-	latency      time.Duration
-	limited      bool          // answer 429
-	retryAfter   time.Duration // with a 429
-	fail         bool          // answer 500 and do nothing
-	processing   bool          // answer a new transfer "pending"
-	pendingFor   time.Duration // with processing
-	dropAfterApp bool          // apply, then close the connection
+	latency        time.Duration
+	limited        bool          // answer 429
+	retryAfter     time.Duration // with a 429
+	fail           bool          // answer 500 and do nothing
+	processing     bool          // answer a new transfer "pending"
+	pendingFor     time.Duration // with processing
+	dropAfterApply bool          // apply, then close the connection
 }
 
 // injector draws fault decisions in request order.
@@ -110,11 +110,11 @@ func (in *injector) decide() decision {
 	defer in.mu.Unlock()
 	errDraw, procDraw, dropDraw := in.rng.Float64(), in.rng.Float64(), in.rng.Float64()
 	d := decision{
-		latency:      time.Duration(in.cfg.LatencyMS) * time.Millisecond,
-		fail:         errDraw < in.cfg.ErrorRate,
-		processing:   procDraw < in.cfg.ProcessingRate,
-		pendingFor:   in.processingDelay(),
-		dropAfterApp: dropDraw < in.cfg.TimeoutAfterApplyRate,
+		latency:        time.Duration(in.cfg.LatencyMS) * time.Millisecond,
+		fail:           errDraw < in.cfg.ErrorRate,
+		processing:     procDraw < in.cfg.ProcessingRate,
+		pendingFor:     in.processingDelay(),
+		dropAfterApply: dropDraw < in.cfg.TimeoutAfterApplyRate,
 	}
 	d.limited, d.retryAfter = in.takeToken()
 	return d

@@ -10,17 +10,15 @@ import (
 // dialectRest is the name of the rest dialect in the journal.
 const dialectRest = "rest"
 
-// Limits of the rest dialect.
+// Limits and names of the rest dialect.
 const (
-	restMaxBatch        = 100
-	restMaxPage         = 500
-	restDefaultPage     = 100
-	restMaxKeyRunes     = 64
-	headerIdemKey       = "Idempotency-Key"
-	headerIdemReplayed  = "Idempotent-Replayed"
-	restQueryKey        = "idempotency_key"
-	restNoSuchTransfer  = "the bank never saw a transfer with that idempotency key"
-	restKeyLengthReason = "must be 1 to 64 characters"
+	restMaxBatch       = 100
+	restMaxPage        = 500
+	restDefaultPage    = 100
+	restMaxKeyRunes    = 64
+	headerIdemKey      = "Idempotency-Key"
+	headerIdemReplayed = "Idempotent-Replayed"
+	restQueryKey       = "idempotency_key"
 )
 
 func (s *Server) registerRest() {
@@ -103,7 +101,7 @@ func restView(t transfer) restTransfer {
 func (s *Server) restCreateTransfer(w http.ResponseWriter, r *http.Request, d decision) {
 	key := r.Header.Get(headerIdemKey)
 	if !validKey(key) {
-		s.fail(w, badRequest("%s header %s", headerIdemKey, restKeyLengthReason))
+		s.fail(w, badRequest("%s header must be 1 to %d characters", headerIdemKey, restMaxKeyRunes))
 		return
 	}
 	var body restTransferRequest
@@ -116,7 +114,7 @@ func (s *Server) restCreateTransfer(w http.ResponseWriter, r *http.Request, d de
 		s.coreError(w, err)
 		return
 	}
-	if d.dropAfterApp {
+	if d.dropAfterApply {
 		s.dropConnection(w)
 		return
 	}
@@ -150,12 +148,12 @@ func (s *Server) answerTransfer(w http.ResponseWriter, t transfer, replayed bool
 func (s *Server) restGetTransfer(w http.ResponseWriter, r *http.Request, _ decision) {
 	key := r.URL.Query().Get(restQueryKey)
 	if !validKey(key) {
-		s.fail(w, badRequest("query parameter %s %s", restQueryKey, restKeyLengthReason))
+		s.fail(w, badRequest("query parameter %s must be 1 to %d characters", restQueryKey, restMaxKeyRunes))
 		return
 	}
 	t, ok := s.core.transferByKey(key)
 	if !ok {
-		s.fail(w, &requestError{status: http.StatusNotFound, code: "not_found", message: restNoSuchTransfer})
+		s.fail(w, &requestError{status: http.StatusNotFound, code: "not_found", message: "the bank never saw a transfer with that idempotency key"})
 		return
 	}
 	writeJSON(w, http.StatusOK, restView(t))

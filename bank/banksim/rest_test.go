@@ -131,8 +131,8 @@ func TestDecodeErrorsSayWhatIsWrong(t *testing.T) {
 	cases := map[string]string{
 		`{"from_account":"A","to_account":"B","amount":2.5,"currency":"KRW"}`: `field \"amount\" must be an integer`,
 		`{"extra":1}`: `unknown field \"extra\"`,
-		`{"amount":`:   "ends in the middle",
-		`[1]`:          "must be a JSON object",
+		`{"amount":`:  "ends in the middle",
+		`[1]`:         "must be a JSON object",
 	}
 	for body, want := range cases {
 		r := s.do(http.MethodPost, "/v1/transfers", body, "Idempotency-Key", "k")

@@ -2,8 +2,8 @@ package banksim
 
 import (
 	"errors"
-	"math"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"testing"

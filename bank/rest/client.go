@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/settle-dev/settle/pipeline"
 )
@@ -55,6 +54,7 @@ type Client struct {
 	name    string
 	base    string // without a trailing slash
 	auth    string
+	token   []byte
 	timeout time.Duration
 	http    *http.Client
 	log     *slog.Logger
@@ -69,7 +69,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rest %s: config: %w", cfg.Name, err)
 	}
-	c := &Client{name: cfg.Name, base: base, auth: "Bearer " + cfg.Token, timeout: cfg.Timeout,
+	c := &Client{name: cfg.Name, base: base, auth: "Bearer " + cfg.Token, token: []byte(cfg.Token), timeout: cfg.Timeout,
 		http: cfg.HTTPClient, log: cfg.Logger, now: cfg.Now}
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout
@@ -219,7 +219,7 @@ func checkTransfer(req pipeline.TransferRequest) error {
 }
 
 func checkKey(key string) error {
-	if n := utf8.RuneCountInString(key); n < 1 || n > 64 || !plausibleText(key, 1, 64) {
+	if !plausibleText(key, 1, 64) {
 		return fmt.Errorf("%w: idempotency key must be 1 to 64 printable characters", ErrInvalidRequest)
 	}
 	return nil

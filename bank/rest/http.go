@@ -80,6 +80,8 @@ func (c *Client) readAnswer(resp *http.Response) (answer, error) {
 	if len(body) > maxAnswer {
 		a.body, a.truncated = body[:maxAnswer], true
 	}
+	// A bank that echoes our token must not put it into our errors.
+	a.body = bytes.ReplaceAll(a.body, c.token, []byte("[redacted]"))
 	return a, nil
 }
 

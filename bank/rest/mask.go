@@ -4,25 +4,20 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/settle-dev/settle/pipeline"
 )
 
 // maxDetail is the longest piece of bank-sent text put into an error.
 const maxDetail = 200
 
-// maskAccount shows only the last four characters of an account number:
-// "****1234".
-func maskAccount(account string) string {
-	r := []rune(account)
-	if len(r) <= 4 {
-		return "****"
-	}
-	return "****" + string(r[len(r)-4:])
-}
+// maskAccount shows only the last four characters of an account number.
+func maskAccount(account string) string { return pipeline.AccountNumber(account).Masked() }
 
 // scrub makes bank-sent text safe for an error or a log: control characters
-// become spaces, anything that looks like an account number (a word of at
-// least 8 characters with at least 6 digits) is masked, and the text is cut
-// to maxDetail characters.
+// become spaces, anything that looks like an account number (a word with at
+// least 9 digits; a date has 8) is masked, and the text is cut to maxDetail
+// characters.
 func scrub(s string) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "?")
@@ -53,5 +48,5 @@ func looksLikeAccount(w string) bool {
 			digits++
 		}
 	}
-	return utf8.RuneCountInString(w) >= 8 && digits >= 6
+	return digits >= 9
 }

@@ -41,8 +41,9 @@ import (
 	"github.com/knadh/koanf/v2"
 )
 
-// Config is the daemon's whole configuration. Each field's comment gives its
-// key, and the Default values are those of defaults.
+// Config is the daemon's whole configuration. Each field's tag is its key;
+// its comment gives the default and the allowed values, which Validate checks.
+// configs/settle.example.yaml shows every key.
 type Config struct {
 	Database        DatabaseConfig   `koanf:"database"`
 	Redis           RedisConfig      `koanf:"redis"`

@@ -52,7 +52,7 @@ func (d *decoder) decodeValue(val any, path string, fv reflect.Value) {
 	case isSection(t):
 		m, ok := val.(map[string]any)
 		if !ok {
-			d.fail(path, val, "must be a mapping of keys")
+			d.failShape(path, val, "must be a mapping of keys")
 			return
 		}
 		d.decodeStruct(m, path, fv)
@@ -61,7 +61,7 @@ func (d *decoder) decodeValue(val any, path string, fv reflect.Value) {
 	case t.Kind() == reflect.String:
 		s, ok := val.(string)
 		if !ok {
-			d.fail(path, val, "must be a string (quote it)")
+			d.failShape(path, val, "must be a string (quote it)")
 			return
 		}
 		fv.SetString(s)
@@ -78,7 +78,7 @@ func (d *decoder) decodeValue(val any, path string, fv reflect.Value) {
 func (d *decoder) decodeList(val any, path string, fv reflect.Value) {
 	items, ok := val.([]any)
 	if !ok {
-		d.fail(path, val, "must be a list (each item starts with -)")
+		d.failShape(path, val, "must be a list (each item starts with -)")
 		return
 	}
 	list := reflect.MakeSlice(fv.Type(), 0, len(items))
@@ -88,7 +88,7 @@ func (d *decoder) decodeList(val any, path string, fv reflect.Value) {
 		if m, ok := item.(map[string]any); ok {
 			d.decodeStruct(m, itemPath, elem)
 		} else {
-			d.fail(itemPath, item, "must be a mapping of keys")
+			d.failShape(itemPath, item, "must be a mapping of keys")
 		}
 		list = reflect.Append(list, elem)
 	}
@@ -149,18 +149,45 @@ func toInt64(val any) (int64, bool) {
 	return 0, false
 }
 
-// fail records a value of the wrong type or form at path. The value is shown
+// fail records a scalar value of the wrong form at path, showing the value
 // unless the key holds a secret.
 func (d *decoder) fail(path string, val any, what string) {
-	from := ""
-	if env, ok := d.origin[path]; ok {
-		from = " (from " + env + ")"
-	}
 	if isSecretKey(path) {
-		d.errs = append(d.errs, fmt.Errorf("config: %s%s: %s", path, from, what))
+		d.failShape(path, val, what)
 		return
 	}
-	d.errs = append(d.errs, fmt.Errorf("config: %s %s%s: %s", path, show(val), from, what))
+	d.errs = append(d.errs, fmt.Errorf("config: %s %s%s: %s", path, show(val), d.from(path), what))
+}
+
+// failShape records a value of the wrong type at path, naming its type but
+// not showing it: a secret written at the wrong level must not be echoed.
+func (d *decoder) failShape(path string, val any, what string) {
+	d.errs = append(d.errs, fmt.Errorf("config: %s%s: %s, not %s", path, d.from(path), what, kindOf(val)))
+}
+
+// from names the environment variable that set path, if one did.
+func (d *decoder) from(path string) string {
+	if env, ok := d.origin[path]; ok {
+		return " (from " + env + ")"
+	}
+	return ""
+}
+
+// kindOf names the YAML type of a value.
+func kindOf(val any) string {
+	switch val.(type) {
+	case string:
+		return "a string"
+	case bool:
+		return "true or false"
+	case int, int64, uint64, float64:
+		return "a number"
+	case map[string]any:
+		return "a mapping"
+	case []any:
+		return "a list"
+	}
+	return fmt.Sprintf("a %T", val)
 }
 
 // unknown records a key that is not part of the configuration.
@@ -214,10 +241,6 @@ func show(val any) string {
 			v = v[:60] + "…"
 		}
 		return strconv.Quote(v)
-	case map[string]any:
-		return "{…}"
-	case []any:
-		return "[…]"
 	}
 	s := fmt.Sprint(val)
 	if len(s) > 60 {

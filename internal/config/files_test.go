@@ -163,8 +163,10 @@ func FuzzLoad(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	env := []string{"SETTLE_PROVIDERS_SANDBOX_TOKEN=fuzz-s3cret", "SETTLE_DEV_X=1"}
+	// One file for the whole run: the fuzz function is not run in parallel,
+	// and a temporary directory per input makes fuzzing crawl.
+	path := filepath.Join(f.TempDir(), "fuzz.yaml")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		path := filepath.Join(t.TempDir(), "fuzz.yaml")
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -25,11 +25,11 @@ func TestRedactURL(t *testing.T) {
 		{"postgres://u:pw@/settle?host=/run/pg", "postgres://u:[redacted]@/settle?host=/run/pg"},
 		{"postgres://db/s?sslmode=disable&password=pw&Token=t", "postgres://db/s?sslmode=disable&password=[redacted]&Token=[redacted]"},
 		{"https://bank/api#frag", "https://bank/api"},
-		{"host=db password=pw", "[redacted]"},       // a DSN, not a URL
-		{"postgres://u:p%zz@db/s", "[redacted]"},    // does not parse
-		{"token:abc", "[redacted]"},                 // opaque: could be anything
-		{"postgres://u:pw@", "[redacted]"},          // nothing after the user info
-		{"just-a-token", "[redacted]"},              // no scheme
+		{"host=db password=pw", "[redacted]"},    // a DSN, not a URL
+		{"postgres://u:p%zz@db/s", "[redacted]"}, // does not parse
+		{"token:abc", "[redacted]"},              // opaque: could be anything
+		{"postgres://u:pw@", "[redacted]"},       // nothing after the user info
+		{"just-a-token", "[redacted]"},           // no scheme
 		{"postgres://settle:p@ss@db/s", "postgres://settle:[redacted]@db/s"},
 	}
 	for _, tt := range tests {

@@ -47,9 +47,9 @@ var secretParams = map[string]bool{
 
 // RedactURL returns s with the password of its user info, and the value of
 // any password-like query parameter, replaced by "[redacted]":
-// postgres://settle:[redacted]@db:5432/settle. A string that is not a URL
-// with a scheme is replaced whole, since it cannot be told apart from a
-// secret. The empty string stays empty.
+// postgres://settle:[redacted]@db:5432/settle. The fragment is dropped. A
+// string that is not a URL with a scheme is replaced whole, since it cannot be
+// told apart from a secret. The empty string stays empty.
 func RedactURL(s string) string {
 	if s == "" {
 		return ""

@@ -166,7 +166,7 @@ func (c *Config) validateProviders(p *problems) {
 		p.add("providers: at least one provider is required")
 		return
 	}
-	seen := make(map[string]int)   // name -> index
+	seen := make(map[string]int)    // name -> index
 	envSeen := make(map[string]int) // env NAME -> index
 	for i := range c.Providers {
 		pc := &c.Providers[i]

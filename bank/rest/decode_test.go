@@ -1,0 +1,183 @@
+package rest
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/settle-dev/settle/pipeline"
+)
+
+var seedTime = time.Date(2026, 11, 25, 9, 30, 0, 0, time.UTC)
+
+func jsonAnswer(status int, body string) answer {
+	return answer{status: status, contentType: "application/json; charset=utf-8", body: []byte(body), now: seedTime}
+}
+
+// transferSeeds are answers a bank might give, good and bad.
+var transferSeeds = []struct {
+	status      int
+	contentType string
+	body        string
+}{
+	{201, "application/json", `{"id":"tr_1","status":"succeeded"}`},
+	{200, "application/json", `{"id":"tr_1","status":"pending","failure_code":null}`},
+	{201, "application/json", `{"id":"tr_1","status":"failed","failure_code":"insufficient_funds"}`},
+	{201, "application/json", `{"id":"tr_1","status":"failed","failure_code":"bogus"}`},
+	{201, "application/json", `{"id":"tr_1","status":"succeeded","idempotency_key":"other"}`},
+	{201, "text/html", `<html>`},
+	{201, "application/json", `{"id":"tr_1","status":`},
+	{201, "application/json", `{"id":1,"status":["x"]}`},
+	{422, "application/json", `{"error":{"code":"idempotency_key_reused","message":"x"}}`},
+	{429, "", ``},
+	{404, "application/json", `{"error":{"code":"not_found"}}`},
+	{500, "application/json", `{"error":{"code":"injected_error","message":"boom 1234567890"}}`},
+	{401, "application/json", `{"error":{"code":"unauthorized","message":"\u0000\u001b[31m"}}`},
+}
+
+func FuzzDecodeTransfer(f *testing.F) {
+	for _, s := range transferSeeds {
+		f.Add(s.status, s.contentType, []byte(s.body), "k")
+	}
+	f.Fuzz(func(t *testing.T, status int, contentType string, body []byte, key string) {
+		a := answer{status: status, contentType: contentType, body: body, now: seedTime}
+		for _, decode := range []func(answer, string) (pipeline.Receipt, error){decodeTransfer, decodeStatus} {
+			r, err := decode(a, key)
+			checkOutcome(t, status, r, err)
+		}
+	})
+}
+
+// checkOutcome holds for every answer: a receipt comes only from a 2xx with
+// a known state and a reference, and every error classifies.
+func checkOutcome(t *testing.T, status int, r pipeline.Receipt, err error) {
+	t.Helper()
+	if err != nil {
+		if r != (pipeline.Receipt{}) {
+			t.Fatalf("receipt %+v with error %v", r, err)
+		}
+		if pipeline.Classify(r, err) == pipeline.ClassSuccess {
+			t.Fatalf("error %v classified as success", err)
+		}
+		return
+	}
+	if status != 200 && status != 201 {
+		t.Fatalf("receipt %+v from HTTP %d", r, status)
+	}
+	if (r.State != pipeline.TransferSucceeded && r.State != pipeline.TransferPending) || r.BankRef == "" {
+		t.Fatalf("receipt %+v", r)
+	}
+}
+
+func FuzzDecodeBalances(f *testing.F) {
+	f.Add(200, []byte(`{"balances":[{"account_id":"A","available":5,"currency":"KRW"}],"missing":["B"]}`))
+	f.Add(200, []byte(`{"balances":[{"account_id":"A","available":-5,"currency":"KRW"}]}`))
+	f.Add(200, []byte(`{"balances":[{"account_id":"Z","available":5,"currency":"KRW"}]}`))
+	f.Add(200, []byte(`{"balances":[{"account_id":"A","available":1e400,"currency":"KRW"}]}`))
+	f.Add(503, []byte(`{"error":{"code":"busy"}}`))
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		asked := []string{"A", "B"}
+		got, err := decodeBalances(answer{status: status, contentType: "application/json", body: body}, asked)
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for _, b := range got {
+			if (b.Account != "A" && b.Account != "B") || seen[b.Account] || b.Available.Amount < 0 ||
+				b.Available.Amount > maxPlausibleAmount || pipeline.ValidateCurrency(b.Available.Currency) != nil {
+				t.Fatalf("balance %+v accepted", b)
+			}
+			seen[b.Account] = true
+		}
+	})
+}
+
+func FuzzDecodeTransactions(f *testing.F) {
+	f.Add(200, []byte(`{"transactions":[{"id":"tx_1","amount":5,"direction":"credit","counterparty":"X","created_at":"2026-11-25T09:30:00Z"}],"next_cursor":"1","has_more":false}`))
+	f.Add(200, []byte(`{"transactions":[{"id":"tx_1","amount":0,"direction":"sideways"}],"has_more":true}`))
+	f.Add(200, []byte(`{"transactions":null,"next_cursor":"","has_more":true}`))
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		p, err := decodeTransactions(answer{status: status, contentType: "application/json", body: body})
+		if err != nil {
+			return
+		}
+		for _, tx := range p.Transactions {
+			if tx.Amount <= 0 || tx.ID == "" || (tx.Direction != Credit && tx.Direction != Debit) {
+				t.Fatalf("transaction %+v accepted", tx)
+			}
+		}
+	})
+}
+
+func TestDecodeTransferMapping(t *testing.T) {
+	for _, s := range transferSeeds {
+		a := answer{status: s.status, contentType: s.contentType, body: []byte(s.body), now: seedTime}
+		r, err := decodeTransfer(a, "k")
+		got := pipeline.Classify(r, err)
+		t.Logf("HTTP %d %s → %s (%v)", s.status, s.body, got, err)
+	}
+	cases := []struct {
+		a    answer
+		want pipeline.Class
+	}{
+		{jsonAnswer(201, `{"id":"tr_1","status":"succeeded","idempotency_key":"k"}`), pipeline.ClassSuccess},
+		{jsonAnswer(201, `{"id":"tr_1","status":"pending"}`), pipeline.ClassUnknown},
+		{jsonAnswer(201, `{"id":"tr_1","status":"failed","failure_code":"account_closed"}`), pipeline.ClassRefused},
+		{jsonAnswer(422, `{}`), pipeline.ClassKeyConflict},
+		{answer{status: 429, retryAfter: "3"}, pipeline.ClassTransient},
+		{answer{status: 403}, pipeline.ClassTransient},
+		{answer{status: 503}, pipeline.ClassUnknown},
+		{jsonAnswer(400, `{"error":{"code":"invalid_request"}}`), pipeline.ClassUnknown},
+	}
+	for _, c := range cases {
+		if r, err := decodeTransfer(c.a, "k"); pipeline.Classify(r, err) != c.want {
+			t.Errorf("HTTP %d %s: %s (%v), want %s", c.a.status, c.a.body, pipeline.Classify(r, err), err, c.want)
+		}
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	cases := map[string]time.Duration{
+		"":                              0,
+		"3":                             3 * time.Second,
+		" 0 ":                           0,
+		"-1":                            0,
+		"1.5":                           0,
+		"soon":                          0,
+		"999999":                        time.Hour,
+		"Wed, 25 Nov 2026 09:30:10 GMT": 10 * time.Second,
+		"Wed, 25 Nov 2026 09:29:00 GMT": 0,
+	}
+	for in, want := range cases {
+		if got := parseRetryAfter(in, seedTime); got != want {
+			t.Errorf("Retry-After %q: %s, want %s", in, got, want)
+		}
+	}
+	err := statusError(answer{status: 429, retryAfter: "7", now: seedTime})
+	if !errors.Is(err, pipeline.ErrRateLimited) || pipeline.RetryAfter(err) != 7*time.Second {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestScrubAndMask(t *testing.T) {
+	cases := map[string]string{
+		"":                            "",
+		"abc":                         "abc",
+		"to 110-234-567890 refused":   "to ****7890 refused",
+		"line\nbreak\x1b[31m":         "line break [31m",
+		strings.Repeat("a", 300):      strings.Repeat("a", maxDetail) + "…",
+		"tr_12 and 2026-11-25":        "tr_12 and 2026-11-25",
+		"\xff\xfe invalid utf8 bytes": "? invalid utf8 bytes",
+	}
+	for in, want := range cases {
+		if got := scrub(in); got != want {
+			t.Errorf("scrub(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[string]string{"": "****", "123": "****", "1234": "****", "12345": "****2345", "계좌번호12345": "****2345"} {
+		if got := maskAccount(in); got != want {
+			t.Errorf("maskAccount(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,381 @@
+package jobs_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/settle-dev/settle/bank"
+	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/internal/demo"
+	"github.com/settle-dev/settle/internal/testenv"
+	"github.com/settle-dev/settle/jobs"
+	"github.com/settle-dev/settle/pipeline"
+	"github.com/settle-dev/settle/store"
+)
+
+const token = "jobs-test-token"
+
+var accounts = pipeline.Accounts{Collection: "T-COL", Lender: "T-LEND", Holding: "T-HOLD", Fee: "T-FEE"}
+
+// memQueue records enqueued step IDs. The queue is an edge of the pipeline;
+// tests drive the executor from it directly, one delivery at a time.
+type memQueue struct {
+	mu  sync.Mutex
+	ids []int64
+}
+
+func (q *memQueue) EnqueueStep(_ context.Context, id int64) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.ids = append(q.ids, id)
+	return nil
+}
+
+func (q *memQueue) pop() (int64, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.ids) == 0 {
+		return 0, false
+	}
+	id := q.ids[0]
+	q.ids = q.ids[1:]
+	return id, true
+}
+
+type fixture struct {
+	db     *store.DB
+	bank   *banksim.Client
+	queue  *memQueue
+	exec   *pipeline.Executor
+	poller *jobs.Poller
+	sweep  *jobs.Sweep
+	seeder *demo.Seeder
+}
+
+func newFixture(t *testing.T, cfg pipeline.ExecutorConfig) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, testenv.PostgresURL(t), store.Options{MaxOpenConns: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	sim := httptest.NewServer(banksim.New(banksim.Options{Token: token}))
+	t.Cleanup(sim.Close)
+	adapter, err := rest.New(rest.Config{Name: "sandbox", BaseURL: sim.URL, Token: token, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	banks := bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter})
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	q := &memQueue{}
+	exec := pipeline.NewExecutor(db, banks, q, cfg, logger)
+	client := banksim.NewClient(sim.URL, token, nil)
+	return &fixture{
+		db: db, bank: client, queue: q, exec: exec,
+		poller: jobs.NewPoller(db, banks, q, jobs.PollConfig{Accounts: map[string]pipeline.Accounts{"sandbox": accounts}}, logger),
+		sweep:  jobs.NewSweep(db, exec, logger),
+		seeder: demo.NewSeeder(db, client, demo.Options{Provider: "sandbox", Currency: "KRW", Accounts: accounts, Customers: 1, Seed: 7}),
+	}
+}
+
+// payday seeds one customer, pays them and polls: the settlement is created
+// and its head step enqueued.
+func (f *fixture) payday(t *testing.T, amount int64) demo.Customer {
+	t.Helper()
+	ctx := context.Background()
+	cs, err := f.seeder.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.seeder.Pay(ctx, cs[0], amount); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.poller.RunOnce(ctx)
+	if err != nil || res.Found != 1 {
+		t.Fatalf("poll: %+v %v", res, err)
+	}
+	return cs[0]
+}
+
+// drain delivers every queued step until the queue is empty. A step that
+// asks to be retried later is delivered again once its delay has passed,
+// polled with a deadline.
+func (f *fixture) drain(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		id, ok := f.queue.pop()
+		if !ok {
+			return
+		}
+		err := f.exec.Run(context.Background(), id)
+		var later *pipeline.RetryLaterError
+		if errors.As(err, &later) {
+			<-time.After(min(later.After, 50*time.Millisecond))
+			_ = f.queue.EnqueueStep(context.Background(), id)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("run step %d: %v", id, err)
+		}
+	}
+	t.Fatal("queue did not drain within 30s")
+}
+
+func (f *fixture) status(t *testing.T) map[string]int64 {
+	t.Helper()
+	c, err := f.db.StatusCounts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (f *fixture) verify(t *testing.T, wantTransfers int) {
+	t.Helper()
+	ctx := context.Background()
+	if vs, err := f.db.Verify(ctx); err != nil || len(vs) != 0 {
+		t.Fatalf("verify: %v %v", vs, err)
+	}
+	journal, err := f.bank.Journal(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, err := f.db.SucceededTransfers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	for _, j := range journal {
+		if keys[j.IdempotencyKey] {
+			t.Fatalf("bank applied %s twice", j.IdempotencyKey)
+		}
+		keys[j.IdempotencyKey] = true
+	}
+	for _, o := range ours {
+		if !keys[o.Key] {
+			t.Fatalf("engine recorded %s as done; the bank has no such transfer", o.Key)
+		}
+	}
+	if len(journal) != wantTransfers || len(ours) != wantTransfers {
+		t.Fatalf("bank applied %d transfers, engine recorded %d, want %d", len(journal), len(ours), wantTransfers)
+	}
+}
+
+// The same step delivered 50 times to 8 concurrent workers moves money once.
+func TestDuplicateDeliveriesMoveMoneyOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pipeline.ExecutorConfig{})
+	f.payday(t, 2_000_000)
+	head, _ := f.queue.pop()
+	var wg sync.WaitGroup
+	deliveries := make(chan struct{}, 50)
+	for range 50 {
+		deliveries <- struct{}{}
+	}
+	close(deliveries)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range deliveries {
+				if err := f.exec.Run(context.Background(), head); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	f.drain(t)
+	if got := f.status(t); got["SETTLED"] != 1 {
+		t.Fatalf("statuses %v", got)
+	}
+	f.verify(t, 4) // SWEEP, REPAY, FEE, PAYOUT for the seeded obligations
+}
+
+// The bank applies the transfer and the connection dies: the outcome is
+// unknown, the step stays RUNNING, and the sweep learns from the status
+// call that it succeeded: no second transfer.
+func TestApplyThenTimeoutIsResolvedByStatus(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pipeline.ExecutorConfig{Lease: 300 * time.Millisecond, BankTimeout: 200 * time.Millisecond})
+	ctx := context.Background()
+	f.payday(t, 2_000_000)
+	head, _ := f.queue.pop()
+	if err := f.bank.SetFaults(ctx, banksim.Faults{TimeoutAfterApplyRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.exec.Run(ctx, head); err != nil {
+		t.Fatal(err)
+	}
+	d := settlement(t, f.db)
+	if s := d.Steps[0]; s.Status != "RUNNING" || s.Transfers[0].Status != "UNKNOWN" {
+		t.Fatalf("after a timeout the step must wait RUNNING with an UNKNOWN attempt: %+v", s)
+	}
+	if err := f.bank.SetFaults(ctx, banksim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	f.sweepUntil(t, func(d store.SettlementDetail) bool { return d.Steps[0].Status == "DONE" })
+	f.drain(t)
+	if got := f.status(t); got["SETTLED"] != 1 {
+		t.Fatalf("statuses %v", got)
+	}
+	f.verify(t, 4)
+}
+
+// A worker dies right after its claim, before calling the bank: the sweep
+// asks the bank, learns the attempt never arrived, and a new attempt with a
+// new key moves the money once.
+func TestCrashAfterClaimIsResolved(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pipeline.ExecutorConfig{Lease: 200 * time.Millisecond})
+	ctx := context.Background()
+	f.payday(t, 2_000_000)
+	head, _ := f.queue.pop()
+	if _, err := f.db.ClaimStep(ctx, head, 200*time.Millisecond); err != nil { // the worker's claim; then it dies
+		t.Fatal(err)
+	}
+	f.sweepUntil(t, func(d store.SettlementDetail) bool { return d.Steps[0].Status == "READY" })
+	f.drain(t)
+	d := settlement(t, f.db)
+	if tr := d.Steps[0].Transfers; len(tr) != 2 || tr[0].Status != "ABSENT" || tr[1].Status != "SUCCEEDED" {
+		t.Fatalf("attempts %+v, want ABSENT then SUCCEEDED", tr)
+	}
+	f.verify(t, 4)
+}
+
+// "Processing" answers stay unknown until the status call says the
+// transfer went through.
+func TestProcessingIsResolvedByStatus(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pipeline.ExecutorConfig{Lease: 200 * time.Millisecond})
+	ctx := context.Background()
+	f.payday(t, 2_000_000)
+	if err := f.bank.SetFaults(ctx, banksim.Faults{ProcessingRate: 1, ProcessingDelayMS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	f.drain(t)
+	if err := f.bank.SetFaults(ctx, banksim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	f.sweepUntil(t, func(d store.SettlementDetail) bool { return d.Steps[0].Status == "DONE" })
+	f.drain(t)
+	if got := f.status(t); got["SETTLED"] != 1 {
+		t.Fatalf("statuses %v", got)
+	}
+	f.verify(t, 4)
+}
+
+// A frozen payout account fails the settlement for good, with an alert
+// that names the cause; nothing is paid out and the money moved so far is
+// in the ledger.
+func TestFrozenPayoutFailsWithAlert(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pipeline.ExecutorConfig{})
+	ctx := context.Background()
+	c := f.payday(t, 2_000_000)
+	if _, err := f.bank.SetState(ctx, c.Payout, banksim.StateFrozen, ""); err != nil {
+		t.Fatal(err)
+	}
+	f.drain(t)
+	if got := f.status(t); got["FAILED"] != 1 {
+		t.Fatalf("statuses %v", got)
+	}
+	d := settlement(t, f.db)
+	payout := d.Steps[len(d.Steps)-2]
+	if payout.Kind != "PAYOUT" || payout.Status != "FAILED" || payout.Transfers[0].Status != "REFUSED" {
+		t.Fatalf("payout step %+v", payout)
+	}
+	var summary string
+	if err := f.db.SQL().QueryRowContext(ctx, `SELECT summary FROM alerts WHERE settlement_id = $1`, d.ID).Scan(&summary); err != nil {
+		t.Fatalf("no alert for the failed settlement: %v", err)
+	}
+	if want := "account_frozen"; !strings.Contains(summary, want) {
+		t.Fatalf("alert %q does not name %s", summary, want)
+	}
+	f.verify(t, 3) // SWEEP, REPAY, FEE went through; PAYOUT did not
+	if res, _ := f.poller.RunOnce(ctx); res.Polled != 0 {
+		t.Fatalf("a customer with a FAILED settlement was polled again: %+v", res)
+	}
+}
+
+// A rate-limited transfer is retried with the same key after a backoff.
+func TestRateLimitRetriesWithTheSameKey(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pipeline.ExecutorConfig{RetryBase: time.Millisecond})
+	ctx := context.Background()
+	f.payday(t, 2_000_000)
+	head, _ := f.queue.pop()
+	if err := f.bank.SetFaults(ctx, banksim.Faults{RateLimitRPS: 1}); err != nil { // one token, then 429s for a second
+		t.Fatal(err)
+	}
+	if err := f.exec.Run(ctx, head); err != nil {
+		t.Fatal(err)
+	}
+	next, _ := f.queue.pop()
+	var later *pipeline.RetryLaterError
+	if err := f.exec.Run(ctx, next); !errors.As(err, &later) {
+		t.Fatalf("rate-limited step: err = %v, want RetryLaterError", err)
+	}
+	s := settlement(t, f.db).Steps[1]
+	if s.Status != "READY" || len(s.Transfers) != 1 || s.Transfers[0].Status != "SENDING" {
+		t.Fatalf("after a 429 the step must be READY with its one attempt kept: %+v", s)
+	}
+	if err := f.bank.SetFaults(ctx, banksim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.queue.EnqueueStep(ctx, next)
+	f.drain(t)
+	if got := f.status(t); got["SETTLED"] != 1 {
+		t.Fatalf("statuses %v", got)
+	}
+	if s := settlement(t, f.db).Steps[1]; len(s.Transfers) != 1 || s.Attempts != 2 {
+		t.Fatalf("step %s: %d attempts with %d keys, want 2 claims of one key", s.Kind, s.Attempts, len(s.Transfers))
+	}
+	f.verify(t, 4)
+}
+
+func (f *fixture) sweepUntil(t *testing.T, cond func(store.SettlementDetail) bool) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, func() (bool, string) {
+		if _, err := f.sweep.RunOnce(context.Background()); err != nil {
+			return false, err.Error()
+		}
+		d := settlement(t, f.db)
+		return cond(d), "steps: " + stepStates(d)
+	})
+}
+
+func settlement(t *testing.T, db *store.DB) store.SettlementDetail {
+	t.Helper()
+	rows, err := db.ListSettlements(context.Background(), store.SettlementFilter{Limit: 1})
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("settlements: %v %v", rows, err)
+	}
+	d, err := db.GetSettlement(context.Background(), rows[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func stepStates(d store.SettlementDetail) string {
+	s := ""
+	for _, st := range d.Steps {
+		s += st.Kind + "=" + st.Status + " "
+	}
+	return s
+}
+

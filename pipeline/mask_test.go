@@ -1,0 +1,28 @@
+package pipeline
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func TestAccountNumberIsMaskedEverywhere(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{"": "****", "123": "****", "1234": "****", "12345": "****2345", "110-234-567890": "****7890", "계좌번호12345": "****2345"} {
+		if got := AccountNumber(in).Masked(); got != want {
+			t.Errorf("Masked(%q) = %q, want %q", in, got, want)
+		}
+	}
+	a := AccountNumber("110234567890")
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("x", "account", a)
+	js, _ := json.Marshal(map[string]AccountNumber{"a": a})
+	for _, out := range []string{fmt.Sprint(a), fmt.Sprintf("%v %s", a, a), logged.String(), string(js)} {
+		if strings.Contains(out, "110234") || !strings.Contains(out, "****7890") {
+			t.Errorf("account number not masked in %q", out)
+		}
+	}
+}

@@ -1,0 +1,281 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/settle-dev/settle/internal/testenv"
+	"github.com/settle-dev/settle/pipeline"
+	"github.com/settle-dev/settle/store"
+)
+
+func newDB(t *testing.T) *store.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, testenv.PostgresURL(t), store.Options{MaxOpenConns: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+var accounts = pipeline.Accounts{Collection: "COL", Lender: "LEND", Holding: "HOLD", Fee: "FEE"}
+
+// seedSettlement creates one customer with a deposit and its settlement.
+func seedSettlement(t *testing.T, db *store.DB, ref string, deposit int64, ob pipeline.Obligations) (store.PollTarget, store.Created) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := db.CreateCustomer(ctx, store.NewCustomer{
+		ExternalRef: ref, HolderName: "Kim " + ref, Payout: pipeline.Payee{Account: "OWN-" + ref, Holder: "Kim " + ref},
+		Provider: "sandbox", VANumber: "VA-" + ref, Currency: "KRW", Obligations: ob,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	target := findTarget(t, db, "VA-"+ref)
+	plan, err := pipeline.BuildPlan(pipeline.Money{Amount: deposit, Currency: "KRW"}, target.Obligations(), pipeline.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := db.CreateSettlement(ctx, store.NewSettlement{Target: target, Plan: plan, Steps: plan.Steps(target.Number, accounts, target.Payee())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return target, created
+}
+
+func findTarget(t *testing.T, db *store.DB, va string) store.PollTarget {
+	t.Helper()
+	ts, err := db.PollTargets(context.Background(), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range ts {
+		if x.Number == va {
+			return x
+		}
+	}
+	t.Fatalf("no poll target for %s", va)
+	return store.PollTarget{}
+}
+
+func TestCreateSettlementWritesStepsAndDeposit(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	_, created := seedSettlement(t, db, "c1", 1_000_000, pipeline.Obligations{Outstanding: 300_000, FeeFixed: 1000})
+	d, err := db.GetSettlement(context.Background(), created.SettlementID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range d.Steps {
+		got = append(got, s.Kind+":"+s.Status)
+	}
+	want := "SWEEP:READY REPAY:PENDING FEE:PENDING PAYOUT:PENDING NOTIFY:PENDING"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("steps %v, want %s", got, want)
+	}
+	if d.Steps[0].ID != created.HeadStepID {
+		t.Fatalf("head step %d, want %d", created.HeadStepID, d.Steps[0].ID)
+	}
+	if vs, err := db.Verify(context.Background()); err != nil || len(vs) != 0 {
+		t.Fatalf("verify: %v %v", vs, err)
+	}
+}
+
+// A second poll that read the balance before the first settlement was
+// created must not settle the same money again.
+func TestStaleBalanceIsNotSettledTwice(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	target, _ := seedSettlement(t, db, "c1", 500_000, pipeline.Obligations{})
+	plan, _ := pipeline.BuildPlan(pipeline.Money{Amount: 500_000, Currency: "KRW"}, pipeline.Obligations{}, pipeline.Policy{})
+	_, err := db.CreateSettlement(context.Background(), store.NewSettlement{Target: target, Plan: plan, Steps: plan.Steps(target.Number, accounts, target.Payee())})
+	if !errors.Is(err, store.ErrStale) {
+		t.Fatalf("second settlement from the same read: err = %v, want ErrStale", err)
+	}
+	if ts, _ := db.PollTargets(context.Background(), 0, 10); len(ts) != 0 {
+		t.Fatalf("a customer with an open settlement is still polled: %+v", ts)
+	}
+}
+
+func TestLedgerIsAppendOnlyAndBalanced(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	seedSettlement(t, db, "c1", 500_000, pipeline.Obligations{})
+	ctx := context.Background()
+	for _, q := range []string{
+		`UPDATE postings SET amount = amount + 1`,
+		`DELETE FROM postings`,
+		`UPDATE journals SET kind = 'transfer'`,
+		`DELETE FROM journals`,
+		`TRUNCATE postings`,
+	} {
+		if _, err := db.SQL().ExecContext(ctx, q); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: err = %v, want append-only refusal", q, err)
+		}
+	}
+	tx, err := db.SQL().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One more posting into the deposit's journal leaves it unbalanced.
+	if _, err := tx.ExecContext(ctx, `
+		INSERT INTO postings (journal_id, account, amount, currency)
+		SELECT id, 'x', 5, 'KRW' FROM journals LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err == nil || !strings.Contains(err.Error(), "does not balance") {
+		t.Fatalf("commit of an unbalanced journal: err = %v, want refusal", err)
+	}
+}
+
+func TestClaimIsExclusive(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	_, created := seedSettlement(t, db, "c1", 500_000, pipeline.Obligations{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var won, lost int
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := db.ClaimStep(context.Background(), created.HeadStepID, time.Minute)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won++
+			case errors.Is(err, pipeline.ErrNotClaimable):
+				lost++
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if won != 1 || lost != 19 {
+		t.Fatalf("won %d lost %d, want 1 and 19", won, lost)
+	}
+}
+
+// A worker whose lease expired and was taken over records nothing.
+func TestFencingStopsAZombieWorker(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	_, created := seedSettlement(t, db, "c1", 500_000, pipeline.Obligations{})
+	zombie, err := db.ClaimStep(ctx, created.HeadStepID, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var owner pipeline.Claim
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		owner, err = db.ReclaimExpired(ctx, created.HeadStepID, time.Minute)
+		return err == nil, "reclaim: " + errString(err)
+	})
+	if owner.Transfer.Key != zombie.Transfer.Key || owner.Fence <= zombie.Fence {
+		t.Fatalf("reclaim must keep the attempt and raise the fence: zombie %+v owner %+v", zombie, owner)
+	}
+	if _, err := db.Complete(ctx, zombie, pipeline.Receipt{State: pipeline.TransferSucceeded}); !errors.Is(err, pipeline.ErrLeaseLost) {
+		t.Fatalf("zombie complete: err = %v, want ErrLeaseLost", err)
+	}
+	if err := db.Retry(ctx, zombie, time.Second, "x"); !errors.Is(err, pipeline.ErrLeaseLost) {
+		t.Fatalf("zombie retry: err = %v, want ErrLeaseLost", err)
+	}
+	next, err := db.Complete(ctx, owner, pipeline.Receipt{State: pipeline.TransferSucceeded, BankRef: "tr_1"})
+	if err != nil || next == 0 {
+		t.Fatalf("owner complete: next %d err %v", next, err)
+	}
+	if vs, err := db.Verify(ctx); err != nil || len(vs) != 0 {
+		t.Fatalf("verify: %v %v", vs, err)
+	}
+}
+
+// After the bank proves an attempt absent, the next claim makes a new
+// attempt with a new key; a transient retry reuses the same key.
+func TestAttemptKeys(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	_, created := seedSettlement(t, db, "c1", 500_000, pipeline.Obligations{})
+	c1, err := db.ClaimStep(ctx, created.HeadStepID, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Retry(ctx, c1, 0, "rate limited"); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := db.ClaimStep(ctx, created.HeadStepID, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.Transfer != c1.Transfer || c2.Attempts != 2 {
+		t.Fatalf("retry must reuse the attempt: %+v then %+v", c1.Transfer, c2.Transfer)
+	}
+	if err := db.Absent(ctx, c2); err != nil {
+		t.Fatal(err)
+	}
+	c3, err := db.ClaimStep(ctx, created.HeadStepID, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c3.Transfer.No != 2 || c3.Transfer.Key == c1.Transfer.Key || c3.Transfer.Key != pipeline.AttemptKey(c3.StepID, 2) {
+		t.Fatalf("after absence a new attempt with a new key is due: %+v", c3.Transfer)
+	}
+}
+
+func TestNotDueStepIsNotClaimed(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	_, created := seedSettlement(t, db, "c1", 500_000, pipeline.Obligations{})
+	c, _ := db.ClaimStep(ctx, created.HeadStepID, time.Minute)
+	if err := db.Retry(ctx, c, time.Hour, "busy"); err != nil {
+		t.Fatal(err)
+	}
+	var notDue *pipeline.NotDueError
+	if _, err := db.ClaimStep(ctx, created.HeadStepID, time.Minute); !errors.As(err, &notDue) {
+		t.Fatalf("err = %v, want NotDueError", err)
+	}
+	if _, err := db.ClaimStep(ctx, 999999, time.Minute); !errors.Is(err, pipeline.ErrNotClaimable) {
+		t.Fatalf("unknown step: err = %v, want ErrNotClaimable", err)
+	}
+}
+
+func TestMigrateDownAndUpAgain(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	if err := db.Migrate(ctx, "down", io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, _, _ := db.SchemaCurrent(ctx); ok {
+		t.Fatal("schema reported current after down")
+	}
+	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if ok, have, want, err := db.SchemaCurrent(ctx); !ok || err != nil {
+		t.Fatalf("schema not current after up: have %d want %d err %v", have, want, err)
+	}
+	if err := db.Migrate(ctx, "sideways", io.Discard); err == nil {
+		t.Fatal("unknown migrate command accepted")
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
