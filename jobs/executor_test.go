@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -379,3 +380,39 @@ func stepStates(d store.SettlementDetail) string {
 	return s
 }
 
+// A bank answering balances with garbage creates nothing; the batch is
+// counted as failed and tried again next cycle.
+func TestPollIgnoresGarbageBalances(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pipeline.ExecutorConfig{})
+	ctx := context.Background()
+	cs, err := f.seeder.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.seeder.Pay(ctx, cs[0], 1_000_000); err != nil {
+		t.Fatal(err)
+	}
+	garbage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"balances":[{"account_id":"x","available":-5,"currency":"KRW"}]`))
+	}))
+	t.Cleanup(garbage.Close)
+	adapter, err := rest.New(rest.Config{Name: "sandbox", BaseURL: garbage.URL, Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	banks := bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter})
+	poller := jobs.NewPoller(f.db, banks, f.queue, jobs.PollConfig{Accounts: map[string]pipeline.Accounts{"sandbox": accounts}},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	res, err := poller.RunOnce(ctx)
+	if err != nil || res.Errors != 1 || res.Found != 0 {
+		t.Fatalf("poll against garbage: %+v %v", res, err)
+	}
+	if got := f.status(t); len(got) != 0 {
+		t.Fatalf("settlements were created from garbage: %v", got)
+	}
+	if res, err := f.poller.RunOnce(ctx); err != nil || res.Found != 1 {
+		t.Fatalf("the next poll against the real bank: %+v %v", res, err)
+	}
+}

@@ -7,7 +7,7 @@
 # PostgreSQL and Redis.
 #
 # Ports: the daemon on 127.0.0.1:8080 and the sandbox bank on 127.0.0.1:8181, as in
-# configs/demo.yaml. Override with SETTLE_HTTP_ADDR and SETTLE_DEMO_BANK_ADDR.
+# configs/demo.yaml. Override with SETTLE_HTTP_ADDR and SETTLE_DEV_BANK_ADDR.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,9 +23,9 @@ die() {
 port_free() { ! (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 
 HTTP_ADDR="${SETTLE_HTTP_ADDR:-127.0.0.1:8080}"
-BANK_ADDR="${SETTLE_DEMO_BANK_ADDR:-127.0.0.1:8181}"
+BANK_ADDR="${SETTLE_DEV_BANK_ADDR:-127.0.0.1:8181}"
 port_free "$HTTP_ADDR" || die "$HTTP_ADDR is in use: stop what uses it or run SETTLE_HTTP_ADDR=127.0.0.1:PORT make run"
-port_free "$BANK_ADDR" || die "$BANK_ADDR is in use: stop what uses it or run SETTLE_DEMO_BANK_ADDR=127.0.0.1:PORT make run"
+port_free "$BANK_ADDR" || die "$BANK_ADDR is in use: stop what uses it or run SETTLE_DEV_BANK_ADDR=127.0.0.1:PORT make run"
 
 env_lines="$(scripts/devenv.sh up run)"
 eval "$env_lines"

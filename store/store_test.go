@@ -279,3 +279,34 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// Verify finds a broken rule: a RUNNING settlement whose live step was
+// pushed back to PENDING by hand, and a step DONE out of order.
+func TestVerifyReportsViolations(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	_, created := seedSettlement(t, db, "c1", 500_000, pipeline.Obligations{Outstanding: 100})
+	if _, err := db.SQL().ExecContext(ctx, `UPDATE steps SET status = 'PENDING' WHERE id = $1`, created.HeadStepID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SQL().ExecContext(ctx, `UPDATE steps SET status = 'DONE' WHERE settlement_id = $1 AND seq = 3`, created.SettlementID); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := db.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, v := range vs {
+		got[v.Check] = true
+		if v.SettlementID != created.SettlementID {
+			t.Errorf("violation %+v names the wrong settlement", v)
+		}
+	}
+	for _, want := range []string{"running_has_live_step", "steps_in_order", "done_step_has_transfer_and_journal"} {
+		if !got[want] {
+			t.Errorf("verify missed %s; got %+v", want, vs)
+		}
+	}
+}

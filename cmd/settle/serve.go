@@ -64,29 +64,35 @@ type daemon struct {
 	http     *http.Server
 }
 
-func newDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger) (d *daemon, err error) {
+func newDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*daemon, error) {
 	if err := checkListenAddr(cfg.HTTP.Addr); err != nil {
 		return nil, err
 	}
-	d = &daemon{cfg: cfg, logger: logger}
-	defer func() {
-		if err != nil {
-			d.stop(context.Background())
-		}
-	}()
-	if d.db, err = openCurrentDB(ctx, cfg); err != nil {
+	d := &daemon{cfg: cfg, logger: logger}
+	if err := d.build(ctx); err != nil {
+		d.stop(context.Background())
 		return nil, err
+	}
+	return d, nil
+}
+
+// build connects and assembles the parts; on error, what was built is left
+// for stop to close.
+func (d *daemon) build(ctx context.Context) (err error) {
+	cfg, logger := d.cfg, d.logger
+	if d.db, err = openCurrentDB(ctx, cfg); err != nil {
+		return err
 	}
 	redis, err := redisOpt(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := checkRedis(ctx, cfg, redis); err != nil {
-		return nil, err
+		return err
 	}
 	banks, accounts, err := buildBanks(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// A step task may run for the bank timeout plus two short transactions.
 	d.queue = jobs.NewQueue(redis, cfg.Worker.BankTimeout+20*time.Second)
@@ -95,14 +101,14 @@ func newDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger) (d 
 		Concurrency: cfg.Worker.Concurrency, ShutdownTimeout: cfg.Worker.ShutdownTimeout,
 	}, logger)
 	if d.sched, err = d.newScheduler(banks, accounts, exec); err != nil {
-		return nil, err
+		return err
 	}
 	d.monitor = asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: redis, ReadOnly: true})
 	if d.listener, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
-		return nil, fmt.Errorf("http.addr %s: %w: pick a free address", cfg.HTTP.Addr, err)
+		return fmt.Errorf("http.addr %s: %w: pick a free address", cfg.HTTP.Addr, err)
 	}
 	d.http = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}
-	return d, nil
+	return nil
 }
 
 func (d *daemon) newScheduler(banks pipeline.Banks, accounts map[string]pipeline.Accounts, exec *pipeline.Executor) (*jobs.Scheduler, error) {

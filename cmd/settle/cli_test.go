@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runCLI runs settle in-process with args and returns its output, error
+// text and exit code.
+func runCLI(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := newRootCmd()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	return out.String(), msg, exitCodeQuiet(err)
+}
+
+func exitCodeQuiet(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exitError); ok {
+		return ee.code
+	}
+	return 1
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const goodProvider = `
+providers:
+  - name: sandbox
+    dialect: rest
+    base_url: http://127.0.0.1:1
+    token: canary-bank-token-0001
+    accounts: {collection: C, lender: L, holding: H, fee: F}
+`
+
+func clearSettleEnv(t *testing.T) {
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "SETTLE_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+}
+
+func TestBadInputIsRefusedClearly(t *testing.T) {
+	clearSettleEnv(t)
+	const dbPass = "canary-db-password-0001"
+	badKey := writeConfig(t, "database: {url: postgres://u:"+dbPass+"@127.0.0.1:1/x}\nredis: {url: redis://127.0.0.1:1/0}\npoll: {bach_size: 5}\n"+goodProvider)
+	unreachable := writeConfig(t, "database: {url: \"postgres://u:"+dbPass+"@127.0.0.1:1/x?sslmode=disable&connect_timeout=2\"}\nredis: {url: redis://127.0.0.1:1/0}\n"+goodProvider)
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		contains []string
+	}{
+		{"unknown config key", []string{"config", "check", "--config", badKey}, 1, []string{`poll.bach_size`}},
+		{"unreachable database", []string{"serve", "--config", unreachable}, 1, []string{"not reachable", "SETTLE_DATABASE_URL"}},
+		{"migrate with a bad action", []string{"migrate", "sideways", "--config", unreachable}, 2, []string{"up, down or status"}},
+		{"show with a bad ID", []string{"settlements", "show", "12x", "--config", unreachable}, 2, []string{`"12x" is not a positive whole number`}},
+		{"list with a bad status", []string{"settlements", "list", "--status", "DONE", "--config", unreachable}, 2, []string{"use one of RUNNING"}},
+		{"unknown flag", []string{"settlements", "list", "--colour"}, 2, []string{"unknown flag"}},
+		{"banksim without a token", []string{"banksim"}, 2, []string{"SETTLE_BANKSIM_TOKEN"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, msg, code := runCLI(t, tt.args...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d (err %q)", code, tt.code, msg)
+			}
+			for _, c := range tt.contains {
+				if !strings.Contains(msg, c) {
+					t.Errorf("error %q does not say %q", msg, c)
+				}
+			}
+			for _, secret := range []string{dbPass, "canary-bank-token-0001"} {
+				if strings.Contains(msg+out, secret) {
+					t.Errorf("secret %q leaked: %q %q", secret, msg, out)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckListenAddr(t *testing.T) {
+	for addr, ok := range map[string]bool{"127.0.0.1:8080": true, "localhost:80": true, "[::1]:9": true,
+		"0.0.0.0:8080": false, ":8080": false, "10.0.0.5:80": false, "nonsense": false} {
+		if err := checkListenAddr(addr); (err == nil) != ok {
+			t.Errorf("checkListenAddr(%q) = %v, want ok=%v", addr, err, ok)
+		}
+	}
+}
