@@ -33,10 +33,10 @@ type memQueue struct {
 	ids []int64
 }
 
-func (q *memQueue) EnqueueStep(_ context.Context, id int64) error {
+func (q *memQueue) EnqueueStep(_ context.Context, ref pipeline.StepRef) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.ids = append(q.ids, id)
+	q.ids = append(q.ids, ref.ID)
 	return nil
 }
 
@@ -52,13 +52,14 @@ func (q *memQueue) pop() (int64, bool) {
 }
 
 type fixture struct {
-	db     *store.DB
-	bank   *banksim.Client
-	queue  *memQueue
-	exec   *pipeline.Executor
-	poller *jobs.Poller
-	sweep  *jobs.Sweep
-	seeder *demo.Seeder
+	bankURL string
+	db      *store.DB
+	bank    *banksim.Client
+	queue   *memQueue
+	exec    *pipeline.Executor
+	poller  *jobs.Poller
+	sweep   *jobs.Sweep
+	seeder  *demo.Seeder
 }
 
 func newFixture(t *testing.T, cfg pipeline.ExecutorConfig) *fixture {
@@ -84,7 +85,7 @@ func newFixture(t *testing.T, cfg pipeline.ExecutorConfig) *fixture {
 	exec := pipeline.NewExecutor(db, banks, q, cfg, logger)
 	client := banksim.NewClient(sim.URL, token, nil)
 	return &fixture{
-		db: db, bank: client, queue: q, exec: exec,
+		bankURL: sim.URL, db: db, bank: client, queue: q, exec: exec,
 		poller: jobs.NewPoller(db, banks, q, jobs.PollConfig{Accounts: map[string]pipeline.Accounts{"sandbox": accounts}}, logger),
 		sweep:  jobs.NewSweep(db, exec, logger),
 		seeder: demo.NewSeeder(db, client, demo.Options{Provider: "sandbox", Currency: "KRW", Accounts: accounts, Customers: 1, Seed: 7}),
@@ -125,7 +126,7 @@ func (f *fixture) drain(t *testing.T) {
 		var later *pipeline.RetryLaterError
 		if errors.As(err, &later) {
 			<-time.After(min(later.After, 50*time.Millisecond))
-			_ = f.queue.EnqueueStep(context.Background(), id)
+			_ = f.queue.EnqueueStep(context.Background(), pipeline.StepRef{ID: id})
 			continue
 		}
 		if err != nil {
@@ -237,8 +238,8 @@ func TestApplyThenTimeoutIsResolvedByStatus(t *testing.T) {
 }
 
 // A worker dies right after its claim, before calling the bank: the sweep
-// asks the bank, learns the attempt never arrived, and a new attempt with a
-// new key moves the money once.
+// asks the bank, learns the attempt never arrived, and the same attempt is
+// sent again with the same key.
 func TestCrashAfterClaimIsResolved(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, pipeline.ExecutorConfig{Lease: 200 * time.Millisecond})
@@ -251,8 +252,8 @@ func TestCrashAfterClaimIsResolved(t *testing.T) {
 	f.sweepUntil(t, func(d store.SettlementDetail) bool { return d.Steps[0].Status == "READY" })
 	f.drain(t)
 	d := settlement(t, f.db)
-	if tr := d.Steps[0].Transfers; len(tr) != 2 || tr[0].Status != "ABSENT" || tr[1].Status != "SUCCEEDED" {
-		t.Fatalf("attempts %+v, want ABSENT then SUCCEEDED", tr)
+	if s := d.Steps[0]; len(s.Transfers) != 1 || s.Transfers[0].Status != "SUCCEEDED" || s.Attempts != 2 {
+		t.Fatalf("step %+v, want one key, claimed twice, SUCCEEDED", s)
 	}
 	f.verify(t, 4)
 }
@@ -337,7 +338,7 @@ func TestRateLimitRetriesWithTheSameKey(t *testing.T) {
 	if err := f.bank.SetFaults(ctx, banksim.Faults{}); err != nil {
 		t.Fatal(err)
 	}
-	_ = f.queue.EnqueueStep(ctx, next)
+	_ = f.queue.EnqueueStep(ctx, pipeline.StepRef{ID: next})
 	f.drain(t)
 	if got := f.status(t); got["SETTLED"] != 1 {
 		t.Fatalf("statuses %v", got)
@@ -415,4 +416,37 @@ func TestPollIgnoresGarbageBalances(t *testing.T) {
 	if res, err := f.poller.RunOnce(ctx); err != nil || res.Found != 1 {
 		t.Fatalf("the next poll against the real bank: %+v %v", res, err)
 	}
+}
+
+// A worker paused between its claim and its send (GC, SIGSTOP) wakes up
+// after the sweep gave its step to another worker that already moved the
+// money: its late send carries the same key, so the bank does not pay twice,
+// and its record is refused by the fence.
+func TestPausedWorkerSendingLateDoesNotPayTwice(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pipeline.ExecutorConfig{Lease: 100 * time.Millisecond})
+	ctx := context.Background()
+	f.payday(t, 2_000_000)
+	head, _ := f.queue.pop()
+	zombie, err := f.db.ClaimStep(ctx, head, 100*time.Millisecond) // then the worker is paused
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.sweepUntil(t, func(d store.SettlementDetail) bool { return d.Steps[0].Status == "READY" })
+	if err := f.exec.Run(ctx, head); err != nil { // another worker sends it
+		t.Fatal(err)
+	}
+	adapter, err := rest.New(rest.Config{Name: "sandbox", BaseURL: f.bankURL, Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := adapter.Transfer(ctx, zombie.Request()) // the paused worker wakes and sends
+	if pipeline.Classify(r, err) != pipeline.ClassSuccess {
+		t.Fatalf("late send: %+v %v", r, err)
+	}
+	if _, err := f.db.Complete(ctx, zombie, r); !errors.Is(err, pipeline.ErrLeaseLost) {
+		t.Fatalf("late record: err = %v, want ErrLeaseLost", err)
+	}
+	f.drain(t)
+	f.verify(t, 4)
 }

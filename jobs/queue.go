@@ -20,9 +20,13 @@ const (
 	TypeStep = "step:run"
 )
 
-// StepTaskID is the Asynq task ID of a step: the same step is queued at most
-// once at a time.
-func StepTaskID(stepID int64) string { return "step:" + strconv.FormatInt(stepID, 10) }
+// StepTaskID is the Asynq task ID of a step at a fence: the same step is
+// queued at most once per fence. When a step is claimed again (the sweep took
+// it over), its fence moves, so a task stuck with a dead worker until Asynq
+// recovers it does not block the step's next delivery.
+func StepTaskID(ref pipeline.StepRef) string {
+	return "step:" + strconv.FormatInt(ref.ID, 10) + ":" + strconv.FormatInt(ref.Fence, 10)
+}
 
 // Queue enqueues step tasks into Asynq. It implements pipeline.Queue.
 type Queue struct {
@@ -45,43 +49,43 @@ func (q *Queue) Close() error {
 }
 
 // EnqueueStep implements pipeline.Queue: a step already queued, scheduled or
-// running is left as it is.
-func (q *Queue) EnqueueStep(ctx context.Context, stepID int64) error {
-	_, err := q.client.EnqueueContext(ctx, q.task(stepID))
+// running at this fence is left as it is.
+func (q *Queue) EnqueueStep(ctx context.Context, ref pipeline.StepRef) error {
+	_, err := q.client.EnqueueContext(ctx, q.task(ref))
 	if err == nil || errors.Is(err, asynq.ErrTaskIDConflict) {
 		return nil
 	}
-	return fmt.Errorf("enqueue step %d: %w", stepID, err)
+	return fmt.Errorf("enqueue step %d: %w", ref.ID, err)
 }
 
 // Requeue enqueues a step the database says is READY but that may be missing
 // from the queue. An archived task with the step's ID (Asynq gave up on it)
 // is deleted first, since the database, not Asynq, decides when a step is
 // finished. It reports whether a task was enqueued.
-func (q *Queue) Requeue(ctx context.Context, stepID int64) (bool, error) {
-	_, err := q.client.EnqueueContext(ctx, q.task(stepID))
+func (q *Queue) Requeue(ctx context.Context, ref pipeline.StepRef) (bool, error) {
+	_, err := q.client.EnqueueContext(ctx, q.task(ref))
 	if !errors.Is(err, asynq.ErrTaskIDConflict) {
 		if err != nil {
-			return false, fmt.Errorf("requeue step %d: %w", stepID, err)
+			return false, fmt.Errorf("requeue step %d: %w", ref.ID, err)
 		}
 		return true, nil
 	}
-	info, ierr := q.inspector.GetTaskInfo(QueueSteps, StepTaskID(stepID))
+	info, ierr := q.inspector.GetTaskInfo(QueueSteps, StepTaskID(ref))
 	if ierr != nil || info.State != asynq.TaskStateArchived {
 		return false, nil // queued or running already (or gone meanwhile: next relay)
 	}
-	if err := q.inspector.DeleteTask(QueueSteps, StepTaskID(stepID)); err != nil {
-		return false, fmt.Errorf("requeue step %d: delete archived task: %w", stepID, err)
+	if err := q.inspector.DeleteTask(QueueSteps, StepTaskID(ref)); err != nil {
+		return false, fmt.Errorf("requeue step %d: delete archived task: %w", ref.ID, err)
 	}
-	if _, err := q.client.EnqueueContext(ctx, q.task(stepID)); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return false, fmt.Errorf("requeue step %d: %w", stepID, err)
+	if _, err := q.client.EnqueueContext(ctx, q.task(ref)); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return false, fmt.Errorf("requeue step %d: %w", ref.ID, err)
 	}
 	return true, nil
 }
 
-func (q *Queue) task(stepID int64) *asynq.Task {
-	return asynq.NewTask(TypeStep, []byte(strconv.FormatInt(stepID, 10)),
-		asynq.TaskID(StepTaskID(stepID)), asynq.Queue(QueueSteps),
+func (q *Queue) task(ref pipeline.StepRef) *asynq.Task {
+	return asynq.NewTask(TypeStep, []byte(strconv.FormatInt(ref.ID, 10)),
+		asynq.TaskID(StepTaskID(ref)), asynq.Queue(QueueSteps),
 		asynq.MaxRetry(25), asynq.Timeout(q.timeout))
 }
 

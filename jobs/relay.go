@@ -34,13 +34,13 @@ type RelayResult struct {
 // RunOnce enqueues every due READY step not already queued.
 func (r *Relay) RunOnce(ctx context.Context) (RelayResult, error) {
 	var res RelayResult
-	ids, err := r.db.DueReadySteps(ctx, r.minAge, r.batch)
+	refs, err := r.db.DueReadySteps(ctx, r.minAge, r.batch)
 	if err != nil {
 		return res, err
 	}
-	for _, id := range ids {
+	for _, ref := range refs {
 		res.Seen++
-		ok, err := r.queue.Requeue(ctx, id)
+		ok, err := r.queue.Requeue(ctx, ref)
 		if err != nil {
 			return res, err
 		}

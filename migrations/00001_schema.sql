@@ -102,9 +102,10 @@ CREATE INDEX steps_ready_due ON steps (next_run_at) WHERE status = 'READY';
 CREATE INDEX steps_running_lease ON steps (lease_until) WHERE status = 'RUNNING';
 
 -- One row per attempt to move a step's money at the bank, written before the
--- bank is called. Statuses: SENDING (written, maybe sent), UNKNOWN (sent, the
--- bank gave no definite answer), SUCCEEDED, REFUSED (permanent, nothing
--- moved), ABSENT (the bank confirmed it never saw the key).
+-- bank is called. Statuses: SENDING (written, maybe sent; also after the bank
+-- said it never saw the key, since the same key is sent again), UNKNOWN (sent,
+-- the bank gave no definite answer), SUCCEEDED, REFUSED (permanent, nothing
+-- moved: only then does a replay make a new attempt with a new key).
 CREATE TABLE transfers (
     id              bigserial PRIMARY KEY,
     step_id         bigint NOT NULL REFERENCES steps (id),
@@ -114,7 +115,7 @@ CREATE TABLE transfers (
     amount          bigint NOT NULL CHECK (amount > 0),
     currency        text NOT NULL,
     status          text NOT NULL DEFAULT 'SENDING'
-                    CHECK (status IN ('SENDING', 'UNKNOWN', 'SUCCEEDED', 'REFUSED', 'ABSENT')),
+                    CHECK (status IN ('SENDING', 'UNKNOWN', 'SUCCEEDED', 'REFUSED')),
     bank_ref        text NOT NULL DEFAULT '',
     bank_code       text NOT NULL DEFAULT '',
     bank_message    text NOT NULL DEFAULT '',

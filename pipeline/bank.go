@@ -130,8 +130,8 @@ const (
 	// ClassUnknown: the bank may or may not have moved the money; ask the
 	// status call before anything else.
 	ClassUnknown
-	// ClassAbsent: the bank says it never saw the attempt; a new attempt may
-	// be sent.
+	// ClassAbsent: the bank says it never saw the attempt; it may be sent
+	// again, with the same key.
 	ClassAbsent
 	// ClassKeyConflict: the key was reused with other content; halt and alert.
 	ClassKeyConflict

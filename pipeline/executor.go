@@ -90,11 +90,28 @@ func (e *Executor) Run(ctx context.Context, stepID int64) error {
 	if err != nil {
 		return e.record(ctx, c, Receipt{}, fmt.Errorf("%w: %v", ErrUnavailable, err))
 	}
+	r, err := e.call(ctx, func(ctx context.Context) (Receipt, error) { return bank.Transfer(ctx, c.Request()) })
+	rctx, cancel := recordContext(ctx)
+	defer cancel()
+	return e.record(rctx, c, r, err)
+}
+
+// call runs one bank call bounded by the bank timeout.
+func (e *Executor) call(ctx context.Context, fn func(context.Context) (Receipt, error)) (Receipt, error) {
 	callCtx, cancel := context.WithTimeout(ctx, e.cfg.BankTimeout)
 	defer cancel()
-	r, err := bank.Transfer(callCtx, c.Request())
-	return e.record(ctx, c, r, err)
+	return fn(callCtx)
 }
+
+// recordContext keeps recording a bank's answer from being cut off by the
+// caller's cancellation (a shutdown, a task deadline): an answer received is
+// an answer worth writing down. It is still bounded.
+func recordContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+}
+
+// recordTimeout bounds writing down one bank answer.
+const recordTimeout = 10 * time.Second
 
 // Resolve takes over a step whose lease expired and settles its outcome by
 // asking the bank for the attempt's status: it never sends the transfer
@@ -114,9 +131,9 @@ func (e *Executor) Resolve(ctx context.Context, stepID int64) error {
 	if err != nil {
 		return e.unknown(ctx, c, fmt.Sprintf("provider %s: %v", c.Provider, err))
 	}
-	callCtx, cancel := context.WithTimeout(ctx, e.cfg.BankTimeout)
+	r, err := e.call(ctx, func(ctx context.Context) (Receipt, error) { return bank.TransferStatus(ctx, c.Request()) })
+	ctx, cancel := recordContext(ctx)
 	defer cancel()
-	r, err := bank.TransferStatus(callCtx, c.Request())
 	switch Classify(r, err) {
 	case ClassAbsent:
 		return e.absent(ctx, c)
@@ -160,7 +177,7 @@ func (e *Executor) complete(ctx context.Context, c Claim, r Receipt) error {
 	if err != nil {
 		return fmt.Errorf("record step %d: %w", c.StepID, err)
 	}
-	if next == 0 {
+	if next.ID == 0 {
 		return nil
 	}
 	// The next step is READY in the database already; if this enqueue is
@@ -192,7 +209,7 @@ func (e *Executor) absent(ctx context.Context, c Claim) error {
 	if err := e.store.Absent(ctx, c); err != nil {
 		return e.recordErr(c, err)
 	}
-	if err := e.queue.EnqueueStep(ctx, c.StepID); err != nil {
+	if err := e.queue.EnqueueStep(ctx, StepRef{ID: c.StepID, Fence: c.Fence}); err != nil {
 		e.logger.WarnContext(ctx, "enqueue step failed; the relay will retry", "step", c.StepID, "err", err)
 	}
 	return nil

@@ -91,9 +91,9 @@ type StepStore interface {
 	ReclaimExpired(ctx context.Context, stepID int64, lease time.Duration) (Claim, error)
 	// Complete records success: the step is DONE, its attempt SUCCEEDED, its
 	// ledger journal and obligation changes written, and the next step READY
-	// (returned) or the settlement SETTLED (next is 0). ErrLeaseLost if the
+	// (returned) or the settlement SETTLED (next.ID is 0). ErrLeaseLost if the
 	// fence moved.
-	Complete(ctx context.Context, c Claim, r Receipt) (next int64, err error)
+	Complete(ctx context.Context, c Claim, r Receipt) (next StepRef, err error)
 	// Fail records a permanent failure: the step FAILED (or DEAD when dead),
 	// the attempt REFUSED when refused, the settlement FAILED, and the alert.
 	Fail(ctx context.Context, c Claim, f Failure) error
@@ -103,8 +103,10 @@ type StepStore interface {
 	// Unknown marks the attempt's outcome unknown; the step stays RUNNING with
 	// its lease extended by wait, until the sweep asks the bank.
 	Unknown(ctx context.Context, c Claim, wait time.Duration, reason string) error
-	// Absent records that the bank never saw the attempt: the attempt is
-	// ABSENT and the step READY now, so its next claim makes a new attempt.
+	// Absent records that the bank never saw the attempt: the step is READY
+	// now and its next claim sends the same attempt, with the same key, again.
+	// Keeping the key means a worker that was paused before it sent the
+	// attempt and sends it late is deduplicated by the bank.
 	Absent(ctx context.Context, c Claim) error
 }
 
@@ -116,11 +118,19 @@ type Failure struct {
 	Alert   Alert
 }
 
+// StepRef names a step as it stands: its ID and its fencing token. The token
+// tells queue deliveries for the same step apart once the step was claimed
+// again, so a delivery stuck with a dead worker never blocks a new one.
+type StepRef struct {
+	ID    int64
+	Fence int64
+}
+
 // Queue wakes a worker for a step. The task carries only the step ID.
 type Queue interface {
 	// EnqueueStep asks a worker to run the step. Enqueueing a step that is
-	// already queued is not an error.
-	EnqueueStep(ctx context.Context, stepID int64) error
+	// already queued with the same fence is not an error.
+	EnqueueStep(ctx context.Context, step StepRef) error
 }
 
 // Banks gives the Bank adapter for a provider name.

@@ -128,7 +128,7 @@ install_packages() {
 		log "installing Debian packages: $* (apt-get update first)"
 		DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 ||
 			die "apt-get update failed; run it yourself: apt-get update && apt-get install -y $*"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >&2 ||
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2 ||
 			die "apt-get install failed; run it yourself: apt-get install -y $*"
 		return 0
 	fi

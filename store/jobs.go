@@ -4,22 +4,24 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/settle-dev/settle/pipeline"
 )
 
 // DueReadySteps returns READY steps that are due and have been READY for at
 // least minAge (so a step enqueued a moment ago is left alone), oldest first.
 // The READY relay enqueues them again.
-func (db *DB) DueReadySteps(ctx context.Context, minAge time.Duration, limit int) ([]int64, error) {
-	var ids []int64
-	err := db.x.SelectContext(ctx, &ids, `
-		SELECT id FROM steps
+func (db *DB) DueReadySteps(ctx context.Context, minAge time.Duration, limit int) ([]pipeline.StepRef, error) {
+	var refs []pipeline.StepRef
+	err := db.x.SelectContext(ctx, &refs, `
+		SELECT id AS "id", fence AS "fence" FROM steps
 		 WHERE status = 'READY' AND next_run_at <= now()
 		   AND updated_at <= now() - $1 * interval '1 millisecond'
 		 ORDER BY next_run_at LIMIT $2`, minAge.Milliseconds(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list due READY steps: %w", err)
 	}
-	return ids, nil
+	return refs, nil
 }
 
 // ExpiredSteps returns RUNNING steps whose lease has expired by the

@@ -74,7 +74,7 @@ func (db *DB) whyNotClaimable(ctx context.Context, tx *sqlx.Tx, stepID int64) er
 
 // liveOrNewAttempt reuses the step's live attempt (its key was maybe sent;
 // sending it again is safe) or creates the next one with a new key, which is
-// only reached once the previous attempt was refused or proven absent.
+// only reached once the previous attempt was refused.
 func liveOrNewAttempt(ctx context.Context, tx *sqlx.Tx, c pipeline.Claim) (pipeline.Attempt, error) {
 	var a pipeline.Attempt
 	var status string
@@ -139,8 +139,8 @@ func fenced(ctx context.Context, tx *sqlx.Tx, c pipeline.Claim, set string, args
 }
 
 // Complete implements pipeline.StepStore.
-func (db *DB) Complete(ctx context.Context, c pipeline.Claim, r pipeline.Receipt) (int64, error) {
-	var next int64
+func (db *DB) Complete(ctx context.Context, c pipeline.Claim, r pipeline.Receipt) (pipeline.StepRef, error) {
+	var next pipeline.StepRef
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
 		if err := fenced(ctx, tx, c, `status = 'DONE', done_at = now(), lease_until = NULL, last_error = ''`); err != nil {
 			return err
@@ -150,8 +150,8 @@ func (db *DB) Complete(ctx context.Context, c pipeline.Claim, r pipeline.Receipt
 		}
 		err := tx.QueryRowxContext(ctx, `
 			UPDATE steps SET status = 'READY', next_run_at = now(), updated_at = now()
-			 WHERE settlement_id = $1 AND seq = $2 AND status = 'PENDING' RETURNING id`,
-			c.SettlementID, c.Seq+1).Scan(&next)
+			 WHERE settlement_id = $1 AND seq = $2 AND status = 'PENDING' RETURNING id, fence`,
+			c.SettlementID, c.Seq+1).Scan(&next.ID, &next.Fence)
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
@@ -161,7 +161,7 @@ func (db *DB) Complete(ctx context.Context, c pipeline.Claim, r pipeline.Receipt
 		return err
 	})
 	if err != nil {
-		return 0, err
+		return pipeline.StepRef{}, err
 	}
 	return next, nil
 }
@@ -270,11 +270,11 @@ func (db *DB) Unknown(ctx context.Context, c pipeline.Claim, wait time.Duration,
 func (db *DB) Absent(ctx context.Context, c pipeline.Claim) error {
 	return db.inTx(ctx, func(tx *sqlx.Tx) error {
 		if err := fenced(ctx, tx, c, `status = 'READY', lease_until = NULL, next_run_at = now(),
-			last_error = 'previous attempt never reached the bank'`); err != nil {
+			last_error = 'the bank never saw attempt; sending the same key again'`); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `
-			UPDATE transfers SET status = 'ABSENT', updated_at = now() WHERE id = $1 AND status IN ('SENDING', 'UNKNOWN')`,
+			UPDATE transfers SET status = 'SENDING', updated_at = now() WHERE id = $1 AND status = 'UNKNOWN'`,
 			c.Transfer.ID)
 		return err
 	})

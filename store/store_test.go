@@ -193,7 +193,7 @@ func TestFencingStopsAZombieWorker(t *testing.T) {
 		t.Fatalf("zombie retry: err = %v, want ErrLeaseLost", err)
 	}
 	next, err := db.Complete(ctx, owner, pipeline.Receipt{State: pipeline.TransferSucceeded, BankRef: "tr_1"})
-	if err != nil || next == 0 {
+	if err != nil || next.ID == 0 {
 		t.Fatalf("owner complete: next %d err %v", next, err)
 	}
 	if vs, err := db.Verify(ctx); err != nil || len(vs) != 0 {
@@ -201,36 +201,49 @@ func TestFencingStopsAZombieWorker(t *testing.T) {
 	}
 }
 
-// After the bank proves an attempt absent, the next claim makes a new
-// attempt with a new key; a transient retry reuses the same key.
+// A transient retry and a proven absence both reuse the attempt and its key;
+// only a refusal (then a replay) makes a new attempt with a new key.
 func TestAttemptKeys(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	ctx := context.Background()
 	_, created := seedSettlement(t, db, "c1", 500_000, pipeline.Obligations{})
-	c1, err := db.ClaimStep(ctx, created.HeadStepID, time.Minute)
-	if err != nil {
-		t.Fatal(err)
+	claim := func() pipeline.Claim {
+		t.Helper()
+		c, err := db.ClaimStep(ctx, created.HeadStepID, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
+	c1 := claim()
 	if err := db.Retry(ctx, c1, 0, "rate limited"); err != nil {
 		t.Fatal(err)
 	}
-	c2, err := db.ClaimStep(ctx, created.HeadStepID, time.Minute)
-	if err != nil {
+	c2 := claim()
+	if err := db.Unknown(ctx, c2, 0, "timeout"); err != nil {
 		t.Fatal(err)
-	}
-	if c2.Transfer != c1.Transfer || c2.Attempts != 2 {
-		t.Fatalf("retry must reuse the attempt: %+v then %+v", c1.Transfer, c2.Transfer)
 	}
 	if err := db.Absent(ctx, c2); err != nil {
 		t.Fatal(err)
 	}
-	c3, err := db.ClaimStep(ctx, created.HeadStepID, time.Minute)
-	if err != nil {
+	c3 := claim()
+	if c2.Transfer != c1.Transfer || c3.Transfer != c1.Transfer || c3.Attempts != 3 {
+		t.Fatalf("retries must reuse the attempt: %+v, %+v, %+v", c1.Transfer, c2.Transfer, c3.Transfer)
+	}
+	refused := &pipeline.RefusedError{Code: pipeline.RefusedAccountFrozen, BankCode: "account_frozen"}
+	failure := pipeline.Failure{Refused: refused, Reason: refused.Error()}
+	failure.Alert = pipeline.FailureAlert(c3, failure)
+	if err := db.Fail(ctx, c3, failure); err != nil {
 		t.Fatal(err)
 	}
-	if c3.Transfer.No != 2 || c3.Transfer.Key == c1.Transfer.Key || c3.Transfer.Key != pipeline.AttemptKey(c3.StepID, 2) {
-		t.Fatalf("after absence a new attempt with a new key is due: %+v", c3.Transfer)
+	// An operator's replay puts the failed step back to READY.
+	if _, err := db.SQL().ExecContext(ctx, `UPDATE steps SET status = 'READY' WHERE id = $1`, created.HeadStepID); err != nil {
+		t.Fatal(err)
+	}
+	c4 := claim()
+	if c4.Transfer.No != 2 || c4.Transfer.Key != pipeline.AttemptKey(c4.StepID, 2) {
+		t.Fatalf("after a refusal a new attempt with a new key is due: %+v", c4.Transfer)
 	}
 }
 
