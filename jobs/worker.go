@@ -53,13 +53,15 @@ func NewWorker(redis asynq.RedisConnOpt, exec *pipeline.Executor, cfg WorkerConf
 	return srv, mux
 }
 
-// retryDelay honours the delay a step asked for and falls back to Asynq's.
-func retryDelay(n int, err error, t *asynq.Task) time.Duration {
+// retryDelay honours the delay a step asked for. Other errors (the database
+// went away mid-step) retry soon, 1s doubling to a minute: the step's row
+// decides what a redelivery does, so an early one costs one query.
+func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	var later *pipeline.RetryLaterError
 	if errors.As(err, &later) {
 		return max(later.After, 10*time.Millisecond)
 	}
-	return asynq.DefaultRetryDelayFunc(n, err, t)
+	return min(time.Second<<min(n, 6), time.Minute)
 }
 
 // isFailure: a step waiting for its turn or its backoff is not a failure.

@@ -23,7 +23,19 @@ type ExecutorConfig struct {
 	// UnknownWait is how long an unknown outcome waits before the sweep asks
 	// the bank again (default Lease).
 	UnknownWait time.Duration
+	// Hook, when set, is called at each named point of a step's execution.
+	// The fault-injection tests use it to kill the process right there.
+	Hook func(point string)
 }
+
+// The named points of a step's execution where Hook is called. The store
+// calls its own hook at PointBeforeRecordCommit.
+const (
+	PointAfterClaim         = "after_claim"
+	PointAfterBankOK        = "after_bank_ok"
+	PointBeforeRecordCommit = "before_record_commit"
+	PointAfterRecordCommit  = "after_record_commit"
+)
 
 func (c ExecutorConfig) withDefaults() ExecutorConfig {
 	c.Lease = cmpOr(c.Lease, 30*time.Second)
@@ -32,6 +44,9 @@ func (c ExecutorConfig) withDefaults() ExecutorConfig {
 	c.RetryBase = cmpOr(c.RetryBase, time.Second)
 	c.RetryMax = cmpOr(c.RetryMax, 5*time.Minute)
 	c.UnknownWait = cmpOr(c.UnknownWait, c.Lease)
+	if c.Hook == nil {
+		c.Hook = func(string) {}
+	}
 	return c
 }
 
@@ -83,6 +98,7 @@ func (e *Executor) Run(ctx context.Context, stepID int64) error {
 	case err != nil:
 		return fmt.Errorf("claim step %d: %w", stepID, err)
 	}
+	e.cfg.Hook(PointAfterClaim)
 	if !c.Kind.MovesMoney() {
 		return e.complete(ctx, c, Receipt{State: TransferSucceeded})
 	}
@@ -150,6 +166,7 @@ func (e *Executor) record(ctx context.Context, c Claim, r Receipt, callErr error
 	e.logger.DebugContext(ctx, "bank answered", "step", c.StepID, "kind", c.Kind, "attempt", c.Transfer.No, "class", class.String())
 	switch class {
 	case ClassSuccess:
+		e.cfg.Hook(PointAfterBankOK)
 		return e.complete(ctx, c, r)
 	case ClassRefused:
 		var refused *RefusedError
@@ -177,6 +194,7 @@ func (e *Executor) complete(ctx context.Context, c Claim, r Receipt) error {
 	if err != nil {
 		return fmt.Errorf("record step %d: %w", c.StepID, err)
 	}
+	e.cfg.Hook(PointAfterRecordCommit)
 	if next.ID == 0 {
 		return nil
 	}
@@ -188,13 +206,17 @@ func (e *Executor) complete(ctx context.Context, c Claim, r Receipt) error {
 	return nil
 }
 
+// retry puts a step back after a transient answer. A rate limit is the
+// bank's pacing, not a failure: it costs the step no attempt, so a payday
+// burst that outruns the bank waits rather than dies.
 func (e *Executor) retry(ctx context.Context, c Claim, callErr error) error {
-	if c.Attempts >= e.cfg.MaxAttempts {
+	rateLimited := errors.Is(callErr, ErrRateLimited)
+	if !rateLimited && c.Attempts >= e.cfg.MaxAttempts {
 		return e.fail(ctx, c, Failure{Dead: true,
 			Reason: fmt.Sprintf("out of attempts (%d): %v", c.Attempts, callErr)})
 	}
 	after := max(Backoff(c.Attempts, e.cfg.RetryBase, e.cfg.RetryMax), RetryAfter(callErr))
-	if err := e.store.Retry(ctx, c, after, callErr.Error()); err != nil {
+	if err := e.store.Retry(ctx, c, after, callErr.Error(), rateLimited); err != nil {
 		return e.recordErr(c, err)
 	}
 	return &RetryLaterError{After: after, Reason: callErr.Error()}

@@ -98,8 +98,9 @@ type StepStore interface {
 	// the attempt REFUSED when refused, the settlement FAILED, and the alert.
 	Fail(ctx context.Context, c Claim, f Failure) error
 	// Retry puts the step back to READY, due after the delay; the live attempt
-	// is kept, so the retry reuses its key.
-	Retry(ctx context.Context, c Claim, after time.Duration, reason string) error
+	// is kept, so the retry reuses its key. With refund the claim does not
+	// count as an attempt (the bank only asked us to slow down).
+	Retry(ctx context.Context, c Claim, after time.Duration, reason string, refund bool) error
 	// Unknown marks the attempt's outcome unknown; the step stays RUNNING with
 	// its lease extended by wait, until the sweep asks the bank.
 	Unknown(ctx context.Context, c Claim, wait time.Duration, reason string) error

@@ -152,12 +152,14 @@ func (db *DB) Complete(ctx context.Context, c pipeline.Claim, r pipeline.Receipt
 			UPDATE steps SET status = 'READY', next_run_at = now(), updated_at = now()
 			 WHERE settlement_id = $1 AND seq = $2 AND status = 'PENDING' RETURNING id, fence`,
 			c.SettlementID, c.Seq+1).Scan(&next.ID, &next.Fence)
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
+		if errors.Is(err, sql.ErrNoRows) {
+			_, err = tx.ExecContext(ctx, `
+				UPDATE settlements SET status = 'SETTLED', finished_at = now(), updated_at = now()
+				 WHERE id = $1 AND status = 'RUNNING'`, c.SettlementID)
 		}
-		_, err = tx.ExecContext(ctx, `
-			UPDATE settlements SET status = 'SETTLED', finished_at = now(), updated_at = now()
-			 WHERE id = $1 AND status = 'RUNNING'`, c.SettlementID)
+		if err == nil {
+			db.hook(pipeline.PointBeforeRecordCommit)
+		}
 		return err
 	})
 	if err != nil {
@@ -246,10 +248,11 @@ func insertAlert(ctx context.Context, tx *sqlx.Tx, a pipeline.Alert) error {
 }
 
 // Retry implements pipeline.StepStore.
-func (db *DB) Retry(ctx context.Context, c pipeline.Claim, after time.Duration, reason string) error {
+func (db *DB) Retry(ctx context.Context, c pipeline.Claim, after time.Duration, reason string, refund bool) error {
 	return db.inTx(ctx, func(tx *sqlx.Tx) error {
 		return fenced(ctx, tx, c, `status = 'READY', lease_until = NULL,
-			next_run_at = now() + $3 * interval '1 millisecond', last_error = $4`, after.Milliseconds(), reason)
+			next_run_at = now() + $3 * interval '1 millisecond', last_error = $4,
+			attempts = attempts - CASE WHEN $5 THEN 1 ELSE 0 END`, after.Milliseconds(), reason, refund)
 	})
 }
 

@@ -17,13 +17,18 @@ import (
 
 // DB is settle's database handle.
 type DB struct {
-	x *sqlx.DB
+	x    *sqlx.DB
+	hook func(point string)
 }
 
 // Options tune the connection pool.
 type Options struct {
 	MaxOpenConns int // default 20
 	MaxIdleConns int // default MaxOpenConns
+	// Hook, when set, is called with "before_record_commit" just before a
+	// step's success is committed; the fault-injection tests kill the
+	// process there.
+	Hook func(point string)
 }
 
 // Open connects to PostgreSQL and checks that it answers. Errors do not
@@ -42,7 +47,11 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 		_ = x.Close()
 		return nil, fmt.Errorf("database is not reachable (%w): start PostgreSQL or fix database.url / SETTLE_DATABASE_URL", err)
 	}
-	return &DB{x: x}, nil
+	hook := opt.Hook
+	if hook == nil {
+		hook = func(string) {}
+	}
+	return &DB{x: x, hook: hook}, nil
 }
 
 // Close closes the pool.

@@ -35,7 +35,7 @@ func newDemoCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return oneLine(err)
 			}
-			db, err := openCurrentDB(cmd.Context(), cfg)
+			db, err := openCurrentDB(cmd.Context(), cfg, nil)
 			if err != nil {
 				return err
 			}

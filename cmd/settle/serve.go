@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/settle-dev/settle/internal/config"
+	"github.com/settle-dev/settle/internal/crash"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
@@ -80,7 +81,11 @@ func newDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*d
 // for stop to close.
 func (d *daemon) build(ctx context.Context) (err error) {
 	cfg, logger := d.cfg, d.logger
-	if d.db, err = openCurrentDB(ctx, cfg); err != nil {
+	crashHook, err := crash.Parse(os.Getenv("SETTLE_TEST_CRASH"), os.Getenv("SETTLE_TEST_CRASH_SEED"))
+	if err != nil {
+		return err
+	}
+	if d.db, err = openCurrentDB(ctx, cfg, crashHook); err != nil {
 		return err
 	}
 	redis, err := redisOpt(cfg)
@@ -96,7 +101,7 @@ func (d *daemon) build(ctx context.Context) (err error) {
 	}
 	// A step task may run for the bank timeout plus two short transactions.
 	d.queue = jobs.NewQueue(redis, cfg.Worker.BankTimeout+20*time.Second)
-	exec := pipeline.NewExecutor(d.db, banks, d.queue, executorConfig(cfg), logger)
+	exec := pipeline.NewExecutor(d.db, banks, d.queue, executorConfig(cfg, crashHook), logger)
 	d.worker, d.mux = jobs.NewWorker(redis, exec, jobs.WorkerConfig{
 		Concurrency: cfg.Worker.Concurrency, ShutdownTimeout: cfg.Worker.ShutdownTimeout,
 	}, logger)

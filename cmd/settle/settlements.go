@@ -91,7 +91,7 @@ func (g *globals) openForRead(cmd *cobra.Command) (*store.DB, error) {
 	if err != nil {
 		return nil, oneLine(err)
 	}
-	return openCurrentDB(cmd.Context(), cfg)
+	return openCurrentDB(cmd.Context(), cfg, nil)
 }
 
 func parseID(name, s string) (int64, error) {

@@ -33,8 +33,12 @@ func newLogger(cfg config.LogConfig, w io.Writer) *slog.Logger {
 }
 
 func openDB(ctx context.Context, cfg *config.Config) (*store.DB, error) {
+	return openDBWithHook(ctx, cfg, nil)
+}
+
+func openDBWithHook(ctx context.Context, cfg *config.Config, hook func(string)) (*store.DB, error) {
 	db, err := store.Open(ctx, cfg.Database.URL.Reveal(), store.Options{
-		MaxOpenConns: cfg.Database.MaxOpenConns, MaxIdleConns: cfg.Database.MaxIdleConns,
+		MaxOpenConns: cfg.Database.MaxOpenConns, MaxIdleConns: cfg.Database.MaxIdleConns, Hook: hook,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", config.RedactURL(cfg.Database.URL.Reveal()), err)
@@ -43,16 +47,19 @@ func openDB(ctx context.Context, cfg *config.Config) (*store.DB, error) {
 }
 
 // openCurrentDB opens the database and refuses a schema older than the binary.
-func openCurrentDB(ctx context.Context, cfg *config.Config) (*store.DB, error) {
-	db, err := openDB(ctx, cfg)
+func openCurrentDB(ctx context.Context, cfg *config.Config, hook func(string)) (*store.DB, error) {
+	db, err := openDBWithHook(ctx, cfg, hook)
 	if err != nil {
 		return nil, err
 	}
 	ok, have, want, err := db.SchemaCurrent(ctx)
 	if err != nil || !ok {
 		db.Close()
+		if err != nil && ctx.Err() != nil {
+			return nil, err
+		}
 		if err != nil {
-			return nil, fmt.Errorf("read schema version: %w (run 'settle migrate up')", err)
+			return nil, fmt.Errorf("read schema version: %w (has 'settle migrate up' run on this database?)", err)
 		}
 		return nil, fmt.Errorf("database schema is at version %d, this binary needs %d: run 'settle migrate up'", have, want)
 	}
@@ -96,11 +103,11 @@ func buildBanks(cfg *config.Config) (*bank.Router, map[string]pipeline.Accounts,
 	return bank.NewRouter(banks), accounts, nil
 }
 
-func executorConfig(cfg *config.Config) pipeline.ExecutorConfig {
+func executorConfig(cfg *config.Config, hook func(string)) pipeline.ExecutorConfig {
 	w := cfg.Worker
 	return pipeline.ExecutorConfig{
 		Lease: w.Lease, BankTimeout: w.BankTimeout, MaxAttempts: w.MaxAttempts,
-		RetryBase: w.RetryBase, RetryMax: w.RetryMax,
+		RetryBase: w.RetryBase, RetryMax: w.RetryMax, Hook: hook,
 	}
 }
 
