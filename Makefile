@@ -13,7 +13,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 STATICCHECK_VERSION := v0.8.2
 DEVENV := scripts/devenv.sh
 
-.PHONY: help build run test lint env-down clean
+.PHONY: help build run test chaos lint env-down clean
 
 help: ## list the targets
 	@echo 'usage: make TARGET'
@@ -31,6 +31,13 @@ test: ## start (or reuse) the test PostgreSQL and Redis, then go vet and go test
 	@env_lines="$$($(DEVENV) up test)"; eval "$$env_lines"; \
 	echo 'go vet ./...'; go vet ./...; \
 	echo 'go test $(GO_TEST_FLAGS) ./...'; go test $(GO_TEST_FLAGS) ./...
+
+chaos: ## the long seeded fault-injection run (2,000 customers); SETTLE_TEST_CHAOS_SEED=N replays a run
+	@env_lines="$$($(DEVENV) up test)"; eval "$$env_lines"; \
+	export SETTLE_TEST_CHAOS_CUSTOMERS="$${SETTLE_TEST_CHAOS_CUSTOMERS:-2000}" \
+	       SETTLE_TEST_CHAOS_DURATION="$${SETTLE_TEST_CHAOS_DURATION:-3m}" \
+	       SETTLE_TEST_CHAOS_CRASH="$${SETTLE_TEST_CHAOS_CRASH:-0.002}"; \
+	go test -count=1 -timeout 60m -run TestChaos -v ./internal/chaos/
 
 lint: ## gofmt check, go vet and staticcheck
 	@unformatted="$$(find . \( -path ./.dev -o -path ./.git -o -path ./bin \) -prune -o -name '*.go' -print | xargs -r gofmt -l)"; \

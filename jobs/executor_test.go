@@ -16,6 +16,7 @@ import (
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/rest"
 	"github.com/settle-dev/settle/internal/demo"
+	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
@@ -147,32 +148,8 @@ func (f *fixture) status(t *testing.T) map[string]int64 {
 
 func (f *fixture) verify(t *testing.T, wantTransfers int) {
 	t.Helper()
-	ctx := context.Background()
-	if vs, err := f.db.Verify(ctx); err != nil || len(vs) != 0 {
-		t.Fatalf("verify: %v %v", vs, err)
-	}
-	journal, err := f.bank.Journal(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ours, err := f.db.SucceededTransfers(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := map[string]bool{}
-	for _, j := range journal {
-		if keys[j.IdempotencyKey] {
-			t.Fatalf("bank applied %s twice", j.IdempotencyKey)
-		}
-		keys[j.IdempotencyKey] = true
-	}
-	for _, o := range ours {
-		if !keys[o.Key] {
-			t.Fatalf("engine recorded %s as done; the bank has no such transfer", o.Key)
-		}
-	}
-	if len(journal) != wantTransfers || len(ours) != wantTransfers {
-		t.Fatalf("bank applied %d transfers, engine recorded %d, want %d", len(journal), len(ours), wantTransfers)
+	if n := settletest.CheckMoney(t, f.db, f.bank, "sandbox"); n != wantTransfers {
+		t.Fatalf("%d transfers went through, want %d", n, wantTransfers)
 	}
 }
 

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+
+	"github.com/settle-dev/settle/pipeline"
 )
 
 // Violation is one broken invariant.
@@ -81,22 +83,14 @@ func (db *DB) Verify(ctx context.Context) ([]Violation, error) {
 	return out, nil
 }
 
-// AppliedTransfer is a transfer the engine recorded as done at a bank.
-type AppliedTransfer struct {
-	Key      string `db:"idempotency_key"`
-	Provider string `db:"provider"`
-	From     string `db:"from_account"`
-	To       string `db:"to_account"`
-	Amount   int64  `db:"amount"`
-}
-
-// SucceededTransfers lists every transfer attempt recorded as SUCCEEDED, for
-// comparison with a bank's journal.
-func (db *DB) SucceededTransfers(ctx context.Context) ([]AppliedTransfer, error) {
-	var out []AppliedTransfer
+// SucceededTransfers lists every transfer attempt at a provider recorded as
+// SUCCEEDED, for comparison with the bank's journal.
+func (db *DB) SucceededTransfers(ctx context.Context, provider string) ([]pipeline.BankTransfer, error) {
+	var out []pipeline.BankTransfer
 	err := db.x.SelectContext(ctx, &out, `
-		SELECT t.idempotency_key, t.provider, st.from_account, st.to_account, t.amount
-		  FROM transfers t JOIN steps st ON st.id = t.step_id WHERE t.status = 'SUCCEEDED' ORDER BY t.id`)
+		SELECT t.idempotency_key AS "key", st.from_account AS "from", st.to_account AS "to", t.amount AS "amount"
+		  FROM transfers t JOIN steps st ON st.id = t.step_id
+		 WHERE t.status = 'SUCCEEDED' AND t.provider = $1 ORDER BY t.id`, provider)
 	if err != nil {
 		return nil, fmt.Errorf("list succeeded transfers: %w", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/settle-dev/settle/internal/testenv"
 )
 
 // runCLI runs settle in-process with args and returns its output, error
@@ -108,5 +110,24 @@ func TestCheckListenAddr(t *testing.T) {
 		if err := checkListenAddr(addr); (err == nil) != ok {
 			t.Errorf("checkListenAddr(%q) = %v, want ok=%v", addr, err, ok)
 		}
+	}
+}
+
+// serve against a migrated database but an unreachable Redis stops with one
+// line that names Redis and what to do, and leaves nothing behind.
+func TestServeRefusesUnreachableRedis(t *testing.T) {
+	pg := testenv.PostgresURL(t)
+	clearSettleEnv(t)
+	path := writeConfig(t, "database: {url: \""+pg+"\"}\nredis: {url: redis://127.0.0.1:1/0}\n"+goodProvider)
+	if _, msg, code := runCLI(t, "migrate", "up", "--config", path); code != 0 {
+		t.Fatalf("migrate up: %s", msg)
+	}
+	_, msg, code := runCLI(t, "serve", "--config", path)
+	if code != 1 || !strings.Contains(msg, "redis") || !strings.Contains(msg, "not reachable") || strings.Contains(msg, "\n") {
+		t.Fatalf("serve with Redis down: exit %d %q", code, msg)
+	}
+	_, msg, code = runCLI(t, "migrate", "status", "--config", path)
+	if code != 0 {
+		t.Fatalf("migrate status: %s", msg)
 	}
 }

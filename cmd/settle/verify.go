@@ -1,25 +1,37 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 
 	"github.com/spf13/cobra"
 
+	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/internal/config"
+	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
 )
 
 func newVerifyCmd(g *globals) *cobra.Command {
-	var asJSON bool
+	var asJSON, withJournal bool
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Check the money invariants in the database; exit 3 on any violation",
+		Short: "Check the money invariants; exit 3 on any violation",
 		Long: "Check that the ledger balances, every settlement's legs add up to its deposit, no step has\n" +
 			"more than one successful transfer, DONE steps have exactly one transfer and journal, steps\n" +
-			"completed in order, and no settlement is open without a live step.",
+			"completed in order, and no settlement is open without a live step. With --bank-journal, also\n" +
+			"check that each provider's journal holds exactly the transfers recorded as succeeded, each\n" +
+			"once (for banks that can list their journal, such as the sandbox bank).",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := g.openForRead(cmd)
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return oneLine(err)
+			}
+			db, err := openCurrentDB(cmd.Context(), cfg, nil)
 			if err != nil {
 				return err
 			}
@@ -27,6 +39,13 @@ func newVerifyCmd(g *globals) *cobra.Command {
 			vs, err := db.Verify(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if withJournal {
+				more, err := verifyJournals(cmd.Context(), cmd.ErrOrStderr(), cfg, db)
+				if err != nil {
+					return err
+				}
+				vs = append(vs, more...)
 			}
 			if asJSON {
 				if err := writeJSON(cmd.OutOrStdout(), vs); err != nil {
@@ -42,7 +61,33 @@ func newVerifyCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print violations as JSON")
+	cmd.Flags().BoolVar(&withJournal, "bank-journal", false, "also compare each provider's journal with the recorded transfers")
 	return cmd
+}
+
+// verifyJournals compares each provider's journal, where it can list one,
+// with the transfers recorded as succeeded there.
+func verifyJournals(ctx context.Context, notes io.Writer, cfg *config.Config, db *store.DB) ([]store.Violation, error) {
+	var out []store.Violation
+	for _, p := range cfg.Providers {
+		journal, err := banksim.NewClient(p.BaseURL, p.Token.Reveal(), nil).Journal(ctx, 0)
+		var apiErr *banksim.APIError
+		if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusNotFound {
+			fmt.Fprintf(notes, "provider %s cannot list its journal; not compared\n", p.Name)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("provider %s: read journal: %w", p.Name, err)
+		}
+		ours, err := db.SucceededTransfers(ctx, p.Name)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range pipeline.MatchJournal(ours, banksim.BankTransfers(journal), pipeline.IsAttemptKey) {
+			out = append(out, store.Violation{Check: "bank_journal_" + m.Kind, Detail: p.Name + " " + m.Key + ": " + m.Detail})
+		}
+	}
+	return out, nil
 }
 
 func printViolations(w io.Writer, vs []store.Violation) {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/rest"
 	"github.com/settle-dev/settle/internal/demo"
+	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
@@ -124,6 +126,7 @@ type harness struct {
 	seeder *demo.Seeder
 	sweep  *jobs.Sweep
 
+	log      *workerLog
 	mu       sync.Mutex
 	procs    []*exec.Cmd
 	chaosOn  bool
@@ -134,7 +137,7 @@ type harness struct {
 
 func newHarness(t *testing.T, s settings) *harness {
 	t.Helper()
-	h := &harness{s: s, bin: buildSettle(t), pgURL: testenv.PostgresURL(t), redis: testenv.StartRedis(t)}
+	h := &harness{s: s, bin: buildSettle(t), pgURL: testenv.PostgresURL(t), redis: testenv.StartRedis(t), log: newWorkerLog(t)}
 	sim := httptest.NewServer(banksim.New(banksim.Options{Token: bankToken}))
 	t.Cleanup(sim.Close)
 	h.cfg = filepath.Join(t.TempDir(), "settle.yaml")
@@ -234,7 +237,7 @@ func (h *harness) startWorker(t *testing.T, slot int, crashes bool) {
 		cmd.Env = append(cmd.Env, "SETTLE_TEST_CRASH=after_claim="+p+",after_bank_ok="+p+",before_record_commit="+p+",after_record_commit="+p,
 			"SETTLE_TEST_CRASH_SEED="+strconv.FormatUint(seed, 10))
 	}
-	cmd.Stderr = &prefixWriter{t: t, prefix: fmt.Sprintf("worker %d: ", slot)}
+	cmd.Stderr = h.log.writer(fmt.Sprintf("worker %d: ", slot))
 	if err := cmd.Start(); err != nil {
 		t.Errorf("start worker %d: %v", slot, err) // may run on a supervisor goroutine: no Fatal
 		return
@@ -418,32 +421,11 @@ func (h *harness) perCustomer() (map[string]customerSums, error) {
 func (h *harness) check(t *testing.T, cs []demo.Customer, deposits map[string]int64) {
 	t.Helper()
 	ctx := context.Background()
-	vs, err := h.db.Verify(ctx)
-	if err != nil || len(vs) != 0 {
-		t.Fatalf("verify: %d violations %v %v", len(vs), vs, err)
-	}
-	journal, err := h.bank.Journal(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ours, err := h.db.SucceededTransfers(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	applied := map[string]banksim.JournalEntry{}
-	for _, j := range journal {
-		if _, dup := applied[j.IdempotencyKey]; dup {
-			t.Errorf("the bank applied %s twice", j.IdempotencyKey)
-		}
-		applied[j.IdempotencyKey] = j
-	}
-	for _, o := range ours {
-		if j, ok := applied[o.Key]; !ok || j.Amount != o.Amount || j.From != o.From || j.To != o.To {
-			t.Errorf("engine transfer %+v does not match the bank's %+v", o, j)
-		}
-	}
-	if len(journal) != len(ours) {
-		t.Errorf("the bank applied %d transfers, the engine recorded %d", len(journal), len(ours))
+	transfers := settletest.CheckMoney(t, h.db, h.bank, "sandbox")
+	verify := exec.Command(h.bin, "verify", "--bank-journal", "--config", h.cfg)
+	verify.Env = append(os.Environ(), "SETTLE_DATABASE_URL=", "SETTLE_REDIS_URL=")
+	if out, err := verify.CombinedOutput(); err != nil {
+		t.Errorf("settle verify --bank-journal: %v\n%s", err, out)
 	}
 	var failedWithoutAlert int
 	if err := h.db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM settlements s WHERE s.status = 'FAILED'
@@ -455,7 +437,7 @@ func (h *harness) check(t *testing.T, cs []demo.Customer, deposits map[string]in
 	}
 	counts, _ := h.db.StatusCounts(ctx)
 	h.checkBalances(t, cs, deposits)
-	t.Logf("settlements %v; bank transfers %d, none twice", counts, len(journal))
+	t.Logf("settlements %v; bank transfers %d, each once", counts, transfers)
 }
 
 // checkBalances: every won deposited was settled; a customer whose
@@ -488,15 +470,37 @@ func (h *harness) checkBalances(t *testing.T, cs []demo.Customer, deposits map[s
 	}
 }
 
-// prefixWriter passes a worker's error output to the test log.
-type prefixWriter struct {
-	t      *testing.T
-	prefix string
+// workerLog keeps the last lines the workers wrote to stderr and prints
+// them if the test fails.
+type workerLog struct {
+	mu    sync.Mutex
+	lines []string
 }
 
-func (w *prefixWriter) Write(p []byte) (int, error) {
-	if testing.Verbose() {
-		w.t.Log(w.prefix + string(p))
-	}
-	return len(p), nil
+func newWorkerLog(t *testing.T) *workerLog {
+	l := &workerLog{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			t.Logf("last worker output:\n%s", strings.Join(l.lines, ""))
+		}
+	})
+	return l
 }
+
+func (l *workerLog) writer(prefix string) io.Writer {
+	return writerFunc(func(p []byte) (int, error) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.lines = append(l.lines, prefix+string(p))
+		if len(l.lines) > 300 {
+			l.lines = l.lines[len(l.lines)-300:]
+		}
+		return len(p), nil
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -1,0 +1,40 @@
+// Package settletest holds checks that several test suites make of a whole
+// installation: the money invariants in the database and the sandbox bank's
+// journal against the engine's records.
+package settletest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/pipeline"
+	"github.com/settle-dev/settle/store"
+)
+
+// CheckMoney fails the test unless every invariant holds and the bank
+// applied exactly the transfers the engine recorded as succeeded at
+// provider, each once. It returns how many transfers that is.
+func CheckMoney(t testing.TB, db *store.DB, bank *banksim.Client, provider string) int {
+	t.Helper()
+	ctx := context.Background()
+	vs, err := db.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vs {
+		t.Errorf("invariant %s broken for settlement %d: %s", v.Check, v.SettlementID, v.Detail)
+	}
+	journal, err := bank.Journal(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, err := db.SucceededTransfers(ctx, provider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range pipeline.MatchJournal(ours, banksim.BankTransfers(journal), pipeline.IsAttemptKey) {
+		t.Errorf("bank journal: %s %s: %s", m.Kind, m.Key, m.Detail)
+	}
+	return len(ours)
+}
