@@ -206,17 +206,18 @@ func (e *Executor) complete(ctx context.Context, c Claim, r Receipt) error {
 	return nil
 }
 
-// retry puts a step back after a transient answer. A rate limit is the
-// bank's pacing, not a failure: it costs the step no attempt, so a payday
-// burst that outruns the bank waits rather than dies.
+// retry puts a step back after a transient answer. A rate limit or a bank
+// that is down (busy, in maintenance, its breaker open) did nothing and is
+// not the step's failure: it costs the step no attempt, so a payday burst
+// that outruns the bank, or an outage, makes steps wait rather than die.
 func (e *Executor) retry(ctx context.Context, c Claim, callErr error) error {
-	rateLimited := errors.Is(callErr, ErrRateLimited)
-	if !rateLimited && c.Attempts >= e.cfg.MaxAttempts {
+	waiting := errors.Is(callErr, ErrRateLimited) || errors.Is(callErr, ErrUnavailable)
+	if !waiting && c.Attempts >= e.cfg.MaxAttempts {
 		return e.fail(ctx, c, Failure{Dead: true,
 			Reason: fmt.Sprintf("out of attempts (%d): %v", c.Attempts, callErr)})
 	}
 	after := max(Backoff(c.Attempts, e.cfg.RetryBase, e.cfg.RetryMax), RetryAfter(callErr))
-	if err := e.store.Retry(ctx, c, after, callErr.Error(), rateLimited); err != nil {
+	if err := e.store.Retry(ctx, c, after, callErr.Error(), waiting); err != nil {
 		return e.recordErr(c, err)
 	}
 	return &RetryLaterError{After: after, Reason: callErr.Error()}

@@ -24,6 +24,9 @@ const (
 	KindPayout Kind = "PAYOUT"
 	// KindNotify tells the customer what happened; it moves no money.
 	KindNotify Kind = "NOTIFY"
+	// KindReverse returns the money of a completed leg to where it came
+	// from, when an operator compensates a failed settlement.
+	KindReverse Kind = "REVERSE"
 )
 
 // Kinds lists the leg kinds in execution order.

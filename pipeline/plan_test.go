@@ -156,14 +156,34 @@ func TestStepsRouteMoney(t *testing.T) {
 	}
 	got := p.Steps("VA9", Accounts{"COL", "LEND", "HOLD", "FEE"}, Payee{"OWN", "Kim"})
 	want := []StepSpec{
-		{1, KindSweep, 1_000_000, "VA9", "COL", ""},
-		{2, KindRepay, 100, "COL", "LEND", ""},
-		{3, KindHold, 200, "COL", "HOLD", ""},
-		{4, KindFee, 300, "COL", "FEE", ""},
-		{5, KindPayout, 999_400, "COL", "OWN", "Kim"},
-		{6, KindNotify, 0, "", "", ""},
+		{1, KindSweep, 1_000_000, "VA9", "COL", "", 0},
+		{2, KindRepay, 100, "COL", "LEND", "", 0},
+		{3, KindHold, 200, "COL", "HOLD", "", 0},
+		{4, KindFee, 300, "COL", "FEE", "", 0},
+		{5, KindPayout, 999_400, "COL", "OWN", "Kim", 0},
+		{6, KindNotify, 0, "", "", "", 0},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("steps = %+v\nwant %+v", got, want)
+	}
+}
+
+func TestReversals(t *testing.T) {
+	t.Parallel()
+	done := []DoneLeg{
+		{StepID: 11, Seq: 1, Kind: KindSweep, Amount: 1000, From: "VA", To: "COL"},
+		{StepID: 13, Seq: 3, Kind: KindHold, Amount: 50, From: "COL", To: "HOLD"},
+		{StepID: 12, Seq: 2, Kind: KindRepay, Amount: 300, From: "COL", To: "LEND"},
+	}
+	want := []StepSpec{
+		{Seq: 101, Kind: KindReverse, Amount: 50, From: "HOLD", To: "COL", Reverses: 13},
+		{Seq: 102, Kind: KindReverse, Amount: 300, From: "LEND", To: "COL", Reverses: 12},
+		{Seq: 103, Kind: KindReverse, Amount: 1000, From: "COL", To: "VA", Reverses: 11},
+	}
+	if got := Reversals(done); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Reversals = %+v\nwant %+v", got, want)
+	}
+	if got := Reversals(nil); len(got) != 0 {
+		t.Fatalf("nothing done, nothing to reverse: %+v", got)
 	}
 }

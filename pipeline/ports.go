@@ -99,7 +99,7 @@ type StepStore interface {
 	Fail(ctx context.Context, c Claim, f Failure) error
 	// Retry puts the step back to READY, due after the delay; the live attempt
 	// is kept, so the retry reuses its key. With refund the claim does not
-	// count as an attempt (the bank only asked us to slow down).
+	// count as an attempt (the bank asked us to wait and did nothing).
 	Retry(ctx context.Context, c Claim, after time.Duration, reason string, refund bool) error
 	// Unknown marks the attempt's outcome unknown; the step stays RUNNING with
 	// its lease extended by wait, until the sweep asks the bank.

@@ -14,15 +14,12 @@ const (
 	SettlementFailed SettlementStatus = "FAILED"
 	// SettlementCancelled means an operator stopped it before money moved.
 	SettlementCancelled SettlementStatus = "CANCELLED"
-	// SettlementCompensated means an operator reversed its completed legs.
+	// SettlementCompensating means its completed legs are being reversed.
+	SettlementCompensating SettlementStatus = "COMPENSATING"
+	// SettlementCompensated means an operator reversed its completed legs:
+	// the money is back in the virtual account, the obligation restored.
 	SettlementCompensated SettlementStatus = "COMPENSATED"
 )
-
-// Open reports whether a settlement in this status still blocks a new
-// settlement for the same customer.
-func (s SettlementStatus) Open() bool {
-	return s == SettlementRunning || s == SettlementFailed
-}
 
 // StepStatus is the state of one step.
 type StepStatus string
@@ -41,4 +38,7 @@ const (
 	StepFailed StepStatus = "FAILED"
 	// StepDead ran out of attempts; its settlement is FAILED.
 	StepDead StepStatus = "DEAD"
+	// StepCancelled will never run: its settlement was cancelled or
+	// compensated.
+	StepCancelled StepStatus = "CANCELLED"
 )

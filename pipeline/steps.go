@@ -1,5 +1,7 @@
 package pipeline
 
+import "slices"
+
 // Accounts are the engine's own accounts at one provider that the legs of a
 // settlement move money between.
 type Accounts struct {
@@ -15,7 +17,8 @@ type Payee struct {
 	Holder  string
 }
 
-// StepSpec is one step as it is written when a settlement is created.
+// StepSpec is one step as it is written when a settlement is created (or
+// compensated: then Reverses names the step it undoes).
 type StepSpec struct {
 	Seq      int
 	Kind     Kind
@@ -23,6 +26,39 @@ type StepSpec struct {
 	From     string
 	To       string
 	ToHolder string
+	Reverses int64
+}
+
+// DoneLeg is a completed money step of a settlement, as a compensation sees
+// it.
+type DoneLeg struct {
+	StepID int64
+	Seq    int
+	Kind   Kind
+	Amount int64
+	From   string
+	To     string
+}
+
+// ReverseSeqBase is the first sequence number of a compensation's steps,
+// after every leg a plan can have.
+const ReverseSeqBase = 101
+
+// Reversals plans a compensation: one REVERSE step per completed leg, in the
+// reverse order of the legs, each moving the leg's amount back from where it
+// went to where it came from. NOTIFY legs move nothing and are left out.
+func Reversals(done []DoneLeg) []StepSpec {
+	legs := slices.Clone(done)
+	slices.SortFunc(legs, func(a, b DoneLeg) int { return b.Seq - a.Seq })
+	out := make([]StepSpec, 0, len(legs))
+	for _, l := range legs {
+		if !l.Kind.MovesMoney() || l.Kind == KindReverse {
+			continue
+		}
+		out = append(out, StepSpec{Seq: ReverseSeqBase + len(out), Kind: KindReverse, Amount: l.Amount,
+			From: l.To, To: l.From, Reverses: l.StepID})
+	}
+	return out
 }
 
 // Steps turns a plan into the settlement's ordered steps: SWEEP from the

@@ -123,10 +123,10 @@ func (db *DB) CreateSettlement(ctx context.Context, ns NewSettlement) (Created, 
 // insertSteps writes the steps in one statement and returns the head's ID.
 func insertSteps(ctx context.Context, tx *sqlx.Tx, settlementID int64, provider, currency string, steps []pipeline.StepSpec) (int64, error) {
 	n := len(steps)
-	seqs, kinds, amounts := make([]int64, n), make([]string, n), make([]int64, n)
+	seqs, kinds, amounts, reverses := make([]int64, n), make([]string, n), make([]int64, n), make([]int64, n)
 	froms, tos, holders, statuses := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	for i, s := range steps {
-		seqs[i], kinds[i], amounts[i] = int64(s.Seq), string(s.Kind), s.Amount
+		seqs[i], kinds[i], amounts[i], reverses[i] = int64(s.Seq), string(s.Kind), s.Amount, s.Reverses
 		froms[i], tos[i], holders[i] = s.From, s.To, s.ToHolder
 		statuses[i] = string(pipeline.StepPending)
 		if i == 0 {
@@ -136,14 +136,14 @@ func insertSteps(ctx context.Context, tx *sqlx.Tx, settlementID int64, provider,
 	var head int64
 	err := tx.QueryRowxContext(ctx, `
 		WITH ins AS (
-			INSERT INTO steps (settlement_id, seq, kind, amount, currency, provider, from_account, to_account, to_holder, status)
-			SELECT $1, u.seq, u.kind, u.amount, $2, $3, u.from_account, u.to_account, u.to_holder, u.status
-			  FROM unnest($4::smallint[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[])
-			       AS u(seq, kind, amount, from_account, to_account, to_holder, status)
+			INSERT INTO steps (settlement_id, seq, kind, amount, currency, provider, from_account, to_account, to_holder, status, reverses)
+			SELECT $1, u.seq, u.kind, u.amount, $2, $3, u.from_account, u.to_account, u.to_holder, u.status, NULLIF(u.reverses, 0)
+			  FROM unnest($4::smallint[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[])
+			       AS u(seq, kind, amount, from_account, to_account, to_holder, status, reverses)
 			RETURNING id, seq)
 		SELECT id FROM ins ORDER BY seq LIMIT 1`,
 		settlementID, currency, provider, pq.Array(seqs), pq.Array(kinds), pq.Array(amounts),
-		pq.Array(froms), pq.Array(tos), pq.Array(holders), pq.Array(statuses)).Scan(&head)
+		pq.Array(froms), pq.Array(tos), pq.Array(holders), pq.Array(statuses), pq.Array(reverses)).Scan(&head)
 	return head, err
 }
 

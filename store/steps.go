@@ -152,10 +152,11 @@ func (db *DB) Complete(ctx context.Context, c pipeline.Claim, r pipeline.Receipt
 			UPDATE steps SET status = 'READY', next_run_at = now(), updated_at = now()
 			 WHERE settlement_id = $1 AND seq = $2 AND status = 'PENDING' RETURNING id, fence`,
 			c.SettlementID, c.Seq+1).Scan(&next.ID, &next.Fence)
-		if errors.Is(err, sql.ErrNoRows) {
+		if errors.Is(err, sql.ErrNoRows) { // the last step: the settlement is done
 			_, err = tx.ExecContext(ctx, `
-				UPDATE settlements SET status = 'SETTLED', finished_at = now(), updated_at = now()
-				 WHERE id = $1 AND status = 'RUNNING'`, c.SettlementID)
+				UPDATE settlements SET finished_at = now(), updated_at = now(),
+				       status = CASE status WHEN 'COMPENSATING' THEN 'COMPENSATED' ELSE 'SETTLED' END
+				 WHERE id = $1 AND status IN ('RUNNING', 'COMPENSATING')`, c.SettlementID)
 		}
 		if err == nil {
 			db.hook(pipeline.PointBeforeRecordCommit)
@@ -183,14 +184,28 @@ func applyEffects(ctx context.Context, tx *sqlx.Tx, c pipeline.Claim, r pipeline
 		pipeline.TransferPostings(c.Provider, c.From, c.To, c.Amount.Amount)); err != nil {
 		return err
 	}
+	kind := c.Kind
+	undo := kind == pipeline.KindReverse
+	if undo {
+		if err := tx.QueryRowxContext(ctx, `SELECT r.kind FROM steps s JOIN steps r ON r.id = s.reverses WHERE s.id = $1`,
+			c.StepID).Scan(&kind); err != nil {
+			return fmt.Errorf("step %d reverses which step: %w", c.StepID, err)
+		}
+	}
 	var q string
-	switch c.Kind {
-	case pipeline.KindRepay:
+	switch {
+	case kind == pipeline.KindRepay && undo:
+		// The lender returned the money: the debt is owed again.
+		q = `UPDATE obligations SET outstanding = outstanding + $2, repaid_total = repaid_total - $2,
+		            updated_at = now() WHERE customer_id = $1`
+	case kind == pipeline.KindHold && undo:
+		q = `UPDATE obligations SET held_total = held_total - $2, updated_at = now() WHERE customer_id = $1`
+	case kind == pipeline.KindRepay:
 		// The money reached the lender: the debt shrinks by it (never below
 		// zero, should an operator have lowered it meanwhile).
 		q = `UPDATE obligations SET outstanding = GREATEST(outstanding - $2, 0), repaid_total = repaid_total + $2,
 		            updated_at = now() WHERE customer_id = $1`
-	case pipeline.KindHold:
+	case kind == pipeline.KindHold:
 		q = `UPDATE obligations SET held_total = held_total + $2, updated_at = now() WHERE customer_id = $1`
 	default:
 		return nil
@@ -232,7 +247,7 @@ func (db *DB) Fail(ctx context.Context, c pipeline.Claim, f pipeline.Failure) er
 		}
 		if _, err := tx.ExecContext(ctx, `
 			UPDATE settlements SET status = 'FAILED', failure_reason = $2, updated_at = now()
-			 WHERE id = $1 AND status = 'RUNNING'`, c.SettlementID, f.Reason); err != nil {
+			 WHERE id = $1 AND status IN ('RUNNING', 'COMPENSATING')`, c.SettlementID, f.Reason); err != nil {
 			return err
 		}
 		return insertAlert(ctx, tx, f.Alert)

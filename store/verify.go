@@ -27,7 +27,7 @@ var invariants = []struct{ name, query string }{
 		SELECT s.id AS settlement_id,
 		       'deposit ' || s.amount || ' but split legs sum to ' || coalesce(sum(st.amount) FILTER (WHERE st.kind NOT IN ('SWEEP', 'NOTIFY')), 0)
 		       || ' and SWEEP moves ' || coalesce(sum(st.amount) FILTER (WHERE st.kind = 'SWEEP'), 0) AS detail
-		  FROM settlements s JOIN steps st ON st.settlement_id = s.id
+		  FROM settlements s JOIN steps st ON st.settlement_id = s.id AND st.kind <> 'REVERSE'
 		 GROUP BY s.id, s.amount
 		HAVING coalesce(sum(st.amount) FILTER (WHERE st.kind NOT IN ('SWEEP', 'NOTIFY')), 0) <> s.amount
 		    OR coalesce(sum(st.amount) FILTER (WHERE st.kind = 'SWEEP'), 0) <> s.amount`},
@@ -51,17 +51,26 @@ var invariants = []struct{ name, query string }{
 		     OR EXISTS (SELECT 1 FROM journals j WHERE j.step_id = st.id))`},
 	{"steps_in_order", `
 		SELECT a.settlement_id, 'step ' || a.seq || ' is DONE but step ' || b.seq || ' before it is ' || b.status AS detail
-		  FROM steps a JOIN steps b ON b.settlement_id = a.settlement_id AND b.seq < a.seq
+		  FROM steps a JOIN steps b ON b.settlement_id = a.settlement_id AND b.seq < a.seq AND (a.kind = 'REVERSE') = (b.kind = 'REVERSE')
 		 WHERE a.status = 'DONE' AND b.status <> 'DONE'`},
 	{"running_has_live_step", `
-		SELECT s.id AS settlement_id, 'RUNNING settlement has no READY or RUNNING step' AS detail
+		SELECT s.id AS settlement_id, s.status || ' settlement has no READY or RUNNING step' AS detail
 		  FROM settlements s
-		 WHERE s.status = 'RUNNING'
+		 WHERE s.status IN ('RUNNING', 'COMPENSATING')
 		   AND NOT EXISTS (SELECT 1 FROM steps st WHERE st.settlement_id = s.id AND st.status IN ('READY', 'RUNNING'))`},
 	{"settled_all_done", `
 		SELECT s.id AS settlement_id, 'SETTLED settlement has ' || count(*) || ' steps not DONE' AS detail
 		  FROM settlements s JOIN steps st ON st.settlement_id = s.id
 		 WHERE s.status = 'SETTLED' AND st.status <> 'DONE' GROUP BY s.id`},
+	{"compensated_all_reversed", `
+		SELECT s.id AS settlement_id, 'COMPENSATED settlement left step ' || st.id || ' (' || st.kind || ') unreversed' AS detail
+		  FROM settlements s JOIN steps st ON st.settlement_id = s.id
+		 WHERE s.status = 'COMPENSATED' AND st.status = 'DONE' AND st.kind NOT IN ('NOTIFY', 'REVERSE')
+		   AND NOT EXISTS (SELECT 1 FROM steps r WHERE r.reverses = st.id AND r.status = 'DONE')`},
+	{"cancelled_moved_nothing", `
+		SELECT s.id AS settlement_id, 'CANCELLED settlement has DONE step ' || st.id || ' (' || st.kind || ')' AS detail
+		  FROM settlements s JOIN steps st ON st.settlement_id = s.id
+		 WHERE s.status = 'CANCELLED' AND st.status = 'DONE' AND st.kind <> 'NOTIFY'`},
 	{"failed_has_failed_step", `
 		SELECT s.id AS settlement_id, 'FAILED settlement has no FAILED or DEAD step' AS detail
 		  FROM settlements s

@@ -72,6 +72,12 @@ func newRootCmd() *cobra.Command {
 		newVerifyCmd(g),
 		newBanksimCmd(),
 		newDemoCmd(g),
+		newReplayCmd(g),
+		newCancelCmd(g),
+		newCompensateCmd(g),
+		newAuditCmd(g),
+		newPlanCmd(g),
+		newCustomersCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/settle-dev/settle/internal/config"
+	"github.com/settle-dev/settle/jobs"
+	"github.com/settle-dev/settle/pipeline"
+	"github.com/settle-dev/settle/store"
+)
+
+// opFlags are the flags every state-changing command takes.
+type opFlags struct {
+	reason string
+	actor  string
+	dryRun bool
+	asJSON bool
+}
+
+func (o *opFlags) register(cmd *cobra.Command, dryRun bool) {
+	cmd.Flags().StringVar(&o.reason, "reason", "", "why (required; kept in the audit log)")
+	cmd.Flags().StringVar(&o.actor, "actor", defaultActor(), "who runs the command (default: the OS user)")
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the outcome as JSON")
+	if dryRun {
+		cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print exactly what would happen and change nothing")
+	}
+}
+
+func (o *opFlags) audit(command string, args map[string]any) (store.Audit, error) {
+	if strings.TrimSpace(o.reason) == "" {
+		return store.Audit{}, &exitError{code: 2, err: errors.New("--reason is required: say why, it goes into the audit log")}
+	}
+	return store.Audit{Actor: o.actor, Command: command, Args: args, Reason: o.reason}, nil
+}
+
+func defaultActor() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "unknown"
+}
+
+// settlementOp is replay, cancel or compensate of one settlement.
+type settlementOp func(db *store.DB, ctx context.Context, id int64, a store.Audit, dryRun bool) (store.Outcome, error)
+
+func newReplayCmd(g *globals) *cobra.Command {
+	var o opFlags
+	var since, provider string
+	cmd := &cobra.Command{
+		Use:   "replay [SETTLEMENT_ID] --reason TEXT",
+		Short: "Re-drive a FAILED settlement from its failed step (or many with --failed-since)",
+		Long: "Re-drive a FAILED settlement from its failed step. DONE steps are never repeated; a step the bank\n" +
+			"refused gets a new attempt with a new key (a PAYOUT goes to the customer's current payout account),\n" +
+			"a step the bank never acted on is sent again with the same key. Refused while an attempt's outcome\n" +
+			"is unknown. Replaying a settlement that is not FAILED changes nothing and says so.\n" +
+			"With --failed-since TIME (RFC 3339 or a duration such as 2h) every FAILED settlement updated since\n" +
+			"then is replayed, optionally only at --provider.",
+		Args: usageArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if (len(args) == 1) == (since != "") {
+				return &exitError{code: 2, err: errors.New("replay: give a SETTLEMENT_ID or --failed-since, not both")}
+			}
+			a, err := o.audit("replay", map[string]any{"args": args, "failed_since": since, "provider": provider, "dry_run": o.dryRun})
+			if err != nil {
+				return err
+			}
+			if since != "" {
+				return replayMany(cmd, g, o, a, since, provider)
+			}
+			id, err := parseID("SETTLEMENT_ID", args[0])
+			if err != nil {
+				return err
+			}
+			return runSettlementOp(cmd, g, o, a, id, (*store.DB).Replay)
+		},
+	}
+	o.register(cmd, true)
+	cmd.Flags().StringVar(&since, "failed-since", "", "replay every FAILED settlement updated since this time (RFC 3339) or duration ago (2h)")
+	cmd.Flags().StringVar(&provider, "provider", "", "with --failed-since: only settlements at this provider")
+	return cmd
+}
+
+func newCancelCmd(g *globals) *cobra.Command {
+	var o opFlags
+	cmd := &cobra.Command{
+		Use:   "cancel SETTLEMENT_ID --reason TEXT",
+		Short: "Stop a settlement before any money moved (the deposit stays in the virtual account)",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID("SETTLEMENT_ID", args[0])
+			if err != nil {
+				return err
+			}
+			a, err := o.audit("cancel", map[string]any{"settlement": id, "dry_run": o.dryRun})
+			if err != nil {
+				return err
+			}
+			return runSettlementOp(cmd, g, o, a, id, (*store.DB).Cancel)
+		},
+	}
+	o.register(cmd, true)
+	return cmd
+}
+
+func newCompensateCmd(g *globals) *cobra.Command {
+	var o opFlags
+	cmd := &cobra.Command{
+		Use:   "compensate SETTLEMENT_ID --reason TEXT",
+		Short: "Reverse a FAILED settlement's completed legs: money back to the virtual account, obligation restored",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID("SETTLEMENT_ID", args[0])
+			if err != nil {
+				return err
+			}
+			a, err := o.audit("compensate", map[string]any{"settlement": id, "dry_run": o.dryRun})
+			if err != nil {
+				return err
+			}
+			return runSettlementOp(cmd, g, o, a, id, (*store.DB).Compensate)
+		},
+	}
+	o.register(cmd, true)
+	return cmd
+}
+
+// runSettlementOp runs one operator command, prints its outcome and wakes
+// the step it made READY.
+func runSettlementOp(cmd *cobra.Command, g *globals, o opFlags, a store.Audit, id int64, op settlementOp) error {
+	cfg, db, err := g.openStore(cmd)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	out, err := op(db, cmd.Context(), id, a, o.dryRun)
+	if errors.Is(err, store.ErrNothingToDo) {
+		fmt.Fprintln(cmd.OutOrStdout(), "nothing to do:", strings.TrimPrefix(err.Error(), store.ErrNothingToDo.Error()+": "))
+		return nil
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("settlement %d does not exist: see 'settle settlements list'", id)
+	}
+	if err != nil {
+		return err
+	}
+	if !o.dryRun && out.Enqueue.ID != 0 {
+		out.Changes = append(out.Changes, wakeStep(cmd.Context(), cfg, out.Enqueue))
+	}
+	return printOutcome(cmd.OutOrStdout(), o.asJSON, out)
+}
+
+func printOutcome(w io.Writer, asJSON bool, out store.Outcome) error {
+	if asJSON {
+		return writeJSON(w, out)
+	}
+	if out.DryRun {
+		fmt.Fprintf(w, "dry run: settlement %d would change as follows; nothing was changed\n", out.SettlementID)
+	}
+	for _, c := range out.Changes {
+		fmt.Fprintln(w, "  "+c)
+	}
+	return nil
+}
+
+// wakeStep enqueues a step an operator made READY. If Redis cannot be
+// reached the READY relay enqueues it on its next run, so this never fails
+// the command.
+func wakeStep(ctx context.Context, cfg *config.Config, ref pipeline.StepRef) string {
+	opt, err := redisOpt(cfg)
+	if err == nil {
+		q := jobs.NewQueue(opt, cfg.Worker.BankTimeout+20*time.Second)
+		defer q.Close()
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err = q.EnqueueStep(ctx, ref); err == nil {
+			return fmt.Sprintf("step %d is queued for a worker", ref.ID)
+		}
+	}
+	return fmt.Sprintf("step %d is READY; it could not be queued now (%v), the READY relay queues it on its next run", ref.ID, err)
+}
+
+func replayMany(cmd *cobra.Command, g *globals, o opFlags, a store.Audit, since, provider string) error {
+	from, err := parseSince(since)
+	if err != nil {
+		return err
+	}
+	cfg, db, err := g.openStore(cmd)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ids, err := db.FailedSettlements(cmd.Context(), from, provider)
+	if err != nil {
+		return err
+	}
+	bar := newProgress(cmd.ErrOrStderr(), len(ids), "replay")
+	var replayed, refused int
+	for _, id := range ids {
+		out, err := db.Replay(cmd.Context(), id, a, o.dryRun)
+		switch {
+		case errors.Is(err, store.ErrNothingToDo):
+		case err != nil:
+			refused++
+			fmt.Fprintf(cmd.ErrOrStderr(), "\nsettlement %d: %v\n", id, err)
+		default:
+			replayed++
+			if !o.dryRun && out.Enqueue.ID != 0 {
+				wakeStep(cmd.Context(), cfg, out.Enqueue)
+			}
+		}
+		bar.step()
+	}
+	bar.done()
+	verb := "replayed"
+	if o.dryRun {
+		verb = "would replay"
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s %d of %d FAILED settlements since %s; %d refused\n", verb, replayed, len(ids), from.Format(time.RFC3339), refused)
+	if refused > 0 {
+		return fmt.Errorf("replay: %d settlements refused (see above)", refused)
+	}
+	return nil
+}
+
+func parseSince(s string) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return time.Now().Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, &exitError{code: 2, err: fmt.Errorf("--failed-since %q: use RFC 3339 (2026-11-25T09:00:00Z) or a duration (2h)", s)}
+	}
+	return t, nil
+}
+
+func (g *globals) openStore(cmd *cobra.Command) (*config.Config, *store.DB, error) {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, nil, oneLine(err)
+	}
+	db, err := openCurrentDB(cmd.Context(), cfg, nil)
+	return cfg, db, err
+}
+
+func newAuditCmd(g *globals) *cobra.Command {
+	var subject string
+	var limit int
+	var asJSON bool
+	cmd := &cobra.Command{Use: "audit", Short: "What operators did: who, when, what and why"}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List audit log entries, newest first",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, db, err := g.openStore(cmd)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			rows, err := db.ListAudit(cmd.Context(), subject, limit)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), rows)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tTIME\tACTOR\tCOMMAND\tSUBJECT\tREASON")
+			for _, r := range rows {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.CreatedAt.Format("2006-01-02 15:04:05"), r.Actor, r.Command, r.Subject, r.Reason)
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVar(&subject, "subject", "", "only entries about this subject, e.g. settlement:12 or customer:c-7")
+	list.Flags().IntVar(&limit, "limit", 50, "at most this many entries")
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON (with the state before and after)")
+	cmd.AddCommand(list)
+	return cmd
+}
+
+// progress is a one-line progress bar on a terminal, or a line every 10%
+// elsewhere.
+type progress struct {
+	w          io.Writer
+	total, n   int
+	label      string
+	lastTenths int
+}
+
+func newProgress(w io.Writer, total int, label string) *progress {
+	return &progress{w: w, total: total, label: label, lastTenths: -1}
+}
+
+func (p *progress) step() {
+	p.n++
+	if p.total == 0 {
+		return
+	}
+	tenths := p.n * 10 / p.total
+	if tenths == p.lastTenths && p.n != p.total {
+		return
+	}
+	p.lastTenths = tenths
+	fill := p.n * 30 / p.total
+	fmt.Fprintf(p.w, "\r%s [%s%s] %d/%d", p.label, strings.Repeat("#", fill), strings.Repeat(".", 30-fill), p.n, p.total)
+}
+
+func (p *progress) done() {
+	if p.total > 0 {
+		fmt.Fprintln(p.w)
+	}
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/internal/settletest"
+	"github.com/settle-dev/settle/store"
+)
+
+// cli runs settle against the env's config and fails the test unless the
+// exit code is want.
+func (e *env) cli(t *testing.T, want int, args ...string) string {
+	t.Helper()
+	out, msg, code := runCLI(t, append(args, "--config", e.path)...)
+	if code != want {
+		t.Fatalf("settle %s: exit %d, want %d: %s %s", strings.Join(args, " "), code, want, msg, out)
+	}
+	return out + msg
+}
+
+// The operator story: a frozen payout account fails the settlement with an
+// alert; the operator points the customer at a new account and replays it;
+// it settles with exactly one payout, both commands are audited, and a
+// second replay changes nothing.
+func TestOperatorFixesAFrozenPayoutAndReplays(t *testing.T) {
+	e := newEnv(t)
+	clearSettleEnv(t)
+	ctx := context.Background()
+	s := e.seeder(1)
+	cs, err := s.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cs[0]
+	if _, err := e.bank.SetState(ctx, c.Payout, banksim.StateFrozen, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pay(ctx, c, 3_000_000); err != nil {
+		t.Fatal(err)
+	}
+	e.startDaemon(t)
+	e.waitSettled(t, map[string]int64{"FAILED": 1})
+	id := settlementID(t, e)
+	var alerts int
+	if err := e.db.SQL().QueryRow(`SELECT count(*) FROM alerts WHERE settlement_id = $1 AND summary LIKE '%account_frozen%'`, id).Scan(&alerts); err != nil || alerts != 1 {
+		t.Fatalf("alerts about the frozen account: %d %v", alerts, err)
+	}
+
+	newAccount := "E2E-NEWOWN-0001"
+	if _, err := e.bank.CreateAccount(ctx, banksim.Account{ID: newAccount, HolderName: "Customer 00001", Currency: "KRW"}); err != nil {
+		t.Fatal(err)
+	}
+	e.cli(t, 2, "replay", strconv.FormatInt(id, 10)) // no --reason
+	e.cli(t, 0, "customers", "update", c.Ref, "--payout-account", newAccount, "--reason", "customer gave a new account", "--actor", "ops-kim")
+	dry := e.cli(t, 0, "replay", strconv.FormatInt(id, 10), "--dry-run", "--reason", "new payout account")
+	if !strings.Contains(dry, "dry run") || !strings.Contains(dry, "new key") || !strings.Contains(dry, "****0001") {
+		t.Fatalf("dry run does not say what would happen:\n%s", dry)
+	}
+	if st, _ := e.db.StatusCounts(ctx); st["FAILED"] != 1 {
+		t.Fatalf("a dry run changed something: %v", st)
+	}
+	e.cli(t, 0, "replay", strconv.FormatInt(id, 10), "--reason", "new payout account", "--actor", "ops-kim")
+	e.waitSettled(t, map[string]int64{"SETTLED": 1})
+
+	settletest.CheckMoney(t, e.db, e.bank, "sandbox")
+	d, err := e.db.GetSettlement(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkBalance(t, e.bank, newAccount, d.Payout)
+	checkBalance(t, e.bank, c.Payout, 0)
+	again := e.cli(t, 0, "replay", strconv.FormatInt(id, 10), "--reason", "again")
+	if !strings.Contains(again, "nothing to do") || !strings.Contains(again, "SETTLED") {
+		t.Fatalf("second replay: %s", again)
+	}
+	audit := e.cli(t, 0, "audit", "list")
+	if strings.Count(audit, "ops-kim") != 2 || !strings.Contains(audit, "customers update") || !strings.Contains(audit, "replay") {
+		t.Fatalf("audit log:\n%s", audit)
+	}
+}
+
+// A settlement that failed after REPAY and HOLD is compensated: the money
+// goes back to the VA, the debt is restored, the ledger stays balanced.
+func TestCompensationReversesCompletedLegs(t *testing.T) {
+	e := newEnv(t)
+	clearSettleEnv(t)
+	ctx := context.Background()
+	s := e.seeder(1)
+	cs, err := s.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cs[0]
+	e.cli(t, 0, "customers", "update", c.Ref, "--outstanding", "500000", "--hold", "100000", "--fee-fixed", "1000",
+		"--fee-bps", "0", "--reason", "loan booked")
+	if _, err := e.bank.SetState(ctx, testAccounts.Fee, banksim.StateFrozen, ""); err != nil {
+		t.Fatal(err)
+	}
+	const deposit = 2_000_000
+	if err := s.Pay(ctx, c, deposit); err != nil {
+		t.Fatal(err)
+	}
+	e.startDaemon(t)
+	e.waitSettled(t, map[string]int64{"FAILED": 1})
+	id := settlementID(t, e)
+	if ob, _ := e.db.CustomerObligations(ctx, c.ID); ob.Outstanding != 0 {
+		t.Fatalf("REPAY should have paid the debt off: %+v", ob)
+	}
+	checkBalance(t, e.bank, testAccounts.Lender, 500_000)
+	checkBalance(t, e.bank, testAccounts.Holding, 100_000)
+
+	// Keep the returned money from being settled again at once.
+	e.cli(t, 0, "customers", "update", c.Ref, "--status", "SUSPENDED", "--reason", "compensating")
+	e.cli(t, 1, "cancel", strconv.FormatInt(id, 10), "--reason", "too late") // money moved: refused
+	out := e.cli(t, 0, "compensate", strconv.FormatInt(id, 10), "--reason", "fee account frozen, undo")
+	if !strings.Contains(out, "REVERSE") {
+		t.Fatalf("compensate output:\n%s", out)
+	}
+	e.waitSettled(t, map[string]int64{"COMPENSATED": 1})
+
+	checkBalance(t, e.bank, c.VA, deposit)
+	checkBalance(t, e.bank, testAccounts.Collection, 0)
+	checkBalance(t, e.bank, testAccounts.Lender, 0)
+	checkBalance(t, e.bank, testAccounts.Holding, 0)
+	cv, err := e.db.GetCustomer(ctx, c.Ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cv.Outstanding != 500_000 || cv.RepaidTotal != 0 || cv.HeldTotal != 0 {
+		t.Fatalf("obligation not restored: %+v", cv)
+	}
+	settletest.CheckMoney(t, e.db, e.bank, "sandbox")
+	e.cli(t, 0, "verify", "--bank-journal")
+	again := e.cli(t, 0, "compensate", strconv.FormatInt(id, 10), "--reason", "again")
+	if !strings.Contains(again, "nothing to do") {
+		t.Fatalf("second compensate: %s", again)
+	}
+}
+
+// Cancel stops a settlement whose first transfer the bank refused; the
+// deposit stays in the virtual account.
+func TestCancelBeforeMoneyMoved(t *testing.T) {
+	e := newEnv(t)
+	clearSettleEnv(t)
+	ctx := context.Background()
+	s := e.seeder(1)
+	cs, err := s.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cs[0]
+	if _, err := e.bank.SetState(ctx, c.VA, banksim.StateFrozen, ""); err != nil { // SWEEP is refused
+		t.Fatal(err)
+	}
+	if err := s.Pay(ctx, c, 1_000_000); err != nil {
+		t.Fatal(err)
+	}
+	e.startDaemon(t)
+	e.waitSettled(t, map[string]int64{"FAILED": 1})
+	id := strconv.FormatInt(settlementID(t, e), 10)
+	e.cli(t, 0, "customers", "update", c.Ref, "--status", "SUSPENDED", "--reason", "VA frozen by the bank")
+	e.cli(t, 0, "cancel", id, "--reason", "VA frozen")
+	e.waitSettled(t, map[string]int64{"CANCELLED": 1})
+	checkBalance(t, e.bank, c.VA, 1_000_000)
+	e.cli(t, 0, "verify")
+	if out := e.cli(t, 0, "replay", id, "--reason", "x"); !strings.Contains(out, "nothing to do") {
+		t.Fatalf("replay of a CANCELLED settlement: %s", out)
+	}
+}
+
+func settlementID(t *testing.T, e *env) int64 {
+	t.Helper()
+	rows, err := e.db.ListSettlements(context.Background(), store.SettlementFilter{Limit: 1})
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("settlements: %v %v", rows, err)
+	}
+	return rows[0].ID
+}
+
+func TestImportCustomersAllOrNothingThenPlan(t *testing.T) {
+	e := newEnv(t)
+	clearSettleEnv(t)
+	header := "external_ref,holder_name,provider,va_number,currency,payout_account,payout_holder_name,payout_bank_code,outstanding,hold,fee_fixed,fee_bps\n"
+	bad := writeConfig(t, header+
+		"imp-1,Kim,sandbox,IMPVA1,KRW,IMPOWN1,Kim,,500000,0,1000,10\n"+
+		"imp-2,Lee,sandbox,IMPVA2,KRW,IMPOWN2,Lee,,-1,0,0,0\n")
+	out := e.cli(t, 1, "customers", "import", bad, "--reason", "onboarding")
+	if !strings.Contains(out, "line 3") || !strings.Contains(out, "nothing was imported") {
+		t.Fatalf("import of a bad file: %s", out)
+	}
+	e.cli(t, 1, "customers", "show", "imp-1")
+	good := writeConfig(t, header+"imp-1,Kim,sandbox,IMPVA1,KRW,IMPOWN1,Kim,,500000,0,1000,10\n")
+	e.cli(t, 0, "customers", "import", good, "--reason", "onboarding")
+	if out := e.cli(t, 0, "customers", "show", "imp-1"); !strings.Contains(out, "****OWN1") || strings.Contains(out, "IMPOWN1") {
+		t.Fatalf("customers show must mask the payout account:\n%s", out)
+	}
+	e.cli(t, 1, "customers", "import", good, "--reason", "again") // already there: refused, nothing imported
+	plan := e.cli(t, 0, "plan", "--customer", "imp-1", "--amount", "3,000,000")
+	for _, want := range []string{"SWEEP  3000000", "REPAY  500000", "FEE    4000", "PAYOUT 2496000"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("plan does not show %q:\n%s", want, plan)
+		}
+	}
+	e.cli(t, 2, "plan", "--customer", "imp-1", "--amount", "-5")
+	if n, _ := e.db.StatusCounts(context.Background()); len(n) != 0 {
+		t.Fatalf("plan created settlements: %v", n)
+	}
+}

@@ -1,0 +1,375 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/settle-dev/settle/pipeline"
+)
+
+// Audit is who runs an operator command, with what, and why. Every command
+// that changes state writes one audit_log row in its own transaction.
+type Audit struct {
+	Actor   string
+	Command string
+	Args    map[string]any
+	Reason  string
+}
+
+func (a Audit) validate() error {
+	switch {
+	case a.Actor == "" || len(a.Actor) > 128:
+		return fmt.Errorf("%w: the actor must be 1 to 128 characters (--actor)", ErrRefused)
+	case a.Reason == "" || len(a.Reason) > 1000:
+		return fmt.Errorf("%w: give a reason of 1 to 1000 characters (--reason)", ErrRefused)
+	}
+	return nil
+}
+
+// Outcome is what an operator command did, or with DryRun would do.
+type Outcome struct {
+	SettlementID int64            `json:"settlement_id"`
+	DryRun       bool             `json:"dry_run"`
+	Changes      []string         `json:"changes"`
+	Enqueue      pipeline.StepRef `json:"-"` // the step to wake once committed; zero for none
+}
+
+var (
+	// ErrNothingToDo is returned when the command has nothing to change: the
+	// settlement is already where the command would take it.
+	ErrNothingToDo = errors.New("nothing to do")
+	// ErrRefused is returned when the command would not be safe; the message
+	// says why and what to do instead.
+	ErrRefused = errors.New("refused")
+)
+
+// settlementState is what an operator command reads and changes, also the
+// before and after of its audit row.
+type settlementState struct {
+	ID     int64       `json:"id" db:"id"`
+	Status string      `json:"status" db:"status"`
+	Steps  []stepState `json:"steps"`
+}
+
+type stepState struct {
+	ID       int64  `json:"id" db:"id"`
+	Seq      int    `json:"seq" db:"seq"`
+	Kind     string `json:"kind" db:"kind"`
+	Status   string `json:"status" db:"status"`
+	Amount   int64  `json:"amount" db:"amount"`
+	From     string `json:"-" db:"from_account"`
+	To       string `json:"-" db:"to_account"`
+	Fence    int64  `json:"-" db:"fence"`
+	Attempt  int    `json:"attempt,omitempty" db:"attempt"`
+	Key      string `json:"key,omitempty" db:"idempotency_key"`
+	Transfer string `json:"transfer,omitempty" db:"transfer_status"`
+	BankCode string `json:"bank_code,omitempty" db:"bank_code"`
+}
+
+// lockSettlement reads a settlement and its steps, each with its latest
+// attempt, locking the settlement and step rows for the transaction.
+func lockSettlement(ctx context.Context, tx *sqlx.Tx, id int64) (settlementState, error) {
+	var s settlementState
+	err := tx.GetContext(ctx, &s, `SELECT id, status FROM settlements WHERE id = $1 FOR UPDATE`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, fmt.Errorf("settlement %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return s, err
+	}
+	err = tx.SelectContext(ctx, &s.Steps, `
+		SELECT st.id, st.seq, st.kind, st.status, st.amount, st.from_account, st.to_account, st.fence,
+		       coalesce(t.attempt, 0) AS attempt, coalesce(t.idempotency_key, '') AS idempotency_key,
+		       coalesce(t.status, '') AS transfer_status, coalesce(t.bank_code, '') AS bank_code
+		  FROM steps st
+		  LEFT JOIN LATERAL (SELECT * FROM transfers WHERE step_id = st.id ORDER BY attempt DESC LIMIT 1) t ON true
+		 WHERE st.settlement_id = $1 ORDER BY st.seq FOR UPDATE OF st`, id)
+	return s, err
+}
+
+// operate runs one operator command in a transaction: fn checks and changes
+// the settlement; its audit row records the state before and after. With
+// dryRun everything is rolled back, so the outcome is exactly what would
+// happen.
+func (db *DB) operate(ctx context.Context, id int64, a Audit, dryRun bool,
+	fn func(tx *sqlx.Tx, s settlementState, out *Outcome) error) (Outcome, error) {
+	out := Outcome{SettlementID: id, DryRun: dryRun}
+	if err := a.validate(); err != nil {
+		return out, err
+	}
+	tx, err := db.x.BeginTxx(ctx, nil)
+	if err != nil {
+		return out, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	before, err := lockSettlement(ctx, tx, id)
+	if err != nil {
+		return out, err
+	}
+	if err := fn(tx, before, &out); err != nil {
+		return out, err
+	}
+	after, err := lockSettlement(ctx, tx, id)
+	if err != nil {
+		return out, err
+	}
+	if err := insertAudit(ctx, tx, a, fmt.Sprintf("settlement:%d", id), before, after); err != nil {
+		return out, err
+	}
+	if dryRun {
+		return out, nil
+	}
+	return out, tx.Commit()
+}
+
+func insertAudit(ctx context.Context, tx *sqlx.Tx, a Audit, subject string, before, after any) error {
+	args, err := json.Marshal(a.Args)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(before)
+	if err != nil {
+		return err
+	}
+	af, err := json.Marshal(after)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `
+		INSERT INTO audit_log (actor, command, args, reason, subject, before, after)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, a.Actor, a.Command, args, a.Reason, subject, b, af)
+	return err
+}
+
+// Replay re-drives a FAILED settlement from its failed step: the step goes
+// back to READY with its attempts reset, and the settlement to RUNNING (or
+// COMPENSATING when a reversal failed). A step the bank refused gets a new
+// attempt with a new key at its next claim; one the bank never acted on is
+// sent again with the same key. DONE steps are never repeated.
+func (db *DB) Replay(ctx context.Context, id int64, a Audit, dryRun bool) (Outcome, error) {
+	return db.operate(ctx, id, a, dryRun, func(tx *sqlx.Tx, s settlementState, out *Outcome) error {
+		if s.Status != string(pipeline.SettlementFailed) {
+			return fmt.Errorf("%w: settlement %d is %s; only a FAILED settlement is replayed", ErrNothingToDo, id, s.Status)
+		}
+		failed, ok := findStep(s, func(st stepState) bool { return st.Status == "FAILED" || st.Status == "DEAD" })
+		if !ok {
+			return fmt.Errorf("%w: settlement %d is FAILED but has no FAILED or DEAD step: run settle verify", ErrRefused, id)
+		}
+		if failed.Transfer == "UNKNOWN" || failed.Transfer == "SUCCEEDED" {
+			return fmt.Errorf("%w: step %d's attempt %d is %s at the bank: the engine must learn its outcome before anything is sent again",
+				ErrRefused, failed.ID, failed.Attempt, failed.Transfer)
+		}
+		status := pipeline.SettlementRunning
+		if failed.Kind == string(pipeline.KindReverse) {
+			status = pipeline.SettlementCompensating
+		}
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE steps SET status = 'READY', attempts = 0, next_run_at = now(), lease_until = NULL,
+			       last_error = 'replayed by ' || $2 || ': ' || $3, updated_at = now() WHERE id = $1`,
+			failed.ID, a.Actor, a.Reason); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE settlements SET status = $2, failure_reason = '', updated_at = now() WHERE id = $1`, id, string(status)); err != nil {
+			return err
+		}
+		out.Changes = append(out.Changes,
+			fmt.Sprintf("settlement %d: FAILED → %s", id, status),
+			fmt.Sprintf("step %d (%s, seq %d): %s → READY, attempts reset", failed.ID, failed.Kind, failed.Seq, failed.Status),
+			describeNextAttempt(failed))
+		if failed.Kind == string(pipeline.KindPayout) && (failed.Attempt == 0 || failed.Transfer == "REFUSED") {
+			change, err := refreshPayee(ctx, tx, failed)
+			if err != nil {
+				return err
+			}
+			out.Changes = append(out.Changes, change)
+		}
+		out.Enqueue = pipeline.StepRef{ID: failed.ID, Fence: failed.Fence}
+		return nil
+	})
+}
+
+// refreshPayee points a PAYOUT step that will make a new attempt at the
+// customer's payout account as it is now (an operator may have changed it
+// after the bank refused the old one).
+func refreshPayee(ctx context.Context, tx *sqlx.Tx, st stepState) (string, error) {
+	var to string
+	err := tx.QueryRowxContext(ctx, `
+		UPDATE steps SET to_account = c.payout_account, to_holder = c.payout_holder_name
+		  FROM settlements s JOIN customers c ON c.id = s.customer_id
+		 WHERE steps.id = $1 AND s.id = steps.settlement_id
+		RETURNING steps.to_account`, st.ID).Scan(&to)
+	if err != nil {
+		return "", err
+	}
+	if to == st.To {
+		return fmt.Sprintf("the payout goes to %s, as before", pipeline.AccountNumber(to)), nil
+	}
+	return fmt.Sprintf("the payout goes to the customer's current payout account %s (was %s)",
+		pipeline.AccountNumber(to), pipeline.AccountNumber(st.To)), nil
+}
+
+func describeNextAttempt(st stepState) string {
+	switch {
+	case !pipeline.Kind(st.Kind).MovesMoney():
+		return "no bank transfer: the step moves no money"
+	case st.Attempt == 0:
+		return fmt.Sprintf("its first attempt, key %s, will be sent", pipeline.AttemptKey(st.ID, 1))
+	case st.Transfer == "REFUSED":
+		return fmt.Sprintf("the bank refused attempt %d (%s): attempt %d with the new key %s will be sent",
+			st.Attempt, st.BankCode, st.Attempt+1, pipeline.AttemptKey(st.ID, st.Attempt+1))
+	default:
+		return fmt.Sprintf("attempt %d was never acted on by the bank: it will be sent again with the same key %s", st.Attempt, st.Key)
+	}
+}
+
+// Cancel stops a settlement before any money moved: every step not DONE is
+// CANCELLED and so is the settlement. The deposit stays in the virtual
+// account, where the next poll finds it again unless the customer is
+// suspended.
+func (db *DB) Cancel(ctx context.Context, id int64, a Audit, dryRun bool) (Outcome, error) {
+	return db.operate(ctx, id, a, dryRun, func(tx *sqlx.Tx, s settlementState, out *Outcome) error {
+		switch s.Status {
+		case string(pipeline.SettlementCancelled):
+			return fmt.Errorf("%w: settlement %d is already CANCELLED", ErrNothingToDo, id)
+		case string(pipeline.SettlementRunning), string(pipeline.SettlementFailed):
+		default:
+			return fmt.Errorf("%w: settlement %d is %s; cancel stops a RUNNING or FAILED settlement before money moved", ErrRefused, id, s.Status)
+		}
+		for _, st := range s.Steps {
+			if st.Status == "RUNNING" || (st.Attempt > 0 && st.Transfer != "REFUSED") {
+				return fmt.Errorf("%w: step %d (%s) was sent to the bank (attempt %d is %s): money may have moved; "+
+					"wait for it to end, then use settle compensate", ErrRefused, st.ID, st.Kind, st.Attempt, orNone(st.Transfer, st.Status))
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE steps SET status = 'CANCELLED', lease_until = NULL, updated_at = now()
+			 WHERE settlement_id = $1 AND status <> 'DONE'`, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE settlements SET status = 'CANCELLED', finished_at = now(), updated_at = now() WHERE id = $1`, id); err != nil {
+			return err
+		}
+		out.Changes = append(out.Changes, fmt.Sprintf("settlement %d: %s → CANCELLED; its %d steps are CANCELLED", id, s.Status, len(s.Steps)),
+			"the deposit stays in the virtual account: the next poll settles it again unless the customer is suspended")
+		return nil
+	})
+}
+
+func orNone(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// Compensate reverses a FAILED settlement's completed legs as new transfers,
+// in reverse order, returning the money to the virtual account and restoring
+// the obligation; the settlement is COMPENSATING until they are done, then
+// COMPENSATED. Its steps that will never run are CANCELLED.
+func (db *DB) Compensate(ctx context.Context, id int64, a Audit, dryRun bool) (Outcome, error) {
+	return db.operate(ctx, id, a, dryRun, func(tx *sqlx.Tx, s settlementState, out *Outcome) error {
+		switch s.Status {
+		case string(pipeline.SettlementCompensating), string(pipeline.SettlementCompensated):
+			return fmt.Errorf("%w: settlement %d is already %s", ErrNothingToDo, id, s.Status)
+		case string(pipeline.SettlementFailed):
+		default:
+			return fmt.Errorf("%w: settlement %d is %s; only a FAILED settlement is compensated", ErrRefused, id, s.Status)
+		}
+		var done []pipeline.DoneLeg
+		for _, st := range s.Steps {
+			if st.Transfer == "UNKNOWN" || (st.Status != "DONE" && st.Transfer == "SUCCEEDED") {
+				return fmt.Errorf("%w: step %d's attempt %d is %s at the bank: the engine must learn its outcome first",
+					ErrRefused, st.ID, st.Attempt, st.Transfer)
+			}
+			if st.Status == "DONE" && pipeline.Kind(st.Kind).MovesMoney() {
+				done = append(done, pipeline.DoneLeg{StepID: st.ID, Seq: st.Seq, Kind: pipeline.Kind(st.Kind),
+					Amount: st.Amount, From: st.From, To: st.To})
+			}
+		}
+		reversals := pipeline.Reversals(done)
+		if len(reversals) == 0 {
+			return fmt.Errorf("%w: settlement %d moved no money; use settle cancel", ErrRefused, id)
+		}
+		var provider, currency string
+		if err := tx.QueryRowxContext(ctx, `SELECT provider, currency FROM settlements WHERE id = $1`, id).Scan(&provider, &currency); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE steps SET status = 'CANCELLED', lease_until = NULL, updated_at = now()
+			 WHERE settlement_id = $1 AND status <> 'DONE'`, id); err != nil {
+			return err
+		}
+		head, err := insertSteps(ctx, tx, id, provider, currency, reversals)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE settlements SET status = 'COMPENSATING', updated_at = now() WHERE id = $1`, id); err != nil {
+			return err
+		}
+		out.Changes = append(out.Changes, fmt.Sprintf("settlement %d: FAILED → COMPENSATING; steps not done are CANCELLED", id))
+		for _, r := range reversals {
+			out.Changes = append(out.Changes, fmt.Sprintf("new step seq %d: REVERSE %d from %s back to %s (undoes step %d)",
+				r.Seq, r.Amount, pipeline.AccountNumber(r.From), pipeline.AccountNumber(r.To), r.Reverses))
+		}
+		out.Enqueue = pipeline.StepRef{ID: head}
+		return nil
+	})
+}
+
+func findStep(s settlementState, match func(stepState) bool) (stepState, bool) {
+	for _, st := range s.Steps {
+		if match(st) {
+			return st, true
+		}
+	}
+	return stepState{}, false
+}
+
+// FailedSettlements lists FAILED settlements updated since a time, at one
+// provider or all ("").
+func (db *DB) FailedSettlements(ctx context.Context, since time.Time, provider string) ([]int64, error) {
+	var ids []int64
+	err := db.x.SelectContext(ctx, &ids, `
+		SELECT id FROM settlements WHERE status = 'FAILED' AND updated_at >= $1 AND ($2 = '' OR provider = $2)
+		 ORDER BY id`, since, provider)
+	if err != nil {
+		return nil, fmt.Errorf("list failed settlements: %w", err)
+	}
+	return ids, nil
+}
+
+// AuditRow is one audit_log entry.
+type AuditRow struct {
+	ID        int64           `db:"id" json:"id"`
+	Actor     string          `db:"actor" json:"actor"`
+	Command   string          `db:"command" json:"command"`
+	Args      json.RawMessage `db:"args" json:"args"`
+	Reason    string          `db:"reason" json:"reason"`
+	Subject   string          `db:"subject" json:"subject"`
+	Before    json.RawMessage `db:"before" json:"before"`
+	After     json.RawMessage `db:"after" json:"after"`
+	CreatedAt time.Time       `db:"created_at" json:"created_at"`
+}
+
+// ListAudit returns audit entries, newest first, for one subject
+// ("settlement:12") or all ("").
+func (db *DB) ListAudit(ctx context.Context, subject string, limit int) ([]AuditRow, error) {
+	out := []AuditRow{}
+	err := db.x.SelectContext(ctx, &out, `
+		SELECT id, actor, command, args, reason, subject, coalesce(before, 'null') AS before,
+		       coalesce(after, 'null') AS after, created_at
+		  FROM audit_log WHERE ($1 = '' OR subject = $1) ORDER BY id DESC LIMIT $2`, subject, max(limit, 1))
+	if err != nil {
+		return nil, fmt.Errorf("list audit log: %w", err)
+	}
+	return out, nil
+}
