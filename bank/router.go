@@ -1,6 +1,9 @@
 // Package bank is settle's facade over bank providers: the Router picks the
 // adapter that moves a customer's money by provider name. The adapters live
-// in subpackages (rest), and so does the sandbox bank (banksim).
+// in subpackages, one per dialect of docs/bank-api.md (rest, openbanking),
+// and so do the sandbox bank (banksim), the per-provider rate limit and
+// circuit breaker that wraps an adapter (throttle) and the contract suite
+// every adapter passes (banktest).
 package bank
 
 import (

@@ -80,7 +80,7 @@ type core struct {
 	mu        sync.Mutex
 	now       func() time.Time
 	accounts  map[string]*account
-	transfers map[string]*transfer // by idempotency key
+	transfers map[transferKey]*transfer
 	pending   pendingQueue
 	journal   chunked[JournalEntry]
 	total     int64 // sum of all balances; kept <= MaxInt64 so none overflows
@@ -99,7 +99,7 @@ func (c *core) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.accounts = make(map[string]*account)
-	c.transfers = make(map[string]*transfer)
+	c.transfers = make(map[transferKey]*transfer)
 	c.pending = nil
 	c.journal = chunked[JournalEntry]{}
 	c.total, c.nextTx, c.nextTr = 0, 0, 0

@@ -32,8 +32,8 @@ const (
 )
 
 // transferRequest is a transfer as any dialect asks for it. Key is the
-// idempotency key; every other field except Dialect is the content the key is
-// bound to.
+// idempotency key, unique within its Dialect; which of the other fields the
+// key is bound to is the dialect's idempotency rule.
 type transferRequest struct {
 	Key      string
 	From     string
@@ -42,12 +42,45 @@ type transferRequest struct {
 	Amount   int64
 	Currency string
 	Memo     string
-	Dialect  string // which dialect sent it, for the journal
+	Dialect  string // which dialect sent it: its idempotency rule and the journal
+	Day      string // the dialect's transaction date (YYYYMMDD), if it keys by date; never content
 }
 
+// sameContent reports whether every field but the key and the day match.
 func (r transferRequest) sameContent(o transferRequest) bool {
 	return r.From == o.From && r.To == o.To && r.Holder == o.Holder &&
 		r.Amount == o.Amount && r.Currency == o.Currency && r.Memo == o.Memo
+}
+
+// idempotency is one dialect's rule for a key it has seen before.
+type idempotency struct {
+	// same reports whether req repeats the transfer first recorded under its
+	// key (answer the first outcome) or conflicts with it.
+	same func(first, req transferRequest) bool
+	// settleOnAsk settles a pending transfer as soon as anyone asks about it
+	// (its status, or sending it again); otherwise it stays pending until due.
+	settleOnAsk bool
+}
+
+// idempotencyRules holds each dialect's rule; the handler files define them.
+var idempotencyRules = map[string]idempotency{
+	dialectRest:        restIdempotency,
+	dialectOpenBanking: openBankingIdempotency,
+}
+
+// idempotencyOf returns a dialect's rule; an unknown dialect gets the
+// strictest, rest's.
+func idempotencyOf(dialect string) idempotency {
+	if r, ok := idempotencyRules[dialect]; ok {
+		return r
+	}
+	return restIdempotency
+}
+
+// transferKey names an idempotency record: each dialect has its own keys.
+type transferKey struct {
+	dialect string
+	key     string
 }
 
 // transfer is the bank's record of one idempotency key.
@@ -63,22 +96,25 @@ type transfer struct {
 }
 
 // transfer applies or refuses req, or records it as pending until
-// pendingUntil when that is not zero. A key seen before with the same content
-// returns the first record (replayed is true) and moves no money; with other
-// content it returns errKeyConflict. Invalid requests return errInvalid and
-// are not remembered.
+// pendingUntil when that is not zero. A key its dialect has seen before with
+// the same content (by the dialect's rule) returns the record as it stands
+// (replayed is true) and moves no money; with other content it returns
+// errKeyConflict. Invalid requests return errInvalid and are not remembered.
 func (c *core) transfer(req transferRequest, pendingUntil time.Time) (t transfer, replayed bool, err error) {
 	if err := validateTransfer(req); err != nil {
 		return transfer{}, false, err
 	}
+	rule := idempotencyOf(req.Dialect)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.settleDueLocked()
-	if old, ok := c.transfers[req.Key]; ok {
-		if !old.Req.sameContent(req) {
+	if old, ok := c.transfers[transferKey{req.Dialect, req.Key}]; ok {
+		if !rule.same(old.Req, req) {
 			return transfer{}, false, errKeyConflict
 		}
-		c.resolveLocked(old)
+		if rule.settleOnAsk {
+			c.resolveLocked(old)
+		}
 		return *old, true, nil
 	}
 	if err := c.checkCurrencyLocked(req); err != nil {
@@ -87,17 +123,20 @@ func (c *core) transfer(req transferRequest, pendingUntil time.Time) (t transfer
 	return *c.recordLocked(req, pendingUntil), false, nil
 }
 
-// transferByKey returns the record of key, resolving it if it was pending:
-// asking for a pending transfer's status settles it.
-func (c *core) transferByKey(key string) (transfer, bool) {
+// transferByKey returns the record of a dialect's key. A pending transfer is
+// settled by being asked about when the dialect's rule says so; otherwise it
+// stays pending until due.
+func (c *core) transferByKey(dialect, key string) (transfer, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.settleDueLocked()
-	t, ok := c.transfers[key]
+	t, ok := c.transfers[transferKey{dialect, key}]
 	if !ok {
 		return transfer{}, false
 	}
-	c.resolveLocked(t)
+	if idempotencyOf(dialect).settleOnAsk {
+		c.resolveLocked(t)
+	}
 	return *t, true
 }
 
@@ -112,7 +151,7 @@ func (c *core) recordLocked(req transferRequest, pendingUntil time.Time) *transf
 		seq:       c.nextTr,
 		heapIndex: -1,
 	}
-	c.transfers[req.Key] = t
+	c.transfers[transferKey{req.Dialect, req.Key}] = t
 	if pendingUntil.IsZero() {
 		c.resolveLocked(t)
 	} else {

@@ -11,9 +11,14 @@
 //   - the faults (faults.go): latency, injected 500s, dropped connections
 //     after a transfer was applied, "processing" answers and a token-bucket
 //     rate limit, drawn from a seeded generator in request order.
-//   - the handlers: one file per dialect (rest.go) and one for the
-//     sandbox-only endpoints (sandbox.go). A new dialect is one more handler
-//     file over the same core, registered in Server's routes.
+//   - the handlers: one file per dialect (rest.go, openbanking.go) and one
+//     for the sandbox-only endpoints (sandbox.go). A new dialect is one more
+//     handler file over the same core, registered in Server's routes, with
+//     its idempotency rule (which content a key is bound to; whether asking
+//     about a pending transfer settles it) and its answer to the error fault.
+//
+// An account is the same account in every dialect; idempotency keys are
+// kept per dialect.
 //
 // # Journal
 //
@@ -36,10 +41,11 @@
 // GET /sandbox/stats returns the counters since the last reset:
 //
 //	{"requests":{"POST /v1/transfers":12},"unauthorized":0,
-//	 "rate_limited":0,"server_errors":0,"connections_dropped":0,
-//	 "pending_answers":0,"transfers_applied":10}
+//	 "rate_limited":0,"server_errors":0,"gateway_busy":0,
+//	 "connections_dropped":0,"pending_answers":0,"transfers_applied":10}
 //
-// rate_limited counts the 429s sent and server_errors the 5xx sent.
+// rate_limited counts the 429s sent, server_errors the 5xx sent and
+// gateway_busy the openbanking answers with rsp_code A0001.
 //
 // # Beyond BANK_API.md
 //
@@ -51,7 +57,15 @@
 // pending one is settled by being sent again. Transaction pages also carry
 // has_more, and next_cursor is always set so that a caller can resume later.
 // PUT /sandbox/faults also takes processing_delay_ms (default 2000), and
-// GET /sandbox/faults shows the faults in force. A transfer whose key the
-// bank has seen is bound to its from, to, holder name, amount, currency and
-// memo; a different value of any of them is a 422.
+// GET /sandbox/faults shows the faults in force. A rest transfer whose key
+// the bank has seen is bound to its from, to, holder name, amount, currency
+// and memo; a different value of any of them is a 422.
+//
+// The openbanking dialect (docs/bank-api.md, "Sandbox-only endpoints", lists
+// where it goes beyond the page): the error fault answers HTTP 200 with
+// rsp_code A0001, nothing done; a transfer is filed under its tran_dtime's
+// date, and a result call naming another date or amount is a 400, never A04;
+// a processing transfer answers "400" until due, however often it is asked
+// about; a bank_tran_id is bound to the destination account, amount and
+// holder name; requests carry exactly one item, bank_code_std 097.
 package banksim

@@ -10,6 +10,10 @@ import (
 // dialectRest is the name of the rest dialect in the journal.
 const dialectRest = "rest"
 
+// restIdempotency binds a rest key to the whole transfer: from, to, holder
+// name, amount, currency and memo. Asking about a pending transfer settles it.
+var restIdempotency = idempotency{same: transferRequest.sameContent, settleOnAsk: true}
+
 // Limits and names of the rest dialect.
 const (
 	restMaxBatch       = 100
@@ -151,7 +155,7 @@ func (s *Server) restGetTransfer(w http.ResponseWriter, r *http.Request, _ decis
 		s.fail(w, badRequest("query parameter %s must be 1 to %d characters", restQueryKey, restMaxKeyRunes))
 		return
 	}
-	t, ok := s.core.transferByKey(key)
+	t, ok := s.core.transferByKey(dialectRest, key)
 	if !ok {
 		s.fail(w, &requestError{status: http.StatusNotFound, code: "not_found", message: "the bank never saw a transfer with that idempotency key"})
 		return

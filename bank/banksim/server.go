@@ -63,6 +63,7 @@ func New(opts Options) *Server {
 func (s *Server) routes() {
 	s.registerSandbox()
 	s.registerRest()
+	s.registerOpenBanking()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, &requestError{status: http.StatusNotFound, code: "no_such_endpoint",
 			message: r.Method + " " + r.URL.Path + " is not an endpoint of the sandbox bank"})
@@ -94,23 +95,39 @@ func (s *Server) handle(pattern string, h http.HandlerFunc) {
 // dialectHandler serves a dialect endpoint under the faults drawn for it.
 type dialectHandler func(w http.ResponseWriter, r *http.Request, d decision)
 
+// failAnswer answers a request that the error fault hit, in the dialect's
+// way of saying that nothing was done.
+type failAnswer func(w http.ResponseWriter)
+
 // handleDialect registers a dialect endpoint: counted, rate limited, delayed
-// and failed as the faults say.
+// and failed as the faults say. The error fault answers HTTP 500.
 func (s *Server) handleDialect(pattern string, h dialectHandler) {
+	s.handleDialectFailing(pattern, s.injectedError, h)
+}
+
+// handleDialectFailing is handleDialect with the dialect's own answer to the
+// error fault.
+func (s *Server) handleDialectFailing(pattern string, onFail failAnswer, h dialectHandler) {
 	n := s.stats.counter(pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
 		d := s.faults.decide()
-		if s.injectFaults(w, r, d) {
+		if s.injectFaults(w, r, d, onFail) {
 			return
 		}
 		h(w, r, d)
 	})
 }
 
+// injectedError is the error fault's answer in the rest dialect: HTTP 500.
+func (s *Server) injectedError(w http.ResponseWriter) {
+	s.fail(w, &requestError{status: http.StatusInternalServerError, code: "injected_error",
+		message: "the sandbox injected this error; nothing was done"})
+}
+
 // injectFaults answers for the faults that stop a request before the
 // dialect sees it; it reports whether it answered.
-func (s *Server) injectFaults(w http.ResponseWriter, r *http.Request, d decision) bool {
+func (s *Server) injectFaults(w http.ResponseWriter, r *http.Request, d decision, onFail failAnswer) bool {
 	if d.limited {
 		s.stats.rateLimited.Add(1)
 		w.Header().Set("Retry-After", strconv.Itoa(int(d.retryAfter/time.Second)))
@@ -123,8 +140,7 @@ func (s *Server) injectFaults(w http.ResponseWriter, r *http.Request, d decision
 	}
 	if d.fail {
 		s.log.Debug("banksim injected error", "path", r.URL.Path)
-		s.fail(w, &requestError{status: http.StatusInternalServerError, code: "injected_error",
-			message: "the sandbox injected this error; nothing was done"})
+		onFail(w)
 		return true
 	}
 	return false

@@ -14,6 +14,9 @@ type Stats struct {
 	RateLimited int64 `json:"rate_limited"`
 	// ServerErrors counts 5xx answers, injected or not.
 	ServerErrors int64 `json:"server_errors"`
+	// GatewayBusy counts openbanking answers with rsp_code A0001 (the
+	// openbanking dialect's answer to the error fault).
+	GatewayBusy int64 `json:"gateway_busy"`
 	// ConnectionsDropped counts transfers answered by closing the connection.
 	ConnectionsDropped int64 `json:"connections_dropped"`
 	// PendingAnswers counts new transfers answered "pending".
@@ -29,6 +32,7 @@ type stats struct {
 	unauthorized atomic.Int64
 	rateLimited  atomic.Int64
 	serverErrors atomic.Int64
+	gatewayBusy  atomic.Int64
 	dropped      atomic.Int64
 	pending      atomic.Int64
 }
@@ -48,6 +52,7 @@ func (s *stats) snapshot(applied int64) Stats {
 		Unauthorized:       s.unauthorized.Load(),
 		RateLimited:        s.rateLimited.Load(),
 		ServerErrors:       s.serverErrors.Load(),
+		GatewayBusy:        s.gatewayBusy.Load(),
 		ConnectionsDropped: s.dropped.Load(),
 		PendingAnswers:     s.pending.Load(),
 		TransfersApplied:   applied,
@@ -62,7 +67,7 @@ func (s *stats) reset() {
 	for _, n := range s.requests {
 		n.Store(0)
 	}
-	for _, n := range []*atomic.Int64{&s.unauthorized, &s.rateLimited, &s.serverErrors, &s.dropped, &s.pending} {
+	for _, n := range []*atomic.Int64{&s.unauthorized, &s.rateLimited, &s.serverErrors, &s.gatewayBusy, &s.dropped, &s.pending} {
 		n.Store(0)
 	}
 }

@@ -96,13 +96,13 @@ func newHTTPClient() *http.Client {
 // slash.
 func (cfg Config) validate() (string, error) {
 	if !validName(cfg.Name) {
-		return "", errors.New(`Name must be 1 to 64 letters, digits, '-', '_' or '.', such as "acme-rest"`)
+		return "", errors.New(`field Name must be 1 to 64 letters, digits, '-', '_' or '.', such as "acme-rest"`)
 	}
 	if cfg.Token == "" || strings.ContainsFunc(cfg.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return "", errors.New("Token must be set and hold no spaces or control characters")
+		return "", errors.New("field Token must be set and hold no spaces or control characters")
 	}
 	if cfg.Timeout < 0 {
-		return "", fmt.Errorf("Timeout must not be negative (got %s); 0 means %s", cfg.Timeout, DefaultTimeout)
+		return "", fmt.Errorf("field Timeout must not be negative (got %s); 0 means %s", cfg.Timeout, DefaultTimeout)
 	}
 	return validateBaseURL(cfg.BaseURL)
 }
@@ -123,17 +123,17 @@ func validateBaseURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	switch {
 	case raw == "":
-		return "", errors.New(`BaseURL must be set, such as "https://bank.example/api"`)
+		return "", errors.New(`field BaseURL must be set, such as "https://bank.example/api"`)
 	case err != nil:
-		return "", errors.New("BaseURL is not a valid URL")
+		return "", errors.New("field BaseURL is not a valid URL")
 	case u.Scheme != "http" && u.Scheme != "https":
-		return "", errors.New(`BaseURL must start with http:// or https://`)
+		return "", errors.New(`field BaseURL must start with http:// or https://`)
 	case u.Host == "":
-		return "", errors.New("BaseURL has no host")
+		return "", errors.New("field BaseURL has no host")
 	case u.User != nil:
-		return "", errors.New("BaseURL must not carry credentials; put the token in Token")
+		return "", errors.New("field BaseURL must not carry credentials; put the token in Token")
 	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
-		return "", errors.New("BaseURL must not have a query or fragment")
+		return "", errors.New("field BaseURL must not have a query or fragment")
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }

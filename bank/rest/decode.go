@@ -135,7 +135,9 @@ type restBalances struct {
 }
 
 // decodeBalances turns the answer to one batch into balances of the
-// accounts asked for; accounts the bank does not know are left out.
+// accounts asked for; accounts the bank lists as missing are left out. Every
+// account asked must come back once, in balances or in missing: an answer
+// that leaves one out is not understood.
 func decodeBalances(a answer, asked []string) ([]pipeline.Balance, error) {
 	if a.status != http.StatusOK {
 		return nil, statusError(a)
@@ -144,23 +146,42 @@ func decodeBalances(a answer, asked []string) ([]pipeline.Balance, error) {
 	if err := decodeJSON(a, &rb); err != nil {
 		return nil, err
 	}
-	want := make(map[string]bool, len(asked))
+	open := make(map[string]bool, len(asked)) // asked and not answered yet
 	for _, id := range asked {
-		want[id] = true
+		open[id] = true
 	}
 	out := make([]pipeline.Balance, 0, len(rb.Balances))
 	for _, b := range rb.Balances {
-		if !want[b.AccountID] {
-			return nil, fmt.Errorf("%w: balance of %s, which was not asked for or came twice", pipeline.ErrBadResponse, maskAccount(b.AccountID))
+		if err := answered(open, b.AccountID); err != nil {
+			return nil, err
 		}
-		want[b.AccountID] = false
 		m, err := plausibleMoney(b.Available, b.Currency)
 		if err != nil {
 			return nil, fmt.Errorf("%w: balance of %s: %w", pipeline.ErrBadResponse, maskAccount(b.AccountID), err)
 		}
 		out = append(out, pipeline.Balance{Account: b.AccountID, Available: m})
 	}
+	for _, id := range rb.Missing {
+		if err := answered(open, id); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range asked {
+		if open[id] {
+			return nil, fmt.Errorf("%w: neither a balance nor missing for %s", pipeline.ErrBadResponse, maskAccount(id))
+		}
+	}
 	return out, nil
+}
+
+// answered marks id as answered; it is an error unless id was asked for and
+// not answered yet.
+func answered(open map[string]bool, id string) error {
+	if !open[id] {
+		return fmt.Errorf("%w: an answer about %s, which was not asked for or came twice", pipeline.ErrBadResponse, maskAccount(id))
+	}
+	open[id] = false
+	return nil
 }
 
 func plausibleMoney(amount *int64, currency string) (pipeline.Money, error) {

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -72,6 +73,8 @@ func checkOutcome(t *testing.T, status int, r pipeline.Receipt, err error) {
 
 func FuzzDecodeBalances(f *testing.F) {
 	f.Add(200, []byte(`{"balances":[{"account_id":"A","available":5,"currency":"KRW"}],"missing":["B"]}`))
+	f.Add(200, []byte(`{}`))
+	f.Add(200, []byte(`{"balances":[],"missing":["A","B","B"]}`))
 	f.Add(200, []byte(`{"balances":[{"account_id":"A","available":-5,"currency":"KRW"}]}`))
 	f.Add(200, []byte(`{"balances":[{"account_id":"Z","available":5,"currency":"KRW"}]}`))
 	f.Add(200, []byte(`{"balances":[{"account_id":"A","available":1e400,"currency":"KRW"}]}`))
@@ -89,6 +92,10 @@ func FuzzDecodeBalances(f *testing.F) {
 				t.Fatalf("balance %+v accepted", b)
 			}
 			seen[b.Account] = true
+		}
+		var rb restBalances
+		if json.Unmarshal(body, &rb) != nil || len(got)+len(rb.Missing) != len(asked) {
+			t.Fatalf("answer %s accepted, but it does not account for every account asked", body)
 		}
 	})
 }

@@ -65,6 +65,10 @@ func TestBadBalancesAreRefused(t *testing.T) {
 		"not asked for":       `{"balances":[{"account_id":"1234567890","available":1,"currency":"KRW"}]}`,
 		"twice":               `{"balances":[{"account_id":"A","available":1,"currency":"KRW"},{"account_id":"A","available":1,"currency":"KRW"}]}`,
 		"balances not a list": `{"balances":{"A":1}}`,
+		"neither":             `{"balances":[]}`,
+		"empty object":        `{}`,
+		"missing not asked":   `{"balances":[],"missing":["A","1234567890"]}`,
+		"both":                `{"balances":[{"account_id":"A","available":1,"currency":"KRW"}],"missing":["A"]}`,
 	}
 	for name, body := range cases {
 		bank, err := rest.New(rest.Config{Name: "fake", BaseURL: fakeBank(t, 200, js, body), Token: token})

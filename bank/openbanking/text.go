@@ -1,0 +1,66 @@
+package openbanking
+
+import (
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/settle-dev/settle/pipeline"
+)
+
+// maxDetail is the longest piece of bank-sent text put into an error.
+const maxDetail = 200
+
+// maskAccount shows only the last four characters of an account number.
+func maskAccount(account string) string { return pipeline.AccountNumber(account).Masked() }
+
+// scrub makes bank-sent text safe for an error or a log: control characters
+// become spaces, anything that looks like an account number (a word with at
+// least 9 digits; a date has 8) is masked, and the text is cut to maxDetail
+// characters.
+func scrub(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "?")
+	}
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	words := strings.Fields(s)
+	for i, w := range words {
+		if looksLikeAccount(w) {
+			words[i] = maskAccount(w)
+		}
+	}
+	s = strings.Join(words, " ")
+	if r := []rune(s); len(r) > maxDetail {
+		s = string(r[:maxDetail]) + "…"
+	}
+	return s
+}
+
+func looksLikeAccount(w string) bool {
+	digits := 0
+	for _, r := range w {
+		if r >= '0' && r <= '9' {
+			digits++
+		}
+	}
+	return digits >= 9
+}
+
+// plausibleText reports whether s is minLen to maxLen characters of UTF-8
+// without control characters.
+func plausibleText(s string, minLen, maxLen int) bool {
+	n := utf8.RuneCountInString(s)
+	if n < minLen || n > maxLen || !utf8.ValidString(s) {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
+}
+
+// quoted quotes a bank-sent value for an error text, scrubbed and short.
+func quoted(s string) string { return strconv.Quote(scrub(s)) }

@@ -1,0 +1,367 @@
+package throttle_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/settle-dev/settle/bank/throttle"
+	"github.com/settle-dev/settle/pipeline"
+)
+
+// TestRateLimitHolds sends many calls at once and checks, call pair by call
+// pair, that no stretch of time saw more calls than the bucket allows:
+// Burst + RPS × its length.
+func TestRateLimitHolds(t *testing.T) {
+	t.Parallel()
+	const n, rps, burst = 40, 10.0, 3
+	f := &fakeBank{clock: newFakeClock()}
+	b := wrap(t, f, throttle.Config{RPS: rps, Burst: burst, MaxInFlight: n})
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if _, err := b.Transfer(bg(), transfer()); err != nil {
+				t.Error(err)
+			}
+			done.Add(1)
+		})
+	}
+	for done.Load() < n {
+		waitFor(t, "every call to finish or sleep", func() bool { return int(done.Load())+f.clock.Sleepers() == n })
+		if done.Load() < n {
+			f.clock.Advance(10 * time.Millisecond)
+		}
+	}
+	wg.Wait()
+	calls, _, _ := f.snapshot()
+	slices.SortFunc(calls, func(a, b time.Time) int { return a.Compare(b) })
+	for i := range calls {
+		for j := i; j < len(calls); j++ {
+			if allowed := burst + rps*calls[j].Sub(calls[i]).Seconds() + 1e-9; float64(j-i+1) > allowed {
+				t.Fatalf("%d calls between %s and %s: more than %v", j-i+1, calls[i].Sub(t0), calls[j].Sub(t0), allowed)
+			}
+		}
+	}
+	if took, least := calls[n-1].Sub(t0), time.Duration(float64(n-burst)/rps*float64(time.Second)); took < least {
+		t.Fatalf("%d calls took %s, want at least %s", n, took, least)
+	}
+}
+
+func TestMaxInFlight(t *testing.T) {
+	t.Parallel()
+	const n, limit = 20, 3
+	f := &fakeBank{clock: newFakeClock(), gate: make(chan error)}
+	b := wrap(t, f, throttle.Config{RPS: math.Inf(1), MaxInFlight: limit})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { _, _ = b.Transfer(bg(), transfer()) })
+	}
+	waitFor(t, "the slots to fill", func() bool { return f.inFlightNow() == limit })
+	for range n {
+		f.gate <- nil // lets one call answer
+	}
+	wg.Wait()
+	if calls, _, most := f.snapshot(); len(calls) != n || most != limit {
+		t.Fatalf("%d calls, at most %d at once; want %d, at most %d", len(calls), most, n, limit)
+	}
+}
+
+func TestRetryAfterPausesEveryCall(t *testing.T) {
+	t.Parallel()
+	f := &fakeBank{clock: newFakeClock(), answer: func(n int) error {
+		if n == 1 {
+			return &pipeline.RetryAfterError{Err: pipeline.ErrRateLimited, After: 5 * time.Second}
+		}
+		return nil
+	}}
+	b := wrap(t, f, throttle.Config{RPS: math.Inf(1)})
+	_, err := b.Transfer(bg(), transfer())
+	if pipeline.Classify(pipeline.Receipt{}, err) != pipeline.ClassTransient || pipeline.RetryAfter(err) != 5*time.Second {
+		t.Fatalf("429: %v, want the bank's error unchanged", err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { _, _ = b.Transfer(bg(), transfer()) })
+	wg.Go(func() { _, _ = b.TransferStatus(bg(), transfer()) })
+	wg.Go(func() { _, _ = b.Balances(bg(), []string{"A"}) })
+	waitFor(t, "three paused calls", func() bool { return f.clock.Sleepers() == 3 })
+	f.clock.Advance(4 * time.Second)
+	if f.clock.Sleepers() != 3 || f.callCount() != 1 {
+		t.Fatalf("a call went before the pause ended: %d sleeping, %d calls", f.clock.Sleepers(), f.callCount())
+	}
+	f.clock.Advance(time.Second)
+	wg.Wait()
+	calls, _, _ := f.snapshot()
+	for _, at := range calls[1:] {
+		if at.Before(t0.Add(5 * time.Second)) {
+			t.Fatalf("call at %s, inside the pause", at.Sub(t0))
+		}
+	}
+	if len(calls) != 4 {
+		t.Fatalf("%d calls, want 4", len(calls))
+	}
+}
+
+func TestRateLimitedWithoutRetryAfterDoesNotPause(t *testing.T) {
+	t.Parallel()
+	f := &fakeBank{clock: newFakeClock(), answer: func(n int) error {
+		if n == 1 {
+			return &pipeline.RetryAfterError{Err: pipeline.ErrRateLimited}
+		}
+		return nil
+	}}
+	b := wrap(t, f, throttle.Config{RPS: math.Inf(1)})
+	_, _ = b.Transfer(bg(), transfer())
+	if _, err := b.Transfer(bg(), transfer()); err != nil || f.clock.Sleepers() != 0 {
+		t.Fatalf("second call: %v", err)
+	}
+}
+
+// failing answers the n-th call with errs[n-1], and nil after the list.
+func failing(errs ...error) func(int) error {
+	return func(n int) error {
+		if n <= len(errs) {
+			return errs[n-1]
+		}
+		return nil
+	}
+}
+
+func TestBreakerOpensHalfOpensAndCloses(t *testing.T) {
+	t.Parallel()
+	transport := &url.Error{Op: "Post", URL: "https://bank.example/v1/transfers", Err: errors.New("connection reset")}
+	bad := fmt.Errorf("HTTP 502: %w", pipeline.ErrBadResponse)
+	f := &fakeBank{clock: newFakeClock(), answer: failing(bad, transport, nil, bad, transport, pipeline.ErrUnavailable)}
+	var rec recorder
+	b := wrap(t, f, throttle.Config{RPS: math.Inf(1), FailureThreshold: 3, CoolDown: 10 * time.Second, OnStateChange: rec.add})
+	for i := range 5 { // two failures, a success, two failures: still closed
+		_, _ = b.Transfer(bg(), transfer())
+		if b.State() != throttle.Closed {
+			t.Fatalf("call %d: %s, want closed", i+1, b.State())
+		}
+	}
+	_, _ = b.Transfer(bg(), transfer()) // the third failure in a row
+	if b.State() != throttle.Open || !slices.Equal(rec.path(), []string{"closed>open"}) {
+		t.Fatalf("state %s, transitions %v; want open", b.State(), rec.path())
+	}
+	rec.mu.Lock()
+	if tr := rec.ts[0]; tr.Provider != "acme" || tr.Failures != 3 || !errors.Is(tr.Err, pipeline.ErrUnavailable) || !tr.At.Equal(t0) {
+		t.Fatalf("transition %+v", tr)
+	}
+	rec.mu.Unlock()
+
+	wantFastFail(t, b, f, 6, 10*time.Second)
+	f.clock.Advance(5 * time.Second)
+	wantFastFail(t, b, f, 6, 5*time.Second)
+	f.clock.Advance(5 * time.Second)
+	if b.State() != throttle.HalfOpen {
+		t.Fatalf("after the cool-down: %s, want half-open", b.State())
+	}
+
+	// The probe fails: open again, and the cool-down starts over.
+	f.gate = make(chan error)
+	probe := make(chan error)
+	go func() { _, err := b.Transfer(bg(), transfer()); probe <- err }()
+	waitFor(t, "the probe", func() bool { return f.inFlightNow() == 1 })
+	wantFastFail(t, b, f, 7, 0) // only one probe at a time
+	f.gate <- pipeline.ErrUnavailable
+	<-probe
+	if b.State() != throttle.Open {
+		t.Fatalf("after a failed probe: %s, want open", b.State())
+	}
+	f.gate = nil
+	f.clock.Advance(10 * time.Second)
+	if _, err := b.Transfer(bg(), transfer()); err != nil { // the probe succeeds
+		t.Fatal(err)
+	}
+	want := []string{"closed>open", "open>half-open", "half-open>open", "open>half-open", "half-open>closed"}
+	if b.State() != throttle.Closed || !slices.Equal(rec.path(), want) {
+		t.Fatalf("state %s, transitions %v; want closed after %v", b.State(), rec.path(), want)
+	}
+}
+
+// wantFastFail checks that a call fails fast as transient, with the wait
+// as its hint, and does not reach the bank (which has had calls calls).
+func wantFastFail(t *testing.T, b *throttle.Bank, f *fakeBank, calls int, wait time.Duration) {
+	t.Helper()
+	r, err := b.Transfer(bg(), transfer())
+	if !errors.Is(err, throttle.ErrCircuitOpen) || !errors.Is(err, pipeline.ErrUnavailable) ||
+		pipeline.Classify(r, err) != pipeline.ClassTransient || pipeline.RetryAfter(err) != wait {
+		t.Fatalf("%v (retry after %s), want a transient ErrCircuitOpen after %s", err, pipeline.RetryAfter(err), wait)
+	}
+	if !strings.Contains(err.Error(), "acme") || f.callCount() != calls {
+		t.Fatalf("%v: %d calls reached the bank, want %d", err, f.callCount(), calls)
+	}
+}
+
+func TestAnswersDoNotTripTheBreaker(t *testing.T) {
+	t.Parallel()
+	refused := &pipeline.RefusedError{Code: pipeline.RefusedInsufficientFunds, BankCode: "551"}
+	answers := []error{
+		refused, refused, refused, fmt.Errorf("x: %w", pipeline.ErrNotFound), pipeline.ErrKeyReused,
+		&pipeline.RetryAfterError{Err: pipeline.ErrRateLimited}, pipeline.ErrUnauthorized,
+	}
+	f := &fakeBank{clock: newFakeClock(), answer: failing(answers...)}
+	b := wrap(t, f, throttle.Config{RPS: math.Inf(1), FailureThreshold: 2})
+	for range answers {
+		_, _ = b.Transfer(bg(), transfer())
+	}
+	if b.State() != throttle.Closed || f.callCount() != len(answers) {
+		t.Fatalf("%s after %d answers, want closed", b.State(), f.callCount())
+	}
+}
+
+func TestAnAnswerResetsTheCountAndNothingDoesNot(t *testing.T) {
+	t.Parallel()
+	invalid := errors.New("request invalid, nothing sent")
+	refused := &pipeline.RefusedError{Code: pipeline.RefusedAccountClosed, BankCode: "415"}
+	f := &fakeBank{clock: newFakeClock(), answer: failing(pipeline.ErrUnavailable, refused, pipeline.ErrUnavailable, invalid, pipeline.ErrUnavailable)}
+	b := wrap(t, f, throttle.Config{RPS: math.Inf(1), FailureThreshold: 2})
+	for i := range 4 {
+		_, _ = b.Transfer(bg(), transfer())
+		if b.State() != throttle.Closed {
+			t.Fatalf("call %d: %s", i+1, b.State())
+		}
+	}
+	_, _ = b.Transfer(bg(), transfer()) // failure, invalid, failure: two in a row
+	if b.State() != throttle.Open {
+		t.Fatalf("%s, want open: an invalid request says nothing about the bank", b.State())
+	}
+}
+
+func TestCallerCancellingDoesNotTripTheBreaker(t *testing.T) {
+	t.Parallel()
+	f := &fakeBank{clock: newFakeClock(), gate: make(chan error)}
+	b := wrap(t, f, throttle.Config{RPS: math.Inf(1), FailureThreshold: 1})
+	ctx, cancel := context.WithCancel(bg())
+	done := make(chan error)
+	go func() { _, err := b.Transfer(ctx, transfer()); done <- err }()
+	waitFor(t, "the call", func() bool { return f.inFlightNow() == 1 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) || b.State() != throttle.Closed {
+		t.Fatalf("%v, state %s; want closed", err, b.State())
+	}
+}
+
+// wantNotSent checks the error of a call the throttle never sent.
+func wantNotSent(t *testing.T, err, cause error, hint time.Duration) {
+	t.Helper()
+	if !errors.Is(err, throttle.ErrNotSent) || !errors.Is(err, cause) ||
+		pipeline.Classify(pipeline.Receipt{}, err) != pipeline.ClassTransient || pipeline.RetryAfter(err) != hint {
+		t.Fatalf("%v (retry after %s), want a transient ErrNotSent wrapping %v after %s", err, pipeline.RetryAfter(err), cause, hint)
+	}
+}
+
+func TestCancelWhileWaitingForAToken(t *testing.T) {
+	t.Parallel()
+	f := &fakeBank{clock: newFakeClock()}
+	b := wrap(t, f, throttle.Config{RPS: 1, Burst: 1})
+	if _, err := b.Transfer(bg(), transfer()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(bg())
+	done := make(chan error)
+	go func() { _, err := b.Transfer(ctx, transfer()); done <- err }()
+	waitFor(t, "the call to wait for a token", func() bool { return f.clock.Sleepers() == 1 })
+	cancel()
+	wantNotSent(t, <-done, context.Canceled, time.Second)
+	// The cancelled call gave its token back: one second on, a call goes at
+	// once.
+	f.clock.Advance(time.Second)
+	go func() { _, err := b.Transfer(bg(), transfer()); done <- err }()
+	waitFor(t, "the next call", func() bool { return f.callCount() == 2 || f.clock.Sleepers() > 0 })
+	if f.callCount() != 2 {
+		t.Fatal("the next call waits: the cancelled call did not give its token back")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCancelWhileWaitingForASlot(t *testing.T) {
+	t.Parallel()
+	f := &fakeBank{clock: newFakeClock(), gate: make(chan error)}
+	b := wrap(t, f, throttle.Config{RPS: math.Inf(1), MaxInFlight: 1})
+	go func() { _, _ = b.Transfer(bg(), transfer()) }()
+	waitFor(t, "the first call", func() bool { return f.inFlightNow() == 1 })
+	ctx, cancel := context.WithCancel(bg())
+	cancel()
+	_, err := b.Transfer(ctx, transfer())
+	wantNotSent(t, err, context.Canceled, 0)
+	f.gate <- nil
+	if f.callCount() != 1 {
+		t.Fatalf("%d calls, want 1", f.callCount())
+	}
+}
+
+func TestCancelWhilePaused(t *testing.T) {
+	t.Parallel()
+	f := &fakeBank{clock: newFakeClock(), answer: failing(&pipeline.RetryAfterError{Err: pipeline.ErrRateLimited, After: time.Minute})}
+	b := wrap(t, f, throttle.Config{RPS: math.Inf(1)})
+	_, _ = b.Transfer(bg(), transfer())
+	ctx, cancel := context.WithCancel(bg())
+	done := make(chan error)
+	go func() { _, err := b.Transfer(ctx, transfer()); done <- err }()
+	waitFor(t, "the paused call", func() bool { return f.clock.Sleepers() == 1 })
+	cancel()
+	wantNotSent(t, <-done, context.Canceled, time.Minute)
+
+	// A deadline that ends inside the pause returns at once.
+	ctx, cancel = context.WithTimeout(bg(), 30*time.Second)
+	defer cancel()
+	_, err := b.Transfer(ctx, transfer())
+	wantNotSent(t, err, context.DeadlineExceeded, time.Minute)
+	if f.callCount() != 1 {
+		t.Fatalf("%d calls, want 1", f.callCount())
+	}
+}
+
+func TestBalancesInBatches(t *testing.T) {
+	t.Parallel()
+	f := &fakeBank{clock: newFakeClock()}
+	b := wrap(t, f, throttle.Config{RPS: 3, Burst: 3, BalanceBatch: 2})
+	got, err := b.Balances(bg(), []string{"A", "B", "C", "D", "E"})
+	if err != nil || len(got) != 5 {
+		t.Fatalf("balances %v %v", got, err)
+	}
+	f.mu.Lock()
+	batches := fmt.Sprint(f.batches)
+	f.mu.Unlock()
+	if batches != "[[A B] [C D] [E]]" {
+		t.Fatalf("batches %s", batches)
+	}
+	// The three batches took the bucket's three tokens: the next call waits.
+	done := make(chan error)
+	go func() { _, err := b.Transfer(bg(), transfer()); done <- err }()
+	waitFor(t, "the call to wait for a token", func() bool { return f.clock.Sleepers() == 1 })
+	f.clock.Advance(time.Second)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConfigIsValidated(t *testing.T) {
+	t.Parallel()
+	for _, cfg := range []throttle.Config{
+		{},
+		{Name: "acme", RPS: -1},
+		{Name: "acme", RPS: math.NaN()},
+		{Name: "acme", Burst: -1},
+		{Name: "acme", MaxInFlight: -1},
+		{Name: "acme", FailureThreshold: -1},
+		{Name: "acme", CoolDown: -time.Second},
+		{Name: "acme", BalanceBatch: -1},
+	} {
+		if _, err := throttle.Wrap(&fakeBank{}, cfg); err == nil || !strings.Contains(err.Error(), "config") {
+			t.Errorf("%+v: %v, want a config error", cfg, err)
+		}
+	}
+}
