@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -18,16 +19,17 @@ type Job struct {
 	Run      func(ctx context.Context) (any, error)
 }
 
-// Scheduler runs jobs on their cron schedules. Each run takes a PostgreSQL
-// advisory lock named after the job, so with several replicas a tick runs
-// on one of them only, and a run still going when the next tick comes is
-// skipped rather than doubled.
+// Scheduler runs jobs on their cron schedules in every replica; each tick
+// of a job runs on one replica only (store.RunJobTick) and is recorded in
+// the job-run log. "@every" schedules are aligned to the clock (every 30s
+// fires at :00 and :30), so all replicas agree on which tick is which.
 type Scheduler struct {
-	cron   *cron.Cron
-	db     *store.DB
-	logger *slog.Logger
-	ctx    context.Context
-	cancel context.CancelFunc
+	cron    *cron.Cron
+	db      *store.DB
+	replica string
+	logger  *slog.Logger
+	ctx     context.Context
+	cancel  context.CancelFunc
 }
 
 // CronParser accepts five or six fields (seconds optional) and descriptors
@@ -38,36 +40,73 @@ var CronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | 
 // parse.
 func NewScheduler(db *store.DB, jobs []Job, logger *slog.Logger) (*Scheduler, error) {
 	ctx, cancel := context.WithCancel(context.Background())
+	host, _ := os.Hostname()
 	s := &Scheduler{
-		cron:   cron.New(cron.WithParser(CronParser), cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger))),
-		db:     db,
-		logger: logger,
-		ctx:    ctx,
-		cancel: cancel,
+		cron:    cron.New(cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger))),
+		db:      db,
+		replica: fmt.Sprintf("%s/%d", host, os.Getpid()),
+		logger:  logger,
+		ctx:     ctx,
+		cancel:  cancel,
 	}
 	for _, j := range jobs {
-		if _, err := s.cron.AddFunc(j.Schedule, s.wrap(j)); err != nil {
+		sched, err := ParseSchedule(j.Schedule)
+		if err != nil {
 			cancel()
-			return nil, fmt.Errorf("job %s: schedule %q: %w", j.Name, j.Schedule, err)
+			return nil, fmt.Errorf("job %s: %w", j.Name, err)
 		}
+		s.cron.Schedule(sched, cron.FuncJob(s.wrap(j, sched)))
 	}
 	return s, nil
 }
 
-func (s *Scheduler) wrap(j Job) func() {
+// ParseSchedule parses a cron spec; "@every D" becomes a schedule aligned
+// to multiples of D since the Unix epoch.
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	sched, err := CronParser.Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("schedule %q: %w", spec, err)
+	}
+	if every, ok := sched.(cron.ConstantDelaySchedule); ok {
+		return alignedEvery{every.Delay}, nil
+	}
+	return sched, nil
+}
+
+// alignedEvery fires at every multiple of d.
+type alignedEvery struct{ d time.Duration }
+
+func (a alignedEvery) Next(t time.Time) time.Time { return t.Truncate(a.d).Add(a.d) }
+
+// Tick is the activation of sched that a run starting at now belongs to: the
+// latest one at or before now.
+func Tick(sched cron.Schedule, now time.Time) time.Time {
+	if a, ok := sched.(alignedEvery); ok {
+		return now.Truncate(a.d)
+	}
+	for back := time.Second; back <= 800*24*time.Hour; back *= 2 {
+		t := sched.Next(now.Add(-back))
+		if t.After(now) {
+			continue
+		}
+		for n := sched.Next(t); !n.After(now); n = sched.Next(n) {
+			t = n
+		}
+		return t
+	}
+	return now.Truncate(time.Second)
+}
+
+func (s *Scheduler) wrap(j Job, sched cron.Schedule) func() {
 	return func() {
 		start := time.Now()
-		var res any
-		ran, err := s.db.TryJobLock(s.ctx, j.Name, func(ctx context.Context) error {
-			var err error
-			res, err = j.Run(ctx)
-			return err
-		})
+		tick := Tick(sched, start)
+		ran, err := s.db.RunJobTick(s.ctx, j.Name, tick, s.replica, j.Run)
 		switch {
 		case err != nil && s.ctx.Err() == nil:
-			s.logger.Error("job failed", "job", j.Name, "err", err)
+			s.logger.Error("job failed", "job", j.Name, "tick", tick, "err", err)
 		case ran:
-			s.logger.Debug("job ran", "job", j.Name, "took", time.Since(start).Round(time.Millisecond), "result", res)
+			s.logger.Debug("job ran", "job", j.Name, "tick", tick, "took", time.Since(start).Round(time.Millisecond))
 		}
 	}
 }

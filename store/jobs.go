@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,22 +39,72 @@ func (db *DB) ExpiredSteps(ctx context.Context, limit int) ([]int64, error) {
 	return ids, nil
 }
 
-// TryJobLock takes a transaction-scoped advisory lock for one run of a
-// scheduled job and runs fn while holding it. It reports false, without
-// running fn, when another process holds the lock. The lock is freed when fn
-// returns or the connection dies.
-func (db *DB) TryJobLock(ctx context.Context, job string, fn func(context.Context) error) (bool, error) {
+// RunJobTick runs fn as the one run of a scheduled job's tick across all
+// replicas. It takes a transaction-scoped advisory lock for the job, so one
+// run of a job goes at a time, and records the tick in job_runs in the same
+// transaction, so a tick runs at most once; it reports false, without
+// running fn, when a run of the job is still going elsewhere or the tick
+// already ran. A replica that dies mid-run rolls its transaction back,
+// freeing the job. fn's result is stored as JSON.
+func (db *DB) RunJobTick(ctx context.Context, job string, tick time.Time, replica string, fn func(context.Context) (any, error)) (bool, error) {
 	tx, err := db.x.BeginTxx(ctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("job %s: lock: %w", job, err)
+		return false, fmt.Errorf("job %s: %w", job, err)
 	}
 	defer func() { _ = tx.Rollback() }()
 	var got bool
-	if err := tx.QueryRowxContext(ctx, `SELECT pg_try_advisory_xact_lock(hashtext('settle.job'), hashtext($1))`, job).Scan(&got); err != nil {
-		return false, fmt.Errorf("job %s: lock: %w", job, err)
+	if err := tx.QueryRowxContext(ctx, `SELECT pg_try_advisory_xact_lock(hashtext('settle.job'), hashtext($1))`,
+		job).Scan(&got); err != nil || !got {
+		return false, wrapJob(job, err)
 	}
-	if !got {
-		return false, nil
+	res, err := tx.ExecContext(ctx, `INSERT INTO job_runs (job, tick, replica) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+		job, tick, replica)
+	if err != nil {
+		return false, wrapJob(job, err)
 	}
-	return true, fn(ctx)
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil // this tick already ran
+	}
+	result, runErr := fn(ctx)
+	out, err := json.Marshal(result)
+	if err != nil {
+		out = []byte("null")
+	}
+	if _, err := tx.ExecContext(context.WithoutCancel(ctx), `
+		UPDATE job_runs SET finished_at = now(), result = $3, error = $4 WHERE job = $1 AND tick = $2`,
+		job, tick, out, errText(runErr)); err != nil {
+		return true, wrapJob(job, err)
+	}
+	return true, errors.Join(runErr, wrapJob(job, tx.Commit()))
+}
+
+func wrapJob(job string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("job %s: %w", job, err)
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// JobRun is one row of the job-run log.
+type JobRun struct {
+	Job      string    `db:"job" json:"job"`
+	Tick     time.Time `db:"tick" json:"tick"`
+	Replica  string    `db:"replica" json:"replica"`
+	Error    string    `db:"error" json:"error,omitempty"`
+	Finished bool      `db:"finished" json:"finished"`
+}
+
+// JobRuns lists a job's runs, oldest tick first.
+func (db *DB) JobRuns(ctx context.Context, job string) ([]JobRun, error) {
+	var out []JobRun
+	err := db.x.SelectContext(ctx, &out, `
+		SELECT job, tick, replica, error, finished_at IS NOT NULL AS finished FROM job_runs WHERE job = $1 ORDER BY tick`, job)
+	return out, err
 }

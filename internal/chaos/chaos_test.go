@@ -126,13 +126,13 @@ type harness struct {
 	seeder *demo.Seeder
 	sweep  *jobs.Sweep
 
-	log      *workerLog
-	mu       sync.Mutex
-	procs    []*exec.Cmd
-	chaosOn  bool
-	restarts int
-	crashes  int
-	wg       sync.WaitGroup
+	log       *workerLog
+	mu        sync.Mutex
+	procs     []*exec.Cmd
+	supervise bool
+	restarts  int
+	crashes   int
+	wg        sync.WaitGroup
 }
 
 func newHarness(t *testing.T, s settings) *harness {
@@ -211,12 +211,13 @@ func (h *harness) payAll(t *testing.T, cs []demo.Customer) map[string]int64 {
 	return deposits
 }
 
-// startWorkers starts the worker processes and a supervisor for each that
-// restarts it while chaos is on (crash points and kills end processes).
+// startWorkers starts the worker processes, with or without crash points,
+// and a supervisor for each that restarts it whenever it exits (a crash
+// point, a kill, a SIGTERM) until stopWorkers.
 func (h *harness) startWorkers(t *testing.T, crashes bool) {
 	t.Helper()
 	h.mu.Lock()
-	h.chaosOn = crashes
+	h.supervise = true
 	h.procs = make([]*exec.Cmd, h.s.workers)
 	h.mu.Unlock()
 	for i := range h.s.workers {
@@ -250,13 +251,13 @@ func (h *harness) startWorker(t *testing.T, slot int, crashes bool) {
 		defer h.wg.Done()
 		_ = cmd.Wait()
 		h.mu.Lock()
-		again := h.chaosOn && h.procs[slot] == cmd
+		again := h.supervise && h.procs[slot] == cmd
 		if again {
 			h.crashes++
 		}
 		h.mu.Unlock()
 		if again {
-			h.startWorker(t, slot, true)
+			h.startWorker(t, slot, crashes)
 		}
 	}()
 }
@@ -272,7 +273,7 @@ func (h *harness) restartWorkers(t *testing.T, crashes bool) {
 func (h *harness) stopWorkers(t *testing.T) {
 	t.Helper()
 	h.mu.Lock()
-	h.chaosOn = false
+	h.supervise = false
 	procs := append([]*exec.Cmd(nil), h.procs...)
 	h.mu.Unlock()
 	for _, p := range procs {
