@@ -54,6 +54,7 @@ type Config struct {
 	Worker          WorkerConfig     `koanf:"worker"`
 	Relay           RelayConfig      `koanf:"relay"`
 	Sweep           SweepConfig      `koanf:"sweep"`
+	Notify          NotifyConfig     `koanf:"notify"`
 	Providers       []ProviderConfig `koanf:"providers"`        // at least one
 	DefaultProvider string           `koanf:"default_provider"` // default: the first provider
 }
@@ -108,6 +109,27 @@ type RelayConfig struct {
 // SweepConfig is the reprocess sweep job.
 type SweepConfig struct {
 	Schedule string `koanf:"schedule"` // cron spec; default "@every 3m"
+}
+
+// NotifyConfig is how operators are told about problems: the alert outbox
+// is delivered to Slack, through an incoming webhook or a bot token and
+// channel, or, with neither set, written to the log. Alerts are never
+// dropped, so there is no maximum of attempts: delivery backs off up to 10m.
+type NotifyConfig struct {
+	Slack            SlackConfig   `koanf:"slack"`
+	DeliverySchedule string        `koanf:"delivery_schedule"` // cron spec of the delivery job; default "@every 10s"
+	StormThreshold   int           `koanf:"storm_threshold"`   // more alerts of one kind at one provider than this within storm_window make one summary, 1..100000; default 20
+	StormWindow      time.Duration `koanf:"storm_window"`      // more than 0s, at most 24h; default 5m
+	RepeatInterval   time.Duration `koanf:"repeat_interval"`   // least time between follow-ups about one problem, more than 0s, at most 24h; default 5m
+}
+
+// SlackConfig is where alerts go in Slack: webhook_url, or bot_token and
+// channel, or none of them (alerts are logged).
+type SlackConfig struct {
+	WebhookURL Secret `koanf:"webhook_url"` // incoming webhook, https://hooks.slack.com/services/…; a secret
+	BotToken   Secret `koanf:"bot_token"`   // bot token with chat:write, xoxb-…; a secret
+	Channel    string `koanf:"channel"`     // channel ID (C0123456789) or name (#settle-alerts); required with bot_token
+	APIURL     string `koanf:"api_url"`     // Slack Web API base URL, for tests and proxies; default "https://slack.com/api/"
 }
 
 // ProviderConfig is one bank provider the router can send a customer to.
@@ -166,6 +188,13 @@ func defaults() Config {
 		},
 		Relay: RelayConfig{Schedule: "@every 30s"},
 		Sweep: SweepConfig{Schedule: "@every 3m"},
+		Notify: NotifyConfig{
+			Slack:            SlackConfig{APIURL: "https://slack.com/api/"},
+			DeliverySchedule: "@every 10s",
+			StormThreshold:   20,
+			StormWindow:      5 * time.Minute,
+			RepeatInterval:   5 * time.Minute,
+		},
 	}
 }
 

@@ -156,6 +156,10 @@ func TestDefaults(t *testing.T) {
 		},
 		Relay: RelayConfig{Schedule: "@every 30s"},
 		Sweep: SweepConfig{Schedule: "@every 3m"},
+		Notify: NotifyConfig{
+			Slack:            SlackConfig{APIURL: "https://slack.com/api/"},
+			DeliverySchedule: "@every 10s", StormThreshold: 20, StormWindow: 5 * time.Minute, RepeatInterval: 5 * time.Minute,
+		},
 		Providers: []ProviderConfig{{
 			Name: "sandbox", Dialect: "rest", BaseURL: "http://127.0.0.1:8181", Token: tokenSecret,
 			Timeout:  10 * time.Second,

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/knadh/koanf/parsers/yaml"
 )
 
 func TestEnvOverrides(t *testing.T) {
@@ -156,7 +158,12 @@ func TestTokenFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(string(out), "token_file: ") || strings.Contains(string(out), "token: ") {
+			doc, err := yaml.Parser().Unmarshal(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := doc["providers"].([]any)[0].(map[string]any)
+			if _, hasToken := p["token"]; p["token_file"] == nil || hasToken {
 				t.Errorf("Redacted should show the token_file and not the token:\n%s", out)
 			}
 			assertNoSecret(t, "Redacted()", string(out))

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/robfig/cron/v3"
 )
@@ -66,6 +67,7 @@ func (c *Config) validate() []error {
 	c.Worker.validate(&p)
 	p.schedule("relay.schedule", c.Relay.Schedule)
 	p.schedule("sweep.schedule", c.Sweep.Schedule)
+	c.Notify.validate(&p)
 	c.validateProviders(&p)
 	return p
 }
@@ -132,6 +134,66 @@ func (w *WorkerConfig) validate(p *problems) {
 	}
 	if p.positive("worker.retry_base", w.RetryBase) && w.RetryMax < w.RetryBase {
 		p.add("worker.retry_max %s: must be at least worker.retry_base (%s)", w.RetryMax, w.RetryBase)
+	}
+}
+
+func (n *NotifyConfig) validate(p *problems) {
+	n.Slack.validate(p)
+	p.schedule("notify.delivery_schedule", n.DeliverySchedule)
+	p.between("notify.storm_threshold", int64(n.StormThreshold), 1, 100000)
+	p.upTo("notify.storm_window", n.StormWindow, 24*time.Hour)
+	p.upTo("notify.repeat_interval", n.RepeatInterval, 24*time.Hour)
+}
+
+// slackChannel is a channel ID or a channel name, with or without its '#'.
+var slackChannel = regexp.MustCompile(`^([CGD][A-Z0-9]{8,20}|#?[a-z0-9][a-z0-9._-]{0,79})$`)
+
+// The messages below never show webhook_url or bot_token: both are secrets.
+func (s *SlackConfig) validate(p *problems) {
+	if s.WebhookURL != "" && s.BotToken != "" {
+		p.add("notify.slack: set webhook_url, or bot_token and channel, not both")
+	}
+	if s.WebhookURL != "" && !secureURL(s.WebhookURL.Reveal()) {
+		p.add("notify.slack.webhook_url: must be an https:// URL such as https://hooks.slack.com/services/…, without a user or password (http:// only to this machine)")
+	}
+	if tok := s.BotToken.Reveal(); tok != "" && strings.ContainsFunc(tok, unicode.IsSpace) {
+		p.add("notify.slack.bot_token: must be one token (xoxb-…) without spaces or line breaks")
+	}
+	switch {
+	case s.BotToken != "" && s.Channel == "":
+		p.add("notify.slack.channel is required with notify.slack.bot_token: a channel ID such as C0123456789 or a name such as #settle-alerts")
+	case s.BotToken == "" && s.Channel != "":
+		p.add("notify.slack.channel %q: only used with notify.slack.bot_token (a webhook posts to the channel it was made for)", s.Channel)
+	case s.Channel != "" && !slackChannel.MatchString(s.Channel):
+		p.add("notify.slack.channel %q: must be a channel ID such as C0123456789 or a name such as #settle-alerts", s.Channel)
+	}
+	if u, err := url.Parse(s.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		p.add("notify.slack.api_url %q: must be an absolute http:// or https:// URL without a user or password, such as https://slack.com/api/", showURL(s.APIURL))
+	}
+}
+
+// secureURL reports whether s is an absolute https URL without user info,
+// or an http one to this machine (a test server or a local proxy).
+func secureURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.User != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "https":
+		return true
+	case "http":
+		host := u.Hostname()
+		ip := net.ParseIP(host)
+		return host == "localhost" || ip != nil && ip.IsLoopback()
+	}
+	return false
+}
+
+// upTo adds a problem unless 0 < d <= most.
+func (p *problems) upTo(key string, d, most time.Duration) {
+	if p.positive(key, d) && d > most {
+		p.add("%s %s: must be at most %s", key, d, most)
 	}
 }
 

@@ -1,0 +1,143 @@
+package notify_test
+
+import (
+	"time"
+
+	"github.com/settle-dev/settle/notify"
+	"github.com/settle-dev/settle/pipeline"
+)
+
+// t0 is when the examples happen; fixed, so the golden files are stable.
+var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+
+func krw(n int64) pipeline.Money { return pipeline.Money{Amount: n, Currency: "KRW"} }
+
+// refusedAlert is a settlement whose payout the bank refused: the account
+// is frozen.
+func refusedAlert() notify.Alert {
+	return notify.Alert{
+		ID: 17, ProblemKey: "settlement:42:account_frozen", Kind: notify.KindSettlementFailed, Severity: notify.SeverityCritical,
+		SettlementID: 42,
+		Summary:      "Settlement 42 failed at PAYOUT (step 4 of customer 7): account_frozen",
+		Detail:       "bank refused the transfer: account_frozen (account_frozen: account 110-234-567890 is frozen)",
+		Action:       "settle settlements show 42",
+		CreatedAt:    t0.Add(12 * time.Second),
+		Customer:     "cust-0042", PayoutAccount: "110234567890", Provider: "sandbox", Deposit: krw(2_000_000),
+		Step: &notify.Step{
+			Kind: "PAYOUT", Seq: 4, Status: "FAILED", Amount: krw(1_185_000), From: "SETTLE-COLLECTION", To: "110234567890",
+			Attempts: 1, FirstTry: t0.Add(11 * time.Second),
+			LastError:   "bank refused the transfer: account_frozen (account_frozen: account 110-234-567890 is frozen)",
+			BankCode:    "account_frozen",
+			BankMessage: "bank refused the transfer: account_frozen (account_frozen: account 110-234-567890 is frozen)",
+		},
+	}
+}
+
+// outOfAttemptsAlert is a settlement whose sweep never got through.
+func outOfAttemptsAlert() notify.Alert {
+	return notify.Alert{
+		ID: 18, ProblemKey: "settlement:43:out_of_attempts", Kind: notify.KindSettlementFailed, Severity: notify.SeverityCritical,
+		SettlementID: 43,
+		Summary:      "Settlement 43 failed at SWEEP (step 1 of customer 8): out_of_attempts",
+		Detail:       "out of attempts (5): bank unavailable, nothing done (HTTP 503)",
+		Action:       "settle settlements show 43",
+		CreatedAt:    t0.Add(4 * time.Minute),
+		Customer:     "cust-0043", PayoutAccount: "3333-01-4455667", Provider: "sandbox", Deposit: krw(3_000_000),
+		Step: &notify.Step{
+			Kind: "SWEEP", Seq: 1, Status: "DEAD", Amount: krw(3_000_000), From: "90001234567890", To: "SETTLE-COLLECTION",
+			Attempts: 5, FirstTry: t0.Add(-11 * time.Minute),
+			LastError: "out of attempts (5): bank unavailable, nothing done (HTTP 503)",
+		},
+	}
+}
+
+// stuckAlert is a payout whose outcome the bank has not told for 35 minutes.
+func stuckAlert() notify.Alert {
+	return notify.Alert{
+		ID: 21, ProblemKey: "settlement:44:stuck", Kind: notify.KindStepStuck, Severity: notify.SeverityWarning,
+		SettlementID: 44,
+		Summary:      "Settlement 44 stuck at PAYOUT: outcome unknown for 35 min",
+		Detail:       "outcome unknown: context deadline exceeded",
+		Action:       "settle settlements show 44",
+		CreatedAt:    t0.Add(35 * time.Minute),
+		Customer:     "cust-0044", PayoutAccount: "110987654321", Provider: "legacy-bank", Deposit: krw(2_500_000),
+		Step: &notify.Step{
+			Kind: "PAYOUT", Seq: 5, Status: "RUNNING", Amount: krw(2_450_000), From: "SETTLE-COLLECTION", To: "110987654321",
+			Attempts: 1, FirstTry: t0,
+			LastError: "outcome unknown: context deadline exceeded",
+		},
+	}
+}
+
+// resolvedAlert follows up refusedAlert once the settlement was replayed.
+func resolvedAlert() notify.Alert {
+	return notify.Alert{
+		ID: 23, ProblemKey: "settlement:42:account_frozen", Kind: notify.KindResolved, Severity: notify.SeverityInfo,
+		SettlementID: 42,
+		Summary:      "Resolved: Settlement 42 failed at PAYOUT (step 4 of customer 7): account_frozen",
+		Detail:       "settlement 42 is SETTLED",
+		CreatedAt:    t0.Add(2 * time.Hour),
+		Customer:     "cust-0042", PayoutAccount: "110234567890", Provider: "sandbox", Deposit: krw(2_000_000),
+	}
+}
+
+func storm(count, folded int) *notify.Storm {
+	return &notify.Storm{
+		Key: "storm:settlement_failed:sandbox", Kind: notify.KindSettlementFailed, Provider: "sandbox",
+		Count: count, Window: 5 * time.Minute, Threshold: 20,
+		Causes:      []notify.CauseCount{{Cause: "out_of_attempts", Count: count - 3}, {Cause: "account_frozen", Count: 3}},
+		Severity:    notify.SeverityCritical,
+		Settlements: []int64{512, 511, 510, 509, 508},
+		Folded:      folded, Since: t0,
+		Action: "settle settlements list --status FAILED",
+	}
+}
+
+// example is one message operators may get: the golden files and
+// docs/alerts.md show each.
+type example struct {
+	name  string // file name stem under testdata/
+	title string // heading in docs/alerts.md
+	when  string // when it is sent
+	reply bool   // a follow-up (RenderReply) rather than a first message (Render)
+	n     notify.Notice
+}
+
+func examples() []example {
+	refused := refusedAlert()
+	repeated := refusedAlert()
+	repeated.ID, repeated.CreatedAt = 19, t0.Add(40*time.Minute)
+	return []example{
+		{name: "failed_refused", title: "Settlement failed: refused by the bank",
+			when: "A bank refused a transfer for good (frozen, closed or unknown account, holder name mismatch, insufficient funds). The settlement is FAILED and waits for an operator.",
+			n:    notify.Notice{Alert: refused, Occurrences: 1, FirstAt: refused.CreatedAt}},
+		{name: "failed_out_of_attempts", title: "Settlement failed: out of attempts",
+			when: "A step kept failing without a definite answer (bank unavailable, rate-limited, unusable answers) until it ran out of attempts. The step is DEAD and the settlement FAILED.",
+			n:    notify.Notice{Alert: outOfAttemptsAlert(), Occurrences: 1, FirstAt: outOfAttemptsAlert().CreatedAt}},
+		{name: "stuck_unknown_outcome", title: "Transfer stuck: outcome unknown",
+			when: "The bank took a transfer but has not said whether it completed, for longer than it should (alert kind `step_stuck`). settle keeps asking the bank's status call and never re-sends on its own.",
+			n:    notify.Notice{Alert: stuckAlert(), Occurrences: 1, FirstAt: stuckAlert().CreatedAt}},
+		{name: "storm_summary", title: "Storm summary",
+			when: "More than `notify.storm_threshold` alerts of one kind at one provider came within `notify.storm_window`: one summary is sent instead of each alert, and the alerts are marked delivered with it.",
+			n:    notify.Notice{Storm: storm(214, 214)}},
+		{name: "resolved", title: "Resolved", reply: true,
+			when: "The problem was resolved (`store.ResolveProblem`, for example after a successful replay). Bot mode replies in the problem's thread and marks the first message resolved (below); webhook mode posts this on its own.",
+			n:    notify.Notice{Alert: resolvedAlert()}},
+		{name: "resolved_first_message", title: "First message, once resolved (bot mode)",
+			when: "Bot mode rewrites the problem's first message with `chat.update` when the problem is resolved.",
+			n:    notify.Notice{Alert: refused, Occurrences: 3, FirstAt: refused.CreatedAt, Resolved: &notify.Resolution{At: resolvedAlert().CreatedAt, Note: resolvedAlert().Detail}}},
+		{name: "repeated", title: "Repeated", reply: true,
+			when: "The same problem (same problem key) was raised again. Bot mode rewrites the first message with the count and replies in its thread; webhook mode posts this line. Either way at most once per `notify.repeat_interval`; repeats in between are counted, not sent.",
+			n:    notify.Notice{Alert: repeated, Occurrences: 3, FirstAt: refused.CreatedAt}},
+		{name: "storm_goes_on", title: "Storm goes on", reply: true,
+			when: "More alerts of a storm came: bot mode rewrites the summary and replies in its thread, webhook mode posts this line, at most once per `notify.repeat_interval`.",
+			n:    notify.Notice{Storm: storm(320, 480)}},
+	}
+}
+
+func (e example) render() notify.Message {
+	if e.reply {
+		return notify.RenderReply(e.n)
+	}
+	return notify.Render(e.n)
+}

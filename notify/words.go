@@ -1,0 +1,194 @@
+package notify
+
+import (
+	"cmp"
+	"fmt"
+	"strings"
+
+	"github.com/settle-dev/settle/pipeline"
+)
+
+// refusal is how a bank's permanent refusal reads to an operator.
+type refusal struct {
+	short string // for the title: "account frozen"
+	why   string // a sentence; %s is the account concerned
+	// payoutFix is how a refused PAYOUT is put right: a customers update
+	// flag that takes the right value; "" when the customer must act at
+	// their bank.
+	payoutFix string
+}
+
+// refusals words the refusal codes of pipeline.
+var refusals = map[string]refusal{
+	string(pipeline.RefusedAccountFrozen): {
+		short: "account frozen",
+		why:   "The bank refused the transfer: account %s is frozen (suspended by the bank or by an order).",
+	},
+	string(pipeline.RefusedAccountClosed): {
+		short:     "account closed",
+		why:       "The bank refused the transfer: account %s is closed.",
+		payoutFix: "--payout-account NUMBER",
+	},
+	string(pipeline.RefusedNoSuchAccount): {
+		short:     "no such account",
+		why:       "The bank refused the transfer: it has no account %s in this currency (a wrong number, or the wrong bank).",
+		payoutFix: "--payout-account NUMBER",
+	},
+	string(pipeline.RefusedHolderNameMismatch): {
+		short:     "holder name mismatch",
+		why:       "The bank refused the transfer: the holder name on file does not match the holder of account %s.",
+		payoutFix: "--payout-holder NAME",
+	},
+	string(pipeline.RefusedInsufficientFunds): {
+		short: "insufficient funds",
+		why:   "The bank refused the transfer: there is not enough money in the sending account %s.",
+	},
+}
+
+// shortCause is a cause in a few words, for titles and storm lines.
+func shortCause(cause string) string {
+	if r, ok := refusals[cause]; ok {
+		return r.short
+	}
+	if cause == CauseOutOfAttempts {
+		return "out of attempts"
+	}
+	return strings.ReplaceAll(cause, "_", " ")
+}
+
+// title is the one-line headline of an alert.
+func title(a Alert) string {
+	switch a.Kind {
+	case KindSettlementFailed:
+		return fmt.Sprintf("Settlement %d failed%s: %s", a.SettlementID, atStep(a), shortCause(a.Cause()))
+	case KindStepStuck:
+		return fmt.Sprintf("Settlement %d stuck%s: the bank has not said whether the money moved", a.SettlementID, atStep(a))
+	}
+	return scrub(a, a.Summary)
+}
+
+func atStep(a Alert) string {
+	if a.Step == nil {
+		return ""
+	}
+	return " at " + a.Step.Kind
+}
+
+// why explains the cause in plain words, with the bank's own code and
+// message. Kinds notify has no words for show their detail as written.
+func why(a Alert) string {
+	var b strings.Builder
+	cause := a.Cause()
+	switch r, refused := refusals[cause]; {
+	case a.Kind == KindSettlementFailed && refused:
+		fmt.Fprintf(&b, r.why, refusedAccount(a, cause))
+	case a.Kind == KindSettlementFailed && cause == CauseOutOfAttempts:
+		b.WriteString("The transfer did not go through on any try, and the bank never refused it outright: it was unavailable, rate-limited, or gave answers that could not be used.")
+	case a.Kind == KindStepStuck:
+		b.WriteString("The bank took the transfer but has not said whether it completed: the money may or may not have moved.")
+	default:
+		b.WriteString(sentence(scrub(a, a.Detail)))
+	}
+	if s := a.Step; s != nil && s.BankCode != "" {
+		fmt.Fprintf(&b, " Bank code %s", s.BankCode)
+		if s.BankMessage != "" {
+			fmt.Fprintf(&b, "; the bank said: “%s”", scrub(a, s.BankMessage))
+		}
+		b.WriteString(".")
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// refusedAccount is the account a refusal is about, masked.
+func refusedAccount(a Alert, cause string) string {
+	if a.Step == nil {
+		return "(unknown)"
+	}
+	acct := a.Step.To
+	if cause == string(pipeline.RefusedInsufficientFunds) {
+		acct = a.Step.From
+	}
+	return cmp.Or(masked(acct), "(unknown)")
+}
+
+// tried tells what the engine already did about the problem.
+func tried(a Alert) string {
+	s := a.Step
+	if s == nil || a.Kind != KindSettlementFailed && a.Kind != KindStepStuck {
+		return ""
+	}
+	var b strings.Builder
+	_, refused := refusals[a.Cause()]
+	switch {
+	case a.Kind == KindStepStuck:
+		fmt.Fprintf(&b, "Sent the transfer %s, and has asked the bank for its status since. It will not send it again on its own, so the money cannot move twice.", times(s))
+	case refused:
+		fmt.Fprintf(&b, "Sent the transfer %s; the bank refused it for good, so settle stopped: sending it again unchanged would not help. No money moved in this step.", times(s))
+	default:
+		fmt.Fprintf(&b, "Tried %s with backoff, then gave up. Every try used the same idempotency key, so the bank applies the transfer at most once.", times(s))
+	}
+	if s.LastError != "" && !refused {
+		fmt.Fprintf(&b, " Last answer: %s", sentence(scrub(a, s.LastError)))
+	}
+	if s.Seq > 1 {
+		fmt.Fprintf(&b, " Steps 1–%d are done and in the ledger.", s.Seq-1)
+	}
+	return b.String()
+}
+
+// times is "once" or "5 times, the first at …".
+func times(s *Step) string {
+	if s.Attempts <= 1 {
+		return "once"
+	}
+	out := fmt.Sprintf("%d times", s.Attempts)
+	if !s.FirstTry.IsZero() {
+		out += " (the first at " + clock(s.FirstTry) + ")"
+	}
+	return out
+}
+
+// fixHint says what to do before the alert's command helps, with the
+// commands that do it.
+func fixHint(a Alert) string {
+	if a.Kind != KindSettlementFailed || a.SettlementID == 0 {
+		return ""
+	}
+	replay := fmt.Sprintf("`settle replay %d --reason \"…\"`", a.SettlementID)
+	cause := a.Cause()
+	r, refused := refusals[cause]
+	payout := a.Step != nil && a.Step.Kind == "PAYOUT" && a.Customer != ""
+	switch {
+	case cause == CauseOutOfAttempts:
+		return "Check the provider's status; once it answers again, " + replay + ": it sends the same key again, so nothing moves twice."
+	case refused && payout && cause == string(pipeline.RefusedAccountFrozen):
+		return fmt.Sprintf("Have the customer get the freeze lifted, or take a new payout account with `settle customers update %s --payout-account NUMBER --reason \"…\"`; then %s.", a.Customer, replay)
+	case refused && payout && r.payoutFix != "":
+		return fmt.Sprintf("Take the right value from the customer with `settle customers update %s %s --reason \"…\"`; then %s.", a.Customer, r.payoutFix, replay)
+	case refused:
+		return "Put the account right at the bank; then " + replay + "."
+	}
+	return ""
+}
+
+// stormNoun names many alerts of a kind: "settlements failed".
+func stormNoun(kind string) string {
+	switch kind {
+	case KindSettlementFailed:
+		return "settlements failed"
+	case KindStepStuck:
+		return "transfers stuck"
+	case KindResolved:
+		return "problems resolved"
+	}
+	return strings.ReplaceAll(kind, "_", " ") + " alerts"
+}
+
+// sentence ends s with a full stop unless it ends with punctuation.
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.ContainsAny(s[len(s)-1:], ".!?") {
+		return s
+	}
+	return s + "."
+}
