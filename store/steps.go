@@ -297,3 +297,9 @@ func (db *DB) Absent(ctx context.Context, c pipeline.Claim) error {
 		return err
 	})
 }
+
+// RaiseAlert writes an alert to the outbox on its own, for problems that are
+// not a step's (a provider failing, an invariant broken).
+func (db *DB) RaiseAlert(ctx context.Context, a pipeline.Alert) error {
+	return db.inTx(ctx, func(tx *sqlx.Tx) error { return insertAlert(ctx, tx, a) })
+}

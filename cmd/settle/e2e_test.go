@@ -58,7 +58,9 @@ providers:
     dialect: rest
     base_url: %q
     token: %q
+    breaker_cooldown: 1s
     accounts: {collection: %s, lender: %s, holding: %s, fee: %s}
+notify: {delivery_schedule: "@every 1s"}
 `, pg, redis.URL(), sim.URL, bankToken, testAccounts.Collection, testAccounts.Lender, testAccounts.Holding, testAccounts.Fee)
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"time"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/internal/settletest"
+	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/store"
 )
 
@@ -49,6 +52,12 @@ func TestOperatorFixesAFrozenPayoutAndReplays(t *testing.T) {
 	if err := e.db.SQL().QueryRow(`SELECT count(*) FROM alerts WHERE settlement_id = $1 AND summary LIKE '%account_frozen%'`, id).Scan(&alerts); err != nil || alerts != 1 {
 		t.Fatalf("alerts about the frozen account: %d %v", alerts, err)
 	}
+
+	testenv.Eventually(t, time.Minute, func() (bool, string) { // the delivery job told the log notifier
+		var delivered bool
+		err := e.db.SQL().QueryRow(`SELECT delivered_at IS NOT NULL FROM alerts WHERE settlement_id = $1`, id).Scan(&delivered)
+		return err == nil && delivered, fmt.Sprintf("alert not delivered yet (%v)", err)
+	})
 
 	newAccount := "E2E-NEWOWN-0001"
 	if _, err := e.bank.CreateAccount(ctx, banksim.Account{ID: newAccount, HolderName: "Customer 00001", Currency: "KRW"}); err != nil {
@@ -208,5 +217,38 @@ func TestImportCustomersAllOrNothingThenPlan(t *testing.T) {
 	e.cli(t, 2, "plan", "--customer", "imp-1", "--amount", "-5")
 	if n, _ := e.db.StatusCounts(context.Background()); len(n) != 0 {
 		t.Fatalf("plan created settlements: %v", n)
+	}
+}
+
+// A provider answering 500 to everything opens its breaker: operators get
+// one alert, calls pause; when it answers again a probe closes the breaker
+// and the problem is marked resolved.
+func TestBreakerAlertsAndRecovers(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	s := e.seeder(3)
+	if _, err := s.Seed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.bank.SetFaults(ctx, banksim.Faults{ErrorRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	e.startDaemon(t)
+	testenv.Eventually(t, time.Minute, func() (bool, string) {
+		var n int
+		err := e.db.SQL().QueryRow(`SELECT count(*) FROM alerts WHERE kind = 'provider_breaker'`).Scan(&n)
+		return err == nil && n == 1, fmt.Sprintf("%d breaker alerts (%v)", n, err)
+	})
+	if err := e.bank.SetFaults(ctx, banksim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, time.Minute, func() (bool, string) {
+		var resolved bool
+		err := e.db.SQL().QueryRow(`SELECT resolved_at IS NOT NULL FROM alert_problems WHERE problem_key = 'provider:sandbox:breaker'`).Scan(&resolved)
+		return err == nil && resolved, fmt.Sprintf("breaker problem not resolved yet (%v)", err)
+	})
+	var n int
+	if err := e.db.SQL().QueryRow(`SELECT count(*) FROM alerts WHERE kind = 'provider_breaker'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("breaker alerts: %d %v, want exactly one", n, err)
 	}
 }

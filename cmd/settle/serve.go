@@ -14,9 +14,11 @@ import (
 	"github.com/hibiken/asynqmon"
 	"github.com/spf13/cobra"
 
+	"github.com/settle-dev/settle/bank/throttle"
 	"github.com/settle-dev/settle/internal/config"
 	"github.com/settle-dev/settle/internal/crash"
 	"github.com/settle-dev/settle/jobs"
+	"github.com/settle-dev/settle/notify"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
 )
@@ -53,16 +55,18 @@ func newServeCmd(g *globals) *cobra.Command {
 
 // daemon is everything `settle serve` runs.
 type daemon struct {
-	cfg      *config.Config
-	logger   *slog.Logger
-	db       *store.DB
-	queue    *jobs.Queue
-	worker   *asynq.Server
-	mux      *asynq.ServeMux
-	sched    *jobs.Scheduler
-	monitor  *asynqmon.HTTPHandler
-	listener net.Listener
-	http     *http.Server
+	cfg     *config.Config
+	logger  *slog.Logger
+	db      *store.DB
+	queue   *jobs.Queue
+	worker  *asynq.Server
+	mux     *asynq.ServeMux
+	sched   *jobs.Scheduler
+	monitor *asynqmon.HTTPHandler
+	// throttles are the providers' throttles, for their breaker state.
+	throttles map[string]*throttle.Bank
+	listener  net.Listener
+	http      *http.Server
 }
 
 func newDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*daemon, error) {
@@ -95,10 +99,11 @@ func (d *daemon) build(ctx context.Context) (err error) {
 	if err := checkRedis(ctx, cfg, redis); err != nil {
 		return err
 	}
-	banks, accounts, err := buildBanks(cfg)
+	banks, accounts, throttles, err := buildBanks(cfg, logger, d.breakerAlert)
 	if err != nil {
 		return err
 	}
+	d.throttles = throttles
 	// A step task may run for the bank timeout plus two short transactions.
 	d.queue = jobs.NewQueue(redis, cfg.Worker.BankTimeout+20*time.Second)
 	exec := pipeline.NewExecutor(d.db, banks, d.queue, executorConfig(cfg, crashHook), logger)
@@ -124,11 +129,54 @@ func (d *daemon) newScheduler(banks pipeline.Banks, accounts map[string]pipeline
 	}, d.logger)
 	relay := jobs.NewRelay(d.db, d.queue, 10*time.Second, d.logger)
 	sweep := jobs.NewSweep(d.db, exec, d.logger)
+	n := d.cfg.Notify
+	notifier, err := notify.New(notify.Config{
+		WebhookURL: n.Slack.WebhookURL.Reveal(), BotToken: n.Slack.BotToken.Reveal(),
+		Channel: n.Slack.Channel, APIURL: n.Slack.APIURL,
+	}, d.logger)
+	if err != nil {
+		return nil, err
+	}
+	alerts := jobs.NewAlertDelivery(d.db, notifier, jobs.AlertDeliveryConfig{
+		StormThreshold: n.StormThreshold, StormWindow: n.StormWindow, RepeatInterval: n.RepeatInterval,
+	}, d.logger)
 	return jobs.NewScheduler(d.db, []jobs.Job{
 		{Name: "poll", Schedule: d.cfg.Poll.Schedule, Run: func(ctx context.Context) (any, error) { return poller.RunOnce(ctx) }},
 		{Name: "relay", Schedule: d.cfg.Relay.Schedule, Run: func(ctx context.Context) (any, error) { return relay.RunOnce(ctx) }},
 		{Name: "sweep", Schedule: d.cfg.Sweep.Schedule, Run: func(ctx context.Context) (any, error) { return sweep.RunOnce(ctx) }},
+		{Name: "alerts", Schedule: n.DeliverySchedule, Run: func(ctx context.Context) (any, error) { return alerts.RunOnce(ctx) }},
 	}, d.logger)
+}
+
+// breakerAlert tells operators when a provider's breaker opens (its calls
+// pause; steps wait) and when it closes again.
+func (d *daemon) breakerAlert(tr throttle.Transition) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	key := "provider:" + tr.Provider + ":breaker"
+	switch tr.To {
+	case throttle.Open:
+		if tr.From == throttle.HalfOpen {
+			return // a failed probe: the problem goes on, already reported
+		}
+		cause := "consecutive failures"
+		if tr.Err != nil {
+			cause = tr.Err.Error()
+		}
+		err := d.db.RaiseAlert(ctx, pipeline.Alert{
+			ProblemKey: key, Kind: "provider_breaker", Severity: "critical",
+			Summary: fmt.Sprintf("Bank provider %s is failing: calls to it are paused; steps wait, none fail", tr.Provider),
+			Detail:  fmt.Sprintf("%d failures in a row, the last: %s. A probe call goes through every breaker_cooldown.", tr.Failures, cause),
+			Action:  "check the provider's status; settle resumes by itself when a probe succeeds",
+		})
+		if err != nil {
+			d.logger.Error("could not record the breaker alert", "provider", tr.Provider, "err", err)
+		}
+	case throttle.Closed:
+		if _, err := d.db.ResolveProblem(ctx, key, "provider "+tr.Provider+" answers again; calls resumed"); err != nil {
+			d.logger.Error("could not resolve the breaker alert", "provider", tr.Provider, "err", err)
+		}
+	}
 }
 
 func (d *daemon) routes() http.Handler {

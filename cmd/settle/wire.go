@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/settle-dev/settle/bank"
+	"github.com/settle-dev/settle/bank/openbanking"
 	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/bank/throttle"
 	"github.com/settle-dev/settle/internal/config"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
@@ -81,26 +84,49 @@ func checkRedis(ctx context.Context, cfg *config.Config, opt asynq.RedisConnOpt)
 	return nil
 }
 
-// buildBanks builds an adapter per configured provider and the engine's
-// accounts at each.
-func buildBanks(cfg *config.Config) (*bank.Router, map[string]pipeline.Accounts, error) {
+// buildBanks builds an adapter per configured provider, each behind its
+// throttle (rate limit, calls in flight, breaker), and the engine's accounts
+// at each. onBreaker hears every breaker transition.
+func buildBanks(cfg *config.Config, logger *slog.Logger, onBreaker func(throttle.Transition)) (*bank.Router, map[string]pipeline.Accounts, map[string]*throttle.Bank, error) {
 	banks := map[string]pipeline.Bank{}
+	throttles := map[string]*throttle.Bank{}
 	accounts := map[string]pipeline.Accounts{}
 	for _, p := range cfg.Providers {
-		switch p.Dialect {
-		case "rest":
-			c, err := rest.New(rest.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), Timeout: p.Timeout})
-			if err != nil {
-				return nil, nil, fmt.Errorf("provider %s: %w", p.Name, err)
-			}
-			banks[p.Name] = c
-		default:
-			return nil, nil, fmt.Errorf("provider %s: dialect %q is not supported by this build (supported: rest)", p.Name, p.Dialect)
+		adapter, batch, err := newAdapter(p, logger)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("provider %s: %w", p.Name, err)
 		}
+		rps := float64(p.RateLimitRPS)
+		if rps == 0 {
+			rps = math.Inf(1)
+		}
+		t, err := throttle.Wrap(adapter, throttle.Config{
+			Name: p.Name, RPS: rps, Burst: p.Burst, MaxInFlight: p.MaxInFlight,
+			FailureThreshold: p.BreakerFailures, CoolDown: p.BreakerCooldown, BalanceBatch: batch,
+			OnStateChange: onBreaker, Logger: logger,
+		})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("provider %s: %w", p.Name, err)
+		}
+		banks[p.Name], throttles[p.Name] = t, t
 		a := p.Accounts
 		accounts[p.Name] = pipeline.Accounts{Collection: a.Collection, Lender: a.Lender, Holding: a.Holding, Fee: a.Fee}
 	}
-	return bank.NewRouter(banks), accounts, nil
+	return bank.NewRouter(banks), accounts, throttles, nil
+}
+
+// newAdapter builds the adapter of a provider's dialect and says how many
+// accounts one balance call of it asks for.
+func newAdapter(p config.ProviderConfig, logger *slog.Logger) (pipeline.Bank, int, error) {
+	switch p.Dialect {
+	case "rest":
+		c, err := rest.New(rest.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), Timeout: p.Timeout, Logger: logger})
+		return c, rest.BatchSize, err
+	case "openbanking":
+		c, err := openbanking.New(openbanking.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), Timeout: p.Timeout, Logger: logger})
+		return c, openbanking.BatchSize, err
+	}
+	return nil, 0, fmt.Errorf("dialect %q is not supported (supported: rest, openbanking)", p.Dialect)
 }
 
 func executorConfig(cfg *config.Config, hook func(string)) pipeline.ExecutorConfig {

@@ -134,13 +134,20 @@ type SlackConfig struct {
 
 // ProviderConfig is one bank provider the router can send a customer to.
 type ProviderConfig struct {
-	Name      string         `koanf:"name"`       // [a-z0-9_-]{1,32}, unique
-	Dialect   string         `koanf:"dialect"`    // bank API dialect; see dialects
-	BaseURL   string         `koanf:"base_url"`   // absolute http(s) URL
-	Token     Secret         `koanf:"token"`      // API token; or token_file
-	TokenFile string         `koanf:"token_file"` // file holding the token, read at load; relative to the config file
-	Timeout   time.Duration  `koanf:"timeout"`    // HTTP timeout of one call, < worker.lease; default worker.bank_timeout
-	Accounts  AccountsConfig `koanf:"accounts"`
+	Name      string        `koanf:"name"`       // [a-z0-9_-]{1,32}, unique
+	Dialect   string        `koanf:"dialect"`    // bank API dialect; see dialects
+	BaseURL   string        `koanf:"base_url"`   // absolute http(s) URL
+	Token     Secret        `koanf:"token"`      // API token; or token_file
+	TokenFile string        `koanf:"token_file"` // file holding the token, read at load; relative to the config file
+	Timeout   time.Duration `koanf:"timeout"`    // HTTP timeout of one call, < worker.lease; default worker.bank_timeout
+	// Throttling of every call to this bank: a token bucket, a cap on calls
+	// in flight, and a breaker that pauses calls after consecutive failures.
+	RateLimitRPS    int            `koanf:"rate_limit_rps"`   // calls a second, 0 = no limit, up to 100000; default 0
+	Burst           int            `koanf:"burst"`            // calls allowed at once above the rate, 0..100000; default rate_limit_rps
+	MaxInFlight     int            `koanf:"max_in_flight"`    // calls under way at once, 1..10000; default 64
+	BreakerFailures int            `koanf:"breaker_failures"` // consecutive failures that open the breaker, 1..1000; default 5
+	BreakerCooldown time.Duration  `koanf:"breaker_cooldown"` // how long it stays open before a probe, >0; default 30s
+	Accounts        AccountsConfig `koanf:"accounts"`
 }
 
 // AccountsConfig names the settle-owned accounts at a provider that the legs
@@ -162,7 +169,7 @@ type dialect struct {
 // them. Adding a dialect, or enabling one, is changing this list.
 var dialects = []dialect{
 	{name: "rest", supported: true},
-	{name: "openbanking", supported: false},
+	{name: "openbanking", supported: true},
 }
 
 var providerName = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
@@ -231,8 +238,21 @@ func (c *Config) fillDerived(set map[string]bool) {
 		c.Database.MaxIdleConns = c.Database.MaxOpenConns
 	}
 	for i := range c.Providers {
-		if !set[fmt.Sprintf("providers[%d].timeout", i)] {
-			c.Providers[i].Timeout = c.Worker.BankTimeout
+		pc, key := &c.Providers[i], fmt.Sprintf("providers[%d].", i)
+		if !set[key+"timeout"] {
+			pc.Timeout = c.Worker.BankTimeout
+		}
+		if !set[key+"burst"] {
+			pc.Burst = pc.RateLimitRPS
+		}
+		if !set[key+"max_in_flight"] {
+			pc.MaxInFlight = 64
+		}
+		if !set[key+"breaker_failures"] {
+			pc.BreakerFailures = 5
+		}
+		if !set[key+"breaker_cooldown"] {
+			pc.BreakerCooldown = 30 * time.Second
 		}
 	}
 	if c.DefaultProvider == "" && len(c.Providers) > 0 {

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/file"
@@ -115,7 +116,7 @@ func TestDemoFile(t *testing.T) {
 	}
 	want := []ProviderConfig{{
 		Name: "sandbox", Dialect: "rest", BaseURL: "http://127.0.0.1:8181", Token: "demo-sandbox-token",
-		Timeout: defaults().Worker.BankTimeout,
+		Timeout: defaults().Worker.BankTimeout, MaxInFlight: 64, BreakerFailures: 5, BreakerCooldown: 30 * time.Second,
 		Accounts: AccountsConfig{
 			Collection: "SETTLE-COLLECTION", Lender: "SETTLE-LENDER", Holding: "SETTLE-HOLDING", Fee: "SETTLE-FEE",
 		},

@@ -276,6 +276,17 @@ func (pc *ProviderConfig) validate(p *problems, key string, lease time.Duration)
 	if p.positive(key+".timeout", pc.Timeout) && pc.Timeout >= lease {
 		p.add("%s.timeout %s: must be less than worker.lease (%s)", key, pc.Timeout, lease)
 	}
+	ranges := []struct {
+		name      string
+		v, lo, hi int
+	}{{"rate_limit_rps", pc.RateLimitRPS, 0, 100000}, {"burst", pc.Burst, 0, 100000},
+		{"max_in_flight", pc.MaxInFlight, 1, 10000}, {"breaker_failures", pc.BreakerFailures, 1, 1000}}
+	for _, r := range ranges {
+		if r.v < r.lo || r.v > r.hi {
+			p.add("%s.%s %d: must be from %d to %d", key, r.name, r.v, r.lo, r.hi)
+		}
+	}
+	p.positive(key+".breaker_cooldown", pc.BreakerCooldown)
 	accounts := []struct{ name, value string }{
 		{"collection", pc.Accounts.Collection}, {"lender", pc.Accounts.Lender},
 		{"holding", pc.Accounts.Holding}, {"fee", pc.Accounts.Fee},
