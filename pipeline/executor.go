@@ -65,6 +65,7 @@ type Executor struct {
 	store  StepStore
 	banks  Banks
 	queue  Queue
+	events EventSink
 	cfg    ExecutorConfig
 	logger *slog.Logger
 }
@@ -72,6 +73,13 @@ type Executor struct {
 // NewExecutor returns an executor over the given ports.
 func NewExecutor(store StepStore, banks Banks, queue Queue, cfg ExecutorConfig, logger *slog.Logger) *Executor {
 	return &Executor{store: store, banks: banks, queue: queue, cfg: cfg.withDefaults(), logger: logger}
+}
+
+// WithEvents makes NOTIFY steps send their event to sink before they are
+// done; without it NOTIFY only records the event.
+func (e *Executor) WithEvents(sink EventSink) *Executor {
+	e.events = sink
+	return e
 }
 
 // RetryLaterError asks the caller to deliver the step again after a delay;
@@ -100,7 +108,7 @@ func (e *Executor) Run(ctx context.Context, stepID int64) error {
 	}
 	e.cfg.Hook(PointAfterClaim)
 	if !c.Kind.MovesMoney() {
-		return e.complete(ctx, c, Receipt{State: TransferSucceeded})
+		return e.notify(ctx, c)
 	}
 	bank, err := e.banks.Bank(c.Provider)
 	if err != nil {
@@ -141,7 +149,7 @@ func (e *Executor) Resolve(ctx context.Context, stepID int64) error {
 		return fmt.Errorf("reclaim step %d: %w", stepID, err)
 	}
 	if !c.Kind.MovesMoney() {
-		return e.complete(ctx, c, Receipt{State: TransferSucceeded})
+		return e.notify(ctx, c) // the receiver drops a duplicate by its event ID
 	}
 	bank, err := e.banks.Bank(c.Provider)
 	if err != nil {
@@ -183,6 +191,26 @@ func (e *Executor) record(ctx context.Context, c Claim, r Receipt, callErr error
 		}
 		return e.unknown(ctx, c, reason)
 	}
+}
+
+// notify runs a NOTIFY step: the event goes to the lender's app (when one
+// is configured) and the step is done; a failed send retries with a backoff.
+func (e *Executor) notify(ctx context.Context, c Claim) error {
+	if e.events != nil {
+		ev, err := e.store.SettledEvent(ctx, c)
+		if err != nil {
+			return fmt.Errorf("event of settlement %d: %w", c.SettlementID, err)
+		}
+		callCtx, cancel := context.WithTimeout(ctx, e.cfg.BankTimeout)
+		err = e.events.Send(callCtx, ev)
+		cancel()
+		if err != nil {
+			rctx, cancel := recordContext(ctx)
+			defer cancel()
+			return e.retry(rctx, c, fmt.Errorf("send event %s: %w", ev.ID, err))
+		}
+	}
+	return e.complete(ctx, c, Receipt{State: TransferSucceeded})
 }
 
 func (e *Executor) complete(ctx context.Context, c Claim, r Receipt) error {

@@ -104,11 +104,28 @@ type StepStore interface {
 	// Unknown marks the attempt's outcome unknown; the step stays RUNNING with
 	// its lease extended by wait, until the sweep asks the bank.
 	Unknown(ctx context.Context, c Claim, wait time.Duration, reason string) error
+	// SettledEvent returns the event the claim's NOTIFY step sends.
+	SettledEvent(ctx context.Context, c Claim) (Event, error)
 	// Absent records that the bank never saw the attempt: the step is READY
 	// now and its next claim sends the same attempt, with the same key, again.
 	// Keeping the key means a worker that was paused before it sent the
 	// attempt and sends it late is deduplicated by the bank.
 	Absent(ctx context.Context, c Claim) error
+}
+
+// Event is what the NOTIFY step tells the customer's lender app. ID is
+// stable, so a receiver drops the duplicates a retry may bring.
+type Event struct {
+	ID   string
+	Type string
+	// Data is the event's JSON object (the settlement and its legs).
+	Data []byte
+}
+
+// EventSink delivers events to the lender's app. An error means it was not
+// (known to be) delivered; the step retries with a backoff.
+type EventSink interface {
+	Send(ctx context.Context, e Event) error
 }
 
 // Failure describes why a step failed for good.

@@ -23,6 +23,7 @@ die() {
 port_free() { ! (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 
 HTTP_ADDR="${SETTLE_HTTP_ADDR:-127.0.0.1:8080}"
+port_free 127.0.0.1:8282 || die "127.0.0.1:8282 (the demo lender app) is in use: stop what uses it"
 BANK_ADDR="${SETTLE_DEV_BANK_ADDR:-127.0.0.1:8181}"
 port_free "$HTTP_ADDR" || die "$HTTP_ADDR is in use: stop what uses it or run SETTLE_HTTP_ADDR=127.0.0.1:PORT make run"
 port_free "$BANK_ADDR" || die "$BANK_ADDR is in use: stop what uses it or run SETTLE_DEV_BANK_ADDR=127.0.0.1:PORT make run"
@@ -59,6 +60,8 @@ for _ in $(seq 100); do
 done
 port_free "$BANK_ADDR" && die "the sandbox bank did not start on $BANK_ADDR"
 
+bin/settle demo receiver --addr 127.0.0.1:8282 2> >(sed -u 's/^/lender  | /' >&2) &
+pids+=($!)
 bin/settle serve 2> >(sed -u 's/^/serve   | /' >&2) &
 pids+=($!)
 bin/settle demo --customers 50 --per-tick 3 --every 4s 2> >(sed -u 's/^/demo    | /' >&2) &
@@ -70,6 +73,7 @@ cat >&2 <<MSG
     asynqmon (queues):   http://$HTTP_ADDR/monitoring/
     health:              http://$HTTP_ADDR/healthz
     sandbox bank:        http://$BANK_ADDR  (token: demo-sandbox-token)
+    lender app (demo):   http://127.0.0.1:8282/events  (prints each signed settlement.settled event)
   In another terminal (same database):
     export SETTLE_CONFIG=$SETTLE_CONFIG $(printf 'SETTLE_DATABASE_URL=%q SETTLE_REDIS_URL=%q' "$SETTLE_DATABASE_URL" "$SETTLE_REDIS_URL")
     bin/settle settlements list

@@ -214,18 +214,31 @@ func applyEffects(ctx context.Context, tx *sqlx.Tx, c pipeline.Claim, r pipeline
 	return err
 }
 
-// insertSettledEvent records the settlement.settled event with the amount of
-// every leg; its event ID is stable so receivers can drop duplicates.
+// settledEventQuery builds the settlement.settled event of settlement $1:
+// the amount of every leg; its event ID is stable so receivers can drop
+// duplicates.
+const settledEventQuery = `
+	SELECT 'evt_settlement_' || s.id || '_settled' AS event_id, 'settlement.settled' AS type, s.id AS settlement_id,
+	       s.customer_id, jsonb_build_object('settlement_id', s.id, 'customer_ref', c.external_ref, 'currency', s.currency,
+	                          'deposit', s.amount, 'repay', s.repay, 'hold', s.hold, 'fee', s.fee, 'payout', s.payout) AS payload
+	  FROM settlements s JOIN customers c ON c.id = s.customer_id
+	 WHERE s.id = $1`
+
+// insertSettledEvent records the settlement.settled event.
 func insertSettledEvent(ctx context.Context, tx *sqlx.Tx, c pipeline.Claim) error {
 	_, err := tx.ExecContext(ctx, `
 		INSERT INTO customer_events (event_id, type, settlement_id, customer_id, payload)
-		SELECT 'evt_settlement_' || s.id || '_settled', 'settlement.settled', s.id, s.customer_id,
-		       jsonb_build_object('settlement_id', s.id, 'customer_ref', c.external_ref, 'currency', s.currency,
-		                          'deposit', s.amount, 'repay', s.repay, 'hold', s.hold, 'fee', s.fee, 'payout', s.payout)
-		  FROM settlements s JOIN customers c ON c.id = s.customer_id
-		 WHERE s.id = $1
+		`+settledEventQuery+`
 		ON CONFLICT (event_id) DO NOTHING`, c.SettlementID)
 	return err
+}
+
+// SettledEvent implements pipeline.StepStore.
+func (db *DB) SettledEvent(ctx context.Context, c pipeline.Claim) (pipeline.Event, error) {
+	var ev pipeline.Event
+	var settlement, customer int64
+	err := db.x.QueryRowxContext(ctx, settledEventQuery, c.SettlementID).Scan(&ev.ID, &ev.Type, &settlement, &customer, &ev.Data)
+	return ev, err
 }
 
 // Fail implements pipeline.StepStore.

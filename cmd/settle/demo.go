@@ -63,6 +63,7 @@ func newDemoCmd(g *globals) *cobra.Command {
 			return payStream(cmd, seeder, cs, perTick, every, logger)
 		},
 	}
+	cmd.AddCommand(newDemoReceiverCmd(g))
 	cmd.Flags().IntVar(&customers, "customers", 50, "how many demo customers")
 	cmd.Flags().IntVar(&perTick, "per-tick", 3, "salaries paid per tick")
 	cmd.Flags().DurationVar(&every, "every", 4*time.Second, "time between ticks")

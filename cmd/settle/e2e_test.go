@@ -39,6 +39,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, "")
+}
+
+// newEnvWith is newEnv with more configuration appended.
+func newEnvWith(t *testing.T, extra string) *env {
+	t.Helper()
 	pg := testenv.PostgresURL(t)
 	redis := testenv.StartRedis(t)
 	sim := httptest.NewServer(banksim.New(banksim.Options{Token: bankToken}))
@@ -60,8 +66,8 @@ providers:
     token: %q
     breaker_cooldown: 1s
     accounts: {collection: %s, lender: %s, holding: %s, fee: %s}
-notify: {delivery_schedule: "@every 1s"}
-`, pg, redis.URL(), sim.URL, bankToken, testAccounts.Collection, testAccounts.Lender, testAccounts.Holding, testAccounts.Fee)
+notify: {delivery_schedule: "@every 1s"%s}
+`, pg, redis.URL(), sim.URL, bankToken, testAccounts.Collection, testAccounts.Lender, testAccounts.Holding, testAccounts.Fee, extra)
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

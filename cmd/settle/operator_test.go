@@ -3,14 +3,21 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/internal/testenv"
+	"github.com/settle-dev/settle/notify"
 	"github.com/settle-dev/settle/store"
 )
 
@@ -250,5 +257,59 @@ func TestBreakerAlertsAndRecovers(t *testing.T) {
 	var n int
 	if err := e.db.SQL().QueryRow(`SELECT count(*) FROM alerts WHERE kind = 'provider_breaker'`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("breaker alerts: %d %v, want exactly one", n, err)
+	}
+}
+
+// The NOTIFY step POSTs a signed settlement.settled event to the lender's
+// app; while the app answers 503 the step retries, and once it answers
+// every settlement's event arrives with its amounts.
+func TestNotifyPostsSignedEvents(t *testing.T) {
+	const secret = "e2e-webhook-secret-0123456789"
+	var mu sync.Mutex
+	got := map[string]string{}
+	var refused atomic.Int32
+	verify := eventReceiver([]byte(secret), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refused.Add(1) <= 3 { // the app is down for the first three calls
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		rec := httptest.NewRecorder()
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		verify.ServeHTTP(rec, r)
+		if rec.Code == http.StatusNoContent {
+			mu.Lock()
+			got[r.Header.Get(notify.HeaderEventID)] = string(body)
+			mu.Unlock()
+		}
+		w.WriteHeader(rec.Code)
+	}))
+	t.Cleanup(app.Close)
+	e := newEnvWith(t, fmt.Sprintf(", customer_webhook: {url: %q, secret: %q}", app.URL, secret))
+	ctx := context.Background()
+	s := e.seeder(5)
+	cs, err := s.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if err := s.Pay(ctx, c, 1_000_000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.startDaemon(t)
+	e.waitSettled(t, map[string]int64{"SETTLED": 5})
+	rows, err := e.db.ListSettlements(ctx, store.SettlementFilter{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, r := range rows {
+		body := got[fmt.Sprintf("evt_settlement_%d_settled", r.ID)]
+		if !strings.Contains(body, fmt.Sprintf(`"payout": %d`, r.Payout)) && !strings.Contains(body, fmt.Sprintf(`"payout":%d`, r.Payout)) {
+			t.Errorf("settlement %d: the app got %q", r.ID, body)
+		}
 	}
 }

@@ -107,6 +107,13 @@ func (d *daemon) build(ctx context.Context) (err error) {
 	// A step task may run for the bank timeout plus two short transactions.
 	d.queue = jobs.NewQueue(redis, cfg.Worker.BankTimeout+20*time.Second)
 	exec := pipeline.NewExecutor(d.db, banks, d.queue, executorConfig(cfg, crashHook), logger)
+	if w := cfg.Notify.Customer; w.URL != "" {
+		sink, err := notify.NewCustomerWebhook(w.URL.Reveal(), w.Secret.Reveal(), w.Timeout)
+		if err != nil {
+			return err
+		}
+		exec.WithEvents(sink)
+	}
 	d.worker, d.mux = jobs.NewWorker(redis, exec, jobs.WorkerConfig{
 		Concurrency: cfg.Worker.Concurrency, ShutdownTimeout: cfg.Worker.ShutdownTimeout,
 	}, logger)

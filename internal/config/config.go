@@ -117,10 +117,20 @@ type SweepConfig struct {
 // dropped, so there is no maximum of attempts: delivery backs off up to 10m.
 type NotifyConfig struct {
 	Slack            SlackConfig   `koanf:"slack"`
+	Customer         WebhookConfig `koanf:"customer_webhook"`
 	DeliverySchedule string        `koanf:"delivery_schedule"` // cron spec of the delivery job; default "@every 10s"
 	StormThreshold   int           `koanf:"storm_threshold"`   // more alerts of one kind at one provider than this within storm_window make one summary, 1..100000; default 20
 	StormWindow      time.Duration `koanf:"storm_window"`      // more than 0s, at most 24h; default 5m
 	RepeatInterval   time.Duration `koanf:"repeat_interval"`   // least time between follow-ups about one problem, more than 0s, at most 24h; default 5m
+}
+
+// WebhookConfig is where the NOTIFY step tells the lender's app that a
+// settlement settled: a signed JSON POST. Without url NOTIFY only records
+// the event.
+type WebhookConfig struct {
+	URL     Secret        `koanf:"url" redact:"url"` // http(s) URL of the lender's app; a secret (it may carry a token); default none
+	Secret  Secret        `koanf:"secret"`           // shared HMAC-SHA256 key, at least 16 characters; required with url
+	Timeout time.Duration `koanf:"timeout"`          // one POST, more than 0s, at most 1m; default 5s
 }
 
 // SlackConfig is where alerts go in Slack: webhook_url, or bot_token and
@@ -197,6 +207,7 @@ func defaults() Config {
 		Sweep: SweepConfig{Schedule: "@every 3m"},
 		Notify: NotifyConfig{
 			Slack:            SlackConfig{APIURL: "https://slack.com/api/"},
+			Customer:         WebhookConfig{Timeout: 5 * time.Second},
 			DeliverySchedule: "@every 10s",
 			StormThreshold:   20,
 			StormWindow:      5 * time.Minute,

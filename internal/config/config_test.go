@@ -158,6 +158,7 @@ func TestDefaults(t *testing.T) {
 		Sweep: SweepConfig{Schedule: "@every 3m"},
 		Notify: NotifyConfig{
 			Slack:            SlackConfig{APIURL: "https://slack.com/api/"},
+			Customer:         WebhookConfig{Timeout: 5 * time.Second},
 			DeliverySchedule: "@every 10s", StormThreshold: 20, StormWindow: 5 * time.Minute, RepeatInterval: 5 * time.Minute,
 		},
 		Providers: []ProviderConfig{{

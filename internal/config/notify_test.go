@@ -90,6 +90,7 @@ func TestNotifyEnvOverrides(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := NotifyConfig{
+		Customer:         WebhookConfig{Timeout: 5 * time.Second},
 		Slack:            SlackConfig{BotToken: botSecret, Channel: "#ops", APIURL: "http://127.0.0.1:1/api/"},
 		DeliverySchedule: "@every 30s", StormThreshold: 50, StormWindow: 10 * time.Minute, RepeatInterval: time.Hour,
 	}

@@ -139,10 +139,30 @@ func (w *WorkerConfig) validate(p *problems) {
 
 func (n *NotifyConfig) validate(p *problems) {
 	n.Slack.validate(p)
+	n.Customer.validate(p)
 	p.schedule("notify.delivery_schedule", n.DeliverySchedule)
 	p.between("notify.storm_threshold", int64(n.StormThreshold), 1, 100000)
 	p.upTo("notify.storm_window", n.StormWindow, 24*time.Hour)
 	p.upTo("notify.repeat_interval", n.RepeatInterval, 24*time.Hour)
+}
+
+// The messages below never show url or secret: both are secrets.
+func (w *WebhookConfig) validate(p *problems) {
+	if w.URL == "" {
+		if w.Secret != "" {
+			p.add("notify.customer_webhook.secret is set but url is not: set url too, or remove the secret")
+		}
+		return
+	}
+	if u, err := url.Parse(w.URL.Reveal()); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.add("notify.customer_webhook.url: must be an absolute http:// or https:// URL")
+	}
+	if len(w.Secret.Reveal()) < 16 {
+		p.add("notify.customer_webhook.secret: required with url, at least 16 characters (prefer SETTLE_NOTIFY_CUSTOMER_WEBHOOK_SECRET)")
+	}
+	if p.positive("notify.customer_webhook.timeout", w.Timeout) && w.Timeout > time.Minute {
+		p.add("notify.customer_webhook.timeout %s: at most 1m", w.Timeout)
+	}
 }
 
 // slackChannel is a channel ID or a channel name, with or without its '#'.
