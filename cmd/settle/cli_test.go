@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,5 +131,29 @@ func TestServeRefusesUnreachableRedis(t *testing.T) {
 	_, msg, code = runCLI(t, "migrate", "status", "--config", path)
 	if code != 0 {
 		t.Fatalf("migrate status: %s", msg)
+	}
+}
+
+// Each role builds only its part; a wrong role is a usage error.
+func TestServeRoles(t *testing.T) {
+	e := newEnv(t)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for role, want := range map[string][3]bool{ // worker, scheduler, web
+		roleAll: {true, true, true}, roleWorker: {true, false, false},
+		roleScheduler: {false, true, false}, roleWeb: {false, false, true},
+	} {
+		d, err := newDaemon(context.Background(), e.cfg, logger, role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := [3]bool{d.worker != nil, d.sched != nil, d.monitor != nil}
+		d.stop(context.Background())
+		if got != want {
+			t.Errorf("role %s runs worker/scheduler/web %v, want %v", role, got, want)
+		}
+	}
+	clearSettleEnv(t)
+	if _, msg, code := runCLI(t, "serve", "--role", "everything", "--config", e.path); code != 2 || !strings.Contains(msg, "use one of") {
+		t.Fatalf("serve --role everything: exit %d %q", code, msg)
 	}
 }

@@ -93,7 +93,7 @@ func (e *env) startDaemon(t *testing.T) *daemon {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	d, err := newDaemon(context.Background(), e.cfg, logger)
+	d, err := newDaemon(context.Background(), e.cfg, logger, roleAll)
 	if err != nil {
 		t.Fatalf("start daemon: %v", err)
 	}

@@ -8,6 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -23,18 +26,37 @@ import (
 	"github.com/settle-dev/settle/store"
 )
 
+// Roles a `settle serve` process can take.
+const (
+	roleAll       = "all"       // everything: right for one machine
+	roleScheduler = "scheduler" // the cron jobs (poll, relay, sweep, alerts)
+	roleWorker    = "worker"    // the step workers
+	roleWeb       = "web"       // the dashboard and status HTTP endpoints
+)
+
+var roles = []string{roleAll, roleScheduler, roleWorker, roleWeb}
+
 func newServeCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var role string
+	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the daemon: balance poller, step workers, relay, sweep and HTTP (/healthz, /monitoring)",
-		Args:  usageArgs(cobra.NoArgs),
+		Long: "Run the daemon. --role picks what this process does: all (default, right for one machine),\n" +
+			"scheduler (the cron jobs: each tick runs on one replica), worker (the step workers: run as many as\n" +
+			"you like), web (the dashboard). Every role serves /healthz on http.addr.\n" +
+			"SIGTERM or SIGINT stops taking work, lets running steps finish within worker.shutdown_timeout and\n" +
+			"exits; a second signal exits at once, leaving nothing the sweep cannot resolve.",
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !contains(roles, role) {
+				return &exitError{code: 2, err: fmt.Errorf("--role %q: use one of %s", role, strings.Join(roles, ", "))}
+			}
 			cfg, err := g.loadConfig()
 			if err != nil {
 				return oneLine(err)
 			}
 			logger := newLogger(cfg.Log, os.Stderr)
-			d, err := newDaemon(cmd.Context(), cfg, logger)
+			d, err := newDaemon(cmd.Context(), cfg, logger, role)
 			if err != nil {
 				return err
 			}
@@ -42,19 +64,36 @@ func newServeCmd(g *globals) *cobra.Command {
 				d.stop(context.Background())
 				return err
 			}
-			logger.Info("settle is running", "http", "http://"+d.httpAddr(), "monitoring", "http://"+d.httpAddr()+"/monitoring/")
+			logger.Info("settle is running", "role", role, "http", "http://"+d.httpAddr(), "monitoring", "http://"+d.httpAddr()+"/monitoring/")
 			<-cmd.Context().Done()
-			logger.Info("shutting down: finishing running steps", "grace", cfg.Worker.ShutdownTimeout)
+			exitOnSecondSignal(logger)
+			logger.Info("shutting down: finishing running steps; a second signal exits at once", "grace", cfg.Worker.ShutdownTimeout)
 			ctx, cancel := context.WithTimeout(context.Background(), cfg.Worker.ShutdownTimeout+5*time.Second)
 			defer cancel()
 			d.stop(ctx)
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&role, "role", roleAll, "what this process runs: "+strings.Join(roles, ", "))
+	return cmd
 }
 
-// daemon is everything `settle serve` runs.
+// exitOnSecondSignal makes a second SIGINT/SIGTERM during shutdown exit at
+// once. Steps cut off mid-call stay RUNNING with their attempt recorded, and
+// the sweep resolves them with the bank's status call.
+func exitOnSecondSignal(logger *slog.Logger) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ch
+		logger.Warn("second signal: exiting now; the sweep resolves the steps that were running")
+		os.Exit(1)
+	}()
+}
+
+// daemon is everything `settle serve` runs, or the part its role asks for.
 type daemon struct {
+	role    string
 	cfg     *config.Config
 	logger  *slog.Logger
 	db      *store.DB
@@ -69,11 +108,11 @@ type daemon struct {
 	http      *http.Server
 }
 
-func newDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*daemon, error) {
+func newDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger, role string) (*daemon, error) {
 	if err := checkListenAddr(cfg.HTTP.Addr); err != nil {
 		return nil, err
 	}
-	d := &daemon{cfg: cfg, logger: logger}
+	d := &daemon{cfg: cfg, logger: logger, role: role}
 	if err := d.build(ctx); err != nil {
 		d.stop(context.Background())
 		return nil, err
@@ -114,13 +153,19 @@ func (d *daemon) build(ctx context.Context) (err error) {
 		}
 		exec.WithEvents(sink)
 	}
-	d.worker, d.mux = jobs.NewWorker(redis, exec, jobs.WorkerConfig{
-		Concurrency: cfg.Worker.Concurrency, ShutdownTimeout: cfg.Worker.ShutdownTimeout,
-	}, logger)
-	if d.sched, err = d.newScheduler(banks, accounts, exec); err != nil {
-		return err
+	if d.runs(roleWorker) {
+		d.worker, d.mux = jobs.NewWorker(redis, exec, jobs.WorkerConfig{
+			Concurrency: cfg.Worker.Concurrency, ShutdownTimeout: cfg.Worker.ShutdownTimeout,
+		}, logger)
 	}
-	d.monitor = asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: redis, ReadOnly: true})
+	if d.runs(roleScheduler) {
+		if d.sched, err = d.newScheduler(banks, accounts, exec); err != nil {
+			return err
+		}
+	}
+	if d.runs(roleWeb) {
+		d.monitor = asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: redis, ReadOnly: true})
+	}
 	if d.listener, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr %s: %w: pick a free address", cfg.HTTP.Addr, err)
 	}
@@ -197,17 +242,26 @@ func (d *daemon) routes() http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.Handle(d.monitor.RootPath()+"/", d.monitor)
+	if d.monitor != nil {
+		mux.Handle(d.monitor.RootPath()+"/", d.monitor)
+	}
 	return mux
 }
+
+// runs reports whether this process's role includes part.
+func (d *daemon) runs(part string) bool { return d.role == roleAll || d.role == part }
 
 func (d *daemon) httpAddr() string { return d.listener.Addr().String() }
 
 func (d *daemon) start() error {
-	if err := d.worker.Start(d.mux); err != nil {
-		return fmt.Errorf("start workers: %w", err)
+	if d.worker != nil {
+		if err := d.worker.Start(d.mux); err != nil {
+			return fmt.Errorf("start workers: %w", err)
+		}
 	}
-	d.sched.Start()
+	if d.sched != nil {
+		d.sched.Start()
+	}
 	go func() {
 		if err := d.http.Serve(d.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.logger.Error("http server stopped", "err", err)

@@ -90,8 +90,13 @@ func (r *RedisConfig) validate(p *problems) {
 		return
 	}
 	u, err := url.Parse(r.URL.Reveal())
-	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" || !redisDB(u.Path) {
-		p.add("redis.url %q: must be a URL such as redis://:password@host:6379/0 or rediss://…", RedactURL(r.URL.Reveal()))
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "redis-sentinel") || u.Host == "" || !redisDB(u.Path) {
+		p.add("redis.url %q: must be a URL such as redis://:password@host:6379/0, rediss://…, or for Sentinel "+
+			"redis-sentinel://:password@sentinel1:26379,sentinel2:26379/0?master=mymaster", RedactURL(r.URL.Reveal()))
+		return
+	}
+	if u.Scheme == "redis-sentinel" && u.Query().Get("master") == "" {
+		p.add("redis.url: a redis-sentinel:// URL needs ?master=NAME, the name Sentinel knows the master by")
 	}
 }
 
