@@ -157,3 +157,12 @@ func TestServeRoles(t *testing.T) {
 		t.Fatalf("serve --role everything: exit %d %q", code, msg)
 	}
 }
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -35,17 +36,42 @@ type env struct {
 	db    *store.DB
 	bank  *banksim.Client
 	redis *testenv.Redis
+	log   io.Writer
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	return newEnvWith(t, "")
+	return newEnvOpts(t, envOpts{})
 }
 
-// newEnvWith is newEnv with more configuration appended.
-func newEnvWith(t *testing.T, extra string) *env {
+// newEnvWith is newEnv with more notify configuration.
+func newEnvWith(t *testing.T, notify string) *env {
 	t.Helper()
+	return newEnvOpts(t, envOpts{notify: notify})
+}
+
+// envOpts vary an installation: the bank's token, a password in the
+// database URL (the test server trusts local connections, so any password
+// works), more notify keys, and where the daemon logs.
+type envOpts struct {
+	bankToken  string
+	dbPassword string
+	notify     string
+	log        io.Writer
+}
+
+func newEnvOpts(t *testing.T, o envOpts) *env {
+	t.Helper()
+	bankToken := cmpOr(o.bankToken, bankToken)
 	pg := testenv.PostgresURL(t)
+	if o.dbPassword != "" {
+		u, err := url.Parse(pg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.User = url.UserPassword(u.User.Username(), o.dbPassword)
+		pg = u.String()
+	}
 	redis := testenv.StartRedis(t)
 	sim := httptest.NewServer(banksim.New(banksim.Options{Token: bankToken}))
 	t.Cleanup(sim.Close)
@@ -67,7 +93,7 @@ providers:
     breaker_cooldown: 1s
     accounts: {collection: %s, lender: %s, holding: %s, fee: %s}
 notify: {delivery_schedule: "@every 1s"%s}
-`, pg, redis.URL(), sim.URL, bankToken, testAccounts.Collection, testAccounts.Lender, testAccounts.Holding, testAccounts.Fee, extra)
+`, pg, redis.URL(), sim.URL, bankToken, testAccounts.Collection, testAccounts.Lender, testAccounts.Holding, testAccounts.Fee, o.notify)
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -84,13 +110,23 @@ notify: {delivery_schedule: "@every 1s"%s}
 	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	return &env{path: path, cfg: cfg, db: db, bank: banksim.NewClient(sim.URL, bankToken, nil), redis: redis}
+	return &env{path: path, cfg: cfg, db: db, bank: banksim.NewClient(sim.URL, bankToken, nil), redis: redis, log: o.log}
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func (e *env) startDaemon(t *testing.T) *daemon {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
+	switch {
+	case e.log != nil:
+		logger = slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	case testing.Verbose():
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	d, err := newDaemon(context.Background(), e.cfg, logger, roleAll)
