@@ -22,7 +22,7 @@ import (
 // step's events, checks their signature and prints them.
 func newDemoReceiverCmd(g *globals) *cobra.Command {
 	var addr string
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "receiver",
 		Short: "Receive the customer events the NOTIFY step sends, verify their signature and print them",
 		Args:  usageArgs(cobra.NoArgs),
@@ -54,6 +54,8 @@ func newDemoReceiverCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8282", "address to listen on (HOST:PORT); events arrive at /events")
+	return cmd
 }
 
 // eventReceiver verifies and prints events, dropping the duplicates a retry
