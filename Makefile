@@ -10,10 +10,12 @@ MAKEFLAGS += --no-print-directory
 export PATH := $(PATH):/usr/local/go/bin
 
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
+FUZZTIME ?= 3s
 STATICCHECK_VERSION := v0.8.2
 DEVENV := scripts/devenv.sh
+BENCH_FLAGS ?= --customers 10000
 
-.PHONY: help build run test chaos lint env-down clean
+.PHONY: help build run test fuzz chaos bench lint env-down clean
 
 help: ## list the targets
 	@echo 'usage: make TARGET'
@@ -30,7 +32,11 @@ test: ## start (or reuse) the test PostgreSQL and Redis, then go vet and go test
 	@command -v "$$(go env CC)" >/dev/null 2>&1 || $(DEVENV) install gcc libc6-dev
 	@env_lines="$$($(DEVENV) up test)"; eval "$$env_lines"; \
 	echo 'go vet ./...'; go vet ./...; \
+	echo 'scripts/fuzz.sh $(FUZZTIME)'; scripts/fuzz.sh $(FUZZTIME); \
 	echo 'go test $(GO_TEST_FLAGS) ./...'; go test $(GO_TEST_FLAGS) ./...
+
+fuzz: ## every fuzz target for FUZZTIME each (default 60s here, 3s in make test)
+	scripts/fuzz.sh $(or $(FUZZTIME_LONG),60s)
 
 chaos: ## the long seeded fault-injection run (2,000 customers); SETTLE_TEST_CHAOS_SEED=N replays a run
 	@env_lines="$$($(DEVENV) up test)"; eval "$$env_lines"; \
@@ -38,6 +44,11 @@ chaos: ## the long seeded fault-injection run (2,000 customers); SETTLE_TEST_CHA
 	       SETTLE_TEST_CHAOS_DURATION="$${SETTLE_TEST_CHAOS_DURATION:-3m}" \
 	       SETTLE_TEST_CHAOS_CRASH="$${SETTLE_TEST_CHAOS_CRASH:-0.002}"; \
 	go test -count=1 -timeout 60m -run TestChaos -v ./internal/chaos/
+
+bench: ## payday benchmark on an isolated installation, JSON on stdout; BENCH_FLAGS='--customers 20000 --floor --chart payday.svg'
+	@env_lines="$$($(DEVENV) up test)"; eval "$$env_lines"; \
+	go build -o bin/settle ./cmd/settle; \
+	bin/settle bench $(BENCH_FLAGS)
 
 lint: ## gofmt check, go vet and staticcheck
 	@unformatted="$$(find . \( -path ./.dev -o -path ./.git -o -path ./bin \) -prune -o -name '*.go' -print | xargs -r gofmt -l)"; \

@@ -187,3 +187,21 @@ func TestReversals(t *testing.T) {
 		t.Fatalf("nothing done, nothing to reverse: %+v", got)
 	}
 }
+
+func FuzzParseAmount(f *testing.F) {
+	for _, s := range []string{"0", "2,500,000", "9223372036854775807", "9223372036854775808", "-1", "1e6", " 7 ", "１２"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := ParseAmount(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidAmount) {
+				t.Fatalf("ParseAmount(%q): unexpected error %v", s, err)
+			}
+			return
+		}
+		if v < 0 {
+			t.Fatalf("ParseAmount(%q) = %d, negative", s, v)
+		}
+	})
+}
