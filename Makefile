@@ -30,6 +30,7 @@ run: ## start settle locally with its own PostgreSQL and Redis (scripts/run.sh)
 test: ## start (or reuse) the test PostgreSQL and Redis, then go vet and go test -race ./...
 	@command -v go >/dev/null 2>&1 || { echo 'go not found: install Go 1.26 (e.g. in /usr/local/go)' >&2; exit 1; }
 	@command -v "$$(go env CC)" >/dev/null 2>&1 || $(DEVENV) install gcc libc6-dev
+	@command -v chromium >/dev/null 2>&1 || $(DEVENV) install chromium # the status page's browser test
 	@env_lines="$$($(DEVENV) up test)"; eval "$$env_lines"; \
 	echo 'go vet ./...'; go vet ./...; \
 	echo 'scripts/fuzz.sh $(FUZZTIME)'; scripts/fuzz.sh $(FUZZTIME); \

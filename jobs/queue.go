@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -103,4 +104,21 @@ func truncate(b []byte, n int) string {
 		return string(b[:n]) + "…"
 	}
 	return string(b)
+}
+
+// Latency is how long the oldest pending step task has waited; 0 when the
+// queue has never been used.
+func (q *Queue) Latency(ctx context.Context) (time.Duration, error) {
+	queues, err := q.inspector.Queues()
+	if err != nil {
+		return 0, err
+	}
+	if !slices.Contains(queues, QueueSteps) {
+		return 0, nil
+	}
+	info, err := q.inspector.GetQueueInfo(QueueSteps)
+	if err != nil {
+		return 0, err
+	}
+	return info.Latency, nil
 }

@@ -57,6 +57,7 @@ type envOpts struct {
 	bankToken  string
 	dbPassword string
 	notify     string
+	http       string
 	log        io.Writer
 }
 
@@ -79,7 +80,7 @@ func newEnvOpts(t *testing.T, o envOpts) *env {
 	yaml := fmt.Sprintf(`
 database: {url: %q}
 redis: {url: %q}
-http: {addr: "127.0.0.1:0"}
+http: {addr: "127.0.0.1:0"%s}
 log: {level: warn, format: text}
 poll: {schedule: "@every 1s"}
 relay: {schedule: "@every 1s"}
@@ -93,7 +94,7 @@ providers:
     breaker_cooldown: 1s
     accounts: {collection: %s, lender: %s, holding: %s, fee: %s}
 notify: {delivery_schedule: "@every 1s"%s}
-`, pg, redis.URL(), sim.URL, bankToken, testAccounts.Collection, testAccounts.Lender, testAccounts.Holding, testAccounts.Fee, o.notify)
+`, pg, redis.URL(), o.http, sim.URL, bankToken, testAccounts.Collection, testAccounts.Lender, testAccounts.Holding, testAccounts.Fee, o.notify)
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -313,3 +313,73 @@ func TestNotifyPostsSignedEvents(t *testing.T) {
 		}
 	}
 }
+
+// The operator's HTTP surface on a running daemon: nothing but health
+// without credentials, the status page with a failed settlement and its
+// replay command, the dashboard read-only, metrics behind auth.
+func TestOperatorHTTPSurface(t *testing.T) {
+	const pass = "ops-password-0123456789"
+	e := newEnvOpts(t, envOpts{http: `, user: ops, password: "` + pass + `"`})
+	ctx := context.Background()
+	s := e.seeder(2)
+	cs, err := s.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.bank.SetState(ctx, cs[0].VA, banksim.StateFrozen, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if err := s.Pay(ctx, c, 2_000_000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := e.startDaemon(t)
+	e.waitSettled(t, map[string]int64{"FAILED": 1, "SETTLED": 1})
+	base := "http://" + d.httpAddr()
+	get := func(method, path string, auth bool) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, nil)
+		if auth {
+			req.SetBasicAuth("ops", pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, c := range []struct {
+		method, path string
+		auth         bool
+		code         int
+		want         string
+	}{
+		{"GET", "/healthz", false, 200, ""},
+		{"GET", "/readyz", false, 200, ""},
+		{"GET", "/", false, 401, ""},
+		{"GET", "/monitoring/", false, 401, ""},
+		{"GET", "/metrics", false, 401, ""},
+		{"GET", "/", true, 200, "settle replay " + strconv.FormatInt(settlementIDWith(t, e, "FAILED"), 10)},
+		{"GET", "/metrics", true, 200, `settle_settlements{status="FAILED"} 1`},
+		{"GET", "/monitoring/", true, 200, "<html"},
+		{"DELETE", "/monitoring/api/queues/steps", true, 405, ""},
+		{"POST", "/monitoring/api/queues/steps/pause", true, 405, ""},
+	} {
+		code, body := get(c.method, c.path, c.auth)
+		if code != c.code || !strings.Contains(body, c.want) {
+			t.Errorf("%s %s (auth %v): %d, want %d with %q; body %.300s", c.method, c.path, c.auth, code, c.code, c.want, body)
+		}
+	}
+}
+
+func settlementIDWith(t *testing.T, e *env, status string) int64 {
+	t.Helper()
+	rows, err := e.db.ListSettlements(context.Background(), store.SettlementFilter{Status: status, Limit: 1})
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("%s settlements: %v %v", status, rows, err)
+	}
+	return rows[0].ID
+}

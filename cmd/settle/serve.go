@@ -9,12 +9,15 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynq/x/metrics"
 	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/settle-dev/settle/bank/throttle"
@@ -24,6 +27,7 @@ import (
 	"github.com/settle-dev/settle/notify"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
+	"github.com/settle-dev/settle/web"
 )
 
 // Roles a `settle serve` process can take.
@@ -93,15 +97,16 @@ func exitOnSecondSignal(logger *slog.Logger) {
 
 // daemon is everything `settle serve` runs, or the part its role asks for.
 type daemon struct {
-	role    string
-	cfg     *config.Config
-	logger  *slog.Logger
-	db      *store.DB
-	queue   *jobs.Queue
-	worker  *asynq.Server
-	mux     *asynq.ServeMux
-	sched   *jobs.Scheduler
-	monitor *asynqmon.HTTPHandler
+	role      string
+	cfg       *config.Config
+	logger    *slog.Logger
+	db        *store.DB
+	queue     *jobs.Queue
+	worker    *asynq.Server
+	mux       *asynq.ServeMux
+	sched     *jobs.Scheduler
+	monitor   *asynqmon.HTTPHandler
+	inspector *asynq.Inspector
 	// throttles are the providers' throttles, for their breaker state.
 	throttles map[string]*throttle.Bank
 	listener  net.Listener
@@ -109,8 +114,8 @@ type daemon struct {
 }
 
 func newDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger, role string) (*daemon, error) {
-	if err := checkListenAddr(cfg.HTTP.Addr); err != nil {
-		return nil, err
+	if !loopback(cfg.HTTP.Addr) {
+		logger.Warn("http.addr is reachable beyond this machine: serve it behind a TLS proxy, basic auth and tokens travel in clear", "addr", cfg.HTTP.Addr)
 	}
 	d := &daemon{cfg: cfg, logger: logger, role: role}
 	if err := d.build(ctx); err != nil {
@@ -169,16 +174,20 @@ func (d *daemon) build(ctx context.Context) (err error) {
 	if d.listener, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr %s: %w: pick a free address", cfg.HTTP.Addr, err)
 	}
-	d.http = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}
+	handler, err := d.routes(redis)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	d.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	return nil
 }
 
 func (d *daemon) newScheduler(banks pipeline.Banks, accounts map[string]pipeline.Accounts, exec *pipeline.Executor) (*jobs.Scheduler, error) {
-	poller := jobs.NewPoller(d.db, banks, d.queue, jobs.PollConfig{
-		BatchSize: d.cfg.Poll.BatchSize,
-		Policy:    pipeline.Policy{MinDeposit: d.cfg.Poll.MinDeposit},
-		Accounts:  accounts,
-	}, d.logger)
+	pollCfg, err := pollConfig(d.cfg, accounts)
+	if err != nil {
+		return nil, err
+	}
+	poller := jobs.NewPoller(d.db, banks, d.queue, pollCfg, d.logger)
 	relay := jobs.NewRelay(d.db, d.queue, 10*time.Second, d.logger)
 	sweep := jobs.NewSweep(d.db, exec, d.logger)
 	n := d.cfg.Notify
@@ -231,21 +240,48 @@ func (d *daemon) breakerAlert(tr throttle.Transition) {
 	}
 }
 
-func (d *daemon) routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := d.db.SQL().PingContext(ctx); err != nil {
-			http.Error(w, "database not reachable", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	if d.monitor != nil {
-		mux.Handle(d.monitor.RootPath()+"/", d.monitor)
+// routes serves /healthz and /readyz always, and the status page, the
+// read-only dashboard and /metrics behind authentication when credentials
+// are configured: there is no default password.
+func (d *daemon) routes(redis asynq.RedisConnOpt) (http.Handler, error) {
+	ready := []web.Check{
+		{Name: "database", Fn: d.db.Ready},
+		{Name: "redis", Fn: func(ctx context.Context) error { return jobs.CheckRedis(ctx, redis, false) }},
 	}
-	return mux
+	h := d.cfg.HTTP
+	creds := web.Credentials{User: h.User, Password: h.Password.Reveal(), Token: h.Token.Reveal()}
+	if !d.runs(roleWeb) || creds == (web.Credentials{}) {
+		if d.runs(roleWeb) {
+			d.logger.Warn("no http.user/http.password or http.token: the status page, the dashboard and /metrics are off")
+		}
+		return web.Health(nil, ready), nil
+	}
+	d.inspector = asynq.NewInspector(redis)
+	m, err := web.NewMetrics(web.MetricsConfig{Gauges: d.db, Logger: d.logger,
+		Collectors: []prometheus.Collector{metrics.NewQueueMetricsCollector(d.inspector)}})
+	if err != nil {
+		return nil, err
+	}
+	return web.New(web.Config{
+		Credentials: creds,
+		Status:      d.db,
+		Page: web.PageConfig{Logger: d.logger, QueueLatency: d.queue.Latency,
+			Providers: d.providerHealth},
+		Dashboard: d.monitor, DashboardPath: d.monitor.RootPath(),
+		Metrics: m, MetricsOpen: h.MetricsOpen,
+		Ready:  ready,
+		Logger: d.logger,
+	})
+}
+
+// providerHealth is each provider's breaker state, for the status page.
+func (d *daemon) providerHealth() []web.ProviderHealth {
+	out := make([]web.ProviderHealth, 0, len(d.throttles))
+	for name, t := range d.throttles {
+		out = append(out, web.ProviderHealth{Name: name, State: string(t.State())})
+	}
+	slices.SortFunc(out, func(a, b web.ProviderHealth) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // runs reports whether this process's role includes part.
@@ -288,6 +324,9 @@ func (d *daemon) stop(ctx context.Context) {
 	if d.monitor != nil {
 		_ = d.monitor.Close()
 	}
+	if d.inspector != nil {
+		_ = d.inspector.Close()
+	}
 	if d.queue != nil {
 		_ = d.queue.Close()
 	}
@@ -296,18 +335,13 @@ func (d *daemon) stop(ctx context.Context) {
 	}
 }
 
-// checkListenAddr refuses to serve the unauthenticated dashboard beyond this
-// machine.
-func checkListenAddr(addr string) error {
+// loopback reports whether addr (host:port, validated by the config) only
+// listens on this machine.
+func loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("http.addr %q: %w: use host:port such as 127.0.0.1:8080", addr, err)
+	if err != nil || host == "localhost" {
+		return err == nil
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("http.addr %q is not a loopback address: the dashboard has no authentication in this version; bind it to 127.0.0.1 and reach it through an authenticating proxy", addr)
-	}
-	return nil
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -49,7 +49,8 @@ type Config struct {
 	Redis           RedisConfig      `koanf:"redis"`
 	HTTP            HTTPConfig       `koanf:"http"`
 	Log             LogConfig        `koanf:"log"`
-	Currency        string           `koanf:"currency"` // ISO 4217 code; default "KRW"
+	Currency        string           `koanf:"currency"`  // ISO 4217 code; default "KRW"
+	TimeZone        string           `koanf:"time_zone"` // IANA zone of paydays and maintenance windows; default "Asia/Seoul" (polling.go)
 	Poll            PollConfig       `koanf:"poll"`
 	Worker          WorkerConfig     `koanf:"worker"`
 	Relay           RelayConfig      `koanf:"relay"`
@@ -75,6 +76,13 @@ type RedisConfig struct {
 // HTTPConfig is the operator HTTP server (monitoring, metrics, health).
 type HTTPConfig struct {
 	Addr string `koanf:"addr"` // host:port; default "127.0.0.1:8080"
+	// Credentials for the status page, the dashboard and /metrics: user and
+	// password (basic auth), or token (bearer), or both. Without them only
+	// /healthz and /readyz are served.
+	User        string `koanf:"user"`         // basic auth user, no ':'
+	Password    Secret `koanf:"password"`     // at least 16 characters; a secret
+	Token       Secret `koanf:"token"`        // bearer token, at least 16 characters; a secret
+	MetricsOpen bool   `koanf:"metrics_open"` // serve /metrics without credentials; default false
 }
 
 // LogConfig is the daemon's logging.
@@ -88,6 +96,10 @@ type PollConfig struct {
 	Schedule   string `koanf:"schedule"`    // cron spec; default "@every 1m"
 	BatchSize  int    `koanf:"batch_size"`  // VAs per bank balance call, 1..100; default 100
 	MinDeposit int64  `koanf:"min_deposit"` // smallest balance, in minor units, that starts a settlement; default 1
+	// Smart polling (polling.go, docs/polling.md).
+	IdleEvery    int `koanf:"idle_every"`    // VAs not near payday are polled every this many cycles, 1..1000; default 6
+	PaydayWindow int `koanf:"payday_window"` // days before and after the expected payday polled every cycle, 0..7; default 1
+	Concurrency  int `koanf:"concurrency"`   // balance requests under way at once per provider, 1..256; default 4
 }
 
 // WorkerConfig is the step workers.
@@ -158,6 +170,8 @@ type ProviderConfig struct {
 	BreakerFailures int            `koanf:"breaker_failures"` // consecutive failures that open the breaker, 1..1000; default 5
 	BreakerCooldown time.Duration  `koanf:"breaker_cooldown"` // how long it stays open before a probe, >0; default 30s
 	Accounts        AccountsConfig `koanf:"accounts"`
+	PollBudget      int            `koanf:"poll_budget"` // balance calls per poll cycle, 0 = no limit; default 0 (polling.go)
+	Maintenance     string         `koanf:"maintenance"` // daily windows in time_zone, "23:30-00:30,04:00-04:10"; default none (polling.go)
 }
 
 // AccountsConfig names the settle-owned accounts at a provider that the legs
@@ -193,7 +207,8 @@ func defaults() Config {
 		HTTP:     HTTPConfig{Addr: "127.0.0.1:8080"},
 		Log:      LogConfig{Level: "info", Format: "json"},
 		Currency: "KRW",
-		Poll:     PollConfig{Schedule: "@every 1m", BatchSize: 100, MinDeposit: 1},
+		TimeZone: "Asia/Seoul",
+		Poll:     PollConfig{Schedule: "@every 1m", BatchSize: 100, MinDeposit: 1, IdleEvery: 6, PaydayWindow: 1, Concurrency: 4},
 		Worker: WorkerConfig{
 			Concurrency:     20,
 			Lease:           30 * time.Second,

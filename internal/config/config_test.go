@@ -149,7 +149,8 @@ func TestDefaults(t *testing.T) {
 		HTTP:     HTTPConfig{Addr: "127.0.0.1:8080"},
 		Log:      LogConfig{Level: "info", Format: "json"},
 		Currency: "KRW",
-		Poll:     PollConfig{Schedule: "@every 1m", BatchSize: 100, MinDeposit: 1},
+		TimeZone: "Asia/Seoul",
+		Poll:     PollConfig{Schedule: "@every 1m", BatchSize: 100, MinDeposit: 1, IdleEvery: 6, PaydayWindow: 1, Concurrency: 4},
 		Worker: WorkerConfig{
 			Concurrency: 20, Lease: 30 * time.Second, BankTimeout: 10 * time.Second, MaxAttempts: 5,
 			ShutdownTimeout: 15 * time.Second, RetryBase: time.Second, RetryMax: 5 * time.Minute,

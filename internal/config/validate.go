@@ -58,6 +58,7 @@ func (c *Config) validate() []error {
 	if !validAddr(c.HTTP.Addr) {
 		p.add("http.addr %q: must be host:port, such as 127.0.0.1:8080", c.HTTP.Addr)
 	}
+	c.HTTP.validateAuth(&p)
 	p.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	p.oneOf("log.format", c.Log.Format, "text", "json")
 	if !currencyCode.MatchString(c.Currency) {
@@ -69,6 +70,7 @@ func (c *Config) validate() []error {
 	p.schedule("sweep.schedule", c.Sweep.Schedule)
 	c.Notify.validate(&p)
 	c.validateProviders(&p)
+	c.validatePolling(&p)
 	return p
 }
 
@@ -82,6 +84,22 @@ func (d *DatabaseConfig) validate(p *problems) {
 	}
 	p.between("database.max_open_conns", int64(d.MaxOpenConns), 1, 1000)
 	p.between("database.max_idle_conns", int64(d.MaxIdleConns), 0, int64(max(d.MaxOpenConns, 0)))
+}
+
+// The messages below never show password or token: both are secrets.
+func (h *HTTPConfig) validateAuth(p *problems) {
+	switch {
+	case (h.User == "") != (h.Password == ""):
+		p.add("http.user and http.password go together: set both, or neither")
+	case strings.Contains(h.User, ":"):
+		p.add("http.user %q: must not contain ':'", h.User)
+	}
+	if h.Password != "" && len(h.Password.Reveal()) < 16 {
+		p.add("http.password: at least 16 characters (prefer SETTLE_HTTP_PASSWORD)")
+	}
+	if h.Token != "" && len(h.Token.Reveal()) < 16 {
+		p.add("http.token: at least 16 characters (prefer SETTLE_HTTP_TOKEN)")
+	}
 }
 
 func (r *RedisConfig) validate(p *problems) {

@@ -1,0 +1,201 @@
+package web_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	asynqmetrics "github.com/hibiken/asynq/x/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/settle-dev/settle/internal/testenv"
+	"github.com/settle-dev/settle/jobs"
+	"github.com/settle-dev/settle/pipeline"
+	"github.com/settle-dev/settle/store"
+	"github.com/settle-dev/settle/web"
+)
+
+func scrape(t *testing.T, m *web.Metrics) string {
+	t.Helper()
+	w := httptest.NewRecorder()
+	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	if w.Code != 200 {
+		t.Fatalf("scrape: %d %s", w.Code, w.Body)
+	}
+	return w.Body.String()
+}
+
+func wantSeries(t *testing.T, out string, series ...string) {
+	t.Helper()
+	for _, s := range series {
+		if !strings.Contains(out, "\n"+s+"\n") {
+			t.Errorf("metrics lack the line %q", s)
+		}
+	}
+}
+
+// The gauges come from the database after a real payday; the engine's
+// series come from its Observe calls.
+func TestMetricsAfterAPayday(t *testing.T) {
+	t.Parallel()
+	p := newPayday(t)
+	m, err := web.NewMetrics(web.MetricsConfig{Gauges: p.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.ObserveStep("PAYOUT", "failed", 120*time.Millisecond)
+	m.ObserveStep("SWEEP", "done", 40*time.Millisecond)
+	m.ObserveBank("sandbox", "transfer", "refused", 30*time.Millisecond)
+	m.ObserveBank("sandbox", "transfer", "ok", 20*time.Millisecond)
+	m.ObserveBank("sandbox", "transfer", "ok", 25*time.Millisecond)
+	m.ObservePoll(1500*time.Millisecond, 2, 2)
+	var none *web.Metrics
+	none.ObserveStep("SWEEP", "done", time.Second) // a nil Metrics ignores observations
+	out := scrape(t, m)
+	wantSeries(t, out,
+		`settle_settlements{status="FAILED"} 1`,
+		`settle_settlements{status="SETTLED"} 1`,
+		`settle_settlements{status="RUNNING"} 1`,
+		`settle_settlements{status="COMPENSATING"} 0`,
+		`settle_open_settlements 1`,
+		`settle_dead_steps 0`,
+		`settle_stuck_steps{reason="lease_expired"} 1`,
+		`settle_stuck_steps{reason="ready_overdue"} 0`,
+		`settle_alert_outbox_backlog 1`,
+		`settle_database_up 1`,
+		`settle_step_duration_seconds_count{class="failed",kind="PAYOUT"} 1`,
+		`settle_step_duration_seconds_bucket{class="done",kind="SWEEP",le="0.05"} 1`,
+		`settle_bank_requests_total{operation="transfer",outcome="ok",provider="sandbox"} 2`,
+		`settle_bank_requests_total{operation="transfer",outcome="refused",provider="sandbox"} 1`,
+		`settle_bank_request_duration_seconds_count{operation="transfer",provider="sandbox"} 3`,
+		`settle_poll_cycle_duration_seconds_sum 1.5`,
+		`settle_poll_accounts_polled_total 2`,
+		`settle_poll_deposits_found_total 2`,
+	)
+	if v := value(t, out, "settle_oldest_open_settlement_age_seconds"); v <= 0 || v > 600 {
+		t.Errorf("oldest open settlement age %v s, want the stuck settlement's few seconds", v)
+	}
+	for _, family := range []string{"go_goroutines", "process_cpu_seconds_total",
+		"# HELP settle_stuck_steps", "# TYPE settle_step_duration_seconds histogram"} {
+		if !strings.Contains(out, family) {
+			t.Errorf("metrics lack %s", family)
+		}
+	}
+}
+
+// value returns the value of the series named exactly name.
+func value(t *testing.T, out, name string) float64 {
+	t.Helper()
+	for line := range strings.Lines(out) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no series %s", name)
+	return 0
+}
+
+// countingGauges counts reads of the real database gauges.
+type countingGauges struct {
+	db    *store.DB
+	reads atomic.Int64
+}
+
+func (c *countingGauges) Gauges(ctx context.Context, grace time.Duration) (store.Gauges, error) {
+	c.reads.Add(1)
+	return c.db.Gauges(ctx, grace)
+}
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func TestMetricsCacheTheDatabaseGauges(t *testing.T) {
+	t.Parallel()
+	g := &countingGauges{db: newDB(t)}
+	clock := &fakeClock{now: time.Date(2026, 1, 25, 9, 0, 0, 0, time.UTC)}
+	m, err := web.NewMetrics(web.MetricsConfig{Gauges: g, CacheFor: 10 * time.Second, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		scrape(t, m)
+	}
+	clock.Add(9 * time.Second)
+	scrape(t, m)
+	if n := g.reads.Load(); n != 1 {
+		t.Fatalf("6 scrapes within the cache time read the database %d times, want 1", n)
+	}
+	clock.Add(time.Second)
+	scrape(t, m)
+	if n := g.reads.Load(); n != 2 {
+		t.Fatalf("a scrape after the cache time: %d reads, want 2", n)
+	}
+}
+
+func TestMetricsWithTheDatabaseDown(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	db.Close()
+	m, err := web.NewMetrics(web.MetricsConfig{Gauges: db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.ObservePoll(time.Second, 10, 1)
+	out := scrape(t, m)
+	wantSeries(t, out, `settle_database_up 0`, `settle_poll_deposits_found_total 1`)
+	if strings.Contains(out, "settle_open_settlements") {
+		t.Fatal("gauges of an unreadable database must be missing, not zero")
+	}
+}
+
+// asynq's x/metrics (the 2021 pseudo-version, the only one served) works
+// with asynq v0.26: the steps queue shows up with its size and latency.
+func TestMetricsWithTheAsynqQueueCollector(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	redis := testenv.StartRedis(t)
+	opt := asynq.RedisClientOpt{Addr: redis.Addr()}
+	q := jobs.NewQueue(opt, time.Minute)
+	t.Cleanup(func() { q.Close() })
+	if err := q.EnqueueStep(context.Background(), pipeline.StepRef{ID: 42, Fence: 1}); err != nil {
+		t.Fatal(err)
+	}
+	inspector := asynq.NewInspector(opt)
+	t.Cleanup(func() { inspector.Close() })
+	m, err := web.NewMetrics(web.MetricsConfig{Gauges: db,
+		Collectors: []prometheus.Collector{asynqmetrics.NewQueueMetricsCollector(inspector)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := scrape(t, m)
+	wantSeries(t, out, `asynq_queue_size{queue="steps"} 1`, `asynq_tasks_enqueued_total{queue="steps",state="pending"} 1`)
+	if !strings.Contains(out, `asynq_queue_latency_seconds{queue="steps"}`) {
+		t.Errorf("no queue latency:\n%s", out)
+	}
+}
