@@ -441,9 +441,9 @@ func TestRedisSentinelURL(t *testing.T) {
 	base := "database: {url: postgres://u@h/db}\nproviders: [{name: s, dialect: rest, base_url: 'http://x', token: t, accounts: {collection: C, lender: L, holding: H, fee: F}}]\n"
 	for url, ok := range map[string]bool{
 		"redis-sentinel://:pw@s1:26379,s2:26379/0?master=mymaster": true,
-		"redis-sentinel://s1:26379/0":                               false,
-		"redis://h:6379/0":                                          true,
-		"memcached://h:1":                                           false,
+		"redis-sentinel://s1:26379/0":                              false,
+		"redis://h:6379/0":                                         true,
+		"memcached://h:1":                                          false,
 	} {
 		path := filepath.Join(t.TempDir(), "c.yaml")
 		if err := os.WriteFile(path, []byte(base+"redis: {url: '"+url+"'}\n"), 0o600); err != nil {
