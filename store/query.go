@@ -28,8 +28,11 @@ type SettlementRow struct {
 
 // SettlementFilter narrows ListSettlements. Zero fields match everything.
 type SettlementFilter struct {
-	Status string
-	Limit  int
+	Status      string
+	CustomerRef string
+	Provider    string
+	From, To    time.Time // created in [From, To); zero means open-ended
+	Limit       int
 }
 
 // ListSettlements returns settlements, newest first.
@@ -39,12 +42,20 @@ func (db *DB) ListSettlements(ctx context.Context, f SettlementFilter) ([]Settle
 		SELECT s.id, s.customer_id, c.external_ref, s.provider, s.amount, s.currency, s.repay, s.hold, s.fee,
 		       s.payout, s.status, s.failure_reason, s.created_at, s.finished_at
 		  FROM settlements s JOIN customers c ON c.id = s.customer_id
-		 WHERE ($1 = '' OR s.status = $1)
-		 ORDER BY s.id DESC LIMIT $2`, f.Status, max(f.Limit, 1))
+		 WHERE ($1 = '' OR s.status = $1) AND ($3 = '' OR c.external_ref = $3) AND ($4 = '' OR s.provider = $4)
+		   AND ($5::timestamptz IS NULL OR s.created_at >= $5) AND ($6::timestamptz IS NULL OR s.created_at < $6)
+		 ORDER BY s.id DESC LIMIT $2`, f.Status, max(f.Limit, 1), f.CustomerRef, f.Provider, nullTime(f.From), nullTime(f.To))
 	if err != nil {
 		return nil, fmt.Errorf("list settlements: %w", err)
 	}
 	return out, nil
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // StepRow is one step with its attempts.

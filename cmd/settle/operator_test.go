@@ -93,6 +93,13 @@ func TestOperatorFixesAFrozenPayoutAndReplays(t *testing.T) {
 	if !strings.Contains(again, "nothing to do") || !strings.Contains(again, "SETTLED") {
 		t.Fatalf("second replay: %s", again)
 	}
+	if out := e.cli(t, 0, "settlements", "list", "--customer", c.Ref, "--provider", "sandbox", "--from", "1h"); !strings.Contains(out, c.Ref) {
+		t.Fatalf("list by customer, provider and date:\n%s", out)
+	}
+	if out := e.cli(t, 0, "settlements", "list", "--customer", "nobody"); !strings.Contains(out, "(no settlements)") {
+		t.Fatalf("list for an unknown customer:\n%s", out)
+	}
+	e.cli(t, 2, "settlements", "list", "--from", "yesterday")
 	audit := e.cli(t, 0, "audit", "list")
 	if strings.Count(audit, "ops-kim") != 2 || !strings.Contains(audit, "customers update") || !strings.Contains(audit, "replay") {
 		t.Fatalf("audit log:\n%s", audit)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,7 +20,7 @@ var settlementStatuses = []string{"RUNNING", "SETTLED", "FAILED", "CANCELLED", "
 
 func newSettlementsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "settlements", Short: "List settlements or show one with its step timeline"}
-	var status string
+	var status, customer, provider, from, to string
 	var limit int
 	var asJSON bool
 	list := &cobra.Command{
@@ -39,7 +40,21 @@ func newSettlementsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			rows, err := db.ListSettlements(cmd.Context(), store.SettlementFilter{Status: status, Limit: limit})
+			f := store.SettlementFilter{Status: status, CustomerRef: customer, Provider: provider, Limit: limit}
+			for _, d := range []struct {
+				flag, value string
+				dst         *time.Time
+			}{{"--from", from, &f.From}, {"--to", to, &f.To}} {
+				if d.value == "" {
+					continue
+				}
+				t, err := parseSince(d.value)
+				if err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("%s %q: use RFC 3339 (2026-11-25T09:00:00Z) or a duration ago (2h)", d.flag, d.value)}
+				}
+				*d.dst = t
+			}
+			rows, err := db.ListSettlements(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
@@ -50,6 +65,10 @@ func newSettlementsCmd(g *globals) *cobra.Command {
 		},
 	}
 	list.Flags().StringVar(&status, "status", "", "only this status: "+strings.Join(settlementStatuses, ", "))
+	list.Flags().StringVar(&customer, "customer", "", "only this customer (external reference)")
+	list.Flags().StringVar(&provider, "provider", "", "only settlements at this provider")
+	list.Flags().StringVar(&from, "from", "", "created at or after (RFC 3339, or a duration ago such as 24h)")
+	list.Flags().StringVar(&to, "to", "", "created before (RFC 3339, or a duration ago)")
 	list.Flags().IntVar(&limit, "limit", 50, "at most this many rows")
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 
