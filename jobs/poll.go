@@ -5,19 +5,50 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
 )
 
-// PollConfig tunes the balance poller.
+// PollConfig tunes the balance poller. The zero value of every field but
+// Accounts polls every eligible virtual account at every cycle, with no
+// budget.
 type PollConfig struct {
-	// BatchSize is how many accounts one balance call asks for (1..100).
+	// BatchSize is how many accounts one balance request asks for (1..100;
+	// default 100). A dialect that answers one account per call (see
+	// ProviderPolling.AccountsPerCall) is asked about at most 10 at a time.
 	BatchSize int
 	// Policy is what a plan follows (the minimum deposit).
 	Policy pipeline.Policy
 	// Accounts are the engine's own accounts at each provider.
 	Accounts map[string]pipeline.Accounts
+	// Schedule decides which VAs each cycle polls (see PollPolicy).
+	Schedule PollPolicy
+	// Providers tunes polling per provider; a provider not named here has
+	// no budget and no maintenance windows.
+	Providers map[string]ProviderPolling
+	// Concurrency is how many balance requests go at once per provider
+	// (default 4). The provider's throttle still caps the rate.
+	Concurrency int
+	// Now is the clock for maintenance windows and the cycle's deadline;
+	// nil means time.Now. Due times are judged by the database's clock.
+	Now func() time.Time
+}
+
+// ProviderPolling is how one provider is polled.
+type ProviderPolling struct {
+	// Budget is the most balance calls one cycle makes at the provider;
+	// 0 means no limit.
+	Budget int
+	// AccountsPerCall is how many accounts one balance call of the
+	// provider's dialect asks about (openbanking 1, rest 100), to count the
+	// calls a request costs; 0 means BatchSize.
+	AccountsPerCall int
+	// Closed reports whether the provider is in a maintenance window at a
+	// time and until when; no poll is made in one. nil means never.
+	Closed func(time.Time) (time.Time, bool)
 }
 
 // Poller finds deposits by asking the banks for virtual-account balances,
@@ -35,119 +66,420 @@ func NewPoller(db *store.DB, banks pipeline.Banks, queue pipeline.Queue, cfg Pol
 	if cfg.BatchSize <= 0 || cfg.BatchSize > 100 {
 		cfg.BatchSize = 100
 	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 4
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Poller{db: db, banks: banks, queue: queue, cfg: cfg, logger: logger}
 }
 
-// PollResult reports one poll cycle.
+// PollResult reports one poll cycle; the scheduler stores it, as JSON, in
+// the job-run log.
 type PollResult struct {
-	Polled  int // virtual accounts asked about
-	Calls   int // balance calls made
-	Found   int // settlements created
-	Stale   int // balances dropped because the VA was settled meanwhile
-	Errors  int // batches that failed (retried next cycle)
-	Skipped int // balances below the minimum, or in another currency
+	Polled  int `json:"polled"`  // virtual accounts asked about
+	Near    int `json:"near"`    // of which near payday
+	Calls   int `json:"calls"`   // balance calls spent
+	Found   int `json:"found"`   // deposits found: settlements created
+	Stale   int `json:"stale"`   // balances dropped because the VA was settled meanwhile
+	Errors  int `json:"errors"`  // requests that failed (their VAs are retried next cycle)
+	Skipped int `json:"skipped"` // balances below the minimum, or in another currency
+	// BudgetLeft is the calls left of the budgets of the providers that
+	// have one; -1 when none has.
+	BudgetLeft int `json:"budget_left"`
+	// DueLeft counts the VAs that were due and were not polled (over
+	// budget, cut short, paused).
+	DueLeft int `json:"due_left"`
+	// OldestUnpolled is how long ago the least recently polled eligible VA
+	// was polled, at any provider.
+	OldestUnpolled time.Duration `json:"-"`
+	OldestSeconds  int64         `json:"oldest_unpolled_s"`
+	// Providers breaks the cycle down by provider.
+	Providers map[string]ProviderPollResult `json:"providers,omitempty"`
 }
 
-// RunOnce polls every eligible virtual account once.
+// ProviderPollResult reports one provider's part of a cycle.
+type ProviderPollResult struct {
+	Polled  int `json:"polled"`
+	Near    int `json:"near"`
+	Calls   int `json:"calls"`
+	Found   int `json:"found"`
+	Stale   int `json:"stale"`
+	Errors  int `json:"errors"`
+	Skipped int `json:"skipped"`
+	// Budget is the provider's budget (0: none) and BudgetLeft what is left
+	// of it (-1 without one).
+	Budget     int `json:"budget"`
+	BudgetLeft int `json:"budget_left"`
+	DueLeft    int `json:"due_left"`
+	// OldestUnpolled is how long ago its least recently polled eligible VA
+	// was polled.
+	OldestUnpolled time.Duration `json:"-"`
+	OldestSeconds  int64         `json:"oldest_unpolled_s"`
+	// Paused says why polling stopped early (a maintenance window, the bank
+	// unavailable or rate limiting); CutShort that the cycle ran out of
+	// time before its next tick.
+	Paused   string `json:"paused,omitempty"`
+	CutShort bool   `json:"cut_short,omitempty"`
+}
+
+// pageSize is the most due VAs read at once.
+const pageSize = 1000
+
+// cycleShare is the part of the poll interval a cycle may use before it
+// stops making calls, so it ends before the next tick.
+const cycleShare = 0.9
+
+// RunOnce runs one poll cycle: every provider at once, each within its
+// budget, polling the VAs its schedule says are due.
 func (p *Poller) RunOnce(ctx context.Context) (PollResult, error) {
-	var res PollResult
-	var after int64
-	for {
-		targets, err := p.db.PollTargets(ctx, after, p.cfg.BatchSize*10)
-		if err != nil {
-			return res, err
+	start := p.cfg.Now()
+	cycleStart, err := p.db.Now(ctx)
+	if err != nil {
+		return PollResult{BudgetLeft: -1}, err
+	}
+	providers, err := p.db.PollProviders(ctx)
+	if err != nil {
+		return PollResult{BudgetLeft: -1}, err
+	}
+	var deadline time.Time
+	if p.cfg.Schedule.Interval > 0 {
+		deadline = start.Add(time.Duration(float64(p.cfg.Schedule.Interval) * cycleShare))
+	}
+	paydays := p.cfg.Schedule.Paydays(start)
+	results := make([]ProviderPollResult, len(providers))
+	var wg sync.WaitGroup
+	for i, name := range providers {
+		c := p.newCycle(name, store.DueQuery{
+			Provider: name, Paydays: paydays, CycleStart: cycleStart, NearEvery: p.cfg.Schedule.NearEvery(),
+		}, deadline)
+		wg.Go(func() { results[i] = c.run(ctx) })
+	}
+	wg.Wait()
+	res := summarize(providers, results)
+	p.logger.InfoContext(ctx, "poll cycle", "polled", res.Polled, "near_payday", res.Near, "calls", res.Calls,
+		"budget_left", res.BudgetLeft, "found", res.Found, "due_left", res.DueLeft, "oldest_unpolled", res.OldestUnpolled,
+		"errors", res.Errors, "took", time.Since(start).Round(time.Millisecond))
+	return res, ctx.Err()
+}
+
+func summarize(names []string, rs []ProviderPollResult) PollResult {
+	res := PollResult{BudgetLeft: -1, Providers: make(map[string]ProviderPollResult, len(rs))}
+	for i, r := range rs {
+		res.Providers[names[i]] = r
+		res.Polled += r.Polled
+		res.Near += r.Near
+		res.Calls += r.Calls
+		res.Found += r.Found
+		res.Stale += r.Stale
+		res.Errors += r.Errors
+		res.Skipped += r.Skipped
+		res.DueLeft += r.DueLeft
+		res.OldestUnpolled = max(res.OldestUnpolled, r.OldestUnpolled)
+		if r.Budget > 0 {
+			res.BudgetLeft = max(res.BudgetLeft, 0) + r.BudgetLeft
 		}
-		if len(targets) == 0 {
-			return res, nil
-		}
-		after = targets[len(targets)-1].VAID
-		for provider, group := range groupByProvider(targets) {
-			for chunk := range chunks(group, p.cfg.BatchSize) {
-				if err := p.pollBatch(ctx, provider, chunk, &res); err != nil {
-					if ctx.Err() != nil {
-						return res, ctx.Err()
-					}
-					res.Errors++
-					p.logger.WarnContext(ctx, "balance batch failed; retried next cycle", "provider", provider, "accounts", len(chunk), "err", err)
-				}
-			}
-		}
+	}
+	res.OldestSeconds = int64(res.OldestUnpolled / time.Second)
+	return res
+}
+
+// cycle is one provider's part of a poll cycle.
+type cycle struct {
+	p        *Poller
+	q        store.DueQuery
+	pp       ProviderPolling
+	perCall  int // accounts one balance call asks about
+	chunk    int // accounts one request asks about
+	deadline time.Time
+
+	mu      sync.Mutex
+	res     ProviderPollResult
+	stopped bool // paused or cut short: dispatch nothing more
+}
+
+func (p *Poller) newCycle(name string, q store.DueQuery, deadline time.Time) *cycle {
+	pp := p.cfg.Providers[name]
+	per := pp.AccountsPerCall
+	if per <= 0 {
+		per = p.cfg.BatchSize
+	}
+	return &cycle{
+		p: p, q: q, pp: pp, perCall: per, chunk: min(p.cfg.BatchSize, 10*per), deadline: deadline,
+		res: ProviderPollResult{Budget: pp.Budget, BudgetLeft: -1},
 	}
 }
 
-func (p *Poller) pollBatch(ctx context.Context, provider string, targets []store.PollTarget, res *PollResult) error {
-	bank, err := p.banks.Bank(provider)
+// run polls one provider: idle VAs up to the reserve, near-payday VAs,
+// then idle VAs again, all within the budget; then measures the backlog.
+func (c *cycle) run(ctx context.Context) ProviderPollResult {
+	c.poll(ctx)
+	c.measure(ctx)
+	return c.res
+}
+
+func (c *cycle) poll(ctx context.Context) {
+	if until, closed := c.closed(c.p.cfg.Now()); closed {
+		c.res.Paused = "maintenance window until " + until.Format("15:04 MST")
+		return
+	}
+	bank, err := c.p.banks.Bank(c.q.Provider)
+	if err != nil {
+		c.res.Errors++
+		c.p.logger.WarnContext(ctx, "virtual accounts at a provider that is not configured are not polled", "provider", c.q.Provider, "err", err)
+		return
+	}
+	work := make(chan []store.DueTarget)
+	var wg sync.WaitGroup
+	for range c.p.cfg.Concurrency {
+		wg.Go(func() {
+			for batch := range work {
+				c.pollBatch(ctx, bank, batch)
+			}
+		})
+	}
+	err = c.feedAll(ctx, work)
+	close(work)
+	wg.Wait()
+	if err != nil && ctx.Err() == nil {
+		c.res.Errors++
+		c.p.logger.WarnContext(ctx, "poll cycle stopped early", "provider", c.q.Provider, "err", err)
+	}
+}
+
+func (c *cycle) closed(t time.Time) (time.Time, bool) {
+	if c.pp.Closed == nil {
+		return time.Time{}, false
+	}
+	return c.pp.Closed(t)
+}
+
+// feedAll dispatches the due VAs in the policy's order.
+func (c *cycle) feedAll(ctx context.Context, work chan<- []store.DueTarget) error {
+	budget := c.pp.Budget
+	if budget <= 0 {
+		budget = int(^uint(0) >> 1)
+	}
+	reserve := budget
+	if c.pp.Budget > 0 {
+		reserve = c.p.cfg.Schedule.Reserve(budget)
+	}
+	idle, err := c.feed(ctx, work, false, store.DueKey{}, reserve)
 	if err != nil {
 		return err
 	}
+	if _, err := c.feed(ctx, work, true, store.DueKey{}, budget); err != nil {
+		return err
+	}
+	_, err = c.feed(ctx, work, false, idle, budget)
+	return err
+}
+
+// feed dispatches due VAs of one class after a key, in requests of chunk
+// accounts, until the class is exhausted or the calls spent reach limit.
+// It returns the last key dispatched.
+func (c *cycle) feed(ctx context.Context, work chan<- []store.DueTarget, near bool, after store.DueKey, limit int) (store.DueKey, error) {
+	for {
+		room := c.room(limit)
+		if room <= 0 {
+			return after, nil
+		}
+		q := c.q
+		q.Near, q.After, q.Limit = near, after, pageSize
+		if room < pageSize/c.perCall {
+			q.Limit = room * c.perCall
+		}
+		page, err := c.p.db.DuePollTargets(ctx, q)
+		if err != nil || len(page) == 0 {
+			return after, err
+		}
+		for batch := range chunks(page, c.chunk) {
+			if !c.take(batch, limit) {
+				return after, nil
+			}
+			select {
+			case work <- batch:
+			case <-ctx.Done():
+				return after, ctx.Err()
+			}
+			after = batch[len(batch)-1].Key
+		}
+		if len(page) < q.Limit {
+			return after, nil
+		}
+	}
+}
+
+// room returns the calls that may still be dispatched under limit, or 0
+// once the cycle was stopped.
+func (c *cycle) room(limit int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return 0
+	}
+	return limit - c.res.Calls
+}
+
+// take accounts for the calls of one request before it is dispatched. It
+// refuses a request that would spend more than limit calls, and stops the
+// cycle when its time is up.
+func (c *cycle) take(batch []store.DueTarget, limit int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return false
+	}
+	if !c.deadline.IsZero() && !c.p.cfg.Now().Before(c.deadline) {
+		c.stopped, c.res.CutShort = true, true
+		return false
+	}
+	cost := (len(batch) + c.perCall - 1) / c.perCall
+	if c.res.Calls+cost > limit {
+		return false
+	}
+	c.res.Calls += cost
+	return true
+}
+
+// pollBatch asks the bank about one request's VAs and settles every
+// deposit found. The VAs are marked polled, except those whose settlement
+// could not be written, which stay due.
+func (c *cycle) pollBatch(ctx context.Context, bank pipeline.Bank, targets []store.DueTarget) {
 	numbers := make([]string, len(targets))
 	for i, t := range targets {
 		numbers[i] = t.Number
 	}
-	res.Calls++
-	res.Polled += len(targets)
 	balances, err := bank.Balances(ctx, numbers)
 	if err != nil {
-		return err
+		c.failed(ctx, len(targets), err)
+		return
 	}
 	byNumber := make(map[string]pipeline.Money, len(balances))
 	for _, b := range balances {
 		byNumber[b.Account] = b.Available
 	}
+	var polled, found []int64
+	var near int
+	var tally ProviderPollResult
 	for _, t := range targets {
-		bal, ok := byNumber[t.Number]
-		if !ok || bal.Amount <= 0 {
-			continue
+		if t.Near {
+			near++
 		}
-		if err := p.settle(ctx, t, bal, res); err != nil {
-			return err
+		bal, ok := byNumber[t.Number]
+		if ok && bal.Amount > 0 {
+			created, err := c.p.settle(ctx, t.PollTarget, bal, &tally)
+			if err != nil {
+				tally.Errors++
+				c.p.logger.WarnContext(ctx, "deposit not settled; polled again next cycle", "provider", c.q.Provider, "va", t.VAID, "err", err)
+				continue
+			}
+			if created {
+				found = append(found, t.CustomerID)
+			}
+		}
+		polled = append(polled, t.VAID)
+	}
+	c.record(ctx, polled, found)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.res.Polled += len(targets)
+	c.res.Near += near
+	c.res.Found += tally.Found
+	c.res.Stale += tally.Stale
+	c.res.Errors += tally.Errors
+	c.res.Skipped += tally.Skipped
+}
+
+// record marks the VAs polled and learns the paydays of the customers
+// whose deposit was found.
+func (c *cycle) record(ctx context.Context, polled, found []int64) {
+	if len(polled) > 0 {
+		if err := c.p.db.MarkPolled(ctx, polled, c.p.cfg.Schedule.IdleAfter()); err != nil {
+			c.p.logger.WarnContext(ctx, "could not record the poll; the VAs are polled again next cycle", "provider", c.q.Provider, "err", err)
 		}
 	}
-	return nil
+	if len(found) > 0 {
+		if err := c.p.db.LearnPaydays(ctx, found, c.p.cfg.Schedule.loc().String()); err != nil {
+			c.p.logger.WarnContext(ctx, "could not learn paydays", "provider", c.q.Provider, "err", err)
+		}
+	}
+}
+
+// failed counts a failed request; a bank that says it did nothing (down,
+// in maintenance, rate limiting) pauses the provider for the rest of the
+// cycle.
+func (c *cycle) failed(ctx context.Context, n int, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.res.Errors++
+	if errors.Is(err, pipeline.ErrUnavailable) || errors.Is(err, pipeline.ErrRateLimited) {
+		if !c.stopped {
+			c.res.Paused = err.Error()
+			c.p.logger.WarnContext(ctx, "bank unavailable; polling it resumes next cycle", "provider", c.q.Provider, "err", err)
+		}
+		c.stopped = true
+		return
+	}
+	c.p.logger.WarnContext(ctx, "balance request failed; its VAs are polled again next cycle", "provider", c.q.Provider, "accounts", n, "err", err)
+}
+
+// measure fills in what the cycle left: budget, VAs still due, the oldest
+// poll.
+func (c *cycle) measure(ctx context.Context) {
+	if c.pp.Budget > 0 {
+		c.res.BudgetLeft = max(c.pp.Budget-c.res.Calls, 0)
+	}
+	b, err := c.p.db.PollBacklog(context.WithoutCancel(ctx), c.q)
+	if err != nil {
+		c.p.logger.WarnContext(ctx, "could not measure the poll backlog", "provider", c.q.Provider, "err", err)
+		return
+	}
+	c.res.DueLeft, c.res.OldestUnpolled = b.Due, b.Oldest
+	c.res.OldestSeconds = int64(b.Oldest / time.Second)
 }
 
 // settle creates the settlement for one balance and wakes its first step.
-func (p *Poller) settle(ctx context.Context, t store.PollTarget, bal pipeline.Money, res *PollResult) error {
+// It reports whether a settlement was created.
+func (p *Poller) settle(ctx context.Context, t store.PollTarget, bal pipeline.Money, res *ProviderPollResult) (bool, error) {
 	if bal.Currency != t.Currency {
 		res.Skipped++
 		p.logger.WarnContext(ctx, "balance in an unexpected currency; not settled", "va", t.VAID, "want", t.Currency, "got", bal.Currency)
-		return nil
+		return false, nil
 	}
 	plan, err := pipeline.BuildPlan(bal, t.Obligations(), p.cfg.Policy)
 	if errors.Is(err, pipeline.ErrBelowMinimum) {
 		res.Skipped++
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("plan for customer %d: %w", t.CustomerID, err)
+		return false, fmt.Errorf("plan for customer %d: %w", t.CustomerID, err)
 	}
+	// The VA's provider moves the money, whatever the customer's route is
+	// now: the deposit is there.
 	acc, ok := p.cfg.Accounts[t.Provider]
 	if !ok {
-		return fmt.Errorf("provider %s has no accounts configured", t.Provider)
+		return false, fmt.Errorf("provider %s has no accounts configured", t.Provider)
 	}
 	created, err := p.db.CreateSettlement(ctx, store.NewSettlement{
 		Target: t, Plan: plan, Steps: plan.Steps(t.Number, acc, t.Payee()),
 	})
 	if errors.Is(err, store.ErrStale) {
 		res.Stale++
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	res.Found++
 	if err := p.queue.EnqueueStep(ctx, pipeline.StepRef{ID: created.HeadStepID}); err != nil {
 		p.logger.WarnContext(ctx, "enqueue failed; the relay will retry", "step", created.HeadStepID, "err", err)
 	}
-	return nil
-}
-
-func groupByProvider(ts []store.PollTarget) map[string][]store.PollTarget {
-	out := make(map[string][]store.PollTarget)
-	for _, t := range ts {
-		out[t.Provider] = append(out[t.Provider], t)
-	}
-	return out
+	return true, nil
 }
 
 func chunks[T any](s []T, n int) func(func([]T) bool) {

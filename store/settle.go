@@ -51,7 +51,7 @@ func (db *DB) PollTargets(ctx context.Context, afterID int64, limit int) ([]Poll
 		  JOIN obligations o ON o.customer_id = va.customer_id
 		 WHERE va.id > $1 AND va.active AND c.status = 'ACTIVE'
 		   AND NOT EXISTS (SELECT 1 FROM settlements s
-		                    WHERE s.customer_id = va.customer_id AND s.status IN ('RUNNING', 'FAILED'))
+		                    WHERE s.customer_id = va.customer_id AND s.status IN ('RUNNING', 'FAILED', 'COMPENSATING'))
 		 ORDER BY va.id
 		 LIMIT $2`, afterID, limit)
 	if err != nil {

@@ -62,7 +62,7 @@ func newPlanCmd(g *globals) *cobra.Command {
 
 func newCustomersCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "customers", Short: "Import, show and update customers"}
-	cmd.AddCommand(newCustomersImportCmd(g), newCustomersShowCmd(g), newCustomersUpdateCmd(g))
+	cmd.AddCommand(newCustomersImportCmd(g), newCustomersShowCmd(g), newCustomersUpdateCmd(g), newCustomersMigrateCmd(g), newCustomersPaydayCmd(g))
 	return cmd
 }
 

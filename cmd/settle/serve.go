@@ -183,11 +183,11 @@ func (d *daemon) build(ctx context.Context) (err error) {
 }
 
 func (d *daemon) newScheduler(banks pipeline.Banks, accounts map[string]pipeline.Accounts, exec *pipeline.Executor) (*jobs.Scheduler, error) {
-	poller := jobs.NewPoller(d.db, banks, d.queue, jobs.PollConfig{
-		BatchSize: d.cfg.Poll.BatchSize,
-		Policy:    pipeline.Policy{MinDeposit: d.cfg.Poll.MinDeposit},
-		Accounts:  accounts,
-	}, d.logger)
+	pollCfg, err := pollConfig(d.cfg, accounts)
+	if err != nil {
+		return nil, err
+	}
+	poller := jobs.NewPoller(d.db, banks, d.queue, pollCfg, d.logger)
 	relay := jobs.NewRelay(d.db, d.queue, 10*time.Second, d.logger)
 	sweep := jobs.NewSweep(d.db, exec, d.logger)
 	n := d.cfg.Notify

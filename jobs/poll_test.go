@@ -1,0 +1,396 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/settle-dev/settle/bank"
+	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/bank/openbanking"
+	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/internal/testenv"
+	"github.com/settle-dev/settle/jobs"
+	"github.com/settle-dev/settle/pipeline"
+	"github.com/settle-dev/settle/store"
+)
+
+// sandbox is one sandbox bank with its client.
+type sandbox struct {
+	url    string
+	client *banksim.Client
+}
+
+func newSandbox(t *testing.T) sandbox {
+	t.Helper()
+	sim := httptest.NewServer(banksim.New(banksim.Options{Token: token}))
+	t.Cleanup(sim.Close)
+	sb := sandbox{url: sim.URL, client: banksim.NewClient(sim.URL, token, nil)}
+	for _, id := range []string{accounts.Collection, accounts.Lender, accounts.Holding, accounts.Fee} {
+		sb.account(t, id)
+	}
+	return sb
+}
+
+func (sb sandbox) account(t *testing.T, id string) {
+	t.Helper()
+	if _, err := sb.client.CreateAccount(context.Background(), banksim.Account{ID: id, HolderName: "Holder " + id, Currency: "KRW"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (sb sandbox) credit(t *testing.T, id string, amount int64) {
+	t.Helper()
+	if _, err := sb.client.Credit(context.Background(), id, amount, "ACME PAYROLL"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (sb sandbox) balanceCalls(t *testing.T) int64 {
+	t.Helper()
+	st, err := sb.client.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Requests["GET /v2.0/account/balance/acnt_num"] + st.Requests["POST /v1/balances:batchGet"]
+}
+
+func openDB(t *testing.T) *store.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, testenv.PostgresURL(t), store.Options{MaxOpenConns: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// addCustomers creates n customers at provider, each with a VA and a
+// payout account at sb; payday > 0 sets their payday.
+func addCustomers(t *testing.T, db *store.DB, sb sandbox, provider, prefix string, n, payday int) []string {
+	t.Helper()
+	ctx := context.Background()
+	var vas []string
+	for i := range n {
+		ref := fmt.Sprintf("%s%03d", prefix, i)
+		va, own := "VA-"+ref, "OWN-"+ref
+		sb.account(t, va)
+		sb.account(t, own)
+		if _, err := db.CreateCustomer(ctx, store.NewCustomer{
+			ExternalRef: ref, HolderName: "Holder " + own, Payout: pipeline.Payee{Account: own, Holder: "Holder " + own},
+			Provider: provider, VANumber: va, Currency: "KRW", Obligations: pipeline.Obligations{FeeFixed: 100},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if payday > 0 {
+			if _, err := db.SetCustomerPayday(ctx, ref, store.PaydayPatch{Payday: &payday}, testAudit); err != nil {
+				t.Fatal(err)
+			}
+		}
+		vas = append(vas, va)
+	}
+	return vas
+}
+
+var testAudit = store.Audit{Actor: "test", Command: "test", Reason: "test"}
+
+// ageRows moves every VA's poll times back by d, as if d had passed.
+func ageRows(t *testing.T, db *store.DB, d time.Duration) {
+	t.Helper()
+	if _, err := db.SQL().Exec(`UPDATE virtual_accounts SET last_polled_at = last_polled_at - $1 * interval '1 second',
+		next_poll_at = next_poll_at - $1 * interval '1 second'`, d.Seconds()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// A budget of 12 calls a cycle at a provider that answers one account per
+// call, 10 VAs near payday and 20 not: the first cycle spends 2 calls (the
+// reserve) on idle VAs and 10 on the near ones; the idle backlog drains in
+// the next cycles; near-payday VAs are then polled every cycle and the
+// others every 6th; a deposit is found accordingly, and the customer's
+// payday is learned.
+func TestPollWithinBudgetNearPaydayFirst(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, sb := openDB(t), newSandbox(t)
+	today := time.Now().UTC().Day()
+	near := addCustomers(t, db, sb, "sandbox", "near-", 10, today)
+	idle := addCustomers(t, db, sb, "sandbox", "idle-", 20, 0)
+	adapter, err := openbanking.New(openbanking.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &memQueue{}, jobs.PollConfig{
+		Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
+		Schedule: jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6, PaydayWindow: 2},
+		Providers: map[string]jobs.ProviderPolling{
+			"sandbox": {Budget: 12, AccountsPerCall: openbanking.BatchSize},
+		},
+	}, quiet())
+	type want struct{ polled, near, calls, left, due, found int }
+	run := func(step string, w want) jobs.PollResult {
+		t.Helper()
+		before := sb.balanceCalls(t)
+		res, err := poller.RunOnce(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		got := want{res.Polled, res.Near, res.Calls, res.BudgetLeft, res.DueLeft, res.Found}
+		if got != w {
+			t.Errorf("%s: polled, near, calls, budget left, due left, found = %+v, want %+v", step, got, w)
+		}
+		if n := sb.balanceCalls(t) - before; n != int64(res.Calls) {
+			t.Errorf("%s: the bank answered %d balance calls, the poller counted %d", step, n, res.Calls)
+		}
+		return res
+	}
+	run("first cycle", want{polled: 12, near: 10, calls: 12, left: 0, due: 18})
+	run("second cycle, at once", want{polled: 12, calls: 12, left: 0, due: 6})
+	res := run("third cycle", want{polled: 6, calls: 6, left: 6})
+	if p := res.Providers["sandbox"]; p.Budget != 12 || p.OldestUnpolled > time.Minute {
+		t.Errorf("provider result %+v", p)
+	}
+	run("nothing due", want{left: 12})
+
+	ageRows(t, db, time.Minute) // one interval later
+	sb.credit(t, near[3], 2_000_000)
+	sb.credit(t, idle[7], 1_000_000)
+	run("an interval later: near payday only", want{polled: 10, near: 10, calls: 10, left: 2, found: 1})
+	ageRows(t, db, 5*time.Minute) // the 6th interval since the idle VAs' poll
+	run("six intervals later: the near ones and the idle ones due again", want{polled: 12, near: 9, calls: 12, left: 0, due: 17})
+	run("the idle backlog", want{polled: 12, calls: 12, left: 0, due: 5, found: 1})
+
+	p, err := db.GetCustomerPayday(ctx, "idle-007")
+	if err != nil || p.LearnedPayday == nil || *p.LearnedPayday != time.Now().In(time.UTC).Day() || p.Source != "learned" {
+		t.Errorf("payday of idle-007 after its deposit: %+v %v", p, err)
+	}
+}
+
+// The cycle's result, with its budget figures, is what the job-run log
+// keeps.
+func TestPollResultInJobLog(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, sb := openDB(t), newSandbox(t)
+	addCustomers(t, db, sb, "sandbox", "c-", 3, 0)
+	adapter, _ := rest.New(rest.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
+	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &memQueue{}, jobs.PollConfig{
+		Accounts:  map[string]pipeline.Accounts{"sandbox": accounts},
+		Providers: map[string]jobs.ProviderPolling{"sandbox": {Budget: 5, AccountsPerCall: rest.BatchSize}},
+	}, quiet())
+	tick := time.Now().Truncate(time.Second)
+	if ran, err := db.RunJobTick(ctx, "poll", tick, "test", func(ctx context.Context) (any, error) { return poller.RunOnce(ctx) }); !ran || err != nil {
+		t.Fatalf("run: %v %v", ran, err)
+	}
+	var raw []byte
+	if err := db.SQL().QueryRow(`SELECT result FROM job_runs WHERE job = 'poll'`).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]float64{"polled": 3, "calls": 1, "budget_left": 4, "found": 0, "oldest_unpolled_s": 0} {
+		if got[key] != want {
+			t.Errorf("job log %s = %v, want %v (%s)", key, got[key], want, raw)
+		}
+	}
+}
+
+// No poll is made at a provider inside its maintenance window.
+func TestPollSkipsAProviderInMaintenance(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, sb := openDB(t), newSandbox(t)
+	vas := addCustomers(t, db, sb, "sandbox", "m-", 2, 0)
+	sb.credit(t, vas[0], 1_000_000)
+	seoul, _ := time.LoadLocation("Asia/Seoul")
+	m, _ := bank.ParseMaintenance([]string{"23:30-00:30"}, seoul)
+	now := time.Date(2026, 11, 24, 23, 45, 0, 0, seoul)
+	adapter, _ := rest.New(rest.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
+	wrapped := bank.WithMaintenance(adapter, "sandbox", m, func() time.Time { return now })
+	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": wrapped}), &memQueue{}, jobs.PollConfig{
+		Accounts:  map[string]pipeline.Accounts{"sandbox": accounts},
+		Providers: map[string]jobs.ProviderPolling{"sandbox": {Closed: m.Closed}},
+		Now:       func() time.Time { return now },
+	}, quiet())
+	res, err := poller.RunOnce(ctx)
+	if err != nil || res.Calls != 0 || res.Found != 0 || res.DueLeft != 2 || res.Providers["sandbox"].Paused == "" {
+		t.Fatalf("in the window: %+v %v", res, err)
+	}
+	if n := sb.balanceCalls(t); n != 0 {
+		t.Fatalf("%d balance calls reached the bank in its window", n)
+	}
+	now = now.Add(45 * time.Minute)
+	if res, err := poller.RunOnce(ctx); err != nil || res.Found != 1 || res.Polled != 2 {
+		t.Fatalf("after the window: %+v %v", res, err)
+	}
+}
+
+// A step due inside its provider's maintenance window is not sent: it
+// waits for the window's end without spending an attempt, then runs.
+func TestStepWaitsForTheEndOfAMaintenanceWindow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, sb := openDB(t), newSandbox(t)
+	vas := addCustomers(t, db, sb, "sandbox", "w-", 1, 0)
+	sb.credit(t, vas[0], 1_000_000)
+	seoul, _ := time.LoadLocation("Asia/Seoul")
+	m, _ := bank.ParseMaintenance([]string{"23:30-00:30"}, seoul)
+	now := time.Date(2026, 11, 24, 22, 0, 0, 0, seoul)
+	adapter, _ := rest.New(rest.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
+	banks := bank.NewRouter(map[string]pipeline.Bank{"sandbox": bank.WithMaintenance(adapter, "sandbox", m, func() time.Time { return now })})
+	q := &memQueue{}
+	poller := jobs.NewPoller(db, banks, q, jobs.PollConfig{Accounts: map[string]pipeline.Accounts{"sandbox": accounts}}, quiet())
+	if res, err := poller.RunOnce(ctx); err != nil || res.Found != 1 {
+		t.Fatalf("poll: %+v %v", res, err)
+	}
+	head, _ := q.pop()
+	exec := pipeline.NewExecutor(db, banks, q, pipeline.ExecutorConfig{MaxAttempts: 1}, quiet())
+	now = time.Date(2026, 11, 24, 23, 50, 0, 0, seoul)
+	for range 3 { // more claims than MaxAttempts: none is spent
+		err := exec.Run(ctx, head)
+		var later *pipeline.RetryLaterError
+		if !errors.As(err, &later) || later.After < 39*time.Minute || later.After > 41*time.Minute {
+			t.Fatalf("a step in the window: %v, want to wait 40m for its end", err)
+		}
+		if _, err := db.SQL().Exec(`UPDATE steps SET next_run_at = now() WHERE id = $1`, head); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var attempts int
+	var status string
+	if err := db.SQL().QueryRow(`SELECT attempts, status FROM steps WHERE id = $1`, head).Scan(&attempts, &status); err != nil || attempts != 0 || status != "READY" {
+		t.Fatalf("step after the window's refusals: %d attempts, %s (%v)", attempts, status, err)
+	}
+	if j, _ := sb.client.Journal(ctx, 0); len(j) != 0 {
+		t.Fatalf("%d transfers reached the bank in its window", len(j))
+	}
+	now = time.Date(2026, 11, 25, 0, 30, 0, 0, seoul)
+	if err := exec.Run(ctx, head); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+	if j, _ := sb.client.Journal(ctx, 0); len(j) != 1 {
+		t.Fatalf("after the window the bank applied %d transfers, want the sweep", len(j))
+	}
+}
+
+// A customer moved to another provider keeps its old VA polled; a salary
+// that still lands there is settled through the old provider's adapter
+// and accounts, and one in the new VA through the new provider's.
+func TestDepositSettlesThroughTheProviderOfItsVA(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openDB(t)
+	legacy, modern := newSandbox(t), newSandbox(t)
+	vas := addCustomers(t, db, legacy, "legacy", "r-", 1, 0)
+	modern.account(t, "N"+vas[0])
+	modern.account(t, "OWN-r-000")
+	legacyBank, _ := openbanking.New(openbanking.Config{Name: "legacy", BaseURL: legacy.url, Token: token})
+	modernBank, _ := rest.New(rest.Config{Name: "modern", BaseURL: modern.url, Token: token})
+	banks := bank.NewRouter(map[string]pipeline.Bank{"legacy": legacyBank, "modern": modernBank})
+	out, err := db.MigrateCustomers(ctx, store.MigrateRequest{
+		To: "modern", NewVA: func(c store.MigrationCandidate) (string, error) { return "N" + c.VANumber, nil }, Audit: testAudit,
+	})
+	if err != nil || len(out.Moved) != 1 || out.Remaining != 0 {
+		t.Fatalf("migrate: %+v %v", out, err)
+	}
+	q := &memQueue{}
+	poller := jobs.NewPoller(db, banks, q, jobs.PollConfig{Accounts: map[string]pipeline.Accounts{"legacy": accounts, "modern": accounts}}, quiet())
+	exec := pipeline.NewExecutor(db, banks, q, pipeline.ExecutorConfig{}, quiet())
+	f := &fixture{db: db, queue: q, exec: exec}
+	for i, sb := range []sandbox{legacy, modern} {
+		va := []string{vas[0], "N" + vas[0]}[i]
+		sb.credit(t, va, 1_000_000)
+		if res, err := poller.RunOnce(ctx); err != nil || res.Found != 1 {
+			t.Fatalf("poll after a deposit into %s: %+v %v", va, res, err)
+		}
+		f.drain(t)
+	}
+	rows, err := db.ListSettlements(ctx, store.SettlementFilter{Limit: 10})
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("settlements: %+v %v", rows, err)
+	}
+	for _, r := range rows {
+		if r.Status != "SETTLED" {
+			t.Errorf("settlement %d is %s", r.ID, r.Status)
+		}
+	}
+	if n := checkMoney(t, db, legacy.client, "legacy"); n != 3 {
+		t.Errorf("the legacy bank moved %d transfers, want the sweep, fee and payout of the deposit in the old VA", n)
+	}
+	if n := checkMoney(t, db, modern.client, "modern"); n != 3 {
+		t.Errorf("the modern bank moved %d transfers, want those of the deposit in the new VA", n)
+	}
+}
+
+// checkMoney is settletest.CheckMoney for either dialect: the openbanking
+// dialect's journal names a transfer by its bank_tran_id, which maps back
+// to the engine's attempt key.
+func checkMoney(t *testing.T, db *store.DB, client *banksim.Client, provider string) int {
+	t.Helper()
+	ctx := context.Background()
+	vs, err := db.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vs {
+		t.Errorf("invariant %s broken for settlement %d: %s", v.Check, v.SettlementID, v.Detail)
+	}
+	journal, err := client.Journal(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range journal {
+		if key, ok := openbanking.AttemptKey(e.IdempotencyKey); ok {
+			journal[i].IdempotencyKey = key
+		}
+	}
+	ours, err := db.SucceededTransfers(ctx, provider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range pipeline.MatchJournal(ours, banksim.BankTransfers(journal), pipeline.IsAttemptKey) {
+		t.Errorf("bank journal of %s: %s %s: %s", provider, m.Kind, m.Key, m.Detail)
+	}
+	return len(ours)
+}
+
+// A cycle that runs out of time stops making calls, so it ends before the
+// next tick; what it did not poll stays due.
+func TestPollCycleIsCutShortBeforeTheNextTick(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, sb := openDB(t), newSandbox(t)
+	addCustomers(t, db, sb, "sandbox", "cut-", 25, 0)
+	adapter, _ := openbanking.New(openbanking.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
+	start, reads := time.Now(), 0
+	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &memQueue{}, jobs.PollConfig{
+		Accounts:  map[string]pipeline.Accounts{"sandbox": accounts},
+		Schedule:  jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6},
+		Providers: map[string]jobs.ProviderPolling{"sandbox": {AccountsPerCall: 1}},
+		// The clock moves 20s at each reading: the cycle starts (0s), checks
+		// for maintenance (20s), sends its first request of 10 accounts (40s)
+		// and at 60s is past its deadline, 90% of the interval.
+		Now: func() time.Time {
+			reads++
+			return start.Add(time.Duration(reads-1) * 20 * time.Second)
+		},
+	}, quiet())
+	res, err := poller.RunOnce(ctx)
+	if p := res.Providers["sandbox"]; err != nil || !p.CutShort || res.Polled != 10 || res.Calls != 10 || res.DueLeft != 15 {
+		t.Fatalf("cut short: %+v %v", res, err)
+	}
+}

@@ -1,0 +1,125 @@
+package jobs
+
+import (
+	"time"
+)
+
+// PollPolicy decides when each virtual account is polled. It is pure: the
+// poller applies it through the database, SimulatePolling applies it to a
+// population in memory, and both follow the same rules:
+//
+//   - A VA whose customer is near payday is due at every cycle: its payday
+//     (day of month: set by an operator, per employer, or learned from past
+//     deposits) has an open window (Paydays).
+//   - Any other VA is due every IdleEvery cycles.
+//   - Within a provider's budget of calls per cycle, IdleReserve of the
+//     budget goes first to due idle VAs (most overdue first), so they are
+//     never starved; then near-payday VAs (least recently polled first);
+//     then idle VAs again with whatever is left.
+type PollPolicy struct {
+	// Interval is the period of the poll schedule. 0 polls every eligible
+	// VA at every cycle (IdleEvery is then ignored).
+	Interval time.Duration
+	// IdleEvery: VAs not near payday are polled every IdleEvery cycles; 0
+	// or 1 means every cycle.
+	IdleEvery int
+	// PaydayWindow is the days before and after the expected payday that
+	// count as near it (0: the expected day only).
+	PaydayWindow int
+	// Location is where days begin and end; nil means UTC.
+	Location *time.Location
+}
+
+// IdleReserve is the share of a cycle's budget kept for due idle VAs.
+const IdleReserve = 0.2
+
+// NearEvery is how long after its last poll a near-payday VA is due again:
+// half an interval, so that it is due at every tick however ticks jitter.
+func (p PollPolicy) NearEvery() time.Duration { return p.Interval / 2 }
+
+// IdleAfter is how long after a poll a VA's next idle poll is due:
+// IdleEvery intervals less half a one, so that it falls due at the
+// IdleEvery-th tick.
+func (p PollPolicy) IdleAfter() time.Duration {
+	k := max(p.IdleEvery, 1)
+	return time.Duration(k)*p.Interval - p.Interval/2
+}
+
+// Reserve returns how many of budget's calls go first to idle VAs.
+func (p PollPolicy) Reserve(budget int) int {
+	return int(float64(budget) * IdleReserve)
+}
+
+func (p PollPolicy) loc() *time.Location {
+	if p.Location == nil {
+		return time.UTC
+	}
+	return p.Location
+}
+
+// Paydays returns the paydays (days of month 1..31) whose window is open
+// at now: the window of payday d runs over whole local days from
+// PaydayWindow days before the expected payday to PaydayWindow days after
+// it. The expected payday is day d of the month (its last day when the
+// month is shorter), moved back to Friday when it falls on a weekend, as
+// employers pay before a weekend; public holidays are not known, which
+// PaydayWindow absorbs. Months before and after now's are considered, so a
+// window may cross a month's end.
+func (p PollPolicy) Paydays(now time.Time) []int {
+	loc := p.loc()
+	local := now.In(loc)
+	var out []int
+	for d := 1; d <= 31; d++ {
+		for _, mo := range []int{-1, 0, 1} {
+			open, close := p.window(local.Year(), local.Month()+time.Month(mo), d)
+			if !now.Before(open) && now.Before(close) {
+				out = append(out, d)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// window returns when the window of payday d in a month opens and closes.
+func (p PollPolicy) window(year int, month time.Month, d int) (open, close time.Time) {
+	e := ExpectedPayday(year, month, d, p.loc())
+	return e.AddDate(0, 0, -p.PaydayWindow), e.AddDate(0, 0, p.PaydayWindow+1)
+}
+
+// ExpectedPayday is the local midnight starting the day a salary paid on
+// day d (1..31) of a month is expected: day d, or the month's last day if it
+// is shorter, moved back to Friday from a Saturday or Sunday. month may be
+// out of range (13 is January of the next year).
+func ExpectedPayday(year int, month time.Month, d int, loc *time.Location) time.Time {
+	first := time.Date(year, month, 1, 0, 0, 0, 0, loc)
+	last := first.AddDate(0, 1, -1).Day()
+	e := time.Date(first.Year(), first.Month(), min(d, last), 0, 0, 0, 0, loc)
+	switch e.Weekday() {
+	case time.Saturday:
+		e = e.AddDate(0, 0, -1)
+	case time.Sunday:
+		e = e.AddDate(0, 0, -2)
+	}
+	return e
+}
+
+// ScheduleInterval returns the period of a poll schedule (a cron spec or
+// "@every D"): the shortest gap between its next activations after now, so
+// that a VA near payday is due at every one of them.
+func ScheduleInterval(spec string, now time.Time) (time.Duration, error) {
+	sched, err := ParseSchedule(spec)
+	if err != nil {
+		return 0, err
+	}
+	var shortest time.Duration
+	t := sched.Next(now)
+	for range 64 {
+		next := sched.Next(t)
+		if gap := next.Sub(t); gap > 0 && (shortest == 0 || gap < shortest) {
+			shortest = gap
+		}
+		t = next
+	}
+	return shortest, nil
+}

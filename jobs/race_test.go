@@ -1,0 +1,7 @@
+//go:build race
+
+package jobs_test
+
+// raceEnabled: the race detector slows the simulated month tenfold, so
+// make test (which runs -race) simulates a smaller population.
+const raceEnabled = true

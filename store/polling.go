@@ -1,0 +1,188 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// DueKey orders due virtual accounts within a poll cycle: a near-payday VA
+// by when it was last polled, any other by its next idle poll; then by ID.
+type DueKey struct {
+	At   time.Time
+	VAID int64
+}
+
+// DueTarget is a poll target that is due, with its place in the order.
+type DueTarget struct {
+	PollTarget
+	Key  DueKey
+	Near bool // selected as near payday
+}
+
+// DueQuery selects the due virtual accounts of one provider in one class.
+type DueQuery struct {
+	Provider string
+	// Near selects VAs whose customer is near payday: their payday (day of
+	// month) is one of Paydays, those whose window is open. Otherwise the
+	// others.
+	Near    bool
+	Paydays []int
+	// CycleStart is the cycle's start by the database's clock (DB.Now). A VA
+	// polled since is never due again in the same cycle.
+	CycleStart time.Time
+	// NearEvery is how long after its last poll a near-payday VA is due
+	// again: half the poll interval, so it is due at every tick.
+	NearEvery time.Duration
+	// After is the last key of the previous page; zero for the first.
+	After DueKey
+	Limit int
+}
+
+// pollEligible is the virtual accounts that are polled at all: active, of
+// an active customer, with no open settlement (whose money is being moved).
+// $1 is the provider, $2 the paydays whose window is open.
+const pollEligible = `
+	  FROM virtual_accounts va
+	  JOIN customers c ON c.id = va.customer_id
+	  JOIN obligations o ON o.customer_id = va.customer_id
+	  LEFT JOIN employers e ON e.ref = c.employer_ref
+	 WHERE va.provider = $1 AND va.active AND c.status = 'ACTIVE'
+	   AND NOT EXISTS (SELECT 1 FROM settlements s
+	                    WHERE s.customer_id = va.customer_id AND s.status IN ('RUNNING', 'FAILED', 'COMPENSATING'))`
+
+// nearPayday is true for a customer whose payday's window is open.
+const nearPayday = `coalesce(coalesce(c.payday, e.payday, c.learned_payday) = ANY($2::int[]), false)`
+
+// lastPolled orders near-payday VAs; never polled comes first.
+const lastPolled = `coalesce(va.last_polled_at, 'epoch'::timestamptz)`
+
+// DuePollTargets returns the next page of due virtual accounts of one
+// provider and class, in due order: near-payday VAs not polled for
+// NearEvery, least recently polled first, or other VAs whose next idle
+// poll has come, most overdue first. Each class is read in the order of an
+// index, so a page costs what it returns.
+func (db *DB) DuePollTargets(ctx context.Context, q DueQuery) ([]DueTarget, error) {
+	due, key := `va.next_poll_at <= $3::timestamptz`, `va.next_poll_at`
+	near := `NOT ` + nearPayday
+	args := []any{q.Provider, paydayArray(q.Paydays), q.CycleStart, q.After.At, q.After.VAID, q.Limit}
+	if q.Near {
+		due = lastPolled + ` <= $3::timestamptz - $7 * interval '1 millisecond'`
+		key, near = lastPolled, nearPayday
+		args = append(args, q.NearEvery.Milliseconds())
+	}
+	var rows []struct {
+		PollTarget
+		DueAt time.Time `db:"due_at"`
+	}
+	err := db.x.SelectContext(ctx, &rows, `
+		SELECT va.id AS va_id, va.customer_id, va.provider, va.number, va.currency, va.settle_version,
+		       c.payout_account, c.payout_holder_name,
+		       o.outstanding, o.hold_amount, o.fee_fixed, o.fee_bps, `+key+` AS due_at
+		`+pollEligible+`
+		   AND `+near+` AND `+due+`
+		   AND (`+key+`, va.id) > ($4::timestamptz, $5::bigint)
+		 ORDER BY `+key+`, va.id
+		 LIMIT $6`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list due poll targets at %s: %w", q.Provider, err)
+	}
+	out := make([]DueTarget, len(rows))
+	for i, r := range rows {
+		out[i] = DueTarget{PollTarget: r.PollTarget, Key: DueKey{At: r.DueAt, VAID: r.VAID}, Near: q.Near}
+	}
+	return out, nil
+}
+
+func paydayArray(ps []int) pq.Int64Array {
+	out := make(pq.Int64Array, len(ps))
+	for i, p := range ps {
+		out[i] = int64(p)
+	}
+	return out
+}
+
+// MarkPolled records that the bank was asked about the virtual accounts:
+// last polled now, next idle poll after idle.
+func (db *DB) MarkPolled(ctx context.Context, vaIDs []int64, idle time.Duration) error {
+	_, err := db.x.ExecContext(ctx, `
+		UPDATE virtual_accounts SET last_polled_at = now(), next_poll_at = now() + $2 * interval '1 millisecond'
+		 WHERE id = ANY($1)`, pq.Array(vaIDs), idle.Milliseconds())
+	if err != nil {
+		return fmt.Errorf("mark %d virtual accounts polled: %w", len(vaIDs), err)
+	}
+	return nil
+}
+
+// LearnPaydays learns the payday of each customer from its deposits: the
+// most frequent day of month, in the time zone tz, of its last six
+// settlements (a tie keeps the payday learned before, else takes the
+// latest). The poller calls it for the customers whose deposit it found.
+func (db *DB) LearnPaydays(ctx context.Context, customerIDs []int64, tz string) error {
+	_, err := db.x.ExecContext(ctx, `
+		UPDATE customers c SET learned_payday = coalesce((
+			SELECT x.d FROM (
+				SELECT extract(day FROM s.created_at AT TIME ZONE $2)::int AS d, s.created_at
+				  FROM settlements s WHERE s.customer_id = c.id AND s.status <> 'CANCELLED'
+				 ORDER BY s.created_at DESC LIMIT 6) x
+			 GROUP BY x.d
+			 ORDER BY count(*) DESC, (x.d = c.learned_payday) DESC, max(x.created_at) DESC
+			 LIMIT 1), c.learned_payday)
+		 WHERE c.id = ANY($1)`, pq.Array(customerIDs), tz)
+	if err != nil {
+		return fmt.Errorf("learn the paydays of %d customers: %w", len(customerIDs), err)
+	}
+	return nil
+}
+
+// PollBacklog is what one provider's poll cycle left behind.
+type PollBacklog struct {
+	// Due counts the VAs still due at the cycle's start (over budget, cut
+	// short, or paused).
+	Due int `db:"due"`
+	// Oldest is how long ago the least recently polled eligible VA was
+	// polled (or created, if never).
+	Oldest time.Duration
+}
+
+// PollBacklog measures, after a cycle, how many of a provider's VAs are
+// still due and how old the oldest poll is. q.After and q.Limit are
+// ignored; q.Near does not matter.
+func (db *DB) PollBacklog(ctx context.Context, q DueQuery) (PollBacklog, error) {
+	var row struct {
+		Due    int     `db:"due"`
+		Oldest float64 `db:"oldest"`
+	}
+	err := db.x.GetContext(ctx, &row, `
+		SELECT count(*) FILTER (WHERE CASE WHEN `+nearPayday+`
+		            THEN `+lastPolled+` <= $3::timestamptz - $4 * interval '1 millisecond'
+		            ELSE va.next_poll_at <= $3::timestamptz END) AS due,
+		       coalesce(extract(epoch FROM now() - min(coalesce(va.last_polled_at, va.created_at))), 0)::float8 AS oldest
+		`+pollEligible,
+		q.Provider, paydayArray(q.Paydays), q.CycleStart, q.NearEvery.Milliseconds())
+	if err != nil {
+		return PollBacklog{}, fmt.Errorf("poll backlog at %s: %w", q.Provider, err)
+	}
+	return PollBacklog{Due: row.Due, Oldest: time.Duration(row.Oldest * float64(time.Second)).Round(time.Second)}, nil
+}
+
+// PollProviders lists the providers that hold active virtual accounts.
+func (db *DB) PollProviders(ctx context.Context) ([]string, error) {
+	var out []string
+	err := db.x.SelectContext(ctx, &out, `SELECT DISTINCT provider FROM virtual_accounts WHERE active ORDER BY provider`)
+	if err != nil {
+		return nil, fmt.Errorf("list providers to poll: %w", err)
+	}
+	return out, nil
+}
+
+// Now returns the database's clock, which judges when a poll is due.
+func (db *DB) Now(ctx context.Context) (time.Time, error) {
+	var now time.Time
+	if err := db.x.QueryRowxContext(ctx, `SELECT now()`).Scan(&now); err != nil {
+		return now, fmt.Errorf("read the database clock: %w", err)
+	}
+	return now, nil
+}
