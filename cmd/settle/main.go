@@ -78,6 +78,7 @@ func newRootCmd() *cobra.Command {
 		newAuditCmd(g),
 		newPlanCmd(g),
 		newCustomersCmd(g),
+		newReconcileCmd(g),
 	)
 	return root
 }

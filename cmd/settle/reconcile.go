@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/internal/config"
+	"github.com/settle-dev/settle/jobs"
+	"github.com/settle-dev/settle/pipeline"
+	"github.com/settle-dev/settle/store"
+)
+
+// restStatements lists statements through the rest adapter.
+type restStatements struct{ c *rest.Client }
+
+var _ pipeline.Statements = restStatements{}
+
+// Transactions implements pipeline.Statements.
+func (s restStatements) Transactions(ctx context.Context, account, cursor string, limit int) (pipeline.StatementPage, error) {
+	p, err := s.c.Transactions(ctx, account, cursor, limit)
+	if err != nil {
+		return pipeline.StatementPage{}, err
+	}
+	out := pipeline.StatementPage{Next: p.NextCursor, More: p.HasMore, Lines: make([]pipeline.StatementLine, len(p.Transactions))}
+	for i, t := range p.Transactions {
+		out.Lines[i] = pipeline.StatementLine{ID: t.ID, Account: account, Direction: pipeline.Direction(t.Direction),
+			Amount: t.Amount, Counterparty: t.Counterparty, Key: t.IdempotencyKey, At: t.CreatedAt}
+	}
+	return out, nil
+}
+
+// newStatementListers builds a statement lister per provider whose dialect
+// has one (rest); the openbanking dialect has no statement call, so its
+// providers get balance checks only.
+func newStatementListers(cfg *config.Config, logger *slog.Logger) (map[string]pipeline.Statements, error) {
+	out := map[string]pipeline.Statements{}
+	for _, p := range cfg.Providers {
+		if p.Dialect != "rest" {
+			continue
+		}
+		c, err := rest.New(rest.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), Timeout: p.Timeout, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("provider %s: %w", p.Name, err)
+		}
+		out[p.Name] = restStatements{c}
+	}
+	return out, nil
+}
+
+// newReconciler wires the reconciler over the (throttled) banks and the
+// engine's accounts, as buildBanks returns them.
+func newReconciler(db *store.DB, banks pipeline.Banks, accounts map[string]pipeline.Accounts, cfg *config.Config, logger *slog.Logger) (*jobs.Reconciler, error) {
+	listers, err := newStatementListers(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	return jobs.NewReconciler(db, banks, jobs.ReconcileConfig{Accounts: accounts, Statements: listers}, logger), nil
+}
+
+func newReconcileCmd(g *globals) *cobra.Command {
+	var date, provider string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "reconcile [--date YYYY-MM-DD] [--provider P] [--json]",
+		Short: "Compare the ledger and transfers with each bank's balances and statements; exit 3 on a difference",
+		Long: "Compare every account settle moves money through at each provider (virtual accounts, collection,\n" +
+			"lender, holding, fee) with the bank: balances as they are now, and the bank's statements from the\n" +
+			"start of --date (default: yesterday, local time) matched with settle's transfers by idempotency key,\n" +
+			"then amount and date. Each difference is stored once as a finding and alerted once; nothing is ever\n" +
+			"corrected automatically. See 'settle reconcile findings'. Exit 3 when a difference was seen.",
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			since, err := parseDay(date)
+			if err != nil {
+				return err
+			}
+			return runReconcile(cmd, g, jobs.ReconcileOptions{Since: since, Provider: provider}, asJSON)
+		},
+	}
+	cmd.Flags().StringVar(&date, "date", "", "reconcile from the start of this day (YYYY-MM-DD, local time); default yesterday")
+	cmd.Flags().StringVar(&provider, "provider", "", "only this provider")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.AddCommand(newFindingsCmd(g))
+	return cmd
+}
+
+func parseDay(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.ParseInLocation(time.DateOnly, s, time.Local)
+	if err != nil {
+		return t, &exitError{code: 2, err: fmt.Errorf("--date %q: use YYYY-MM-DD, such as 2026-11-25", s)}
+	}
+	return t, nil
+}
+
+func runReconcile(cmd *cobra.Command, g *globals, opt jobs.ReconcileOptions, asJSON bool) error {
+	cfg, db, err := g.openStore(cmd)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	logger := newLogger(cfg.Log, cmd.ErrOrStderr())
+	banks, accounts, _, err := buildBanks(cfg, logger, nil)
+	if err != nil {
+		return err
+	}
+	rec, err := newReconciler(db, banks, accounts, cfg, logger)
+	if err != nil {
+		return err
+	}
+	res, runErr := rec.Run(cmd.Context(), opt)
+	if errors.Is(runErr, store.ErrReconcileBusy) {
+		return fmt.Errorf("%w: wait for it to finish (the daily job, or another 'settle reconcile')", runErr)
+	}
+	if res.RunID == 0 && runErr != nil {
+		return runErr
+	}
+	if asJSON {
+		err = writeJSON(cmd.OutOrStdout(), res)
+	} else {
+		err = printReconcile(cmd.OutOrStdout(), res)
+	}
+	switch {
+	case err != nil:
+		return err
+	case runErr != nil:
+		return fmt.Errorf("%w (the providers that could be read were reconciled; run again later)", runErr)
+	case res.Findings > 0:
+		return &exitError{code: 3, err: fmt.Errorf("reconcile: %d differences (%d new): see 'settle reconcile findings list --open'", res.Findings, res.New)}
+	}
+	return nil
+}
+
+func printReconcile(w io.Writer, res jobs.ReconcileResult) error {
+	fmt.Fprintf(w, "reconciliation run %d: transactions from %s, balances as of now\n", res.RunID, res.From.Format(time.RFC3339))
+	for _, p := range res.Providers {
+		lists := fmt.Sprintf("%d statement lines, %d matched by key, %d by amount and date, %d in flight",
+			p.Lines, p.Matched, p.MatchedByAmount, p.InFlight)
+		if !p.Statements {
+			lists = "no statements (its dialect cannot list them): balances only"
+		}
+		fmt.Fprintf(w, "%s: %d accounts; %s; %d credits not settled yet (%d)\n", p.Provider, p.Accounts, lists, p.PendingCredits, p.PendingAmount)
+		if p.Error != "" {
+			fmt.Fprintf(w, "  ERROR %s\n", p.Error)
+		}
+		for _, f := range p.Findings {
+			state := "seen before"
+			if f.New {
+				state = "NEW"
+			}
+			fmt.Fprintf(w, "  finding %d %s (%s): %s\n", f.ID, f.Kind, state, f.Detail)
+		}
+	}
+	if res.Findings == 0 {
+		fmt.Fprintln(w, "no differences")
+	}
+	return nil
+}
+
+func newFindingsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "findings", Short: "List reconciliation findings; acknowledge or resolve one"}
+	cmd.AddCommand(newFindingsListCmd(g), newFindingsResolveCmd(g))
+	return cmd
+}
+
+func newFindingsListCmd(g *globals) *cobra.Command {
+	var f store.FindingFilter
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list [--open] [--json]",
+		Short: "List findings, newest first",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, db, err := g.openStore(cmd)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			rows, err := db.ListFindings(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), rows)
+			}
+			return printFindings(cmd.OutOrStdout(), rows)
+		},
+	}
+	cmd.Flags().BoolVar(&f.Open, "open", false, "only findings not resolved (OPEN or ACKNOWLEDGED)")
+	cmd.Flags().StringVar(&f.Provider, "provider", "", "only this provider")
+	cmd.Flags().IntVar(&f.Limit, "limit", 100, "at most this many")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printFindings(w io.Writer, rows []store.FindingRow) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tPROVIDER\tKIND\tACCOUNT\tKEY\tENGINE\tBANK\tSEEN\tDETAIL")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d×\t%s\n", r.ID, r.Status, r.Provider, r.Kind, r.Account,
+			orDash(r.Key), r.Amount, r.BankAmount, r.SeenCount, r.Detail)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(tw, "(no findings)")
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newFindingsResolveCmd(g *globals) *cobra.Command {
+	var o opFlags
+	var ack bool
+	cmd := &cobra.Command{
+		Use:   "resolve FINDING_ID --reason TEXT [--ack]",
+		Short: "Resolve a finding (or acknowledge it with --ack), with the reason in the audit log",
+		Long: "Resolve a finding once what it reports was dealt with, or acknowledge it (--ack) to accept it as\n" +
+			"explained while it stays listed with --open. Both are audited. Neither moves money nor writes the\n" +
+			"ledger: a correction is made at the bank or with settle's own commands, and shows up in the next run.",
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID("FINDING_ID", args[0])
+			if err != nil {
+				return err
+			}
+			a, err := o.audit("reconcile findings resolve", map[string]any{"finding": id, "ack": ack})
+			if err != nil {
+				return err
+			}
+			_, db, err := g.openStore(cmd)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			row, err := db.ActOnFinding(cmd.Context(), id, ack, a)
+			switch {
+			case errors.Is(err, store.ErrNothingToDo):
+				fmt.Fprintln(cmd.OutOrStdout(), "nothing to do:", err)
+				return nil
+			case errors.Is(err, store.ErrNotFound):
+				return fmt.Errorf("finding %d does not exist: see 'settle reconcile findings list'", id)
+			case err != nil:
+				return err
+			}
+			if o.asJSON {
+				return writeJSON(cmd.OutOrStdout(), row)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "finding %d is %s by %s: %s\n", row.ID, row.Status, row.ActedBy, row.ActedReason)
+			return nil
+		},
+	}
+	o.register(cmd, false)
+	cmd.Flags().BoolVar(&ack, "ack", false, "acknowledge instead of resolving")
+	return cmd
+}

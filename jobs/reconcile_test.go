@@ -1,0 +1,195 @@
+package jobs_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/settle-dev/settle/bank"
+	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/jobs"
+	"github.com/settle-dev/settle/pipeline"
+	"github.com/settle-dev/settle/store"
+)
+
+// restLister adapts the rest client's statements (cmd/settle wires the same
+// adapter).
+type restLister struct{ c *rest.Client }
+
+func (l restLister) Transactions(ctx context.Context, account, cursor string, limit int) (pipeline.StatementPage, error) {
+	p, err := l.c.Transactions(ctx, account, cursor, limit)
+	out := pipeline.StatementPage{Next: p.NextCursor, More: p.HasMore}
+	for _, t := range p.Transactions {
+		out.Lines = append(out.Lines, pipeline.StatementLine{ID: t.ID, Account: account, Direction: pipeline.Direction(t.Direction),
+			Amount: t.Amount, Counterparty: t.Counterparty, Key: t.IdempotencyKey, At: t.CreatedAt})
+	}
+	return out, err
+}
+
+func (f *fixture) restClient(t *testing.T) *rest.Client {
+	t.Helper()
+	c, err := rest.New(rest.Config{Name: "sandbox", BaseURL: f.bankURL, Token: token, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// reconciler reconciles the fixture's sandbox provider; withStatements
+// false plays a dialect that cannot list statements.
+func (f *fixture) reconciler(t *testing.T, withStatements bool, pageSize int) *jobs.Reconciler {
+	t.Helper()
+	c := f.restClient(t)
+	cfg := jobs.ReconcileConfig{
+		Accounts: map[string]pipeline.Accounts{"sandbox": accounts}, PageSize: pageSize,
+		PageInterval: -1, ConfirmDelay: 50 * time.Millisecond,
+	}
+	if withStatements {
+		cfg.Statements = map[string]pipeline.Statements{"sandbox": restLister{c}}
+	}
+	banks := bank.NewRouter(map[string]pipeline.Bank{"sandbox": c})
+	return jobs.NewReconciler(f.db, banks, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func ledgerTotals(t *testing.T, db *store.DB) [3]int64 {
+	t.Helper()
+	var n [3]int64
+	err := db.SQL().QueryRow(`SELECT (SELECT count(*) FROM journals), (SELECT count(*) FROM postings),
+		(SELECT coalesce(sum(abs(amount)), 0) FROM postings)`).Scan(&n[0], &n[1], &n[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func kinds(res jobs.ReconcileResult) map[pipeline.FindingKind]int {
+	out := map[pipeline.FindingKind]int{}
+	for _, p := range res.Providers {
+		for _, f := range p.Findings {
+			out[f.Kind]++
+		}
+	}
+	return out
+}
+
+// After a settled payday, reconciliation finds nothing; a transfer made at
+// the bank behind the engine's back is found, stored and alerted once, and
+// reconciliation writes nothing to the ledger.
+func TestReconcilerFindsATransferNobodyAskedFor(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pipeline.ExecutorConfig{})
+	ctx := context.Background()
+	f.payday(t, 2_000_000)
+	f.drain(t)
+	r := f.reconciler(t, true, 2) // two lines a page: the statements take several pages
+	res, err := r.RunOnce(ctx)
+	if err != nil || res.Findings != 0 {
+		t.Fatalf("clean payday: %+v %v", res, err)
+	}
+	p := res.Providers[0]
+	if !p.Statements || p.Matched != 4 || p.Accounts != 5 || p.StatementCalls < 4 || p.Lines == 0 {
+		t.Fatalf("clean payday report: %+v", p)
+	}
+
+	before := ledgerTotals(t, f.db)
+	if _, err := f.bank.CreateAccount(ctx, banksim.Account{ID: "STRANGER", HolderName: "Stranger", Currency: "KRW"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.restClient(t).Transfer(ctx, pipeline.TransferRequest{Key: "manual-0001", From: accounts.Lender, To: "STRANGER",
+		Amount: pipeline.Money{Amount: 1000, Currency: "KRW"}, Memo: "by hand"}); err != nil {
+		t.Fatal(err)
+	}
+	for run := 1; run <= 2; run++ {
+		res, err := r.RunOnce(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := kinds(res)
+		if len(got) != 1 || got[pipeline.FindingUnknownToEngine] != 1 || res.New != 2-run {
+			t.Fatalf("run %d: %v, %d new: %+v", run, got, res.New, res.Providers)
+		}
+	}
+	if after := ledgerTotals(t, f.db); after != before {
+		t.Fatalf("reconciliation wrote to the ledger: %v → %v", before, after)
+	}
+	var alerts int
+	if err := f.db.SQL().QueryRow(`SELECT count(*) FROM alerts WHERE kind = 'reconcile'`).Scan(&alerts); err != nil || alerts != 1 {
+		t.Fatalf("%d reconcile alerts (%v), want 1", alerts, err)
+	}
+	var marks int
+	if err := f.db.SQL().QueryRow(`SELECT count(*) FROM reconcile_cursors`).Scan(&marks); err != nil || marks == 0 {
+		t.Fatalf("no statement cursors saved (%v)", err)
+	}
+}
+
+// A provider that cannot list statements gets its balances compared: money
+// that appears in an own account is a drift, confirmed by a second look.
+func TestReconcilerWithoutStatementsComparesBalances(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pipeline.ExecutorConfig{})
+	ctx := context.Background()
+	f.payday(t, 2_000_000)
+	f.drain(t)
+	r := f.reconciler(t, false, 0)
+	if res, err := r.RunOnce(ctx); err != nil || res.Findings != 0 || res.Providers[0].Statements {
+		t.Fatalf("clean: %+v %v", res, err)
+	}
+	if _, err := f.bank.Credit(ctx, accounts.Fee, 777, "SOMEONE"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.RunOnce(ctx)
+	if err != nil || kinds(res)[pipeline.FindingBalanceDrift] != 1 || res.Findings != 1 {
+		t.Fatalf("drift: %+v %v", res, err)
+	}
+	if fr := res.Providers[0].Findings[0]; fr.Amount != 777 || fr.Account != pipeline.AccountNumber(accounts.Fee) {
+		t.Fatalf("drift finding %+v", fr)
+	}
+	// With statements the same money is a transaction nobody asked for, and
+	// it explains the balance: no drift.
+	res, err = f.reconciler(t, true, 0).RunOnce(ctx)
+	if err != nil || kinds(res)[pipeline.FindingUnknownToEngine] != 1 || kinds(res)[pipeline.FindingBalanceDrift] != 0 {
+		t.Fatalf("with statements: %+v %v", res, err)
+	}
+}
+
+// A deposit that arrived and is not settled yet is pending, not drift.
+func TestReconcilerTreatsUnsettledDepositsAsPending(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pipeline.ExecutorConfig{})
+	ctx := context.Background()
+	cs, err := f.seeder.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.seeder.Pay(ctx, cs[0], 3_000_000); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.reconciler(t, true, 0).RunOnce(ctx)
+	if err != nil || res.Findings != 0 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if p := res.Providers[0]; p.PendingCredits != 1 || p.PendingAmount != 3_000_000 {
+		t.Fatalf("pending: %+v", p)
+	}
+}
+
+func TestReconcilerRunsOneAtATime(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pipeline.ExecutorConfig{})
+	ctx := context.Background()
+	release, err := f.db.LockReconcile(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if _, err := f.reconciler(t, true, 0).RunOnce(ctx); !errors.Is(err, store.ErrReconcileBusy) {
+		t.Fatalf("concurrent run: %v", err)
+	}
+	if _, err := f.reconciler(t, true, 0).Run(ctx, jobs.ReconcileOptions{Provider: "nope"}); err == nil {
+		t.Fatal("unknown provider accepted")
+	}
+}
