@@ -72,6 +72,7 @@ func newRootCmd() *cobra.Command {
 		newVerifyCmd(g),
 		newBanksimCmd(),
 		newDemoCmd(g),
+		newBenchCmd(),
 		newReplayCmd(g),
 		newCancelCmd(g),
 		newCompensateCmd(g),

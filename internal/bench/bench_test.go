@@ -1,0 +1,310 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/xml"
+	"errors"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func TestParseLatency(t *testing.T) {
+	t.Parallel()
+	ms := time.Millisecond
+	tests := []struct {
+		in      string
+		want    Latency
+		wantErr bool
+	}{
+		{"0", Latency{}, false},
+		{"20", Latency{20 * ms, 20 * ms}, false},
+		{"2.5", Latency{2500 * time.Microsecond, 2500 * time.Microsecond}, false},
+		{"20,200", Latency{20 * ms, 200 * ms}, false},
+		{" 20 , 200 ", Latency{20 * ms, 200 * ms}, false},
+		{"200,20", Latency{}, true},
+		{"0,20", Latency{}, true},
+		{"-1", Latency{}, true},
+		{"x", Latency{}, true},
+		{"1,2,3", Latency{}, true},
+		{"", Latency{}, true},
+		{"60001", Latency{}, true},
+	}
+	for _, tc := range tests {
+		got, err := ParseLatency(tc.in)
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("ParseLatency(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.wantErr)
+		}
+		if err != nil && !errors.Is(err, ErrUsage) {
+			t.Errorf("ParseLatency(%q): error %v does not match ErrUsage", tc.in, err)
+		}
+		if err == nil {
+			if back, _ := ParseLatency(got.String()); back != got {
+				t.Errorf("ParseLatency(%q).String() = %q does not parse back", tc.in, got.String())
+			}
+		}
+	}
+}
+
+func TestLatencyDistributionHitsItsPercentiles(t *testing.T) {
+	t.Parallel()
+	l := Latency{P50: 20 * time.Millisecond, P99: 200 * time.Millisecond}
+	rng := rand.New(rand.NewPCG(1, 2))
+	ds := make([]float64, 50_000)
+	for i := range ds {
+		ds[i] = float64(l.sample(rng.NormFloat64()))
+	}
+	sort.Float64s(ds)
+	p50, p99 := ds[len(ds)/2], ds[len(ds)*99/100]
+	if math.Abs(p50/float64(l.P50)-1) > 0.05 || math.Abs(p99/float64(l.P99)-1) > 0.1 {
+		t.Fatalf("p50 %v, p99 %v; want about %v and %v", time.Duration(p50), time.Duration(p99), l.P50, l.P99)
+	}
+	if fixed := (Latency{P50: 7 * time.Millisecond, P99: 7 * time.Millisecond}); fixed.sample(3) != fixed.P50 {
+		t.Fatal("a fixed latency varies")
+	}
+}
+
+func TestOptionsAreCheckedAllAtOnce(t *testing.T) {
+	t.Parallel()
+	o := Options{AdminURL: "", Customers: -1, Dialect: "openbanking", RateLimit: -1, Processes: 2, PollEvery: 1500 * time.Millisecond}.withDefaults()
+	err := o.validate()
+	if !errors.Is(err, ErrUsage) {
+		t.Fatalf("validate = %v, want ErrUsage", err)
+	}
+	for _, want := range []string{"SETTLE_DATABASE_URL", "--customers -1", `--dialect "openbanking"`, "rest only",
+		"--rate-limit", "settle binary", "--poll-every 1.5s"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("validate's message lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	o := Options{Concurrency: 50}.withDefaults()
+	if o.Customers != 10000 || o.DBConns != 54 || o.Dialect != "rest" || o.PollEvery != time.Second || o.Seed != 1 {
+		t.Fatalf("defaults: %+v", o)
+	}
+	if n := (Options{}).withDefaults().DBConns; n != 24 {
+		t.Fatalf("db conns default at concurrency 20 = %d, want 24 (the workers plus the poller, relay and sweep)", n)
+	}
+}
+
+func TestRenderBar(t *testing.T) {
+	t.Parallel()
+	got := renderBar("payday", 250, 1000, 10*time.Second, "failed 0")
+	for _, want := range []string{"payday", "[#######---------------------]", "250/1000", "25.0%", "25/s", "ETA 30s", "failed 0"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("renderBar = %q, lacks %q", got, want)
+		}
+	}
+	if done := renderBar("payday", 1000, 1000, 40*time.Second, ""); strings.Contains(done, "ETA") || !strings.Contains(done, "100.0%") {
+		t.Errorf("finished bar = %q", done)
+	}
+}
+
+func TestProgressWithoutTerminalPrintsLines(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	p := newProgress(&buf, false)
+	p.phase("phase %d", 1)
+	p.bar("payday", 1, 10, "")
+	p.bar("payday", 2, 10, "") // within the interval: not printed
+	p.bar("payday", 10, 10, "")
+	p.end()
+	if strings.Contains(buf.String(), "\r") || strings.Count(buf.String(), "\n") != 3 {
+		t.Fatalf("non-terminal progress:\n%q", buf.String())
+	}
+	var tty bytes.Buffer
+	p = newProgress(&tty, true)
+	p.bar("payday", 1, 10, "")
+	p.bar("payday", 2, 10, "")
+	p.end()
+	if strings.Count(tty.String(), "\r") != 2 || !strings.HasSuffix(tty.String(), "\n") {
+		t.Fatalf("terminal progress:\n%q", tty.String())
+	}
+	newProgress(nil, false).bar("x", 1, 2, "") // no writer: nothing, no panic
+}
+
+func TestChartIsWellFormedSVG(t *testing.T) {
+	t.Parallel()
+	r := &Result{SettlementsPerSec: 40, LatencyP99MS: 900, Params: Params{Customers: 100, Concurrency: 20, Latency: "20,200"}}
+	for i := range 30 {
+		r.Series = append(r.Series, Point{T: float64(i), Detected: int64(100 - 3*i), Settled: int64(i), P50MS: 200, P99MS: float64(400 + 10*i)})
+	}
+	var buf bytes.Buffer
+	if err := WriteChart(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	d := xml.NewDecoder(&buf)
+	lines := 0
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not XML: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "polyline" {
+			lines++
+		}
+	}
+	if lines != 4 {
+		t.Fatalf("%d polylines, want 4 (detected, settled, p50, p99)", lines)
+	}
+	var empty bytes.Buffer
+	if err := WriteChart(&empty, &Result{}); err != nil || !strings.Contains(empty.String(), "</svg>") {
+		t.Fatalf("chart of an empty run: %v", err)
+	}
+}
+
+func TestNiceNumbers(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, step, ceil float64 }{{7, 2, 8}, {93, 20, 100}, {1, 0.2, 1}, {1234, 500, 1500}} {
+		if s := niceStep(tc.in / 5); s != tc.step {
+			t.Errorf("niceStep(%v) = %v, want %v", tc.in/5, s, tc.step)
+		}
+		if c := niceCeil(tc.in); c != tc.ceil {
+			t.Errorf("niceCeil(%v) = %v, want %v", tc.in, c, tc.ceil)
+		}
+	}
+}
+
+func TestRoundTripsCountTheDriver(t *testing.T) {
+	t.Parallel()
+	before := dbCounters{method: methodStatements, xacts: 100, statements: map[int64]stmtCounter{1: {query: "BEGIN READ WRITE", calls: 5}}}
+	after := dbCounters{method: methodStatements, xacts: 120, own: 4, statements: map[int64]stmtCounter{
+		1: {query: "BEGIN READ WRITE", calls: 15, totalMS: 1},
+		2: {query: "COMMIT", calls: 10, totalMS: 1},
+		3: {query: "UPDATE steps SET status = $1 WHERE id = $2", calls: 20, totalMS: 8, rows: 20},
+		4: {query: "SELECT sum(amount) FROM postings WHERE journal_id = NEW.journal_id", calls: 40, totalMS: 10},
+	}}
+	u := dbUsage(before, after, 10, "postgres://x@h/db?sslmode=disable")
+	// per settlement: 1 BEGIN + 1 COMMIT + 2 UPDATEs × 2 round trips; the trigger's statement is not sent
+	if u.RoundTripsPerSettlement != 6 || u.StatementsPerSettlement != 4 || u.XactsPerSettlement != 1.6 {
+		t.Fatalf("usage = %+v", u)
+	}
+	if u = dbUsage(before, after, 10, "postgres://x@h/db?binary_parameters=yes"); u.RoundTripsPerSettlement != 4 {
+		t.Fatalf("with binary_parameters: %v round trips, want 4", u.RoundTripsPerSettlement)
+	}
+	if !u.Top[0].ServerSide || u.Top[0].Calls != 40 {
+		t.Fatalf("top statement %+v: want the trigger's, marked server side", u.Top[0])
+	}
+	fallback := dbUsage(dbCounters{method: methodDatabase, xacts: 10}, dbCounters{method: methodDatabase, xacts: 60, own: 10}, 10, "")
+	if fallback.RoundTripsPerSettlement != 4 || fallback.Method != methodDatabase {
+		t.Fatalf("pg_stat_database fallback = %+v", fallback)
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	t.Parallel()
+	xs := []float64{5, 1, 4, 2, 3, 10, 9, 8, 7, 6}
+	if p := percentile(xs, 0.5); p != 5 {
+		t.Errorf("p50 = %v, want 5", p)
+	}
+	if p := percentile(xs, 0.99); p != 10 {
+		t.Errorf("p99 = %v, want 10", p)
+	}
+	if p := percentile(nil, 0.5); p != 0 {
+		t.Errorf("p50 of nothing = %v", p)
+	}
+}
+
+func TestIsUtility(t *testing.T) {
+	t.Parallel()
+	for q, want := range map[string]bool{"BEGIN": true, "begin read write": true, "COMMIT;": true, "ROLLBACK": true,
+		"SELECT 1": false, "UPDATE steps SET x = 1": false, "": false} {
+		if isUtility(q) != want {
+			t.Errorf("isUtility(%q) = %v", q, !want)
+		}
+	}
+}
+
+func TestWithDatabase(t *testing.T) {
+	t.Parallel()
+	got, err := withDatabase("postgres://u:p@127.0.0.1:5432/settle?sslmode=disable&dbname=x", "settle_bench_1", "binary_parameters=yes")
+	if err != nil || got != "postgres://u:p@127.0.0.1:5432/settle_bench_1?binary_parameters=yes&sslmode=disable" {
+		t.Fatalf("withDatabase = %q, %v", got, err)
+	}
+	if _, err := withDatabase("host=x dbname=y", "settle_bench_1", ""); err == nil {
+		t.Fatal("a key=value string was accepted")
+	}
+	if err := dropDatabase("postgres://127.0.0.1/x", "settle"); err == nil || !strings.Contains(err.Error(), "not created by the bench") {
+		t.Fatalf("dropDatabase of another database: %v", err)
+	}
+}
+
+func TestProcStatus(t *testing.T) {
+	t.Parallel()
+	st, err := readProcStatus("self")
+	if err != nil || st.rss <= 0 || st.hwm < st.rss {
+		t.Fatalf("readProcStatus(self) = %+v, %v", st, err)
+	}
+	cpu, err := procCPUSeconds(strconv.Itoa(os.Getpid()))
+	if err != nil || cpu < 0 {
+		t.Fatalf("procCPUSeconds = %v, %v", cpu, err)
+	}
+	if memTotal() <= 0 {
+		t.Fatal("no MemTotal")
+	}
+}
+
+// TestDatabaseAndRedisLifecycle creates and drops a bench database on the
+// test server, and starts and stops a private redis-server.
+func TestDatabaseAndRedisLifecycle(t *testing.T) {
+	admin := os.Getenv("SETTLE_DATABASE_URL")
+	if admin == "" {
+		t.Fatal(`SETTLE_DATABASE_URL is not set: run make test, or eval "$(scripts/devenv.sh up test)" first`)
+	}
+	ctx := context.Background()
+	name, dbURL, err := createDatabase(ctx, admin, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("postgres", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		t.Fatalf("the new database does not answer: %v", err)
+	}
+	// an open connection does not stop the drop
+	if err := dropDatabase(admin, name); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	adminDB, err := sql.Open("postgres", admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adminDB.Close()
+	var n int
+	if err := adminDB.QueryRowContext(ctx, `SELECT count(*) FROM pg_database WHERE datname = $1`, name).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("database %s still there (%d, %v)", name, n, err)
+	}
+
+	r, err := startRedis(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer rc.Close()
+	if mem, err := usedMemory(ctx, rc); err != nil || mem <= 0 {
+		t.Fatalf("used_memory = %d, %v", mem, err)
+	}
+	r.stop()
+	if r.proc.alive() {
+		t.Fatal("redis-server still runs after stop")
+	}
+}
