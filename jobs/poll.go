@@ -32,6 +32,8 @@ type PollConfig struct {
 	// Concurrency is how many balance requests go at once per provider
 	// (default 4). The provider's throttle still caps the rate.
 	Concurrency int
+	// Replica names this process in the poll-shard log; "" means Replica().
+	Replica string
 	// Now is the clock for maintenance windows and the cycle's deadline;
 	// nil means time.Now. Due times are judged by the database's clock.
 	Now func() time.Time
@@ -71,6 +73,9 @@ func NewPoller(db *store.DB, banks pipeline.Banks, queue pipeline.Queue, cfg Pol
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Replica == "" {
+		cfg.Replica = Replica()
 	}
 	return &Poller{db: db, banks: banks, queue: queue, cfg: cfg, logger: logger}
 }
@@ -131,10 +136,22 @@ const pageSize = 1000
 // stops making calls, so it ends before the next tick.
 const cycleShare = 0.9
 
-// RunOnce runs one poll cycle: every provider at once, each within its
-// budget, polling the VAs its schedule says are due.
+// RunOnce runs one poll cycle over every virtual account, at once: every
+// provider at once, each within its budget, polling the VAs its schedule
+// says are due.
 func (p *Poller) RunOnce(ctx context.Context) (PollResult, error) {
+	return p.RunShard(ctx, PollShard{Count: 1})
+}
+
+// RunShard runs one shard of a poll cycle: the shard's VAs, at every
+// provider at once, each provider within the shard's share of its budget.
+// It stops making calls at the shard's deadline (a share of the interval
+// after its tick; a zero Tick means now).
+func (p *Poller) RunShard(ctx context.Context, shard PollShard) (PollResult, error) {
 	start := p.cfg.Now()
+	if shard.Tick.IsZero() {
+		shard.Tick = start
+	}
 	cycleStart, err := p.db.Now(ctx)
 	if err != nil {
 		return PollResult{BudgetLeft: -1}, err
@@ -145,20 +162,21 @@ func (p *Poller) RunOnce(ctx context.Context) (PollResult, error) {
 	}
 	var deadline time.Time
 	if p.cfg.Schedule.Interval > 0 {
-		deadline = start.Add(time.Duration(float64(p.cfg.Schedule.Interval) * cycleShare))
+		deadline = shardDeadline(shard.Tick, p.cfg.Schedule.Interval)
 	}
 	paydays := p.cfg.Schedule.Paydays(start)
 	results := make([]ProviderPollResult, len(providers))
 	var wg sync.WaitGroup
 	for i, name := range providers {
-		c := p.newCycle(name, store.DueQuery{
+		c := p.newCycle(name, shard, store.DueQuery{
 			Provider: name, Paydays: paydays, CycleStart: cycleStart, NearEvery: p.cfg.Schedule.NearEvery(),
+			FromVA: shard.FromVA, ToVA: shard.ToVA,
 		}, deadline)
 		wg.Go(func() { results[i] = c.run(ctx) })
 	}
 	wg.Wait()
 	res := summarize(providers, results)
-	p.logger.InfoContext(ctx, "poll cycle", "polled", res.Polled, "near_payday", res.Near, "calls", res.Calls,
+	p.logger.InfoContext(ctx, "poll cycle", "shard", shard.Index, "shards", shard.Count, "polled", res.Polled, "near_payday", res.Near, "calls", res.Calls,
 		"budget_left", res.BudgetLeft, "found", res.Found, "due_left", res.DueLeft, "oldest_unpolled", res.OldestUnpolled,
 		"errors", res.Errors, "took", time.Since(start).Round(time.Millisecond))
 	return res, ctx.Err()
@@ -199,8 +217,10 @@ type cycle struct {
 	stopped bool // paused or cut short: dispatch nothing more
 }
 
-func (p *Poller) newCycle(name string, q store.DueQuery, deadline time.Time) *cycle {
+func (p *Poller) newCycle(name string, shard PollShard, q store.DueQuery, deadline time.Time) *cycle {
 	pp := p.cfg.Providers[name]
+	budget := pp.Budget
+	pp.Budget = shard.BudgetShare(budget)
 	per := pp.AccountsPerCall
 	if per <= 0 {
 		per = p.cfg.BatchSize
@@ -208,6 +228,8 @@ func (p *Poller) newCycle(name string, q store.DueQuery, deadline time.Time) *cy
 	return &cycle{
 		p: p, q: q, pp: pp, perCall: per, chunk: min(p.cfg.BatchSize, 10*per), deadline: deadline,
 		res: ProviderPollResult{Budget: pp.Budget, BudgetLeft: -1},
+		// A budget smaller than the shard count leaves some shards nothing.
+		stopped: budget > 0 && pp.Budget == 0,
 	}
 }
 

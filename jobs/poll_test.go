@@ -178,9 +178,9 @@ func TestPollWithinBudgetNearPaydayFirst(t *testing.T) {
 	}
 }
 
-// The cycle's result, with its budget figures, is what the job-run log
+// A shard's result, with its budget figures, is what the poll-shard log
 // keeps.
-func TestPollResultInJobLog(t *testing.T) {
+func TestPollResultInShardLog(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db, sb := openDB(t), newSandbox(t)
@@ -190,12 +190,13 @@ func TestPollResultInJobLog(t *testing.T) {
 		Accounts:  map[string]pipeline.Accounts{"sandbox": accounts},
 		Providers: map[string]jobs.ProviderPolling{"sandbox": {Budget: 5, AccountsPerCall: rest.BatchSize}},
 	}, quiet())
-	tick := time.Now().Truncate(time.Second)
-	if ran, err := db.RunJobTick(ctx, "poll", tick, "test", func(ctx context.Context) (any, error) { return poller.RunOnce(ctx) }); !ran || err != nil {
-		t.Fatalf("run: %v %v", ran, err)
+	r, err := db.ActiveVARange(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
+	poller.RunShardOnce(ctx, jobs.PlanPollShards(time.Now().Truncate(time.Second), r, 100)[0])
 	var raw []byte
-	if err := db.SQL().QueryRow(`SELECT result FROM job_runs WHERE job = 'poll'`).Scan(&raw); err != nil {
+	if err := db.SQL().QueryRow(`SELECT result FROM poll_shard_runs`).Scan(&raw); err != nil {
 		t.Fatal(err)
 	}
 	var got map[string]any

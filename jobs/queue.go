@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -19,6 +20,10 @@ const (
 	QueueSteps = "steps"
 	// TypeStep is the task type whose payload is a step ID in decimal.
 	TypeStep = "step:run"
+	// QueuePoll carries poll shard tasks.
+	QueuePoll = "poll"
+	// TypePollShard is the task type whose payload is a PollShard in JSON.
+	TypePollShard = "poll:shard"
 )
 
 // StepTaskID is the Asynq task ID of a step at a fence: the same step is
@@ -88,6 +93,29 @@ func (q *Queue) task(ref pipeline.StepRef) *asynq.Task {
 	return asynq.NewTask(TypeStep, []byte(strconv.FormatInt(ref.ID, 10)),
 		asynq.TaskID(StepTaskID(ref)), asynq.Queue(QueueSteps),
 		asynq.MaxRetry(25), asynq.Timeout(q.timeout))
+}
+
+// PollShardTaskID is the Asynq task ID of a shard of a tick: a tick's
+// shard is queued once.
+func PollShardTaskID(s PollShard) string {
+	return "poll:" + strconv.FormatInt(s.Tick.UnixMilli(), 10) + ":" + strconv.Itoa(s.Index)
+}
+
+// EnqueuePollShard enqueues a shard of a poll tick. The task's timeout is
+// the poll interval: the shard itself stops before (shardDeadline), and
+// skips its work when it starts too late, so a backlog of shards drains
+// without a retry or an archived task.
+func (q *Queue) EnqueuePollShard(ctx context.Context, s PollShard, interval time.Duration) error {
+	payload, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("enqueue poll shard %d: %w", s.Index, err)
+	}
+	t := asynq.NewTask(TypePollShard, payload, asynq.TaskID(PollShardTaskID(s)), asynq.Queue(QueuePoll),
+		asynq.MaxRetry(0), asynq.Timeout(max(interval, time.Second)+10*time.Second))
+	if _, err := q.client.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue poll shard %d of %s: %w", s.Index, s.Tick.Format(time.RFC3339), err)
+	}
+	return nil
 }
 
 // ParseStepPayload reads a step task's payload.

@@ -12,11 +12,12 @@ import (
 	"github.com/settle-dev/settle/store"
 )
 
-// Job is one scheduled job: a name, a cron spec and one run.
+// Job is one scheduled job: a name, a cron spec and one run, which is
+// given the tick it runs for.
 type Job struct {
 	Name     string
 	Schedule string
-	Run      func(ctx context.Context) (any, error)
+	Run      func(ctx context.Context, tick time.Time) (any, error)
 }
 
 // Scheduler runs jobs on their cron schedules in every replica; each tick
@@ -32,6 +33,13 @@ type Scheduler struct {
 	cancel  context.CancelFunc
 }
 
+// Replica names this process in the job-run and poll-shard logs: host and
+// process ID.
+func Replica() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
+}
+
 // CronParser accepts five or six fields (seconds optional) and descriptors
 // such as "@every 10s".
 var CronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
@@ -40,11 +48,10 @@ var CronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | 
 // parse.
 func NewScheduler(db *store.DB, jobs []Job, logger *slog.Logger) (*Scheduler, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	host, _ := os.Hostname()
 	s := &Scheduler{
 		cron:    cron.New(cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger))),
 		db:      db,
-		replica: fmt.Sprintf("%s/%d", host, os.Getpid()),
+		replica: Replica(),
 		logger:  logger,
 		ctx:     ctx,
 		cancel:  cancel,
@@ -101,7 +108,7 @@ func (s *Scheduler) wrap(j Job, sched cron.Schedule) func() {
 	return func() {
 		start := time.Now()
 		tick := Tick(sched, start)
-		ran, err := s.db.RunJobTick(s.ctx, j.Name, tick, s.replica, j.Run)
+		ran, err := s.db.RunJobTick(s.ctx, j.Name, tick, s.replica, func(ctx context.Context) (any, error) { return j.Run(ctx, tick) })
 		switch {
 		case err != nil && s.ctx.Err() == nil:
 			s.logger.Error("job failed", "job", j.Name, "tick", tick, "err", err)

@@ -91,4 +91,11 @@ func TestJobTickRunsOnceAcrossReplicas(t *testing.T) {
 	if runs.Load() != 2 || len(logged) != 2 || !logged[0].Finished || !logged[0].Tick.Equal(tick) {
 		t.Fatalf("runs %d, log %+v; want each tick once", runs.Load(), logged)
 	}
+	later := tick.Add(store.JobRunsKept + time.Second)
+	if _, err := db.RunJobTick(ctx, "poll", later, "replica-a", func(context.Context) (any, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if logged, err := db.JobRuns(ctx, "poll"); err != nil || len(logged) != 2 || !logged[1].Tick.Equal(later) {
+		t.Fatalf("log after %s: %+v %v; want the first tick pruned", store.JobRunsKept, logged, err)
+	}
 }

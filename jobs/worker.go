@@ -21,12 +21,18 @@ type WorkerConfig struct {
 	ShutdownTimeout time.Duration
 }
 
+// queueWeights are the queues a worker serves and their weights: when
+// several hold tasks, a free worker takes from each in proportion to its
+// weight, so settlement steps go first without starving polling.
+var queueWeights = map[string]int{QueueSteps: 6, QueuePoll: 3}
+
 // NewWorker returns an Asynq server that runs step tasks through the
-// executor. Start it with Start and stop it with Shutdown.
-func NewWorker(redis asynq.RedisConnOpt, exec *pipeline.Executor, cfg WorkerConfig, logger *slog.Logger) (*asynq.Server, *asynq.ServeMux) {
+// executor and poll shard tasks through the poller. Start it with Start
+// and stop it with Shutdown.
+func NewWorker(redis asynq.RedisConnOpt, exec *pipeline.Executor, poller *Poller, cfg WorkerConfig, logger *slog.Logger) (*asynq.Server, *asynq.ServeMux) {
 	srv := asynq.NewServer(redis, asynq.Config{
 		Concurrency:     cfg.Concurrency,
-		Queues:          map[string]int{QueueSteps: 1},
+		Queues:          queueWeights,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		// An idle server looks for new tasks this often (Asynq's default is
 		// 1s). A settlement's steps are chained task after task, so this
@@ -49,6 +55,14 @@ func NewWorker(redis asynq.RedisConnOpt, exec *pipeline.Executor, cfg WorkerConf
 			return err
 		}
 		return exec.Run(ctx, id)
+	})
+	mux.HandleFunc(TypePollShard, func(ctx context.Context, t *asynq.Task) error {
+		s, err := ParsePollShardPayload(t.Payload())
+		if err != nil {
+			return err
+		}
+		poller.RunShardOnce(ctx, s)
+		return nil
 	})
 	return srv, mux
 }

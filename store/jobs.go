@@ -39,6 +39,10 @@ func (db *DB) ExpiredSteps(ctx context.Context, limit int) ([]int64, error) {
 	return ids, nil
 }
 
+// JobRunsKept is how long the job-run log keeps a job's ticks; each run
+// deletes its job's older rows.
+const JobRunsKept = 30 * 24 * time.Hour
+
 // RunJobTick runs fn as the one run of a scheduled job's tick across all
 // replicas. It takes a transaction-scoped advisory lock for the job, so one
 // run of a job goes at a time, and records the tick in job_runs in the same
@@ -65,14 +69,13 @@ func (db *DB) RunJobTick(ctx context.Context, job string, tick time.Time, replic
 	if n, _ := res.RowsAffected(); n == 0 {
 		return false, nil // this tick already ran
 	}
-	result, runErr := fn(ctx)
-	out, err := json.Marshal(result)
-	if err != nil {
-		out = []byte("null")
+	if _, err := tx.ExecContext(ctx, `DELETE FROM job_runs WHERE job = $1 AND tick < $2`, job, tick.Add(-JobRunsKept)); err != nil {
+		return false, wrapJob(job, err)
 	}
+	result, runErr := fn(ctx)
 	if _, err := tx.ExecContext(context.WithoutCancel(ctx), `
 		UPDATE job_runs SET finished_at = now(), result = $3, error = $4 WHERE job = $1 AND tick = $2`,
-		job, tick, out, errText(runErr)); err != nil {
+		job, tick, resultJSON(result), errText(runErr)); err != nil {
 		return true, wrapJob(job, err)
 	}
 	return true, errors.Join(runErr, wrapJob(job, tx.Commit()))
@@ -83,6 +86,16 @@ func wrapJob(job string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("job %s: %w", job, err)
+}
+
+// resultJSON is a job's result as stored in a log: JSON, or null when it
+// does not marshal.
+func resultJSON(result any) []byte {
+	out, err := json.Marshal(result)
+	if err != nil {
+		return []byte("null")
+	}
+	return out
 }
 
 func errText(err error) string {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/lib/pq"
@@ -36,20 +37,32 @@ type DueQuery struct {
 	// NearEvery is how long after its last poll a near-payday VA is due
 	// again: half the poll interval, so it is due at every tick.
 	NearEvery time.Duration
+	// FromVA and ToVA bound the virtual-account IDs of the poll shard
+	// (inclusive); ToVA 0 means no upper bound.
+	FromVA, ToVA int64
 	// After is the last key of the previous page; zero for the first.
 	After DueKey
 	Limit int
 }
 
-// pollEligible is the virtual accounts that are polled at all: active, of
-// an active customer, with no open settlement (whose money is being moved).
-// $1 is the provider, $2 the paydays whose window is open.
+// vaRange returns the query's VA ID bounds, inclusive.
+func (q DueQuery) vaRange() (int64, int64) {
+	if q.ToVA == 0 {
+		return q.FromVA, math.MaxInt64
+	}
+	return q.FromVA, q.ToVA
+}
+
+// pollEligible is the virtual accounts of one shard that are polled at
+// all: active, of an active customer, with no open settlement (whose money
+// is being moved). $1 is the provider, $2 the paydays whose window is open,
+// $3 and $4 the shard's VA IDs.
 const pollEligible = `
 	  FROM virtual_accounts va
 	  JOIN customers c ON c.id = va.customer_id
 	  JOIN obligations o ON o.customer_id = va.customer_id
 	  LEFT JOIN employers e ON e.ref = c.employer_ref
-	 WHERE va.provider = $1 AND va.active AND c.status = 'ACTIVE'
+	 WHERE va.provider = $1 AND va.active AND c.status = 'ACTIVE' AND va.id BETWEEN $3 AND $4
 	   AND NOT EXISTS (SELECT 1 FROM settlements s
 	                    WHERE s.customer_id = va.customer_id AND s.status IN ('RUNNING', 'FAILED', 'COMPENSATING'))`
 
@@ -65,11 +78,12 @@ const lastPolled = `coalesce(va.last_polled_at, 'epoch'::timestamptz)`
 // poll has come, most overdue first. Each class is read in the order of an
 // index, so a page costs what it returns.
 func (db *DB) DuePollTargets(ctx context.Context, q DueQuery) ([]DueTarget, error) {
-	due, key := `va.next_poll_at <= $3::timestamptz`, `va.next_poll_at`
+	due, key := `va.next_poll_at <= $5::timestamptz`, `va.next_poll_at`
 	near := `NOT ` + nearPayday
-	args := []any{q.Provider, paydayArray(q.Paydays), q.CycleStart, q.After.At, q.After.VAID, q.Limit}
+	from, to := q.vaRange()
+	args := []any{q.Provider, paydayArray(q.Paydays), from, to, q.CycleStart, q.After.At, q.After.VAID, q.Limit}
 	if q.Near {
-		due = lastPolled + ` <= $3::timestamptz - $7 * interval '1 millisecond'`
+		due = lastPolled + ` <= $5::timestamptz - $9 * interval '1 millisecond'`
 		key, near = lastPolled, nearPayday
 		args = append(args, q.NearEvery.Milliseconds())
 	}
@@ -83,9 +97,9 @@ func (db *DB) DuePollTargets(ctx context.Context, q DueQuery) ([]DueTarget, erro
 		       o.outstanding, o.hold_amount, o.fee_fixed, o.fee_bps, `+key+` AS due_at
 		`+pollEligible+`
 		   AND `+near+` AND `+due+`
-		   AND (`+key+`, va.id) > ($4::timestamptz, $5::bigint)
+		   AND (`+key+`, va.id) > ($6::timestamptz, $7::bigint)
 		 ORDER BY `+key+`, va.id
-		 LIMIT $6`, args...)
+		 LIMIT $8`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list due poll targets at %s: %w", q.Provider, err)
 	}
@@ -147,21 +161,22 @@ type PollBacklog struct {
 	Oldest time.Duration
 }
 
-// PollBacklog measures, after a cycle, how many of a provider's VAs are
-// still due and how old the oldest poll is. q.After and q.Limit are
+// PollBacklog measures, after a cycle, how many of a provider's VAs in the
+// query's shard are still due and how old the oldest poll is. q.After and q.Limit are
 // ignored; q.Near does not matter.
 func (db *DB) PollBacklog(ctx context.Context, q DueQuery) (PollBacklog, error) {
+	from, to := q.vaRange()
 	var row struct {
 		Due    int     `db:"due"`
 		Oldest float64 `db:"oldest"`
 	}
 	err := db.x.GetContext(ctx, &row, `
 		SELECT count(*) FILTER (WHERE CASE WHEN `+nearPayday+`
-		            THEN `+lastPolled+` <= $3::timestamptz - $4 * interval '1 millisecond'
-		            ELSE va.next_poll_at <= $3::timestamptz END) AS due,
+		            THEN `+lastPolled+` <= $5::timestamptz - $6 * interval '1 millisecond'
+		            ELSE va.next_poll_at <= $5::timestamptz END) AS due,
 		       coalesce(extract(epoch FROM now() - min(coalesce(va.last_polled_at, va.created_at))), 0)::float8 AS oldest
 		`+pollEligible,
-		q.Provider, paydayArray(q.Paydays), q.CycleStart, q.NearEvery.Milliseconds())
+		q.Provider, paydayArray(q.Paydays), from, to, q.CycleStart, q.NearEvery.Milliseconds())
 	if err != nil {
 		return PollBacklog{}, fmt.Errorf("poll backlog at %s: %w", q.Provider, err)
 	}
@@ -185,4 +200,89 @@ func (db *DB) Now(ctx context.Context) (time.Time, error) {
 		return now, fmt.Errorf("read the database clock: %w", err)
 	}
 	return now, nil
+}
+
+// VARange is the span of active virtual-account IDs and their count,
+// which the poll job divides into shards.
+type VARange struct {
+	From  int64 `db:"from_va"`
+	To    int64 `db:"to_va"`
+	Count int   `db:"count"`
+}
+
+// ActiveVARange returns the lowest and highest ID of the active virtual
+// accounts and how many there are (all zero when there are none).
+func (db *DB) ActiveVARange(ctx context.Context) (VARange, error) {
+	var r VARange
+	err := db.x.GetContext(ctx, &r, `
+		SELECT coalesce(min(id), 0) AS from_va, coalesce(max(id), 0) AS to_va, count(*) AS count
+		  FROM virtual_accounts WHERE active`)
+	if err != nil {
+		return r, fmt.Errorf("measure the active virtual accounts: %w", err)
+	}
+	return r, nil
+}
+
+// PollShardRun is one shard of one poll tick, as the poll_shard_runs log
+// records it.
+type PollShardRun struct {
+	Tick     time.Time `db:"tick" json:"tick"`
+	Shard    int       `db:"shard" json:"shard"`
+	Shards   int       `db:"shards" json:"shards"`
+	FromVA   int64     `db:"from_va" json:"from_va"`
+	ToVA     int64     `db:"to_va" json:"to_va"`
+	Replica  string    `db:"replica" json:"replica"`
+	Error    string    `db:"error" json:"error,omitempty"`
+	Finished bool      `db:"finished" json:"finished"`
+}
+
+// StartPollShard records that replica starts a shard of a tick. It reports
+// false, recording nothing, when the shard of that tick was started
+// already: a shard runs at most once per tick, however often its task is
+// delivered.
+func (db *DB) StartPollShard(ctx context.Context, r PollShardRun) (bool, error) {
+	res, err := db.x.ExecContext(ctx, `
+		INSERT INTO poll_shard_runs (tick, shard, shards, from_va, to_va, replica)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+		r.Tick, r.Shard, r.Shards, r.FromVA, r.ToVA, r.Replica)
+	if err != nil {
+		return false, fmt.Errorf("start poll shard %d/%d of %s: %w", r.Shard, r.Shards, r.Tick.Format(time.RFC3339), err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// FinishPollShard records a shard's result (stored as JSON) and error.
+func (db *DB) FinishPollShard(ctx context.Context, tick time.Time, shard int, result any, runErr error) error {
+	if _, err := db.x.ExecContext(ctx, `
+		UPDATE poll_shard_runs SET finished_at = now(), result = $3, error = $4 WHERE tick = $1 AND shard = $2`,
+		tick, shard, resultJSON(result), errText(runErr)); err != nil {
+		return fmt.Errorf("finish poll shard %d of %s: %w", shard, tick.Format(time.RFC3339), err)
+	}
+	return nil
+}
+
+// PollShardRunsKept is how long the poll-shard log keeps a tick's shards.
+const PollShardRunsKept = 7 * 24 * time.Hour
+
+// PrunePollShardRuns deletes the poll-shard log of the ticks older than
+// PollShardRunsKept before tick.
+func (db *DB) PrunePollShardRuns(ctx context.Context, tick time.Time) error {
+	if _, err := db.x.ExecContext(ctx, `DELETE FROM poll_shard_runs WHERE tick < $1`, tick.Add(-PollShardRunsKept)); err != nil {
+		return fmt.Errorf("prune the poll-shard log: %w", err)
+	}
+	return nil
+}
+
+// PollShardRuns lists the shard runs of the ticks at or after since, by
+// tick and shard.
+func (db *DB) PollShardRuns(ctx context.Context, since time.Time) ([]PollShardRun, error) {
+	var out []PollShardRun
+	err := db.x.SelectContext(ctx, &out, `
+		SELECT tick, shard, shards, from_va, to_va, replica, error, finished_at IS NOT NULL AS finished
+		  FROM poll_shard_runs WHERE tick >= $1 ORDER BY tick, shard`, since)
+	if err != nil {
+		return nil, fmt.Errorf("list poll shard runs: %w", err)
+	}
+	return out, nil
 }

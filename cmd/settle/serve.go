@@ -158,13 +158,18 @@ func (d *daemon) build(ctx context.Context) (err error) {
 		}
 		exec.WithEvents(sink)
 	}
+	pollCfg, err := pollConfig(cfg, accounts)
+	if err != nil {
+		return err
+	}
+	poller := jobs.NewPoller(d.db, banks, d.queue, pollCfg, logger)
 	if d.runs(roleWorker) {
-		d.worker, d.mux = jobs.NewWorker(redis, exec, jobs.WorkerConfig{
+		d.worker, d.mux = jobs.NewWorker(redis, exec, poller, jobs.WorkerConfig{
 			Concurrency: cfg.Worker.Concurrency, ShutdownTimeout: cfg.Worker.ShutdownTimeout,
 		}, logger)
 	}
 	if d.runs(roleScheduler) {
-		if d.sched, err = d.newScheduler(banks, accounts, exec); err != nil {
+		if d.sched, err = d.newScheduler(pollCfg.Schedule.Interval, exec); err != nil {
 			return err
 		}
 	}
@@ -182,12 +187,10 @@ func (d *daemon) build(ctx context.Context) (err error) {
 	return nil
 }
 
-func (d *daemon) newScheduler(banks pipeline.Banks, accounts map[string]pipeline.Accounts, exec *pipeline.Executor) (*jobs.Scheduler, error) {
-	pollCfg, err := pollConfig(d.cfg, accounts)
-	if err != nil {
-		return nil, err
-	}
-	poller := jobs.NewPoller(d.db, banks, d.queue, pollCfg, d.logger)
+// newScheduler returns the cron jobs. The poll job only divides the
+// virtual accounts into shards: the workers poll them.
+func (d *daemon) newScheduler(pollInterval time.Duration, exec *pipeline.Executor) (*jobs.Scheduler, error) {
+	poll := jobs.NewPollDispatcher(d.db, d.queue, d.cfg.Poll.ShardSize, pollInterval, d.logger)
 	relay := jobs.NewRelay(d.db, d.queue, 10*time.Second, d.logger)
 	sweep := jobs.NewSweep(d.db, exec, d.logger)
 	n := d.cfg.Notify
@@ -202,11 +205,16 @@ func (d *daemon) newScheduler(banks pipeline.Banks, accounts map[string]pipeline
 		StormThreshold: n.StormThreshold, StormWindow: n.StormWindow, RepeatInterval: n.RepeatInterval,
 	}, d.logger)
 	return jobs.NewScheduler(d.db, []jobs.Job{
-		{Name: "poll", Schedule: d.cfg.Poll.Schedule, Run: func(ctx context.Context) (any, error) { return poller.RunOnce(ctx) }},
-		{Name: "relay", Schedule: d.cfg.Relay.Schedule, Run: func(ctx context.Context) (any, error) { return relay.RunOnce(ctx) }},
-		{Name: "sweep", Schedule: d.cfg.Sweep.Schedule, Run: func(ctx context.Context) (any, error) { return sweep.RunOnce(ctx) }},
-		{Name: "alerts", Schedule: n.DeliverySchedule, Run: func(ctx context.Context) (any, error) { return alerts.RunOnce(ctx) }},
+		{Name: "poll", Schedule: d.cfg.Poll.Schedule, Run: func(ctx context.Context, tick time.Time) (any, error) { return poll.RunOnce(ctx, tick) }},
+		{Name: "relay", Schedule: d.cfg.Relay.Schedule, Run: anyTick(relay.RunOnce)},
+		{Name: "sweep", Schedule: d.cfg.Sweep.Schedule, Run: anyTick(sweep.RunOnce)},
+		{Name: "alerts", Schedule: n.DeliverySchedule, Run: anyTick(alerts.RunOnce)},
 	}, d.logger)
+}
+
+// anyTick makes a job's run that does the same at every tick.
+func anyTick[T any](run func(context.Context) (T, error)) func(context.Context, time.Time) (any, error) {
+	return func(ctx context.Context, _ time.Time) (any, error) { return run(ctx) }
 }
 
 // breakerAlert tells operators when a provider's breaker opens (its calls

@@ -146,7 +146,7 @@ database: {url: %q, max_open_conns: 12}
 redis: {url: %q}
 http: {addr: "127.0.0.1:0"}
 log: {level: error, format: text}
-poll: {schedule: "@every 1s"}
+poll: {schedule: "@every 1s", shard_size: 50}
 relay: {schedule: "@every 1s"}
 sweep: {schedule: "@every 1s"}
 worker: {concurrency: 8, lease: 3s, bank_timeout: 1s, shutdown_timeout: 2s, max_attempts: 10, retry_base: 100ms, retry_max: 2s}

@@ -99,7 +99,8 @@ type PollConfig struct {
 	// Smart polling (polling.go, docs/polling.md).
 	IdleEvery    int `koanf:"idle_every"`    // VAs not near payday are polled every this many cycles, 1..1000; default 6
 	PaydayWindow int `koanf:"payday_window"` // days before and after the expected payday polled every cycle, 0..7; default 1
-	Concurrency  int `koanf:"concurrency"`   // balance requests under way at once per provider, 1..256; default 4
+	Concurrency  int `koanf:"concurrency"`   // balance requests under way at once per provider and shard, 1..256; default 4
+	ShardSize    int `koanf:"shard_size"`    // about how many VAs one poll shard task covers, 1..1000000; default 2000
 }
 
 // WorkerConfig is the step workers.
@@ -208,7 +209,7 @@ func defaults() Config {
 		Log:      LogConfig{Level: "info", Format: "json"},
 		Currency: "KRW",
 		TimeZone: "Asia/Seoul",
-		Poll:     PollConfig{Schedule: "@every 1m", BatchSize: 100, MinDeposit: 1, IdleEvery: 6, PaydayWindow: 1, Concurrency: 4},
+		Poll:     PollConfig{Schedule: "@every 1m", BatchSize: 100, MinDeposit: 1, IdleEvery: 6, PaydayWindow: 1, Concurrency: 4, ShardSize: 2000},
 		Worker: WorkerConfig{
 			Concurrency:     20,
 			Lease:           30 * time.Second,

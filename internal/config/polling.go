@@ -46,6 +46,7 @@ func (c *Config) validatePolling(p *problems) {
 	p.between("poll.idle_every", int64(c.Poll.IdleEvery), 1, 1000)
 	p.between("poll.payday_window", int64(c.Poll.PaydayWindow), 0, 7)
 	p.between("poll.concurrency", int64(c.Poll.Concurrency), 1, 256)
+	p.between("poll.shard_size", int64(c.Poll.ShardSize), 1, 1_000_000)
 	for i := range c.Providers {
 		c.Providers[i].validatePolling(p, providerKey(i))
 	}

@@ -1,0 +1,256 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/settle-dev/settle/bank"
+	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/internal/testenv"
+	"github.com/settle-dev/settle/jobs"
+	"github.com/settle-dev/settle/pipeline"
+	"github.com/settle-dev/settle/store"
+)
+
+// Shards are contiguous ID ranges that cover every ID, however the IDs and
+// the shard size fall; their budget shares add up to the budget.
+func TestPlanPollShards(t *testing.T) {
+	tick := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		r    store.VARange
+		size int
+		want int
+	}{
+		{store.VARange{}, 100, 0},
+		{store.VARange{From: 7, To: 7, Count: 1}, 100, 1},
+		{store.VARange{From: 1, To: 250, Count: 250}, 40, 7},
+		{store.VARange{From: 1, To: 100_000, Count: 100_000}, 2000, 50},
+		{store.VARange{From: 1, To: 10_000_000, Count: 1_000_000}, 1, jobs.MaxPollShards},
+		{store.VARange{From: 5, To: 7, Count: 3}, 1, 3},
+		{store.VARange{From: 10, To: 13, Count: 4}, 1, 4},
+		{store.VARange{From: 1, To: 1000, Count: 10}, 1, 10}, // sparse IDs
+	} {
+		t.Run(fmt.Sprintf("%d-%d/%d", tc.r.From, tc.r.To, tc.size), func(t *testing.T) {
+			shards := jobs.PlanPollShards(tick, tc.r, tc.size)
+			if len(shards) != tc.want {
+				t.Fatalf("%d shards, want %d: %+v", len(shards), tc.want, shards)
+			}
+			if tc.want == 0 {
+				return
+			}
+			if shards[0].FromVA != 0 || shards[len(shards)-1].ToVA != 0 {
+				t.Errorf("the first shard must start at 0 and the last be open-ended: %+v", shards)
+			}
+			for i, s := range shards {
+				if s.Index != i || s.Count != len(shards) || !s.Tick.Equal(tick) {
+					t.Errorf("shard %d: %+v", i, s)
+				}
+				if i > 0 && s.FromVA != shards[i-1].ToVA+1 {
+					t.Errorf("shard %d starts at %d, the one before ends at %d", i, s.FromVA, shards[i-1].ToVA)
+				}
+				if i < len(shards)-1 && s.ToVA < s.FromVA {
+					t.Errorf("shard %d is empty: %+v", i, s)
+				}
+			}
+			for _, budget := range []int{0, 1, 12, 999, 60_000} {
+				sum, zero := 0, 0
+				for _, s := range shards {
+					share := s.BudgetShare(budget)
+					sum += share
+					if share == 0 {
+						zero++
+					}
+				}
+				if budget > 0 && sum != budget {
+					t.Errorf("budget %d: shares add up to %d", budget, sum)
+				}
+				if budget == 0 && zero != len(shards) {
+					t.Errorf("no budget must stay no budget in every shard")
+				}
+			}
+		})
+	}
+}
+
+// barrierBank holds balance calls until two are under way at once: two
+// shards polling at the same time. It gives up after a while, so a broken
+// dispatch fails the test instead of hanging it.
+type barrierBank struct {
+	pipeline.Bank
+	mu      sync.Mutex
+	waiting int
+	open    chan struct{}
+}
+
+func (b *barrierBank) Balances(ctx context.Context, numbers []string) ([]pipeline.Balance, error) {
+	b.mu.Lock()
+	b.waiting++
+	if b.waiting == 2 {
+		close(b.open)
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.open:
+	case <-time.After(20 * time.Second):
+	}
+	return b.Bank.Balances(ctx, numbers)
+}
+
+// A tick's shards are tasks that any worker runs: two workers, each
+// running one task at a time, and a bank that answers no balance call
+// until two are under way, so the tick completes only if both workers
+// poll. Every VA is polled once, every deposit found once, and the
+// poll-shard log names both workers.
+func TestPollShardsAreSharedByWorkers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, sb := openDB(t), newSandbox(t)
+	vas := addCustomers(t, db, sb, "sandbox", "sh-", 9, 0)
+	for _, va := range vas {
+		sb.credit(t, va, 1_000_000)
+	}
+	adapter, err := rest.New(rest.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	banks := bank.NewRouter(map[string]pipeline.Bank{"sandbox": &barrierBank{Bank: adapter, open: make(chan struct{})}})
+	r := testenv.StartRedis(t)
+	opt, err := jobs.ParseRedisURL(r.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := jobs.NewQueue(opt, time.Minute)
+	t.Cleanup(func() { queue.Close() })
+	logger := quiet()
+	for _, name := range []string{"worker-a", "worker-b"} {
+		poller := jobs.NewPoller(db, banks, &memQueue{}, jobs.PollConfig{
+			Accounts: map[string]pipeline.Accounts{"sandbox": accounts}, Replica: name,
+			Schedule: jobs.PollPolicy{Interval: time.Hour},
+		}, logger)
+		exec := pipeline.NewExecutor(db, banks, queue, pipeline.ExecutorConfig{}, logger)
+		srv, mux := jobs.NewWorker(opt, exec, poller, jobs.WorkerConfig{Concurrency: 1, ShutdownTimeout: 5 * time.Second}, logger)
+		if err := srv.Start(mux); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Shutdown)
+	}
+	tick := time.Now().Truncate(time.Second)
+	res, err := jobs.NewPollDispatcher(db, queue, 3, time.Hour, logger).RunOnce(ctx, tick)
+	if err != nil || res.Shards != 3 || res.VAs != 9 {
+		t.Fatalf("dispatch: %+v %v", res, err)
+	}
+	var runs []store.PollShardRun
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
+		runs, err = db.PollShardRuns(ctx, tick)
+		done := 0
+		for _, r := range runs {
+			if r.Finished {
+				done++
+			}
+		}
+		return err == nil && done == 3, fmt.Sprintf("shard runs: %+v %v", runs, err)
+	})
+	replicas := map[string]int{}
+	for _, r := range runs {
+		replicas[r.Replica]++
+		if r.Error != "" {
+			t.Errorf("shard %d: %s", r.Shard, r.Error)
+		}
+	}
+	if replicas["worker-a"] == 0 || replicas["worker-b"] == 0 {
+		t.Errorf("shards ran on %v: both workers must have polled", replicas)
+	}
+	var polled, settlements int
+	if err := db.SQL().QueryRow(`SELECT count(*) FROM virtual_accounts WHERE last_polled_at IS NOT NULL`).Scan(&polled); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SQL().QueryRow(`SELECT count(*) FROM settlements`).Scan(&settlements); err != nil {
+		t.Fatal(err)
+	}
+	if polled != 9 || settlements != 9 {
+		t.Errorf("%d VAs polled and %d settlements created, want 9 and 9", polled, settlements)
+	}
+	var sum int
+	for _, r := range runs {
+		var got jobs.PollResult
+		if err := db.SQL().QueryRow(`SELECT result FROM poll_shard_runs WHERE tick = $1 AND shard = $2`, r.Tick, r.Shard).Scan(jsonOf(&got)); err != nil {
+			t.Fatal(err)
+		}
+		sum += got.Polled
+	}
+	if sum != 9 {
+		t.Errorf("the shards' results count %d VAs polled, want 9", sum)
+	}
+}
+
+// A shard delivered twice runs once; a shard that waited in the queue past
+// its tick's deadline makes no call.
+func TestPollShardRunsOnceAndNotLate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, sb := openDB(t), newSandbox(t)
+	vas := addCustomers(t, db, sb, "sandbox", "once-", 4, 0)
+	sb.credit(t, vas[2], 1_000_000)
+	adapter, _ := rest.New(rest.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
+	now := time.Now().Truncate(time.Second)
+	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &memQueue{}, jobs.PollConfig{
+		Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
+		Schedule: jobs.PollPolicy{Interval: time.Minute},
+		Now:      func() time.Time { return now },
+	}, quiet())
+	r, err := db.ActiveVARange(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := jobs.PlanPollShards(now.Add(-55*time.Second), r, 10)[0]
+	poller.RunShardOnce(ctx, late)
+	if n := sb.balanceCalls(t); n != 0 {
+		t.Fatalf("a shard started after its deadline made %d balance calls", n)
+	}
+	shard := jobs.PlanPollShards(now, r, 10)[0]
+	poller.RunShardOnce(ctx, shard)
+	poller.RunShardOnce(ctx, shard)
+	if n := sb.balanceCalls(t); n != 1 {
+		t.Errorf("a shard delivered twice made %d balance calls, want 1", n)
+	}
+	runs, err := db.PollShardRuns(ctx, late.Tick)
+	if err != nil || len(runs) != 1 || !runs[0].Tick.Equal(shard.Tick) || !runs[0].Finished {
+		t.Fatalf("poll-shard log: %+v %v", runs, err)
+	}
+	var got jobs.PollResult
+	if err := db.SQL().QueryRow(`SELECT result FROM poll_shard_runs`).Scan(jsonOf(&got)); err != nil {
+		t.Fatal(err)
+	}
+	if got.Polled != 4 || got.Found != 1 || got.Calls != 1 {
+		t.Errorf("shard result %+v: want 4 polled, 1 found, 1 call", got)
+	}
+	if err := db.PrunePollShardRuns(ctx, shard.Tick.Add(store.PollShardRunsKept)); err != nil {
+		t.Fatal(err)
+	}
+	if runs, err := db.PollShardRuns(ctx, time.Time{}); err != nil || len(runs) != 1 {
+		t.Fatalf("a shard run exactly %s old is kept: %+v %v", store.PollShardRunsKept, runs, err)
+	}
+	if err := db.PrunePollShardRuns(ctx, shard.Tick.Add(store.PollShardRunsKept+time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if runs, err := db.PollShardRuns(ctx, time.Time{}); err != nil || len(runs) != 0 {
+		t.Fatalf("a shard run older than %s is pruned: %+v %v", store.PollShardRunsKept, runs, err)
+	}
+}
+
+// jsonScanner scans a JSON column into v.
+type jsonScanner struct{ v any }
+
+func (j jsonScanner) Scan(src any) error {
+	b, ok := src.([]byte)
+	if !ok {
+		return fmt.Errorf("JSON column is %T", src)
+	}
+	return json.Unmarshal(b, j.v)
+}
+
+func jsonOf(v any) jsonScanner { return jsonScanner{v} }
