@@ -46,8 +46,8 @@ chaos: ## the long seeded fault-injection run (2,000 customers); SETTLE_TEST_CHA
 	       SETTLE_TEST_CHAOS_CRASH="$${SETTLE_TEST_CHAOS_CRASH:-0.002}"; \
 	go test -count=1 -timeout 60m -run TestChaos -v ./internal/chaos/
 
-bench: ## payday benchmark on an isolated installation, JSON on stdout; BENCH_FLAGS='--customers 20000 --floor --chart payday.svg'
-	@env_lines="$$($(DEVENV) up test)"; eval "$$env_lines"; \
+bench: ## payday benchmark on its own durable PostgreSQL and Redis, JSON on stdout; BENCH_FLAGS='--customers 20000 --floor --chart payday.svg'
+	@env_lines="$$($(DEVENV) up bench)"; eval "$$env_lines"; \
 	go build -o bin/settle ./cmd/settle; \
 	bin/settle bench $(BENCH_FLAGS)
 
@@ -60,6 +60,7 @@ lint: ## gofmt check, go vet and staticcheck
 env-down: ## stop the PostgreSQL and Redis that run and test started
 	$(DEVENV) down run
 	$(DEVENV) down test
+	$(DEVENV) down bench
 
 clean: ## remove build and test artifacts (not the .dev/ data; see env-down)
 	rm -rf bin/ coverage.out coverage.html *.test *.prof

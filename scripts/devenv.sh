@@ -3,7 +3,7 @@
 #
 # Usage:
 #   eval "$(scripts/devenv.sh up NAME)"   start (or reuse) the servers of environment NAME
-#                                         (run or test) and print export lines for eval
+#                                         (run, test or bench) and print export lines for eval
 #   scripts/devenv.sh down NAME           stop the servers that `up NAME` started, only those
 #   scripts/devenv.sh status NAME         print what runs for NAME (exit 0: both run, 3: not)
 #   scripts/devenv.sh install PKG...      apt-get install PKG... when root, else print the command
@@ -37,7 +37,7 @@ die() {
 
 usage() {
 	cat >&2 <<'EOF'
-usage: scripts/devenv.sh up NAME       start or reuse PostgreSQL and Redis for NAME (run|test);
+usage: scripts/devenv.sh up NAME       start or reuse PostgreSQL and Redis for NAME (run|test|bench);
                                        prints export lines: eval "$(scripts/devenv.sh up test)"
        scripts/devenv.sh down NAME     stop what `up NAME` started
        scripts/devenv.sh status NAME   show what runs for NAME
@@ -204,7 +204,7 @@ LOCAL_BASE=    # $ROOT/.dev/NAME
 FALLBACK_BASE= # /tmp/settle-dev-<hash>/NAME
 
 set_name() {
-	[[ $1 =~ ^[A-Za-z0-9_-]+$ ]] || die "bad environment name '$1' (use run or test)"
+	[[ $1 =~ ^[A-Za-z0-9_-]+$ ]] || die "bad environment name '$1' (use run, test or bench)"
 	NAME=$1
 	local hash
 	hash=$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)
@@ -349,6 +349,8 @@ pg_init() {
 		printf "unix_socket_directories = '%s'\n" "$sockdir"
 		printf 'max_connections = 300\n'
 		printf "log_destination = 'stderr'\n"
+		# What each statement costs, for make bench and for anyone curious.
+		printf "shared_preload_libraries = 'pg_stat_statements'\n"
 		if [[ $NAME == test ]]; then
 			printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n'
 		fi

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -78,41 +79,47 @@ type Created struct {
 	HeadStepID   int64
 }
 
+// createSettlementQuery writes a settlement in one statement: the VA's
+// settle version moves ($1 VA, $2 version read with the balance: a moved
+// version means the balance is stale and nothing is written), the
+// settlement ($3.. its amounts), all its steps (the first READY, the rest
+// PENDING) and the ledger journal of the deposit. It returns the
+// settlement and its first step, or no row when the read was stale.
+var createSettlementQuery = `
+	WITH va AS (
+		UPDATE virtual_accounts SET settle_version = settle_version + 1
+		 WHERE id = $1 AND settle_version = $2 RETURNING id),
+	settlement AS (
+		INSERT INTO settlements (customer_id, va_id, provider, amount, currency, repay, hold, fee, payout)
+		SELECT $3, va.id, $4, $5, $6, $7, $8, $9, $10 FROM va RETURNING id),
+	step AS (` + insertStepsSQL("s.id", "$6", "$4", "settlement s,", 11) + `),
+	journal AS (
+		INSERT INTO journals (kind, settlement_id) SELECT 'deposit', s.id FROM settlement s RETURNING id),
+	posted AS (
+		INSERT INTO postings (journal_id, account, amount, currency)
+		SELECT j.id, u.account, u.amount, $6 FROM journal j, unnest($18::text[], $19::bigint[]) AS u(account, amount))
+	SELECT s.id, (SELECT id FROM step ORDER BY seq LIMIT 1) FROM settlement s`
+
 // CreateSettlement writes the settlement, all its steps (the first READY,
 // the rest PENDING) and the ledger journal of the deposit in one
-// transaction. It returns ErrStale when the VA was settled since it was read.
+// statement. It returns ErrStale when the VA was settled since it was read
+// or the customer has an open settlement.
 func (db *DB) CreateSettlement(ctx context.Context, ns NewSettlement) (Created, error) {
+	stmt, err := db.prepared(ctx, createSettlementQuery)
+	if err != nil {
+		return Created{}, fmt.Errorf("create settlement for customer %d: %w", ns.Target.CustomerID, err)
+	}
+	t, p := ns.Target, ns.Plan
+	var ledger postingArrays
+	ledger.add(pipeline.DepositPostings(t.Provider, t.Number, p.Deposit.Amount))
+	args := append([]any{t.VAID, t.SettleVersion,
+		t.CustomerID, t.Provider, p.Deposit.Amount, p.Deposit.Currency, p.Repay, p.Hold, p.Fee, p.Payout},
+		stepArrays(ns.Steps).args()...)
 	var out Created
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
-		t, p := ns.Target, ns.Plan
-		res, err := tx.ExecContext(ctx, `
-			UPDATE virtual_accounts SET settle_version = settle_version + 1
-			 WHERE id = $1 AND settle_version = $2`, t.VAID, t.SettleVersion)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return ErrStale
-		}
-		err = tx.QueryRowxContext(ctx, `
-			INSERT INTO settlements (customer_id, va_id, provider, amount, currency, repay, hold, fee, payout)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
-			t.CustomerID, t.VAID, t.Provider, p.Deposit.Amount, p.Deposit.Currency, p.Repay, p.Hold, p.Fee, p.Payout).
-			Scan(&out.SettlementID)
-		if isUniqueViolation(err, "settlements_one_open_per_customer") {
-			return ErrStale
-		}
-		if err != nil {
-			return err
-		}
-		if out.HeadStepID, err = insertSteps(ctx, tx, out.SettlementID, t.Provider, p.Deposit.Currency, ns.Steps); err != nil {
-			return err
-		}
-		return insertJournal(ctx, tx, "deposit", out.SettlementID, 0, p.Deposit.Currency,
-			pipeline.DepositPostings(t.Provider, t.Number, p.Deposit.Amount))
-	})
-	if errors.Is(err, ErrStale) {
-		return Created{}, err
+	err = stmt.QueryRowxContext(ctx, append(args, pq.Array(ledger.accounts), pq.Array(ledger.amounts))...).
+		Scan(&out.SettlementID, &out.HeadStepID)
+	if errors.Is(err, sql.ErrNoRows) || isUniqueViolation(err, "settlements_one_open_per_customer") {
+		return Created{}, ErrStale
 	}
 	if err != nil {
 		return Created{}, fmt.Errorf("create settlement for customer %d: %w", ns.Target.CustomerID, err)
@@ -120,44 +127,61 @@ func (db *DB) CreateSettlement(ctx context.Context, ns NewSettlement) (Created, 
 	return out, nil
 }
 
-// insertSteps writes the steps in one statement and returns the head's ID.
-func insertSteps(ctx context.Context, tx *sqlx.Tx, settlementID int64, provider, currency string, steps []pipeline.StepSpec) (int64, error) {
-	n := len(steps)
-	seqs, kinds, amounts, reverses := make([]int64, n), make([]string, n), make([]int64, n), make([]int64, n)
-	froms, tos, holders, statuses := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	for i, s := range steps {
-		seqs[i], kinds[i], amounts[i], reverses[i] = int64(s.Seq), string(s.Kind), s.Amount, s.Reverses
-		froms[i], tos[i], holders[i] = s.From, s.To, s.ToHolder
-		statuses[i] = string(pipeline.StepPending)
-		if i == 0 {
-			statuses[i] = string(pipeline.StepReady)
-		}
-	}
-	var head int64
-	err := tx.QueryRowxContext(ctx, `
-		WITH ins AS (
-			INSERT INTO steps (settlement_id, seq, kind, amount, currency, provider, from_account, to_account, to_holder, status, reverses)
-			SELECT $1, u.seq, u.kind, u.amount, $2, $3, u.from_account, u.to_account, u.to_holder, u.status, NULLIF(u.reverses, 0)
-			  FROM unnest($4::smallint[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[])
-			       AS u(seq, kind, amount, from_account, to_account, to_holder, status, reverses)
-			RETURNING id, seq)
-		SELECT id FROM ins ORDER BY seq LIMIT 1`,
-		settlementID, currency, provider, pq.Array(seqs), pq.Array(kinds), pq.Array(amounts),
-		pq.Array(froms), pq.Array(tos), pq.Array(holders), pq.Array(statuses), pq.Array(reverses)).Scan(&head)
-	return head, err
+// stepColumns are steps as the arrays a multi-row insert unnests.
+type stepColumns struct {
+	seqs, amounts, reverses    []int64
+	kinds, froms, tos, holders []string
 }
 
-// insertJournal writes one balanced journal; the database checks the
-// balance at commit.
-func insertJournal(ctx context.Context, tx *sqlx.Tx, kind string, settlementID, stepID int64, currency string, ps []pipeline.Posting) error {
-	accounts, amounts := make([]string, len(ps)), make([]int64, len(ps))
-	for i, p := range ps {
-		accounts[i], amounts[i] = p.Account, p.Amount
+func stepArrays(steps []pipeline.StepSpec) stepColumns {
+	var c stepColumns
+	for _, s := range steps {
+		c.seqs, c.kinds, c.amounts, c.reverses = append(c.seqs, int64(s.Seq)), append(c.kinds, string(s.Kind)),
+			append(c.amounts, s.Amount), append(c.reverses, s.Reverses)
+		c.froms, c.tos, c.holders = append(c.froms, s.From), append(c.tos, s.To), append(c.holders, s.ToHolder)
 	}
-	_, err := tx.ExecContext(ctx, `
-		WITH j AS (INSERT INTO journals (kind, settlement_id, step_id) VALUES ($1, $2, NULLIF($3::bigint, 0)) RETURNING id)
-		INSERT INTO postings (journal_id, account, amount, currency)
-		SELECT j.id, u.account, u.amount, $4 FROM j, unnest($5::text[], $6::bigint[]) AS u(account, amount)`,
-		kind, settlementID, stepID, currency, pq.Array(accounts), pq.Array(amounts))
-	return err
+	return c
+}
+
+// postingArrays are postings as the arrays a multi-row insert unnests.
+type postingArrays struct {
+	accounts []string
+	amounts  []int64
+}
+
+func (a *postingArrays) add(ps []pipeline.Posting) {
+	for _, p := range ps {
+		a.accounts, a.amounts = append(a.accounts, p.Account), append(a.amounts, p.Amount)
+	}
+}
+
+// insertStepsSQL inserts a settlement's steps from seven arrays, the
+// parameters $p to $p+6 (stepColumns' seqs, kinds, amounts, froms, tos,
+// holders, reverses): the first step READY, the others PENDING. The
+// settlement, currency and provider are SQL expressions; from joins the
+// settlement's row source, if any.
+func insertStepsSQL(settlement, currency, provider, from string, p int) string {
+	return fmt.Sprintf(`
+		INSERT INTO steps (settlement_id, seq, kind, amount, currency, provider, from_account, to_account, to_holder, status, reverses)
+		SELECT %s, u.seq, u.kind, u.amount, %s, %s, u.from_account, u.to_account, u.to_holder,
+		       CASE WHEN u.n = 1 THEN 'READY' ELSE 'PENDING' END, NULLIF(u.reverses, 0)
+		  FROM %s unnest($%d::smallint[], $%d::text[], $%d::bigint[], $%d::text[], $%d::text[], $%d::text[], $%d::bigint[])
+		       WITH ORDINALITY AS u(seq, kind, amount, from_account, to_account, to_holder, reverses, n)
+		RETURNING id, seq`, settlement, currency, provider, from, p, p+1, p+2, p+3, p+4, p+5, p+6)
+}
+
+// args are the arrays insertStepsSQL unnests.
+func (c stepColumns) args() []any {
+	return []any{pq.Array(c.seqs), pq.Array(c.kinds), pq.Array(c.amounts), pq.Array(c.froms), pq.Array(c.tos),
+		pq.Array(c.holders), pq.Array(c.reverses)}
+}
+
+// insertSteps writes steps of a settlement in a transaction and returns the
+// first one.
+func insertSteps(ctx context.Context, tx *sqlx.Tx, settlementID int64, provider, currency string, steps []pipeline.StepSpec) (int64, error) {
+	var head int64
+	err := tx.QueryRowxContext(ctx, `WITH ins AS (`+insertStepsSQL("$1", "$2", "$3", "", 4)+`)
+		SELECT id FROM ins ORDER BY seq LIMIT 1`,
+		append([]any{settlementID, currency, provider}, stepArrays(steps).args()...)...).Scan(&head)
+	return head, err
 }

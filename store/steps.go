@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/settle-dev/settle/pipeline"
 )
@@ -18,111 +19,112 @@ var _ pipeline.StepStore = (*DB)(nil)
 const claimColumns = `steps.id, steps.settlement_id, s.customer_id, steps.seq, steps.kind, steps.amount,
 	steps.currency, steps.provider, steps.from_account, steps.to_account, steps.to_holder, steps.fence, steps.attempts`
 
-func scanClaim(row *sqlx.Row) (pipeline.Claim, error) {
+// claimWith builds the one statement that claims a step (the UPDATE of
+// steps named claimed, returning claimColumns; $1 is the step, $2 the
+// lease in ms) and gives a step that moves money its transfer attempt: the
+// live one (SENDING or UNKNOWN: its key was maybe sent, and sending it
+// again is safe) or the next one with a new key, which is only reached once
+// the previous attempt was refused. The key is pipeline.AttemptKey's. A step
+// whose attempt already SUCCEEDED is never claimed. It returns no row when
+// the step is not claimable.
+func claimWith(claimed string) string {
+	return `
+	WITH claimed AS (` + claimed + `
+		   AND NOT EXISTS (SELECT 1 FROM transfers t WHERE t.step_id = steps.id AND t.status = 'SUCCEEDED')
+		RETURNING ` + claimColumns + `),
+	last AS (
+		SELECT id, attempt, idempotency_key, created_at, status FROM transfers
+		 WHERE step_id = $1 ORDER BY attempt DESC LIMIT 1),
+	live AS (
+		SELECT id, attempt, idempotency_key, created_at FROM last WHERE status IN ('SENDING', 'UNKNOWN')),
+	fresh AS (
+		INSERT INTO transfers (step_id, attempt, idempotency_key, provider, amount, currency)
+		SELECT c.id, n.no, 'settle-s' || c.id || '-a' || n.no, c.provider, c.amount, c.currency
+		  FROM claimed c, (SELECT coalesce((SELECT attempt FROM last), 0) + 1 AS no) n
+		 WHERE c.kind <> 'NOTIFY' AND NOT EXISTS (SELECT 1 FROM live)
+		RETURNING id, attempt, idempotency_key, created_at),
+	attempt AS (SELECT * FROM live UNION ALL SELECT * FROM fresh)
+	SELECT c.*, coalesce(a.id, 0), coalesce(a.attempt, 0), coalesce(a.idempotency_key, ''),
+	       coalesce(a.created_at, 'epoch'::timestamptz)
+	  FROM claimed c LEFT JOIN attempt a ON c.kind <> 'NOTIFY'`
+}
+
+// claimQuery moves a READY, due step to RUNNING under a new lease and
+// fence, and counts the attempt.
+var claimQuery = claimWith(`
+		UPDATE steps SET status = 'RUNNING', fence = fence + 1, attempts = attempts + 1,
+		       lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
+		  FROM settlements s
+		 WHERE steps.id = $1 AND s.id = steps.settlement_id
+		   AND steps.status = 'READY' AND steps.next_run_at <= now()`)
+
+// reclaimQuery takes over a RUNNING step whose lease expired by the
+// database's clock under a new lease and fence, counting no attempt.
+var reclaimQuery = claimWith(`
+		UPDATE steps SET fence = fence + 1, lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
+		  FROM settlements s
+		 WHERE steps.id = $1 AND s.id = steps.settlement_id
+		   AND steps.status = 'RUNNING' AND steps.lease_until < now()`)
+
+// ClaimStep implements pipeline.StepStore in one statement.
+func (db *DB) ClaimStep(ctx context.Context, stepID int64, lease time.Duration) (pipeline.Claim, error) {
+	return db.claim(ctx, claimQuery, pipeline.StepReady, stepID, lease)
+}
+
+// ReclaimExpired implements pipeline.StepStore in one statement.
+func (db *DB) ReclaimExpired(ctx context.Context, stepID int64, lease time.Duration) (pipeline.Claim, error) {
+	return db.claim(ctx, reclaimQuery, pipeline.StepRunning, stepID, lease)
+}
+
+// claim runs a claim statement; from is the status it claims from.
+func (db *DB) claim(ctx context.Context, query string, from pipeline.StepStatus, stepID int64, lease time.Duration) (pipeline.Claim, error) {
+	stmt, err := db.prepared(ctx, query)
+	if err != nil {
+		return pipeline.Claim{}, err
+	}
 	var c pipeline.Claim
 	var kind string
-	err := row.Scan(&c.StepID, &c.SettlementID, &c.CustomerID, &c.Seq, &kind, &c.Amount.Amount,
-		&c.Amount.Currency, &c.Provider, &c.From, &c.To, &c.ToHolder, &c.Fence, &c.Attempts)
+	err = stmt.QueryRowxContext(ctx, stepID, lease.Milliseconds()).Scan(&c.StepID, &c.SettlementID, &c.CustomerID,
+		&c.Seq, &kind, &c.Amount.Amount, &c.Amount.Currency, &c.Provider, &c.From, &c.To, &c.ToHolder, &c.Fence,
+		&c.Attempts, &c.Transfer.ID, &c.Transfer.No, &c.Transfer.Key, &c.Transfer.CreatedAt)
 	c.Kind = pipeline.Kind(kind)
-	return c, err
-}
-
-// ClaimStep implements pipeline.StepStore.
-func (db *DB) ClaimStep(ctx context.Context, stepID int64, lease time.Duration) (pipeline.Claim, error) {
-	var c pipeline.Claim
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
-		var err error
-		c, err = scanClaim(tx.QueryRowxContext(ctx, `
-			UPDATE steps SET status = 'RUNNING', fence = fence + 1, attempts = attempts + 1,
-			       lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
-			  FROM settlements s
-			 WHERE steps.id = $1 AND s.id = steps.settlement_id
-			   AND steps.status = 'READY' AND steps.next_run_at <= now()
-			RETURNING `+claimColumns, stepID, lease.Milliseconds()))
-		if errors.Is(err, sql.ErrNoRows) {
-			return db.whyNotClaimable(ctx, tx, stepID)
-		}
-		if err != nil || !c.Kind.MovesMoney() {
-			return err
-		}
-		c.Transfer, err = liveOrNewAttempt(ctx, tx, c)
-		return err
-	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return pipeline.Claim{}, db.whyNotClaimable(ctx, from, stepID)
+	}
 	if err != nil {
 		return pipeline.Claim{}, err
+	}
+	if !c.Kind.MovesMoney() {
+		c.Transfer = pipeline.Attempt{}
 	}
 	return c, nil
 }
 
-// whyNotClaimable tells a READY step waiting for its backoff from anything
-// else.
-func (db *DB) whyNotClaimable(ctx context.Context, tx *sqlx.Tx, stepID int64) error {
+// whyNotClaimable tells why a claim from status found nothing: a READY
+// step waiting for its backoff (*pipeline.NotDueError), a step whose
+// attempt already succeeded while it is not DONE (a broken invariant, an
+// error that says to run settle verify), or anything else
+// (pipeline.ErrNotClaimable).
+func (db *DB) whyNotClaimable(ctx context.Context, from pipeline.StepStatus, stepID int64) error {
 	var status string
 	var due time.Time
-	err := tx.QueryRowxContext(ctx, `SELECT status, next_run_at FROM steps WHERE id = $1`, stepID).Scan(&status, &due)
-	if errors.Is(err, sql.ErrNoRows) {
+	var succeeded bool
+	err := db.x.QueryRowxContext(ctx, `
+		SELECT status, next_run_at, EXISTS (SELECT 1 FROM transfers t WHERE t.step_id = steps.id AND t.status = 'SUCCEEDED')
+		  FROM steps WHERE id = $1`, stepID).Scan(&status, &due, &succeeded)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
 		return pipeline.ErrNotClaimable
-	}
-	if err != nil {
+	case err != nil:
 		return err
-	}
-	if status == string(pipeline.StepReady) {
+	case status != string(from):
+		return pipeline.ErrNotClaimable
+	case succeeded:
+		return fmt.Errorf("step %d is %s but an attempt of it already SUCCEEDED: run settle verify", stepID, status)
+	case from == pipeline.StepReady:
 		return &pipeline.NotDueError{At: due}
 	}
-	return pipeline.ErrNotClaimable
-}
-
-// liveOrNewAttempt reuses the step's live attempt (its key was maybe sent;
-// sending it again is safe) or creates the next one with a new key, which is
-// only reached once the previous attempt was refused.
-func liveOrNewAttempt(ctx context.Context, tx *sqlx.Tx, c pipeline.Claim) (pipeline.Attempt, error) {
-	var a pipeline.Attempt
-	var status string
-	err := tx.QueryRowxContext(ctx, `
-		SELECT id, attempt, idempotency_key, created_at, status FROM transfers
-		 WHERE step_id = $1 ORDER BY attempt DESC LIMIT 1`, c.StepID).
-		Scan(&a.ID, &a.No, &a.Key, &a.CreatedAt, &status)
-	switch {
-	case err == nil && (status == "SENDING" || status == "UNKNOWN"):
-		return a, nil
-	case err == nil && status == "SUCCEEDED":
-		return a, fmt.Errorf("step %d is READY but its attempt %d already SUCCEEDED: run settle verify", c.StepID, a.No)
-	case err != nil && !errors.Is(err, sql.ErrNoRows):
-		return a, err
-	}
-	a.No++
-	a.Key = pipeline.AttemptKey(c.StepID, a.No)
-	err = tx.QueryRowxContext(ctx, `
-		INSERT INTO transfers (step_id, attempt, idempotency_key, provider, amount, currency)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at`,
-		c.StepID, a.No, a.Key, c.Provider, c.Amount.Amount, c.Amount.Currency).Scan(&a.ID, &a.CreatedAt)
-	return a, err
-}
-
-// ReclaimExpired implements pipeline.StepStore.
-func (db *DB) ReclaimExpired(ctx context.Context, stepID int64, lease time.Duration) (pipeline.Claim, error) {
-	var c pipeline.Claim
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
-		var err error
-		c, err = scanClaim(tx.QueryRowxContext(ctx, `
-			UPDATE steps SET fence = fence + 1, lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
-			  FROM settlements s
-			 WHERE steps.id = $1 AND s.id = steps.settlement_id
-			   AND steps.status = 'RUNNING' AND steps.lease_until < now()
-			RETURNING `+claimColumns, stepID, lease.Milliseconds()))
-		if errors.Is(err, sql.ErrNoRows) {
-			return pipeline.ErrNotClaimable
-		}
-		if err != nil || !c.Kind.MovesMoney() {
-			return err
-		}
-		c.Transfer, err = liveOrNewAttempt(ctx, tx, c)
-		return err
-	})
-	if err != nil {
-		return pipeline.Claim{}, err
-	}
-	return c, nil
+	return pipeline.ErrNotClaimable // RUNNING with its lease still valid
 }
 
 // fenced updates the claimed step only while the claim's fence holds.
@@ -138,106 +140,100 @@ func fenced(ctx context.Context, tx *sqlx.Tx, c pipeline.Claim, set string, args
 	return nil
 }
 
-// Complete implements pipeline.StepStore.
+// completeQuery records a step's success in one statement, only while
+// the claim's fence holds ($1 step, $2 fence): the step DONE; for a step
+// that moved money its attempt ($4) SUCCEEDED with the bank's reference
+// ($3) and its journal ($5 currency, $6 accounts, $7 amounts), and for a
+// REPAY or HOLD (or the REVERSE of one) the customer's ($8) obligation
+// changed by the amount ($9); for a NOTIFY the settlement.settled event;
+// then the next step READY (returned) or, after the last step, the
+// settlement SETTLED (or COMPENSATED). It returns whether the fence held.
+var completeQuery = `
+	WITH done AS (
+		UPDATE steps SET status = 'DONE', done_at = now(), lease_until = NULL, last_error = '', updated_at = now()
+		 WHERE id = $1 AND fence = $2 AND status = 'RUNNING'
+		RETURNING id, settlement_id, seq, kind, reverses),
+	moved AS (
+		UPDATE transfers SET status = 'SUCCEEDED', bank_ref = $3, updated_at = now()
+		 WHERE id = $4 AND step_id = $1 AND EXISTS (SELECT 1 FROM done)
+		RETURNING id),
+	journal AS (
+		INSERT INTO journals (kind, settlement_id, step_id)
+		SELECT 'transfer', d.settlement_id, d.id FROM done d, moved
+		RETURNING id),
+	posted AS (
+		INSERT INTO postings (journal_id, account, amount, currency)
+		SELECT j.id, u.account, u.amount, $5 FROM journal j, unnest($6::text[], $7::bigint[]) AS u(account, amount)),
+	effect AS (
+		SELECT coalesce(r.kind, d.kind) AS kind, d.kind = 'REVERSE' AS undo
+		  FROM done d LEFT JOIN steps r ON r.id = d.reverses),
+	repaid AS (
+		-- The money reached the lender: the debt shrinks by it (never below
+		-- zero, should an operator have lowered it meanwhile); returned by
+		-- the lender, it is owed again.
+		UPDATE obligations o SET updated_at = now(),
+		       outstanding = CASE WHEN e.undo THEN o.outstanding + $9 ELSE GREATEST(o.outstanding - $9, 0) END,
+		       repaid_total = o.repaid_total + CASE WHEN e.undo THEN -$9 ELSE $9 END
+		  FROM effect e WHERE o.customer_id = $8 AND e.kind = 'REPAY'),
+	held AS (
+		UPDATE obligations o SET updated_at = now(), held_total = o.held_total + CASE WHEN e.undo THEN -$9 ELSE $9 END
+		  FROM effect e WHERE o.customer_id = $8 AND e.kind = 'HOLD'),
+	event AS (
+		INSERT INTO customer_events (event_id, type, settlement_id, customer_id, payload)
+		` + settledEventSelect(`(SELECT settlement_id FROM done WHERE kind = 'NOTIFY')`) + `
+		ON CONFLICT (event_id) DO NOTHING),
+	next AS (
+		UPDATE steps n SET status = 'READY', next_run_at = now(), updated_at = now()
+		  FROM done d WHERE n.settlement_id = d.settlement_id AND n.seq = d.seq + 1 AND n.status = 'PENDING'
+		RETURNING n.id, n.fence),
+	finished AS (
+		UPDATE settlements s SET finished_at = now(), updated_at = now(),
+		       status = CASE s.status WHEN 'COMPENSATING' THEN 'COMPENSATED' ELSE 'SETTLED' END
+		  FROM done d WHERE s.id = d.settlement_id AND s.status IN ('RUNNING', 'COMPENSATING')
+		   AND NOT EXISTS (SELECT 1 FROM next))
+	SELECT EXISTS (SELECT 1 FROM done), coalesce((SELECT id FROM next), 0), coalesce((SELECT fence FROM next), 0)`
+
+// Complete implements pipeline.StepStore in one statement.
 func (db *DB) Complete(ctx context.Context, c pipeline.Claim, r pipeline.Receipt) (pipeline.StepRef, error) {
-	var next pipeline.StepRef
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
-		if err := fenced(ctx, tx, c, `status = 'DONE', done_at = now(), lease_until = NULL, last_error = ''`); err != nil {
-			return err
-		}
-		if err := applyEffects(ctx, tx, c, r); err != nil {
-			return err
-		}
-		err := tx.QueryRowxContext(ctx, `
-			UPDATE steps SET status = 'READY', next_run_at = now(), updated_at = now()
-			 WHERE settlement_id = $1 AND seq = $2 AND status = 'PENDING' RETURNING id, fence`,
-			c.SettlementID, c.Seq+1).Scan(&next.ID, &next.Fence)
-		if errors.Is(err, sql.ErrNoRows) { // the last step: the settlement is done
-			_, err = tx.ExecContext(ctx, `
-				UPDATE settlements SET finished_at = now(), updated_at = now(),
-				       status = CASE status WHEN 'COMPENSATING' THEN 'COMPENSATED' ELSE 'SETTLED' END
-				 WHERE id = $1 AND status IN ('RUNNING', 'COMPENSATING')`, c.SettlementID)
-		}
-		if err == nil {
-			db.hook(pipeline.PointBeforeRecordCommit)
-		}
-		return err
-	})
+	stmt, err := db.prepared(ctx, completeQuery)
 	if err != nil {
 		return pipeline.StepRef{}, err
+	}
+	var ledger postingArrays
+	if c.Kind.MovesMoney() {
+		ledger.add(pipeline.TransferPostings(c.Provider, c.From, c.To, c.Amount.Amount))
+	}
+	db.hook(pipeline.PointBeforeRecordCommit)
+	var held bool
+	var next pipeline.StepRef
+	err = stmt.QueryRowxContext(ctx, c.StepID, c.Fence, r.BankRef, c.Transfer.ID, c.Amount.Currency,
+		pq.Array(ledger.accounts), pq.Array(ledger.amounts), c.CustomerID, c.Amount.Amount).Scan(&held, &next.ID, &next.Fence)
+	if err != nil {
+		return pipeline.StepRef{}, err
+	}
+	if !held {
+		return pipeline.StepRef{}, pipeline.ErrLeaseLost
 	}
 	return next, nil
 }
 
-// applyEffects writes what a completed step changes besides its own row: the
-// attempt, the ledger journal, the obligation, or the customer event.
-func applyEffects(ctx context.Context, tx *sqlx.Tx, c pipeline.Claim, r pipeline.Receipt) error {
-	if c.Kind == pipeline.KindNotify {
-		return insertSettledEvent(ctx, tx, c)
-	}
-	if _, err := tx.ExecContext(ctx, `
-		UPDATE transfers SET status = 'SUCCEEDED', bank_ref = $2, updated_at = now() WHERE id = $1`,
-		c.Transfer.ID, r.BankRef); err != nil {
-		return err
-	}
-	if err := insertJournal(ctx, tx, "transfer", c.SettlementID, c.StepID, c.Amount.Currency,
-		pipeline.TransferPostings(c.Provider, c.From, c.To, c.Amount.Amount)); err != nil {
-		return err
-	}
-	kind := c.Kind
-	undo := kind == pipeline.KindReverse
-	if undo {
-		if err := tx.QueryRowxContext(ctx, `SELECT r.kind FROM steps s JOIN steps r ON r.id = s.reverses WHERE s.id = $1`,
-			c.StepID).Scan(&kind); err != nil {
-			return fmt.Errorf("step %d reverses which step: %w", c.StepID, err)
-		}
-	}
-	var q string
-	switch {
-	case kind == pipeline.KindRepay && undo:
-		// The lender returned the money: the debt is owed again.
-		q = `UPDATE obligations SET outstanding = outstanding + $2, repaid_total = repaid_total - $2,
-		            updated_at = now() WHERE customer_id = $1`
-	case kind == pipeline.KindHold && undo:
-		q = `UPDATE obligations SET held_total = held_total - $2, updated_at = now() WHERE customer_id = $1`
-	case kind == pipeline.KindRepay:
-		// The money reached the lender: the debt shrinks by it (never below
-		// zero, should an operator have lowered it meanwhile).
-		q = `UPDATE obligations SET outstanding = GREATEST(outstanding - $2, 0), repaid_total = repaid_total + $2,
-		            updated_at = now() WHERE customer_id = $1`
-	case kind == pipeline.KindHold:
-		q = `UPDATE obligations SET held_total = held_total + $2, updated_at = now() WHERE customer_id = $1`
-	default:
-		return nil
-	}
-	_, err := tx.ExecContext(ctx, q, c.CustomerID, c.Amount.Amount)
-	return err
-}
-
-// settledEventQuery builds the settlement.settled event of settlement $1:
-// the amount of every leg; its event ID is stable so receivers can drop
-// duplicates.
-const settledEventQuery = `
+// settledEventSelect selects the settlement.settled event of the
+// settlement whose ID is idExpr: the amount of every leg; its event ID is
+// stable so receivers can drop duplicates.
+func settledEventSelect(idExpr string) string {
+	return `
 	SELECT 'evt_settlement_' || s.id || '_settled' AS event_id, 'settlement.settled' AS type, s.id AS settlement_id,
 	       s.customer_id, jsonb_build_object('settlement_id', s.id, 'customer_ref', c.external_ref, 'currency', s.currency,
 	                          'deposit', s.amount, 'repay', s.repay, 'hold', s.hold, 'fee', s.fee, 'payout', s.payout) AS payload
 	  FROM settlements s JOIN customers c ON c.id = s.customer_id
-	 WHERE s.id = $1`
-
-// insertSettledEvent records the settlement.settled event.
-func insertSettledEvent(ctx context.Context, tx *sqlx.Tx, c pipeline.Claim) error {
-	_, err := tx.ExecContext(ctx, `
-		INSERT INTO customer_events (event_id, type, settlement_id, customer_id, payload)
-		`+settledEventQuery+`
-		ON CONFLICT (event_id) DO NOTHING`, c.SettlementID)
-	return err
+	 WHERE s.id = ` + idExpr
 }
 
 // SettledEvent implements pipeline.StepStore.
 func (db *DB) SettledEvent(ctx context.Context, c pipeline.Claim) (pipeline.Event, error) {
 	var ev pipeline.Event
 	var settlement, customer int64
-	err := db.x.QueryRowxContext(ctx, settledEventQuery, c.SettlementID).Scan(&ev.ID, &ev.Type, &settlement, &customer, &ev.Data)
+	err := db.x.QueryRowxContext(ctx, settledEventSelect("$1"), c.SettlementID).Scan(&ev.ID, &ev.Type, &settlement, &customer, &ev.Data)
 	return ev, err
 }
 

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -19,6 +20,8 @@ import (
 type DB struct {
 	x    *sqlx.DB
 	hook func(point string)
+	// stmts holds the prepared statements of the hot path, by query.
+	stmts sync.Map
 }
 
 // Options tune the connection pool.
@@ -54,8 +57,14 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	return &DB{x: x, hook: hook}, nil
 }
 
-// Close closes the pool.
-func (db *DB) Close() error { return db.x.Close() }
+// Close closes the prepared statements and the pool.
+func (db *DB) Close() error {
+	db.stmts.Range(func(_, s any) bool {
+		_ = s.(*sqlx.Stmt).Close()
+		return true
+	})
+	return db.x.Close()
+}
 
 // SQL exposes the underlying pool for migrations and tests.
 func (db *DB) SQL() *sql.DB { return db.x.DB }
@@ -85,4 +94,22 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 func isUniqueViolation(err error, name string) bool {
 	var pqErr *pq.Error
 	return errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == name
+}
+
+// prepared returns query as a statement prepared on first use. The pool
+// prepares it once per connection; after that each run is one round trip
+// (an unprepared query with arguments costs lib/pq two).
+func (db *DB) prepared(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	if s, ok := db.stmts.Load(query); ok {
+		return s.(*sqlx.Stmt), nil
+	}
+	s, err := db.x.PreparexContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := db.stmts.LoadOrStore(query, s); loaded {
+		_ = s.Close()
+		return prev.(*sqlx.Stmt), nil
+	}
+	return s, nil
 }
