@@ -369,20 +369,27 @@ func (c *cycle) take(batch []store.DueTarget, limit int) bool {
 // deposit found. The VAs are marked polled, except those whose settlement
 // could not be written, which stay due.
 func (c *cycle) pollBatch(ctx context.Context, bank pipeline.Bank, targets []store.DueTarget) {
-	numbers := make([]string, len(targets))
+	numbers, ids := make([]string, len(targets)), make([]int64, len(targets))
 	for i, t := range targets {
-		numbers[i] = t.Number
+		numbers[i], ids[i] = t.Number, t.VAID
+	}
+	// Marked before the call, so that no other cycle (a later tick's, when
+	// this one runs long) asks about them meanwhile.
+	if err := c.p.db.MarkPolled(ctx, ids, c.p.cfg.Schedule.IdleAfter()); err != nil {
+		c.failed(ctx, len(targets), err)
+		return
 	}
 	balances, err := bank.Balances(ctx, numbers)
 	if err != nil {
 		c.failed(ctx, len(targets), err)
+		c.due(ctx, ids)
 		return
 	}
 	byNumber := make(map[string]pipeline.Money, len(balances))
 	for _, b := range balances {
 		byNumber[b.Account] = b.Available
 	}
-	var polled, found []int64
+	var unsettled, found []int64
 	var near int
 	var tally ProviderPollResult
 	for _, t := range targets {
@@ -390,20 +397,21 @@ func (c *cycle) pollBatch(ctx context.Context, bank pipeline.Bank, targets []sto
 			near++
 		}
 		bal, ok := byNumber[t.Number]
-		if ok && bal.Amount > 0 {
-			created, err := c.p.settle(ctx, t.PollTarget, bal, &tally)
-			if err != nil {
-				tally.Errors++
-				c.p.logger.WarnContext(ctx, "deposit not settled; polled again next cycle", "provider", c.q.Provider, "va", t.VAID, "err", err)
-				continue
-			}
-			if created {
-				found = append(found, t.CustomerID)
-			}
+		if !ok || bal.Amount <= 0 {
+			continue
 		}
-		polled = append(polled, t.VAID)
+		created, err := c.p.settle(ctx, t.PollTarget, bal, &tally)
+		switch {
+		case err != nil:
+			tally.Errors++
+			unsettled = append(unsettled, t.VAID)
+			c.p.logger.WarnContext(ctx, "deposit not settled; polled again next cycle", "provider", c.q.Provider, "va", t.VAID, "err", err)
+		case created:
+			found = append(found, t.CustomerID)
+		}
 	}
-	c.record(ctx, polled, found)
+	c.due(ctx, unsettled)
+	c.learn(ctx, found)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.res.Polled += len(targets)
@@ -414,14 +422,19 @@ func (c *cycle) pollBatch(ctx context.Context, bank pipeline.Bank, targets []sto
 	c.res.Skipped += tally.Skipped
 }
 
-// record marks the VAs polled and learns the paydays of the customers
-// whose deposit was found.
-func (c *cycle) record(ctx context.Context, polled, found []int64) {
-	if len(polled) > 0 {
-		if err := c.p.db.MarkPolled(ctx, polled, c.p.cfg.Schedule.IdleAfter()); err != nil {
-			c.p.logger.WarnContext(ctx, "could not record the poll; the VAs are polled again next cycle", "provider", c.q.Provider, "err", err)
-		}
+// due makes VAs whose poll failed due again at the next cycle.
+func (c *cycle) due(ctx context.Context, ids []int64) {
+	if len(ids) == 0 {
+		return
 	}
+	if err := c.p.db.MarkDue(context.WithoutCancel(ctx), ids); err != nil {
+		c.p.logger.WarnContext(ctx, "could not make VAs whose poll failed due again; they wait for their next idle poll",
+			"provider", c.q.Provider, "accounts", len(ids), "err", err)
+	}
+}
+
+// learn learns the paydays of the customers whose deposit was found.
+func (c *cycle) learn(ctx context.Context, found []int64) {
 	if len(found) > 0 {
 		if err := c.p.db.LearnPaydays(ctx, found, c.p.cfg.Schedule.loc().String()); err != nil {
 			c.p.logger.WarnContext(ctx, "could not learn paydays", "provider", c.q.Provider, "err", err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/settle-dev/settle/bank"
+	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/rest"
 	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/jobs"
@@ -254,3 +255,34 @@ func (j jsonScanner) Scan(src any) error {
 }
 
 func jsonOf(v any) jsonScanner { return jsonScanner{v} }
+
+// VAs are marked polled before the bank is asked, so no overlapping cycle
+// asks about them meanwhile; those whose balance request failed are due
+// again at the next cycle, not at their next idle poll.
+func TestFailedPollIsDueAtTheNextCycle(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, sb := openDB(t), newSandbox(t)
+	vas := addCustomers(t, db, sb, "sandbox", "fail-", 3, 0)
+	sb.credit(t, vas[1], 1_000_000)
+	adapter, _ := rest.New(rest.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
+	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &memQueue{}, jobs.PollConfig{
+		Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
+		Schedule: jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6},
+	}, quiet())
+	if err := sb.client.SetFaults(ctx, banksim.Faults{ErrorRate: 1, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := poller.RunOnce(ctx); err != nil || res.Errors == 0 || res.Found != 0 {
+		t.Fatalf("a cycle against a failing bank: %+v %v", res, err)
+	}
+	if err := sb.client.SetFaults(ctx, banksim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := poller.RunOnce(ctx); err != nil || res.Polled != 3 || res.Found != 1 {
+		t.Fatalf("the next cycle must poll the 3 VAs again and find the deposit: %+v %v", res, err)
+	}
+	if res, err := poller.RunOnce(ctx); err != nil || res.Polled != 0 {
+		t.Fatalf("polled VAs are not due again before their idle poll: %+v %v", res, err)
+	}
+}

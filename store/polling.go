@@ -118,14 +118,23 @@ func paydayArray(ps []int) pq.Int64Array {
 	return out
 }
 
-// MarkPolled records that the bank was asked about the virtual accounts:
-// last polled now, next idle poll after idle.
+// MarkPolled records that the bank is being asked about the virtual
+// accounts: last polled now, next idle poll after idle. A VA marked is not
+// due again in the same cycle.
 func (db *DB) MarkPolled(ctx context.Context, vaIDs []int64, idle time.Duration) error {
 	_, err := db.x.ExecContext(ctx, `
 		UPDATE virtual_accounts SET last_polled_at = now(), next_poll_at = now() + $2 * interval '1 millisecond'
 		 WHERE id = ANY($1)`, pq.Array(vaIDs), idle.Milliseconds())
 	if err != nil {
 		return fmt.Errorf("mark %d virtual accounts polled: %w", len(vaIDs), err)
+	}
+	return nil
+}
+
+// MarkDue makes virtual accounts whose poll failed due at the next cycle.
+func (db *DB) MarkDue(ctx context.Context, vaIDs []int64) error {
+	if _, err := db.x.ExecContext(ctx, `UPDATE virtual_accounts SET next_poll_at = now() WHERE id = ANY($1)`, pq.Array(vaIDs)); err != nil {
+		return fmt.Errorf("make %d virtual accounts due again: %w", len(vaIDs), err)
 	}
 	return nil
 }
