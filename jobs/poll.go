@@ -37,6 +37,9 @@ type PollConfig struct {
 	// Now is the clock for maintenance windows and the cycle's deadline;
 	// nil means time.Now. Due times are judged by the database's clock.
 	Now func() time.Time
+	// OnCycle, when set, is called after every cycle with how long it took
+	// (by Now), its result and its error: metrics. It must not block.
+	OnCycle func(took time.Duration, res PollResult, err error)
 }
 
 // ProviderPolling is how one provider is polled.
@@ -154,11 +157,11 @@ func (p *Poller) RunShard(ctx context.Context, shard PollShard) (PollResult, err
 	}
 	cycleStart, err := p.db.Now(ctx)
 	if err != nil {
-		return PollResult{BudgetLeft: -1}, err
+		return p.cycleDone(start, PollResult{BudgetLeft: -1}, err)
 	}
 	providers, err := p.db.PollProviders(ctx)
 	if err != nil {
-		return PollResult{BudgetLeft: -1}, err
+		return p.cycleDone(start, PollResult{BudgetLeft: -1}, err)
 	}
 	var deadline time.Time
 	if p.cfg.Schedule.Interval > 0 {
@@ -179,7 +182,16 @@ func (p *Poller) RunShard(ctx context.Context, shard PollShard) (PollResult, err
 	p.logger.InfoContext(ctx, "poll cycle", "shard", shard.Index, "shards", shard.Count, "polled", res.Polled, "near_payday", res.Near, "calls", res.Calls,
 		"budget_left", res.BudgetLeft, "found", res.Found, "due_left", res.DueLeft, "oldest_unpolled", res.OldestUnpolled,
 		"errors", res.Errors, "took", time.Since(start).Round(time.Millisecond))
-	return res, ctx.Err()
+	return p.cycleDone(start, res, ctx.Err())
+}
+
+// cycleDone tells OnCycle about a cycle that started at start, and returns
+// its result.
+func (p *Poller) cycleDone(start time.Time, res PollResult, err error) (PollResult, error) {
+	if p.cfg.OnCycle != nil {
+		p.cfg.OnCycle(p.cfg.Now().Sub(start), res, err)
+	}
+	return res, err
 }
 
 func summarize(names []string, rs []ProviderPollResult) PollResult {

@@ -26,6 +26,10 @@ type ExecutorConfig struct {
 	// Hook, when set, is called at each named point of a step's execution.
 	// The fault-injection tests use it to kill the process right there.
 	Hook func(point string)
+	// Observer, when set, hears how every run of a claimed step ended and
+	// how long it took (metrics). Deliveries that claim nothing are not
+	// runs; neither are the sweep's resolutions.
+	Observer StepObserver
 }
 
 // The named points of a step's execution where Hook is called. The store
@@ -96,6 +100,7 @@ func (e *RetryLaterError) Error() string {
 // Run executes the step if it is READY and due. A duplicate or late delivery
 // returns nil; a step waiting for its backoff returns *RetryLaterError.
 func (e *Executor) Run(ctx context.Context, stepID int64) error {
+	start := time.Now()
 	c, err := e.store.ClaimStep(ctx, stepID, e.cfg.Lease)
 	var notDue *NotDueError
 	switch {
@@ -107,6 +112,15 @@ func (e *Executor) Run(ctx context.Context, stepID int64) error {
 		return fmt.Errorf("claim step %d: %w", stepID, err)
 	}
 	e.cfg.Hook(PointAfterClaim)
+	out, err := e.run(ctx, c)
+	if e.cfg.Observer != nil {
+		e.cfg.Observer.StepDone(c.Kind, out, time.Since(start))
+	}
+	return err
+}
+
+// run carries out a claimed step and records what came of it.
+func (e *Executor) run(ctx context.Context, c Claim) (Outcome, error) {
 	if !c.Kind.MovesMoney() {
 		return e.notify(ctx, c)
 	}
@@ -149,11 +163,11 @@ func (e *Executor) Resolve(ctx context.Context, stepID int64) error {
 		return fmt.Errorf("reclaim step %d: %w", stepID, err)
 	}
 	if !c.Kind.MovesMoney() {
-		return e.notify(ctx, c) // the receiver drops a duplicate by its event ID
+		return errOnly(e.notify(ctx, c)) // the receiver drops a duplicate by its event ID
 	}
 	bank, err := e.banks.Bank(c.Provider)
 	if err != nil {
-		return e.unknown(ctx, c, fmt.Sprintf("provider %s: %v", c.Provider, err))
+		return errOnly(e.unknown(ctx, c, fmt.Sprintf("provider %s: %v", c.Provider, err)))
 	}
 	r, err := e.call(ctx, func(ctx context.Context) (Receipt, error) { return bank.TransferStatus(ctx, c.Request()) })
 	ctx, cancel := recordContext(ctx)
@@ -162,14 +176,17 @@ func (e *Executor) Resolve(ctx context.Context, stepID int64) error {
 	case ClassAbsent:
 		return e.absent(ctx, c)
 	case ClassTransient:
-		return e.unknown(ctx, c, "status check: "+err.Error())
+		return errOnly(e.unknown(ctx, c, "status check: "+err.Error()))
 	default:
-		return e.record(ctx, c, r, err)
+		return errOnly(e.record(ctx, c, r, err))
 	}
 }
 
+// errOnly drops the outcome of a run the observer does not hear of.
+func errOnly(_ Outcome, err error) error { return err }
+
 // record turns a bank answer into the step's next state.
-func (e *Executor) record(ctx context.Context, c Claim, r Receipt, callErr error) error {
+func (e *Executor) record(ctx context.Context, c Claim, r Receipt, callErr error) (Outcome, error) {
 	class := Classify(r, callErr)
 	e.logger.DebugContext(ctx, "bank answered", "step", c.StepID, "kind", c.Kind, "attempt", c.Transfer.No, "class", class.String())
 	switch class {
@@ -195,11 +212,11 @@ func (e *Executor) record(ctx context.Context, c Claim, r Receipt, callErr error
 
 // notify runs a NOTIFY step: the event goes to the lender's app (when one
 // is configured) and the step is done; a failed send retries with a backoff.
-func (e *Executor) notify(ctx context.Context, c Claim) error {
+func (e *Executor) notify(ctx context.Context, c Claim) (Outcome, error) {
 	if e.events != nil {
 		ev, err := e.store.SettledEvent(ctx, c)
 		if err != nil {
-			return fmt.Errorf("event of settlement %d: %w", c.SettlementID, err)
+			return OutcomeError, fmt.Errorf("event of settlement %d: %w", c.SettlementID, err)
 		}
 		callCtx, cancel := context.WithTimeout(ctx, e.cfg.BankTimeout)
 		err = e.events.Send(callCtx, ev)
@@ -213,52 +230,56 @@ func (e *Executor) notify(ctx context.Context, c Claim) error {
 	return e.complete(ctx, c, Receipt{State: TransferSucceeded})
 }
 
-func (e *Executor) complete(ctx context.Context, c Claim, r Receipt) error {
+func (e *Executor) complete(ctx context.Context, c Claim, r Receipt) (Outcome, error) {
 	next, err := e.store.Complete(ctx, c, r)
 	if errors.Is(err, ErrLeaseLost) {
 		e.logger.WarnContext(ctx, "result not recorded: lease lost to another owner", "step", c.StepID)
-		return nil
+		return OutcomeLeaseLost, nil
 	}
 	if err != nil {
-		return fmt.Errorf("record step %d: %w", c.StepID, err)
+		return OutcomeError, fmt.Errorf("record step %d: %w", c.StepID, err)
 	}
 	e.cfg.Hook(PointAfterRecordCommit)
 	if next.ID == 0 {
-		return nil
+		return OutcomeDone, nil
 	}
 	// The next step is READY in the database already; if this enqueue is
 	// lost, the READY relay enqueues it again.
 	if err := e.queue.EnqueueStep(ctx, next); err != nil {
 		e.logger.WarnContext(ctx, "enqueue next step failed; the relay will retry", "step", next, "err", err)
 	}
-	return nil
+	return OutcomeDone, nil
 }
 
 // retry puts a step back after a transient answer. A rate limit or a bank
 // that is down (busy, in maintenance, its breaker open) did nothing and is
 // not the step's failure: it costs the step no attempt, so a payday burst
 // that outruns the bank, or an outage, makes steps wait rather than die.
-func (e *Executor) retry(ctx context.Context, c Claim, callErr error) error {
+func (e *Executor) retry(ctx context.Context, c Claim, callErr error) (Outcome, error) {
 	waiting := errors.Is(callErr, ErrRateLimited) || errors.Is(callErr, ErrUnavailable)
 	if !waiting && c.Attempts >= e.cfg.MaxAttempts {
 		return e.fail(ctx, c, Failure{Dead: true,
 			Reason: fmt.Sprintf("out of attempts (%d): %v", c.Attempts, callErr)})
 	}
+	out := OutcomeRetry
+	if waiting {
+		out = OutcomeWaiting
+	}
 	after := max(Backoff(c.Attempts, e.cfg.RetryBase, e.cfg.RetryMax), RetryAfter(callErr))
 	if err := e.store.Retry(ctx, c, after, callErr.Error(), waiting); err != nil {
-		return e.recordErr(c, err)
+		return e.recorded(c, out, err)
 	}
-	return &RetryLaterError{After: after, Reason: callErr.Error()}
+	return out, &RetryLaterError{After: after, Reason: callErr.Error()}
 }
 
-func (e *Executor) unknown(ctx context.Context, c Claim, reason string) error {
+func (e *Executor) unknown(ctx context.Context, c Claim, reason string) (Outcome, error) {
 	e.logger.WarnContext(ctx, "transfer outcome unknown; the sweep will ask the bank", "step", c.StepID, "attempt", c.Transfer.No, "reason", reason)
-	return e.recordErr(c, e.store.Unknown(ctx, c, e.cfg.UnknownWait, reason))
+	return e.recorded(c, OutcomeUnknown, e.store.Unknown(ctx, c, e.cfg.UnknownWait, reason))
 }
 
 func (e *Executor) absent(ctx context.Context, c Claim) error {
 	if err := e.store.Absent(ctx, c); err != nil {
-		return e.recordErr(c, err)
+		return errOnly(e.recorded(c, OutcomeRetry, err))
 	}
 	if err := e.queue.EnqueueStep(ctx, StepRef{ID: c.StepID, Fence: c.Fence}); err != nil {
 		e.logger.WarnContext(ctx, "enqueue step failed; the relay will retry", "step", c.StepID, "err", err)
@@ -266,19 +287,27 @@ func (e *Executor) absent(ctx context.Context, c Claim) error {
 	return nil
 }
 
-func (e *Executor) fail(ctx context.Context, c Claim, f Failure) error {
+func (e *Executor) fail(ctx context.Context, c Claim, f Failure) (Outcome, error) {
 	f.Alert = FailureAlert(c, f)
 	e.logger.ErrorContext(ctx, "settlement failed", "settlement", c.SettlementID, "step", c.StepID, "kind", c.Kind, "reason", f.Reason)
-	return e.recordErr(c, e.store.Fail(ctx, c, f))
+	out := OutcomeFailed
+	if f.Dead {
+		out = OutcomeDead
+	}
+	return e.recorded(c, out, e.store.Fail(ctx, c, f))
 }
 
-// recordErr treats a lost lease as done (the new owner records) and wraps
-// anything else.
-func (e *Executor) recordErr(c Claim, err error) error {
-	if err == nil || errors.Is(err, ErrLeaseLost) {
-		return nil
+// recorded is out once the store recorded it. A lost lease is not an error
+// (the new owner records) and anything else is wrapped.
+func (e *Executor) recorded(c Claim, out Outcome, err error) (Outcome, error) {
+	switch {
+	case err == nil:
+		return out, nil
+	case errors.Is(err, ErrLeaseLost):
+		return OutcomeLeaseLost, nil
+	default:
+		return OutcomeError, fmt.Errorf("record step %d: %w", c.StepID, err)
 	}
-	return fmt.Errorf("record step %d: %w", c.StepID, err)
 }
 
 // Backoff is the delay before retry n (1-based) of a transient failure:

@@ -151,6 +151,13 @@ type Queue interface {
 	EnqueueStep(ctx context.Context, step StepRef) error
 }
 
+// StepObserver hears how each run of a claimed step ended: the step's
+// kind, the outcome and the time from the claim to the record. Metrics
+// implement it. It is called from every worker at once and must not block.
+type StepObserver interface {
+	StepDone(kind Kind, outcome Outcome, took time.Duration)
+}
+
 // Banks gives the Bank adapter for a provider name.
 type Banks interface {
 	Bank(provider string) (Bank, error)

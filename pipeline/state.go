@@ -42,3 +42,33 @@ const (
 	// compensated.
 	StepCancelled StepStatus = "CANCELLED"
 )
+
+// Outcome is how one run of a claimed step ended, as a StepObserver hears
+// it.
+type Outcome string
+
+const (
+	// OutcomeDone: the step is DONE.
+	OutcomeDone Outcome = "done"
+	// OutcomeRetry: a transient error; the step is READY again after a
+	// backoff, and the claim counted as an attempt.
+	OutcomeRetry Outcome = "retry"
+	// OutcomeWaiting: the bank rate-limited us or was down (its breaker
+	// open); the step waits and the claim did not count as an attempt.
+	OutcomeWaiting Outcome = "waiting"
+	// OutcomeUnknown: the bank gave no definite answer; the step stays
+	// RUNNING until the sweep asks the bank.
+	OutcomeUnknown Outcome = "unknown"
+	// OutcomeFailed: the bank refused the transfer for good; the step and
+	// its settlement are FAILED.
+	OutcomeFailed Outcome = "failed"
+	// OutcomeDead: out of attempts, or a key reused with other content; the
+	// step is DEAD and its settlement FAILED.
+	OutcomeDead Outcome = "dead"
+	// OutcomeLeaseLost: another owner took the step over; nothing was
+	// recorded by this run.
+	OutcomeLeaseLost Outcome = "lease_lost"
+	// OutcomeError: the result could not be recorded; the lease expiring
+	// hands the step to the sweep.
+	OutcomeError Outcome = "error"
+)

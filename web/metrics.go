@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,11 +9,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/settle-dev/settle/pipeline"
 )
 
 // MetricsConfig configures NewMetrics. Zero fields take their defaults.
 type MetricsConfig struct {
-	// Gauges reads the database gauges at scrape time; *store.DB. Required.
+	// Gauges reads the database gauges at scrape time; *store.DB. nil
+	// leaves them out: a worker's or scheduler's /metrics carries only its
+	// own series, and the web role's the database's.
 	Gauges GaugeReader
 	// CacheFor is how long one read of the database gauges serves scrapes;
 	// default 5s. A failed read is cached as long, so a database outage is
@@ -34,19 +37,27 @@ type MetricsConfig struct {
 
 // Metrics is settle's Prometheus registry: the database gauges read at
 // scrape time, and the engine's counters and histograms, which the engine
-// feeds through the Observe methods. It uses its own registry, never the
-// global one. A nil *Metrics ignores every observation.
+// feeds through StepDone, ObserveBank and ObservePoll. It uses its own
+// registry, never the global one. A nil *Metrics ignores every observation.
+// No series carries an account number, a customer or an amount: labels
+// are step kinds, provider names, operations and fixed outcome words.
 type Metrics struct {
 	registry *prometheus.Registry
 	logger   *slog.Logger
+	now      func() time.Time
 
 	stepDuration *prometheus.HistogramVec
 	bankRequests *prometheus.CounterVec
 	bankDuration *prometheus.HistogramVec
 	pollDuration prometheus.Histogram
+	pollFailed   prometheus.Counter
 	pollPolled   prometheus.Counter
 	pollFound    prometheus.Counter
+	pollLag      prometheus.Gauge
+	pollLast     prometheus.Gauge
 }
+
+var _ pipeline.StepObserver = (*Metrics)(nil)
 
 const namespace = "settle"
 
@@ -59,16 +70,14 @@ var (
 
 // NewMetrics builds the registry.
 func NewMetrics(cfg MetricsConfig) (*Metrics, error) {
-	if cfg.Gauges == nil {
-		return nil, errors.New("metrics: no gauge reader (the database)")
-	}
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		logger:   cmp(cfg.Logger, slog.Default()),
 		stepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "step_duration_seconds", Buckets: stepBuckets,
-			Help: "Time to run one step (claim, bank call, record), by step kind and outcome class.",
-		}, []string{"kind", "class"}),
+			Help: "Time to run one step (claim, bank call, record), by step kind and outcome " +
+				"(done, retry, waiting, unknown, failed, dead, lease_lost, error).",
+		}, []string{"kind", "outcome"}),
 		bankRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "bank_requests_total",
 			Help: "Requests to bank providers, by provider, operation and outcome.",
@@ -81,6 +90,10 @@ func NewMetrics(cfg MetricsConfig) (*Metrics, error) {
 			Namespace: namespace, Name: "poll_cycle_duration_seconds", Buckets: pollBuckets,
 			Help: "Time of one balance poll cycle over every eligible virtual account.",
 		}),
+		pollFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "poll_cycles_failed_total",
+			Help: "Balance poll cycles that ended in an error.",
+		}),
 		pollPolled: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "poll_accounts_polled_total",
 			Help: "Virtual accounts whose balance was asked for.",
@@ -89,12 +102,26 @@ func NewMetrics(cfg MetricsConfig) (*Metrics, error) {
 			Namespace: namespace, Name: "poll_deposits_found_total",
 			Help: "Deposits found by the balance poll (settlements created).",
 		}),
+		pollLag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "poll_lag_seconds",
+			Help: "How long ago the least recently polled eligible virtual account was polled, as the last successful poll cycle measured it.",
+		}),
+		pollLast: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "poll_last_cycle_timestamp_seconds",
+			Help: "When the last successful poll cycle of this process ended, in Unix seconds: time() minus it is how long polling has been silent.",
+		}),
 	}
-	db := newGaugeCollector(cfg, m.logger)
 	all := []prometheus.Collector{
-		db, m.stepDuration, m.bankRequests, m.bankDuration, m.pollDuration, m.pollPolled, m.pollFound,
+		m.stepDuration, m.bankRequests, m.bankDuration,
+		m.pollDuration, m.pollFailed, m.pollPolled, m.pollFound, m.pollLag, m.pollLast,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	}
+	if m.now = cfg.Now; m.now == nil {
+		m.now = time.Now
+	}
+	if cfg.Gauges != nil {
+		all = append(all, newGaugeCollector(cfg, m.logger))
 	}
 	for _, c := range append(all, cfg.Collectors...) {
 		if err := m.registry.Register(c); err != nil {
@@ -116,19 +143,19 @@ func (m *Metrics) Handler() http.Handler {
 	})
 }
 
-// ObserveStep records one run of a step: its kind (SWEEP, PAYOUT, …), the
-// class of its outcome (done, retry, unknown, failed, dead, …) and how long
-// it took.
-func (m *Metrics) ObserveStep(kind, class string, d time.Duration) {
+// StepDone records one run of a step: its kind (SWEEP, PAYOUT, …), its
+// outcome and how long it took. It implements pipeline.StepObserver.
+func (m *Metrics) StepDone(kind pipeline.Kind, outcome pipeline.Outcome, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.stepDuration.WithLabelValues(kind, class).Observe(d.Seconds())
+	m.stepDuration.WithLabelValues(string(kind), string(outcome)).Observe(d.Seconds())
 }
 
 // ObserveBank records one request to a bank provider: the operation
-// (balances, transfer, transfer_status, transactions), its outcome (ok,
-// refused, rate_limited, transient, unknown, …) and its latency.
+// (balances, transfer, transfer_status), its outcome (ok, pending, refused,
+// rate_limited, unavailable, timeout, error, …; see bank.Outcome) and its
+// latency. It implements bank.Observer.
 func (m *Metrics) ObserveBank(provider, op, outcome string, d time.Duration) {
 	if m == nil {
 		return
@@ -137,15 +164,33 @@ func (m *Metrics) ObserveBank(provider, op, outcome string, d time.Duration) {
 	m.bankDuration.WithLabelValues(provider, op).Observe(d.Seconds())
 }
 
-// ObservePoll records one balance poll cycle: its duration, how many
-// virtual accounts it asked about and how many deposits it found.
-func (m *Metrics) ObservePoll(d time.Duration, polled, found int) {
+// PollCycle is one balance poll cycle, as ObservePoll records it.
+type PollCycle struct {
+	Took   time.Duration
+	Polled int // virtual accounts asked about
+	Found  int // deposits found: settlements created
+	// Lag is how long ago the least recently polled eligible virtual
+	// account was polled, at the cycle's end.
+	Lag    time.Duration
+	Failed bool // the cycle ended in an error; its Lag is not measured
+}
+
+// ObservePoll records one balance poll cycle: its duration, the accounts
+// polled and deposits found, and, when it succeeded, the lag and when it
+// ended.
+func (m *Metrics) ObservePoll(c PollCycle) {
 	if m == nil {
 		return
 	}
-	m.pollDuration.Observe(d.Seconds())
-	m.pollPolled.Add(float64(max(polled, 0)))
-	m.pollFound.Add(float64(max(found, 0)))
+	m.pollDuration.Observe(c.Took.Seconds())
+	m.pollPolled.Add(float64(max(c.Polled, 0)))
+	m.pollFound.Add(float64(max(c.Found, 0)))
+	if c.Failed {
+		m.pollFailed.Inc()
+		return
+	}
+	m.pollLag.Set(c.Lag.Seconds())
+	m.pollLast.Set(float64(m.now().UnixNano()) / 1e9)
 }
 
 // cmp returns v, or def when v is the zero value.

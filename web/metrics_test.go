@@ -51,14 +51,15 @@ func TestMetricsAfterAPayday(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.ObserveStep("PAYOUT", "failed", 120*time.Millisecond)
-	m.ObserveStep("SWEEP", "done", 40*time.Millisecond)
+	m.StepDone(pipeline.KindPayout, pipeline.OutcomeFailed, 120*time.Millisecond)
+	m.StepDone(pipeline.KindSweep, pipeline.OutcomeDone, 40*time.Millisecond)
 	m.ObserveBank("sandbox", "transfer", "refused", 30*time.Millisecond)
 	m.ObserveBank("sandbox", "transfer", "ok", 20*time.Millisecond)
 	m.ObserveBank("sandbox", "transfer", "ok", 25*time.Millisecond)
-	m.ObservePoll(1500*time.Millisecond, 2, 2)
+	m.ObservePoll(web.PollCycle{Took: 1500 * time.Millisecond, Polled: 2, Found: 2, Lag: 90 * time.Second})
 	var none *web.Metrics
-	none.ObserveStep("SWEEP", "done", time.Second) // a nil Metrics ignores observations
+	none.StepDone(pipeline.KindSweep, pipeline.OutcomeDone, time.Second) // a nil Metrics ignores observations
+	none.ObservePoll(web.PollCycle{Failed: true})
 	out := scrape(t, m)
 	wantSeries(t, out,
 		`settle_settlements{status="FAILED"} 1`,
@@ -71,15 +72,20 @@ func TestMetricsAfterAPayday(t *testing.T) {
 		`settle_stuck_steps{reason="ready_overdue"} 0`,
 		`settle_alert_outbox_backlog 1`,
 		`settle_database_up 1`,
-		`settle_step_duration_seconds_count{class="failed",kind="PAYOUT"} 1`,
-		`settle_step_duration_seconds_bucket{class="done",kind="SWEEP",le="0.05"} 1`,
+		`settle_step_duration_seconds_count{kind="PAYOUT",outcome="failed"} 1`,
+		`settle_step_duration_seconds_bucket{kind="SWEEP",outcome="done",le="0.05"} 1`,
 		`settle_bank_requests_total{operation="transfer",outcome="ok",provider="sandbox"} 2`,
 		`settle_bank_requests_total{operation="transfer",outcome="refused",provider="sandbox"} 1`,
 		`settle_bank_request_duration_seconds_count{operation="transfer",provider="sandbox"} 3`,
 		`settle_poll_cycle_duration_seconds_sum 1.5`,
 		`settle_poll_accounts_polled_total 2`,
 		`settle_poll_deposits_found_total 2`,
+		`settle_poll_lag_seconds 90`,
+		`settle_poll_cycles_failed_total 0`,
 	)
+	if v := value(t, out, "settle_poll_last_cycle_timestamp_seconds"); v < float64(time.Now().Add(-time.Hour).Unix()) {
+		t.Errorf("last poll cycle at %v, want about now", v)
+	}
 	if v := value(t, out, "settle_oldest_open_settlement_age_seconds"); v <= 0 || v > 600 {
 		t.Errorf("oldest open settlement age %v s, want the stuck settlement's few seconds", v)
 	}
@@ -166,9 +172,11 @@ func TestMetricsWithTheDatabaseDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.ObservePoll(time.Second, 10, 1)
+	m.ObservePoll(web.PollCycle{Took: time.Second, Polled: 10, Found: 1})
+	m.ObservePoll(web.PollCycle{Took: time.Second, Failed: true})
 	out := scrape(t, m)
-	wantSeries(t, out, `settle_database_up 0`, `settle_poll_deposits_found_total 1`)
+	wantSeries(t, out, `settle_database_up 0`, `settle_poll_deposits_found_total 1`, `settle_poll_cycles_failed_total 1`,
+		`settle_poll_cycle_duration_seconds_count 2`)
 	if strings.Contains(out, "settle_open_settlements") {
 		t.Fatal("gauges of an unreadable database must be missing, not zero")
 	}
@@ -197,5 +205,45 @@ func TestMetricsWithTheAsynqQueueCollector(t *testing.T) {
 	wantSeries(t, out, `asynq_queue_size{queue="steps"} 1`, `asynq_tasks_enqueued_total{queue="steps",state="pending"} 1`)
 	if !strings.Contains(out, `asynq_queue_latency_seconds{queue="steps"}`) {
 		t.Errorf("no queue latency:\n%s", out)
+	}
+}
+
+// A worker's or scheduler's /metrics: its own series, no database gauges,
+// behind the credentials unless open, beside its probes.
+func TestProcessMetricsBesideTheProbes(t *testing.T) {
+	t.Parallel()
+	m, err := web.NewMetrics(web.MetricsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.StepDone(pipeline.KindSweep, pipeline.OutcomeDone, 30*time.Millisecond)
+	h, err := web.WithMetrics(web.Health(nil, nil), m, creds, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	if resp, _ := do(t, srv, request{"GET", "/metrics", nil}); resp.StatusCode != 401 {
+		t.Fatalf("metrics without credentials: %d", resp.StatusCode)
+	}
+	resp, body := do(t, srv, request{"GET", "/metrics", bearer(creds.Token)})
+	if resp.StatusCode != 200 || !strings.Contains(body, `settle_step_duration_seconds_count{kind="SWEEP",outcome="done"} 1`) ||
+		strings.Contains(body, "settle_database_up") {
+		t.Fatalf("a worker's metrics: %d\n%.400s", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, srv, request{"GET", "/healthz", nil}); resp.StatusCode != 200 {
+		t.Fatalf("healthz beside the metrics: %d", resp.StatusCode)
+	}
+	if _, err := web.WithMetrics(web.Health(nil, nil), m, web.Credentials{}, false); err == nil {
+		t.Fatal("metrics behind no credentials accepted")
+	}
+	open, err := web.WithMetrics(web.Health(nil, nil), m, web.Credentials{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	openSrv := httptest.NewServer(open)
+	t.Cleanup(openSrv.Close)
+	if resp, _ := do(t, openSrv, request{"GET", "/metrics", nil}); resp.StatusCode != 200 {
+		t.Fatalf("open metrics: %d", resp.StatusCode)
 	}
 }

@@ -107,6 +107,23 @@ func Health(live, ready []Check) http.Handler {
 	return mux
 }
 
+// WithMetrics serves m at GET /metrics, behind creds unless open, and
+// everything else through h: the /metrics of a worker or scheduler, beside
+// its probes. It refuses invalid credentials unless open.
+func WithMetrics(h http.Handler, m *Metrics, creds Credentials, open bool) (http.Handler, error) {
+	metrics := m.Handler()
+	if !open {
+		if err := creds.Validate(); err != nil {
+			return nil, fmt.Errorf("web: %w", err)
+		}
+		metrics = Auth(creds, metrics)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	mux.Handle("/", h)
+	return mux, nil
+}
+
 // durationText writes d the way an operator reads it: "45s", "3m12s",
 // "2h05m", "3d4h".
 func durationText(d time.Duration) string {

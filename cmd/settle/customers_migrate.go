@@ -160,7 +160,7 @@ func readVAMap(path string) (map[string]string, error) {
 
 // openedAt asks the provider's bank which of the numbers it knows.
 func openedAt(cmd *cobra.Command, cfg *config.Config, provider string) (func(context.Context, []string) (map[string]bool, error), error) {
-	router, _, _, err := buildBanks(cfg, newLogger(cfg.Log, cmd.ErrOrStderr()), nil)
+	router, _, _, err := buildBanks(cfg, newLogger(cfg.Log, cmd.ErrOrStderr()), nil, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -81,6 +81,7 @@ func newRootCmd() *cobra.Command {
 		newCustomersCmd(g),
 		newReconcileCmd(g),
 	)
+	explainDenied(root)
 	return root
 }
 

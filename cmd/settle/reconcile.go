@@ -110,7 +110,7 @@ func runReconcile(cmd *cobra.Command, g *globals, opt jobs.ReconcileOptions, asJ
 	}
 	defer db.Close()
 	logger := newLogger(cfg.Log, cmd.ErrOrStderr())
-	banks, accounts, _, err := buildBanks(cfg, logger, nil)
+	banks, accounts, _, err := buildBanks(cfg, logger, nil, nil)
 	if err != nil {
 		return err
 	}

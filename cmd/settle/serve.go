@@ -15,9 +15,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/hibiken/asynq/x/metrics"
 	"github.com/hibiken/asynqmon"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/settle-dev/settle/bank/throttle"
@@ -111,6 +109,8 @@ type daemon struct {
 	throttles map[string]*throttle.Bank
 	listener  net.Listener
 	http      *http.Server
+	// metrics is what /metrics serves; nil when it is off.
+	metrics *web.Metrics
 }
 
 func newDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger, role string) (*daemon, error) {
@@ -143,14 +143,19 @@ func (d *daemon) build(ctx context.Context) (err error) {
 	if err := checkRedis(ctx, cfg, redis); err != nil {
 		return err
 	}
-	banks, accounts, throttles, err := buildBanks(cfg, logger, d.breakerAlert)
+	if err := d.newMetrics(redis); err != nil {
+		return err
+	}
+	banks, accounts, throttles, err := buildBanks(cfg, logger, d.breakerAlert, d.bankObserver())
 	if err != nil {
 		return err
 	}
 	d.throttles = throttles
 	// A step task may run for the bank timeout plus two short transactions.
 	d.queue = jobs.NewQueue(redis, cfg.Worker.BankTimeout+20*time.Second)
-	exec := pipeline.NewExecutor(d.db, banks, d.queue, executorConfig(cfg, crashHook), logger)
+	execCfg := executorConfig(cfg, crashHook)
+	execCfg.Observer = d.stepObserver()
+	exec := pipeline.NewExecutor(d.db, banks, d.queue, execCfg, logger)
 	if w := cfg.Notify.Customer; w.URL != "" {
 		sink, err := notify.NewCustomerWebhook(w.URL.Reveal(), w.Secret.Reveal(), w.Timeout)
 		if err != nil {
@@ -162,6 +167,7 @@ func (d *daemon) build(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	pollCfg.OnCycle = d.pollObserver()
 	poller := jobs.NewPoller(d.db, banks, d.queue, pollCfg, logger)
 	if d.runs(roleWorker) {
 		d.worker, d.mux = jobs.NewWorker(redis, exec, poller, jobs.WorkerConfig{
@@ -257,18 +263,15 @@ func (d *daemon) routes(redis asynq.RedisConnOpt) (http.Handler, error) {
 		{Name: "redis", Fn: func(ctx context.Context) error { return jobs.CheckRedis(ctx, redis, false) }},
 	}
 	h := d.cfg.HTTP
-	creds := web.Credentials{User: h.User, Password: h.Password.Reveal(), Token: h.Token.Reveal()}
+	creds := d.credentials()
 	if !d.runs(roleWeb) || creds == (web.Credentials{}) {
 		if d.runs(roleWeb) {
 			d.logger.Warn("no http.user/http.password or http.token: the status page, the dashboard and /metrics are off")
 		}
+		if d.metrics != nil { // a worker's or scheduler's own series
+			return web.WithMetrics(web.Health(nil, ready), d.metrics, creds, h.MetricsOpen)
+		}
 		return web.Health(nil, ready), nil
-	}
-	d.inspector = asynq.NewInspector(redis)
-	m, err := web.NewMetrics(web.MetricsConfig{Gauges: d.db, Logger: d.logger,
-		Collectors: []prometheus.Collector{metrics.NewQueueMetricsCollector(d.inspector)}})
-	if err != nil {
-		return nil, err
 	}
 	return web.New(web.Config{
 		Credentials: creds,
@@ -276,7 +279,7 @@ func (d *daemon) routes(redis asynq.RedisConnOpt) (http.Handler, error) {
 		Page: web.PageConfig{Logger: d.logger, QueueLatency: d.queue.Latency,
 			Providers: d.providerHealth},
 		Dashboard: d.monitor, DashboardPath: d.monitor.RootPath(),
-		Metrics: m, MetricsOpen: h.MetricsOpen,
+		Metrics: d.metrics, MetricsOpen: h.MetricsOpen,
 		Ready:  ready,
 		Logger: d.logger,
 	})

@@ -86,8 +86,9 @@ func checkRedis(ctx context.Context, cfg *config.Config, opt asynq.RedisConnOpt)
 
 // buildBanks builds an adapter per configured provider, each behind its
 // throttle (rate limit, calls in flight, breaker), and the engine's accounts
-// at each. onBreaker hears every breaker transition.
-func buildBanks(cfg *config.Config, logger *slog.Logger, onBreaker func(throttle.Transition)) (*bank.Router, map[string]pipeline.Accounts, map[string]*throttle.Bank, error) {
+// at each. onBreaker hears every breaker transition, and obs (when not nil)
+// every request that reaches a bank.
+func buildBanks(cfg *config.Config, logger *slog.Logger, onBreaker func(throttle.Transition), obs bank.Observer) (*bank.Router, map[string]pipeline.Accounts, map[string]*throttle.Bank, error) {
 	banks := map[string]pipeline.Bank{}
 	throttles := map[string]*throttle.Bank{}
 	accounts := map[string]pipeline.Accounts{}
@@ -100,7 +101,7 @@ func buildBanks(cfg *config.Config, logger *slog.Logger, onBreaker func(throttle
 		if rps == 0 {
 			rps = math.Inf(1)
 		}
-		t, err := throttle.Wrap(adapter, throttle.Config{
+		t, err := throttle.Wrap(bank.Instrument(adapter, p.Name, obs), throttle.Config{
 			Name: p.Name, RPS: rps, Burst: p.Burst, MaxInFlight: p.MaxInFlight,
 			FailureThreshold: p.BreakerFailures, CoolDown: p.BreakerCooldown, BalanceBatch: batch,
 			OnStateChange: onBreaker, Logger: logger,
