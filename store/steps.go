@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/settle-dev/settle/pipeline"
 )
@@ -153,10 +154,7 @@ func (db *DB) Complete(ctx context.Context, c pipeline.Claim, r pipeline.Receipt
 			 WHERE settlement_id = $1 AND seq = $2 AND status = 'PENDING' RETURNING id, fence`,
 			c.SettlementID, c.Seq+1).Scan(&next.ID, &next.Fence)
 		if errors.Is(err, sql.ErrNoRows) { // the last step: the settlement is done
-			_, err = tx.ExecContext(ctx, `
-				UPDATE settlements SET finished_at = now(), updated_at = now(),
-				       status = CASE status WHEN 'COMPENSATING' THEN 'COMPENSATED' ELSE 'SETTLED' END
-				 WHERE id = $1 AND status IN ('RUNNING', 'COMPENSATING')`, c.SettlementID)
+			err = finishSettlement(ctx, tx, c.SettlementID)
 		}
 		if err == nil {
 			db.hook(pipeline.PointBeforeRecordCommit)
@@ -167,6 +165,41 @@ func (db *DB) Complete(ctx context.Context, c pipeline.Claim, r pipeline.Receipt
 		return pipeline.StepRef{}, err
 	}
 	return next, nil
+}
+
+// finishSettlement marks the settlement SETTLED (COMPENSATED when it was
+// compensating) and resolves its failure alerts, which it has only if it
+// failed before and was replayed or compensated. The same statement finds
+// them through an index, so finishing a settlement that never failed costs
+// no extra round trip, and no step but the last looks at alerts.
+func finishSettlement(ctx context.Context, tx *sqlx.Tx, settlementID int64) error {
+	var status string
+	var keys pq.StringArray
+	err := tx.QueryRowxContext(ctx, `
+		WITH s AS (
+		     UPDATE settlements SET finished_at = now(), updated_at = now(),
+		            status = CASE status WHEN 'COMPENSATING' THEN 'COMPENSATED' ELSE 'SETTLED' END
+		      WHERE id = $1 AND status IN ('RUNNING', 'COMPENSATING')
+		     RETURNING id, status)
+		SELECT s.status, ARRAY(SELECT DISTINCT a.problem_key FROM alerts a
+		                        WHERE a.settlement_id = s.id AND a.kind = $2 ORDER BY 1)
+		  FROM s`, settlementID, AlertKindSettlementFailed).Scan(&status, &keys)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	note := fmt.Sprintf("settlement %d is %s", settlementID, status)
+	if status == string(pipeline.SettlementCompensated) {
+		note += ": its completed legs were reversed"
+	}
+	for _, key := range keys {
+		if _, err := resolveProblem(ctx, tx, key, note); err != nil {
+			return fmt.Errorf("resolve %s: %w", key, err)
+		}
+	}
+	return nil
 }
 
 // applyEffects writes what a completed step changes besides its own row: the
