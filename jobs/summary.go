@@ -1,0 +1,102 @@
+package jobs
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/settle-dev/settle/notify"
+	"github.com/settle-dev/settle/pipeline"
+	"github.com/settle-dev/settle/store"
+)
+
+// DailySummaryConfig configures the daily summary. Zero fields take the
+// documented default.
+type DailySummaryConfig struct {
+	// Schedule is the job's schedule (a cron spec, "CRON_TZ=Asia/Seoul 0 8
+	// * * *"): the period a run reports ends at its latest activation.
+	// Required.
+	Schedule string
+	// Period is how far back a summary looks (default 24h).
+	Period time.Duration
+	// Location is the time zone the summary's times and date are shown in
+	// (default time.Local).
+	Location *time.Location
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// DailySummary raises the daily summary: the settlements SETTLED and
+// failed within the last period, the ones waiting for an operator, and the
+// oldest settlement still open. It goes through the alert outbox like any
+// alert, one per date.
+type DailySummary struct {
+	db     *store.DB
+	sched  cron.Schedule
+	cfg    DailySummaryConfig
+	logger *slog.Logger
+}
+
+// NewDailySummary returns the daily summary job; it refuses a schedule that
+// does not parse.
+func NewDailySummary(db *store.DB, cfg DailySummaryConfig, logger *slog.Logger) (*DailySummary, error) {
+	sched, err := ParseSchedule(cfg.Schedule)
+	if err != nil {
+		return nil, fmt.Errorf("daily summary: %w", err)
+	}
+	cfg.Period = cmp.Or(cfg.Period, 24*time.Hour)
+	cfg.Location = cmp.Or(cfg.Location, time.Local)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &DailySummary{db: db, sched: sched, cfg: cfg, logger: logger}, nil
+}
+
+// DailySummaryResult reports one run.
+type DailySummaryResult struct {
+	ProblemKey string `json:"problem_key"`
+	// Raised is false when this date's summary was raised already with the
+	// same facts.
+	Raised  bool  `json:"raised"`
+	Settled int64 `json:"settled"`
+	Failed  int   `json:"failed"`
+}
+
+// RunOnce raises the summary of the period that ends at the schedule's
+// latest activation.
+func (d *DailySummary) RunOnce(ctx context.Context) (DailySummaryResult, error) {
+	to := Tick(d.sched, d.cfg.Now())
+	from := to.Add(-d.cfg.Period)
+	day, err := d.db.DaySummary(ctx, from, to)
+	if err != nil {
+		return DailySummaryResult{}, err
+	}
+	s := summaryOf(day, from, to, d.cfg.Location)
+	a := notify.DailySummaryAlert(s)
+	res := DailySummaryResult{ProblemKey: a.ProblemKey, Failed: s.Failed}
+	for _, st := range s.Settled {
+		res.Settled += st.Count
+	}
+	if res.Raised, err = d.db.RaiseAlertOnce(ctx, a); err != nil {
+		return res, err
+	}
+	d.logger.InfoContext(ctx, "daily summary", "problem_key", a.ProblemKey, "raised", res.Raised,
+		"settled", res.Settled, "failed", s.Failed, "failed_now", s.FailedNow, "open", s.Open)
+	return res, nil
+}
+
+// summaryOf is the store's summary of a period as notify words it.
+func summaryOf(day store.DaySummary, from, to time.Time, loc *time.Location) notify.DailySummary {
+	s := notify.DailySummary{From: from, To: to, Location: loc, Failed: day.Failed, FailedNow: day.FailedNow, Open: day.Open}
+	for _, t := range day.Settled {
+		s.Settled = append(s.Settled, notify.Settled{Count: t.Count, Total: pipeline.Money{Amount: t.Amount, Currency: t.Currency}})
+	}
+	if o := day.Oldest; o != nil {
+		s.Oldest = &notify.OpenSettlement{ID: o.ID, Status: o.Status, Customer: o.CustomerRef, CreatedAt: o.CreatedAt}
+	}
+	return s
+}
