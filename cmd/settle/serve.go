@@ -33,7 +33,7 @@ import (
 // Roles a `settle serve` process can take.
 const (
 	roleAll       = "all"       // everything: right for one machine
-	roleScheduler = "scheduler" // the cron jobs (poll, relay, sweep, alerts)
+	roleScheduler = "scheduler" // the cron jobs (poll, relay, sweep, alerts, verify, daily_summary)
 	roleWorker    = "worker"    // the step workers
 	roleWeb       = "web"       // the dashboard and status HTTP endpoints
 )
@@ -190,6 +190,14 @@ func (d *daemon) newScheduler(banks pipeline.Banks, accounts map[string]pipeline
 	poller := jobs.NewPoller(d.db, banks, d.queue, pollCfg, d.logger)
 	relay := jobs.NewRelay(d.db, d.queue, 10*time.Second, d.logger)
 	sweep := jobs.NewSweep(d.db, exec, d.logger)
+	sweep.WithStuckAfter(d.cfg.Sweep.StuckAfter)
+	verifier := jobs.NewVerifier(d.db, d.logger)
+	summary, err := jobs.NewDailySummary(d.db, jobs.DailySummaryConfig{
+		Schedule: d.cfg.DailySummarySchedule(), Location: d.cfg.Location(),
+	}, d.logger)
+	if err != nil {
+		return nil, err
+	}
 	n := d.cfg.Notify
 	notifier, err := notify.New(notify.Config{
 		WebhookURL: n.Slack.WebhookURL.Reveal(), BotToken: n.Slack.BotToken.Reveal(),
@@ -206,6 +214,8 @@ func (d *daemon) newScheduler(banks pipeline.Banks, accounts map[string]pipeline
 		{Name: "relay", Schedule: d.cfg.Relay.Schedule, Run: func(ctx context.Context) (any, error) { return relay.RunOnce(ctx) }},
 		{Name: "sweep", Schedule: d.cfg.Sweep.Schedule, Run: func(ctx context.Context) (any, error) { return sweep.RunOnce(ctx) }},
 		{Name: "alerts", Schedule: n.DeliverySchedule, Run: func(ctx context.Context) (any, error) { return alerts.RunOnce(ctx) }},
+		{Name: "verify", Schedule: d.cfg.Verify.Schedule, Run: func(ctx context.Context) (any, error) { return verifier.RunOnce(ctx) }},
+		{Name: "daily_summary", Schedule: d.cfg.DailySummarySchedule(), Run: func(ctx context.Context) (any, error) { return summary.RunOnce(ctx) }},
 	}, d.logger)
 }
 
