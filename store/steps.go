@@ -194,12 +194,24 @@ func finishSettlement(ctx context.Context, tx *sqlx.Tx, settlementID int64) erro
 	if status == string(pipeline.SettlementCompensated) {
 		note += ": its completed legs were reversed"
 	}
+	_, err = resolveProblems(ctx, tx, keys, note)
+	return err
+}
+
+// resolveProblems resolves each problem (see ResolveProblem) inside tx and
+// returns how many were open.
+func resolveProblems(ctx context.Context, tx *sqlx.Tx, keys []string, note string) (int, error) {
+	n := 0
 	for _, key := range keys {
-		if _, err := resolveProblem(ctx, tx, key, note); err != nil {
-			return fmt.Errorf("resolve %s: %w", key, err)
+		ok, err := resolveProblem(ctx, tx, key, note)
+		if err != nil {
+			return n, fmt.Errorf("resolve %s: %w", key, err)
+		}
+		if ok {
+			n++
 		}
 	}
-	return nil
+	return n, nil
 }
 
 // applyEffects writes what a completed step changes besides its own row: the

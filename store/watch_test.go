@@ -203,3 +203,38 @@ func TestSettlingAfterAReplayResolvesTheFailure(t *testing.T) {
 		t.Fatalf("a resolved problem resolved again: %v %v", ok, err)
 	}
 }
+
+// Cancelling a failed settlement resolves its failure problem, and says so;
+// a dry run resolves nothing.
+func TestCancellingAFailedSettlementResolvesTheFailure(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	_, created := seedSettlement(t, db, "c1", 500_000, pipeline.Obligations{})
+	c, err := db.ClaimStep(ctx, created.HeadStepID, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := pipeline.Failure{Refused: &pipeline.RefusedError{Code: pipeline.RefusedAccountClosed, BankCode: "E_CLOSED"}}
+	f.Reason = f.Refused.Error()
+	f.Alert = pipeline.FailureAlert(c, f)
+	if err := db.Fail(ctx, c, f); err != nil {
+		t.Fatal(err)
+	}
+	a := store.Audit{Actor: "ops", Command: "cancel", Reason: "customer left"}
+	for _, dry := range []bool{true, false} {
+		out, err := db.Cancel(ctx, c.SettlementID, a, dry)
+		if err != nil || out.Changes[len(out.Changes)-1] != "its failure alert is resolved" {
+			t.Fatalf("cancel (dry run %v): %+v %v", dry, out, err)
+		}
+		want := map[bool]int{true: 1, false: 2}[dry]
+		if got := alertsOf(t, db, f.Alert.ProblemKey); len(got) != want {
+			t.Fatalf("after cancel (dry run %v): alerts %v", dry, got)
+		}
+	}
+	var note string
+	if err := db.SQL().QueryRowContext(ctx, `SELECT detail FROM alerts WHERE kind = 'resolved'`).Scan(&note); err != nil ||
+		note != fmt.Sprintf("settlement %d was CANCELLED by ops: customer left", c.SettlementID) {
+		t.Fatalf("resolution %q %v", note, err)
+	}
+}
