@@ -1,5 +1,6 @@
 // Package jobs runs settle's background work: the Asynq queue that wakes
 // workers with step IDs, the worker server, and the scheduled jobs (balance
-// poll, READY relay, reprocessing sweep) driven by robfig/cron and guarded by
+// poll, READY relay, reprocessing sweep, alert delivery, invariant checks,
+// daily summary, reconciliation) driven by robfig/cron and guarded by
 // PostgreSQL advisory locks. It owns the asynq and cron libraries.
 package jobs

@@ -55,26 +55,43 @@ func (r *Relay) RunOnce(ctx context.Context) (RelayResult, error) {
 }
 
 // Sweep resolves steps whose lease expired (a worker died, or the bank's
-// answer was unknown) by asking the bank for the attempt's status.
+// answer was unknown) by asking the bank for the attempt's status, and
+// alerts operators about steps whose outcome stays unknown (stuck.go).
 type Sweep struct {
-	db     *store.DB
-	exec   *pipeline.Executor
-	batch  int
-	logger *slog.Logger
+	db         *store.DB
+	exec       *pipeline.Executor
+	batch      int
+	stuckAfter time.Duration
+	logger     *slog.Logger
 }
 
-// NewSweep returns a sweep.
+// NewSweep returns a sweep that alerts about a step stuck in an unknown
+// outcome after DefaultStuckAfter (see WithStuckAfter).
 func NewSweep(db *store.DB, exec *pipeline.Executor, logger *slog.Logger) *Sweep {
-	return &Sweep{db: db, exec: exec, batch: 1000, logger: logger}
+	return &Sweep{db: db, exec: exec, batch: 1000, stuckAfter: DefaultStuckAfter, logger: logger}
 }
 
 // SweepResult reports one sweep run.
 type SweepResult struct {
 	Expired, Failed int
+	// Stuck counts the alerts raised about steps stuck in an unknown
+	// outcome, Unstuck the problems resolved because their outcome is known.
+	Stuck, Unstuck int
 }
 
-// RunOnce resolves every step whose lease has expired.
+// RunOnce resolves every step whose lease has expired, then alerts about
+// the steps still stuck in an unknown outcome and resolves the alerts of
+// those that are not any more.
 func (s *Sweep) RunOnce(ctx context.Context) (SweepResult, error) {
+	res, err := s.resolveExpired(ctx)
+	if err != nil {
+		return res, err
+	}
+	return res, s.alertStuck(ctx, &res)
+}
+
+// resolveExpired resolves every step whose lease has expired.
+func (s *Sweep) resolveExpired(ctx context.Context) (SweepResult, error) {
 	var res SweepResult
 	ids, err := s.db.ExpiredSteps(ctx, s.batch)
 	if err != nil {

@@ -51,22 +51,67 @@ func outOfAttemptsAlert() notify.Alert {
 	}
 }
 
-// stuckAlert is a payout whose outcome the bank has not told for 35 minutes.
-func stuckAlert() notify.Alert {
+// fromRaised is an alert as a job raised it, read back from the outbox.
+func fromRaised(id int64, at time.Time, a pipeline.Alert) notify.Alert {
 	return notify.Alert{
-		ID: 21, ProblemKey: "settlement:44:stuck", Kind: notify.KindStepStuck, Severity: notify.SeverityWarning,
-		SettlementID: 44,
-		Summary:      "Settlement 44 stuck at PAYOUT: outcome unknown for 35 min",
-		Detail:       "outcome unknown: context deadline exceeded",
-		Action:       "settle settlements show 44",
-		CreatedAt:    t0.Add(35 * time.Minute),
-		Customer:     "cust-0044", PayoutAccount: "110987654321", Provider: "legacy-bank", Deposit: krw(2_500_000),
-		Step: &notify.Step{
-			Kind: "PAYOUT", Seq: 5, Status: "RUNNING", Amount: krw(2_450_000), From: "SETTLE-COLLECTION", To: "110987654321",
-			Attempts: 1, FirstTry: t0,
-			LastError: "outcome unknown: context deadline exceeded",
-		},
+		ID: id, ProblemKey: a.ProblemKey, Kind: a.Kind, Severity: a.Severity, SettlementID: a.SettlementID,
+		Summary: a.Summary, Detail: a.Detail, Action: a.Action, CreatedAt: at,
 	}
+}
+
+// stuckAlert is a payout whose outcome the bank has not told for 35
+// minutes, as the sweep raises it.
+func stuckAlert() notify.Alert {
+	a := fromRaised(21, t0.Add(35*time.Minute), notify.StuckAlert(notify.Stuck{
+		ProblemKey: "settlement:44:step:213:stuck", SettlementID: 44, Seq: 5, Kind: "PAYOUT",
+		Attempt: 1, Key: "settle-s213-a1", Since: t0, For: 35 * time.Minute,
+	}))
+	a.Customer, a.PayoutAccount, a.Provider, a.Deposit = "cust-0044", "110987654321", "legacy-bank", krw(2_500_000)
+	a.Step = &notify.Step{
+		Kind: "PAYOUT", Seq: 5, Status: "RUNNING", Amount: krw(2_450_000), From: "SETTLE-COLLECTION", To: "110987654321",
+		Attempts: 1, FirstTry: t0,
+		LastError: "outcome unknown: context deadline exceeded",
+	}
+	return a
+}
+
+// unstuckAlert follows up stuckAlert once the bank confirmed the payout.
+func unstuckAlert() notify.Alert {
+	stuck := stuckAlert()
+	return notify.Alert{
+		ID: 24, ProblemKey: stuck.ProblemKey, Kind: notify.KindResolved, Severity: notify.SeverityInfo,
+		SettlementID: 44,
+		Summary:      "Resolved: " + stuck.Summary,
+		Detail:       notify.UnstuckNote(notify.Unstuck{Seq: 5, Kind: "PAYOUT", Status: "DONE", Attempt: 1, Transfer: "SUCCEEDED"}),
+		CreatedAt:    t0.Add(41 * time.Minute),
+		Customer:     "cust-0044", PayoutAccount: "110987654321", Provider: "legacy-bank", Deposit: krw(2_500_000),
+	}
+}
+
+// invariantAlert is a check that settle verify found broken for seven
+// settlements.
+func invariantAlert() notify.Alert {
+	var vs []notify.Violation
+	for i := range int64(7) {
+		vs = append(vs, notify.Violation{SettlementID: 300 + 7*i, Detail: "step 4 is DONE but step 3 before it is READY"})
+	}
+	return fromRaised(25, t0.Add(time.Hour), notify.InvariantAlert("steps_in_order", vs))
+}
+
+// summaryAlert is the daily summary of a payday, at 08:00 in Seoul.
+func summaryAlert() notify.Alert {
+	seoul, err := time.LoadLocation("Asia/Seoul")
+	if err != nil {
+		panic(err)
+	}
+	to := time.Date(2026, 11, 25, 8, 0, 0, 0, seoul)
+	return fromRaised(31, to.Add(2*time.Second), notify.DailySummaryAlert(notify.DailySummary{
+		From: to.Add(-24 * time.Hour), To: to, Location: seoul,
+		Settled: []notify.Settled{{Count: 1204, Total: krw(2_845_600_000)}},
+		Failed:  3, FailedNow: 2, Open: 17,
+		Oldest: &notify.OpenSettlement{ID: 412, Status: "FAILED", Customer: "cust-0412",
+			CreatedAt: time.Date(2026, 11, 20, 18, 12, 40, 0, seoul)},
+	}))
 }
 
 // resolvedAlert follows up refusedAlert once the settlement was replayed.
@@ -115,8 +160,17 @@ func examples() []example {
 			when: "A step kept failing without a definite answer (bank unavailable, rate-limited, unusable answers) until it ran out of attempts. The step is DEAD and the settlement FAILED.",
 			n:    notify.Notice{Alert: outOfAttemptsAlert(), Occurrences: 1, FirstAt: outOfAttemptsAlert().CreatedAt}},
 		{name: "stuck_unknown_outcome", title: "Transfer stuck: outcome unknown",
-			when: "The bank took a transfer but has not said whether it completed, for longer than it should (alert kind `step_stuck`). settle keeps asking the bank's status call and never re-sends on its own.",
+			when: "The bank took a transfer but has not said whether it completed for longer than `sweep.stuck_after` (alert kind `step_stuck`, raised by the sweep once per step). settle keeps asking the bank's status call and never re-sends on its own.",
 			n:    notify.Notice{Alert: stuckAlert(), Occurrences: 1, FirstAt: stuckAlert().CreatedAt}},
+		{name: "stuck_resolved", title: "Transfer stuck: outcome known again", reply: true,
+			when: "The sweep learned the stuck transfer's outcome (here the bank confirmed it); the step's problem is resolved with what happened.",
+			n:    notify.Notice{Alert: unstuckAlert()}},
+		{name: "invariant_violation", title: "Invariant broken",
+			when: "`settle verify`, or its scheduled run in `settle serve` (`verify.schedule`), found a money invariant broken. One problem per check: the same violations raise nothing new, changed ones update the message, and the first check that finds the invariant holding resolves it.",
+			n:    notify.Notice{Alert: invariantAlert(), Occurrences: 1, FirstAt: invariantAlert().CreatedAt}},
+		{name: "daily_summary", title: "Daily summary",
+			when: "Every day at `notify.daily_summary` (08:00 in `time_zone` by default): the settlements of the last 24 hours, the failures, and the oldest settlement still open. One message per date.",
+			n:    notify.Notice{Alert: summaryAlert(), Occurrences: 1, FirstAt: summaryAlert().CreatedAt}},
 		{name: "storm_summary", title: "Storm summary",
 			when: "More than `notify.storm_threshold` alerts of one kind at one provider came within `notify.storm_window`: one summary is sent instead of each alert, and the alerts are marked delivered with it.",
 			n:    notify.Notice{Storm: storm(214, 214)}},

@@ -57,9 +57,15 @@ func (l *Log) alert(ctx context.Context, msg string, n Notice) {
 		attrs = append(attrs, slog.Int64("settlement", a.SettlementID))
 	}
 	attrs = appendNonEmpty(attrs, "customer", a.Customer, "provider", a.Provider, "payout_account", masked(a.PayoutAccount))
-	if a.Kind == KindResolved {
+	switch a.Kind {
+	case KindResolved:
 		attrs = appendNonEmpty(attrs, "note", scrub(a, a.Detail))
-	} else {
+	case KindDailySummary:
+		for _, f := range summaryFields(scrub(a, a.Detail)) {
+			attrs = appendNonEmpty(attrs, strings.ToLower(f[0]), f[1])
+		}
+		attrs = appendNonEmpty(attrs, "action", a.Action)
+	default:
 		attrs = appendNonEmpty(attrs, "why", why(a), "tried", tried(a), "action", a.Action)
 	}
 	if n.Occurrences > 1 {

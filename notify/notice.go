@@ -20,6 +20,12 @@ const (
 	// KindResolved follows up a problem that an operator or the engine has
 	// resolved (store.ResolveProblem). Its problem key is the problem's.
 	KindResolved = "resolved"
+	// KindInvariant is a money invariant that settle verify (or its
+	// scheduled run) found broken: one problem per check (InvariantAlert).
+	KindInvariant = "invariant_violation"
+	// KindDailySummary is the daily summary: what settled, what failed, the
+	// oldest open settlement (DailySummaryAlert).
+	KindDailySummary = "daily_summary"
 )
 
 // Severities, as the alerts table allows them.

@@ -41,8 +41,11 @@ func (m Message) MarshalJSON() ([]byte, error) {
 // Render returns the first message of a problem or a storm, as it is posted
 // and as it is later rewritten (repeats counted, resolution shown).
 func Render(n Notice) Message {
-	if n.Storm != nil {
+	switch {
+	case n.Storm != nil:
 		return renderStorm(*n.Storm)
+	case n.Alert.Kind == KindDailySummary:
+		return renderSummary(n)
 	}
 	return renderProblem(n)
 }
@@ -167,7 +170,7 @@ func renderProblem(n Notice) Message {
 	}
 	b.header(head)
 	b.fields(facts(a))
-	b.section("Why", escape(why(a)))
+	b.section(whyLabel(a), escape(why(a)))
 	b.section("What settle already tried", escape(tried(a)))
 	if n.Resolved == nil {
 		b.command(fixHint(a), a.Action)
@@ -177,6 +180,21 @@ func renderProblem(n Notice) Message {
 		note := sentence(escape(scrub(a, r.Note)))
 		b.context(":white_check_mark: Resolved "+slackDate(r.At)+". "+note, "Resolved "+clock(r.At)+". "+note)
 	}
+	return b.message()
+}
+
+// renderSummary shows the daily summary: its facts side by side.
+func renderSummary(n Notice) Message {
+	a := n.Alert
+	var b builder
+	b.header(":bar_chart: " + scrub(a, a.Summary))
+	fields := summaryFields(scrub(a, a.Detail))
+	for i := range fields {
+		fields[i][1] = escape(fields[i][1])
+	}
+	b.fields(fields)
+	b.command("", a.Action)
+	b.context(problemLine(n, true), problemLine(n, false))
 	return b.message()
 }
 

@@ -74,6 +74,14 @@ func atStep(a Alert) string {
 	return " at " + a.Step.Kind
 }
 
+// whyLabel heads the section that why fills.
+func whyLabel(a Alert) string {
+	if a.Kind == KindInvariant {
+		return "What settle verify found"
+	}
+	return "Why"
+}
+
 // why explains the cause in plain words, with the bank's own code and
 // message. Kinds notify has no words for show their detail as written.
 func why(a Alert) string {
@@ -86,6 +94,9 @@ func why(a Alert) string {
 		b.WriteString("The transfer did not go through on any try, and the bank never refused it outright: it was unavailable, rate-limited, or gave answers that could not be used.")
 	case a.Kind == KindStepStuck:
 		b.WriteString("The bank took the transfer but has not said whether it completed: the money may or may not have moved.")
+		if d := sentence(scrub(a, a.Detail)); d != "" {
+			b.WriteString(" " + d)
+		}
 	default:
 		b.WriteString(sentence(scrub(a, a.Detail)))
 	}
@@ -113,6 +124,10 @@ func refusedAccount(a Alert, cause string) string {
 
 // tried tells what the engine already did about the problem.
 func tried(a Alert) string {
+	if a.Kind == KindInvariant {
+		return "Nothing: settle never changes money or the ledger to make an invariant hold, and goes on settling. " +
+			"The next check that finds the invariant holding resolves this alert."
+	}
 	s := a.Step
 	if s == nil || a.Kind != KindSettlementFailed && a.Kind != KindStepStuck {
 		return ""
@@ -151,6 +166,14 @@ func times(s *Step) string {
 // fixHint says what to do before the alert's command helps, with the
 // commands that do it.
 func fixHint(a Alert) string {
+	if a.Kind == KindStepStuck {
+		return "Ask the bank what became of that attempt; settle finishes the step by itself as soon as the bank's status call answers. " +
+			"Do not move the money by other means: it may already have moved."
+	}
+	if a.Kind == KindInvariant {
+		return "Look at each settlement named (`settle settlements show ID`, `settle audit list --subject settlement:ID`) and put it right; " +
+			"`settle verify` then says all invariants hold."
+	}
 	if a.Kind != KindSettlementFailed || a.SettlementID == 0 {
 		return ""
 	}
@@ -180,6 +203,8 @@ func stormNoun(kind string) string {
 		return "transfers stuck"
 	case KindResolved:
 		return "problems resolved"
+	case KindInvariant:
+		return "invariants broken"
 	}
 	return strings.ReplaceAll(kind, "_", " ") + " alerts"
 }

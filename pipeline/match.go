@@ -11,6 +11,9 @@ type BankTransfer struct {
 	Amount int64
 }
 
+// MismatchKinds lists every Kind a Mismatch may have.
+var MismatchKinds = []string{"duplicate_at_bank", "missing_at_bank", "unknown_to_engine", "different"}
+
 // Mismatch is one way the engine's record and the bank's journal disagree.
 type Mismatch struct {
 	Kind   string // duplicate_at_bank, missing_at_bank, unknown_to_engine, different

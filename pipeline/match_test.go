@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"slices"
 	"sort"
 	"testing"
 )
@@ -34,6 +35,14 @@ func TestMatchJournal(t *testing.T) {
 		if got[key] != kind {
 			t.Errorf("%s: %q, want %q", key, got[key], kind)
 		}
+	}
+	for _, kind := range want {
+		if !slices.Contains(MismatchKinds, kind) {
+			t.Errorf("MismatchKinds %v lacks %q", MismatchKinds, kind)
+		}
+	}
+	if len(MismatchKinds) != len(want) {
+		t.Errorf("MismatchKinds %v, want the %d kinds MatchJournal gives", MismatchKinds, len(want))
 	}
 	if m := MatchJournal(ours[:1], bank[:1], IsAttemptKey); len(m) != 0 {
 		t.Errorf("matching sides gave %v", m)

@@ -9,11 +9,22 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/settle-dev/settle/pipeline"
 )
 
-// AlertKindResolved is the kind of the alert ResolveProblem queues; it
-// follows up the problem whose key it carries.
-const AlertKindResolved = "resolved"
+// Kinds of alert the store itself looks for.
+const (
+	// AlertKindResolved is the kind of the alert ResolveProblem queues; it
+	// follows up the problem whose key it carries.
+	AlertKindResolved = "resolved"
+	// AlertKindSettlementFailed is the kind of pipeline.FailureAlert. A
+	// settlement that settles after a replay resolves its problems.
+	AlertKindSettlementFailed = "settlement_failed"
+	// AlertKindStepStuck is the kind of the alert about a step stuck in an
+	// unknown outcome (see UnknownSteps).
+	AlertKindStepStuck = "step_stuck"
+)
 
 // deliveryTxTimeout bounds a delivery transaction, which holds its alerts'
 // row locks while Slack is called.
@@ -472,8 +483,15 @@ func resolveSettlement(ctx context.Context, tx *sqlx.Tx, settlementID int64, not
 	return n, nil
 }
 
+// lockProblemKey serializes, until tx ends, everything that raises or
+// resolves the problem.
+func lockProblemKey(ctx context.Context, tx *sqlx.Tx, key string) error {
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('settle.alert'), hashtext($1))`, key)
+	return err
+}
+
 func resolveProblem(ctx context.Context, tx *sqlx.Tx, key, note string) (bool, error) {
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('settle.alert'), hashtext($1))`, key); err != nil {
+	if err := lockProblemKey(ctx, tx, key); err != nil {
 		return false, err
 	}
 	var last struct {
@@ -493,6 +511,39 @@ func resolveProblem(ctx context.Context, tx *sqlx.Tx, key, note string) (bool, e
 		INSERT INTO alerts (problem_key, kind, severity, settlement_id, summary, detail)
 		VALUES ($1, $2, 'info', $3, $4, $5)`, key, AlertKindResolved, last.SettlementID, "Resolved: "+last.Summary, note)
 	return err == nil, err
+}
+
+// RaiseAlertOnce writes the alert unless its problem is open (raised and
+// not resolved since) with the same detail, and reports whether it wrote
+// it: a check that finds the same problem again raises nothing, one that
+// finds it changed raises a repeat, and one that finds it after its
+// resolution opens it again. Concurrent calls for one problem write one
+// alert.
+func (db *DB) RaiseAlertOnce(ctx context.Context, a pipeline.Alert) (bool, error) {
+	raised := false
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := lockProblemKey(ctx, tx, a.ProblemKey); err != nil {
+			return err
+		}
+		var last struct {
+			Kind   string `db:"kind"`
+			Detail string `db:"detail"`
+		}
+		err := tx.QueryRowxContext(ctx, `
+			SELECT kind, detail FROM alerts WHERE problem_key = $1 ORDER BY id DESC LIMIT 1`, a.ProblemKey).StructScan(&last)
+		switch {
+		case err != nil && !errors.Is(err, sql.ErrNoRows):
+			return err
+		case err == nil && last.Kind != AlertKindResolved && last.Detail == a.Detail:
+			return nil
+		}
+		raised = true
+		return insertAlert(ctx, tx, a)
+	})
+	if err != nil {
+		return false, fmt.Errorf("raise alert %s: %w", a.ProblemKey, err)
+	}
+	return raised, nil
 }
 
 // AlertBacklog is the undelivered part of the alert outbox.
@@ -517,4 +568,20 @@ func (db *DB) AlertBacklog(ctx context.Context) (AlertBacklog, error) {
 		return b, fmt.Errorf("alert backlog: %w", err)
 	}
 	return b, nil
+}
+
+// resolveProblems resolves each problem (see ResolveProblem) inside tx and
+// returns how many were open.
+func resolveProblems(ctx context.Context, tx *sqlx.Tx, keys []string, note string) (int, error) {
+	n := 0
+	for _, key := range keys {
+		ok, err := resolveProblem(ctx, tx, key, note)
+		if err != nil {
+			return n, fmt.Errorf("resolve %s: %w", key, err)
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
 }

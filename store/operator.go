@@ -259,8 +259,25 @@ func (db *DB) Cancel(ctx context.Context, id int64, a Audit, dryRun bool) (Outco
 		}
 		out.Changes = append(out.Changes, fmt.Sprintf("settlement %d: %s → CANCELLED; its %d steps are CANCELLED", id, s.Status, len(s.Steps)),
 			"the deposit stays in the virtual account: the next poll settles it again unless the customer is suspended")
-		return nil
+		n, err := resolveFailures(ctx, tx, id, fmt.Sprintf("settlement %d was CANCELLED by %s: %s", id, a.Actor, a.Reason))
+		if n > 0 {
+			out.Changes = append(out.Changes, "its failure alert is resolved")
+		}
+		return err
 	})
+}
+
+// resolveFailures resolves the settlement's open settlement_failed
+// problems inside tx, an operator having ended the settlement, and returns
+// how many there were.
+func resolveFailures(ctx context.Context, tx *sqlx.Tx, id int64, note string) (int, error) {
+	var keys []string
+	if err := tx.SelectContext(ctx, &keys, `
+		SELECT DISTINCT problem_key FROM alerts WHERE settlement_id = $1 AND kind = $2 ORDER BY 1`,
+		id, AlertKindSettlementFailed); err != nil {
+		return 0, err
+	}
+	return resolveProblems(ctx, tx, keys, note)
 }
 
 func orNone(s, def string) string {

@@ -147,7 +147,8 @@ func fenced(ctx context.Context, tx *sqlx.Tx, c pipeline.Claim, set string, args
 // REPAY or HOLD (or the REVERSE of one) the customer's ($8) obligation
 // changed by the amount ($9); for a NOTIFY the settlement.settled event;
 // then the next step READY (returned) or, after the last step, the
-// settlement SETTLED (or COMPENSATED). It returns whether the fence held.
+// settlement SETTLED (or COMPENSATED) and its failure problems resolved.
+// It returns whether the fence held.
 var completeQuery = `
 	WITH done AS (
 		UPDATE steps SET status = 'DONE', done_at = now(), lease_until = NULL, last_error = '', updated_at = now()
@@ -190,7 +191,22 @@ var completeQuery = `
 		UPDATE settlements s SET finished_at = now(), updated_at = now(),
 		       status = CASE s.status WHEN 'COMPENSATING' THEN 'COMPENSATED' ELSE 'SETTLED' END
 		  FROM done d WHERE s.id = d.settlement_id AND s.status IN ('RUNNING', 'COMPENSATING')
-		   AND NOT EXISTS (SELECT 1 FROM next))
+		   AND NOT EXISTS (SELECT 1 FROM next)
+		RETURNING s.id, s.status),
+	resolved AS (
+		-- A settlement that failed before and was replayed or compensated
+		-- resolves its failure problems as it ends: a follow-up for each
+		-- whose latest alert is not a resolution yet. Only the last step
+		-- looks, through the index on alerts (settlement_id).
+		INSERT INTO alerts (problem_key, kind, severity, settlement_id, summary, detail)
+		SELECT a.problem_key, '` + AlertKindResolved + `', 'info', f.id, 'Resolved: ' || a.summary,
+		       'settlement ' || f.id || ' is ' || f.status ||
+		       CASE f.status WHEN 'COMPENSATED' THEN ': its completed legs were reversed' ELSE '' END
+		  FROM finished f
+		  JOIN LATERAL (SELECT DISTINCT ON (problem_key) problem_key, kind, summary FROM alerts
+		                 WHERE settlement_id = f.id ORDER BY problem_key, id DESC) a ON true
+		 WHERE a.problem_key IN (SELECT problem_key FROM alerts WHERE settlement_id = f.id AND kind = '` + AlertKindSettlementFailed + `')
+		   AND a.kind <> '` + AlertKindResolved + `')
 	SELECT EXISTS (SELECT 1 FROM done), coalesce((SELECT id FROM next), 0), coalesce((SELECT fence FROM next), 0)`
 
 // Complete implements pipeline.StepStore in one statement.

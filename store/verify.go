@@ -78,6 +78,15 @@ var invariants = []struct{ name, query string }{
 		   AND NOT EXISTS (SELECT 1 FROM steps st WHERE st.settlement_id = s.id AND st.status IN ('FAILED', 'DEAD'))`},
 }
 
+// InvariantChecks names the checks Verify runs, in its order.
+func InvariantChecks() []string {
+	names := make([]string, len(invariants))
+	for i, inv := range invariants {
+		names[i] = inv.name
+	}
+	return names
+}
+
 // Verify checks every invariant the database can check on its own and
 // returns each violation found. An empty result means all hold.
 func (db *DB) Verify(ctx context.Context) ([]Violation, error) {

@@ -52,12 +52,13 @@ func newEnvWith(t *testing.T, notify string) *env {
 
 // envOpts vary an installation: the bank's token, a password in the
 // database URL (the test server trusts local connections, so any password
-// works), more notify keys, and where the daemon logs.
+// works), more notify keys, more top-level keys, and where the daemon logs.
 type envOpts struct {
 	bankToken  string
 	dbPassword string
 	notify     string
 	http       string
+	more       string // YAML appended to the file
 	log        io.Writer
 }
 
@@ -94,7 +95,7 @@ providers:
     breaker_cooldown: 1s
     accounts: {collection: %s, lender: %s, holding: %s, fee: %s}
 notify: {delivery_schedule: "@every 1s"%s}
-`, pg, redis.URL(), o.http, sim.URL, bankToken, testAccounts.Collection, testAccounts.Lender, testAccounts.Holding, testAccounts.Fee, o.notify)
+%s`, pg, redis.URL(), o.http, sim.URL, bankToken, testAccounts.Collection, testAccounts.Lender, testAccounts.Holding, testAccounts.Fee, o.notify, o.more)
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ import (
 // Roles a `settle serve` process can take.
 const (
 	roleAll       = "all"       // everything: right for one machine
-	roleScheduler = "scheduler" // the cron jobs (poll, relay, sweep, alerts)
+	roleScheduler = "scheduler" // the cron jobs (poll, relay, sweep, alerts, verify, daily_summary)
 	roleWorker    = "worker"    // the step workers
 	roleWeb       = "web"       // the dashboard and status HTTP endpoints
 )
@@ -199,6 +199,9 @@ func (d *daemon) newScheduler(pollInterval time.Duration, exec *pipeline.Executo
 	poll := jobs.NewPollDispatcher(d.db, d.queue, d.cfg.Poll.ShardSize, pollInterval, d.logger)
 	relay := jobs.NewRelay(d.db, d.queue, 10*time.Second, d.logger)
 	sweep := jobs.NewSweep(d.db, exec, d.logger)
+	sweep.WithStuckAfter(d.cfg.Sweep.StuckAfter)
+	verifier := jobs.NewVerifier(d.db, d.logger)
+	summary := jobs.NewDailySummary(d.db, jobs.DailySummaryConfig{Location: d.cfg.Location()}, d.logger)
 	n := d.cfg.Notify
 	notifier, err := notify.New(notify.Config{
 		WebhookURL: n.Slack.WebhookURL.Reveal(), BotToken: n.Slack.BotToken.Reveal(),
@@ -215,6 +218,8 @@ func (d *daemon) newScheduler(pollInterval time.Duration, exec *pipeline.Executo
 		{Name: "relay", Schedule: d.cfg.Relay.Schedule, Run: anyTick(relay.RunOnce)},
 		{Name: "sweep", Schedule: d.cfg.Sweep.Schedule, Run: anyTick(sweep.RunOnce)},
 		{Name: "alerts", Schedule: n.DeliverySchedule, Run: anyTick(alerts.RunOnce)},
+		{Name: "verify", Schedule: d.cfg.Verify.Schedule, Run: anyTick(verifier.RunOnce)},
+		{Name: "daily_summary", Schedule: d.cfg.DailySummarySchedule(), Run: func(ctx context.Context, tick time.Time) (any, error) { return summary.RunOnce(ctx, tick) }},
 	}, d.logger)
 }
 

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/internal/config"
+	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
 )
@@ -24,7 +26,10 @@ func newVerifyCmd(g *globals) *cobra.Command {
 			"more than one successful transfer, DONE steps have exactly one transfer and journal, steps\n" +
 			"completed in order, and no settlement is open without a live step. With --bank-journal, also\n" +
 			"check that each provider's journal holds exactly the transfers recorded as succeeded, each\n" +
-			"once (for banks that can list their journal, such as the sandbox bank).",
+			"once (for banks that can list their journal, such as the sandbox bank).\n" +
+			"Each broken check also raises an alert (one per check; the same violations raise nothing new),\n" +
+			"and a check that holds again resolves its alert. settle serve runs the same checks on\n" +
+			"verify.schedule.",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.loadConfig()
@@ -54,6 +59,7 @@ func newVerifyCmd(g *globals) *cobra.Command {
 			} else {
 				printViolations(cmd.OutOrStdout(), vs)
 			}
+			reportViolations(cmd.Context(), cmd.ErrOrStderr(), db, vs, withJournal)
 			if len(vs) > 0 {
 				return &exitError{code: 3, err: fmt.Errorf("verify: %d violations", len(vs))}
 			}
@@ -88,6 +94,29 @@ func verifyJournals(ctx context.Context, notes io.Writer, cfg *config.Config, db
 		}
 	}
 	return out, nil
+}
+
+// reportViolations raises an alert for every broken check and resolves the
+// alerts of the checks that hold again, saying so on notes. A failure to
+// reach the outbox is noted and does not change the exit code, which
+// reports the invariants.
+func reportViolations(ctx context.Context, notes io.Writer, db *store.DB, vs []store.Violation, withJournal bool) {
+	checked := store.InvariantChecks()
+	if withJournal {
+		for _, k := range pipeline.MismatchKinds {
+			checked = append(checked, "bank_journal_"+k)
+		}
+	}
+	res, err := jobs.ReportViolations(ctx, db, vs, checked)
+	if err != nil {
+		fmt.Fprintf(notes, "could not update the alert outbox (%v); the violations above stand\n", err)
+	}
+	if len(res.Raised) > 0 {
+		fmt.Fprintf(notes, "alert raised for %s; settle serve delivers it\n", strings.Join(res.Raised, ", "))
+	}
+	if len(res.Resolved) > 0 {
+		fmt.Fprintf(notes, "alert resolved for %s: it holds again\n", strings.Join(res.Resolved, ", "))
+	}
 }
 
 func printViolations(w io.Writer, vs []store.Violation) {

@@ -85,8 +85,8 @@ func checkRedis(ctx context.Context, cfg *config.Config, opt asynq.RedisConnOpt)
 }
 
 // buildBanks builds an adapter per configured provider, each behind its
-// throttle (rate limit, calls in flight, breaker), and the engine's accounts
-// at each. onBreaker hears every breaker transition, and obs (when not nil)
+// throttle (rate limit, calls in flight, breaker) and its maintenance
+// windows (nothing is sent inside one), and the engine's accounts at each. onBreaker hears every breaker transition, and obs (when not nil)
 // every request that reaches a bank.
 func buildBanks(cfg *config.Config, logger *slog.Logger, onBreaker func(throttle.Transition), obs bank.Observer) (*bank.Router, map[string]pipeline.Accounts, map[string]*throttle.Bank, error) {
 	banks := map[string]pipeline.Bank{}
@@ -109,7 +109,13 @@ func buildBanks(cfg *config.Config, logger *slog.Logger, onBreaker func(throttle
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("provider %s: %w", p.Name, err)
 		}
-		banks[p.Name], throttles[p.Name] = t, t
+		m, err := maintenanceOf(cfg, p)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		// Outside the throttle: a call held for a window is not a failure
+		// of the bank's, so it never opens the breaker.
+		banks[p.Name], throttles[p.Name] = bank.WithMaintenance(t, p.Name, m, nil), t
 		a := p.Accounts
 		accounts[p.Name] = pipeline.Accounts{Collection: a.Collection, Lender: a.Lender, Holding: a.Holding, Fee: a.Fee}
 	}

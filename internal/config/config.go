@@ -55,6 +55,7 @@ type Config struct {
 	Worker          WorkerConfig     `koanf:"worker"`
 	Relay           RelayConfig      `koanf:"relay"`
 	Sweep           SweepConfig      `koanf:"sweep"`
+	Verify          VerifyConfig     `koanf:"verify"`
 	Notify          NotifyConfig     `koanf:"notify"`
 	Providers       []ProviderConfig `koanf:"providers"`        // at least one
 	DefaultProvider string           `koanf:"default_provider"` // default: the first provider
@@ -122,6 +123,17 @@ type RelayConfig struct {
 // SweepConfig is the reprocess sweep job.
 type SweepConfig struct {
 	Schedule string `koanf:"schedule"` // cron spec; default "@every 3m"
+	// StuckAfter is how long a step may stay RUNNING with its transfer's
+	// outcome unknown before operators are alerted (one alert per step,
+	// resolved when the outcome is known); more than worker.lease, at most
+	// 168h; default 15m.
+	StuckAfter time.Duration `koanf:"stuck_after"`
+}
+
+// VerifyConfig is the scheduled run of settle verify's invariant checks:
+// a broken invariant raises an alert, resolved when it holds again.
+type VerifyConfig struct {
+	Schedule string `koanf:"schedule"` // cron spec; default "@hourly"
 }
 
 // NotifyConfig is how operators are told about problems: the alert outbox
@@ -135,6 +147,10 @@ type NotifyConfig struct {
 	StormThreshold   int           `koanf:"storm_threshold"`   // more alerts of one kind at one provider than this within storm_window make one summary, 1..100000; default 20
 	StormWindow      time.Duration `koanf:"storm_window"`      // more than 0s, at most 24h; default 5m
 	RepeatInterval   time.Duration `koanf:"repeat_interval"`   // least time between follow-ups about one problem, more than 0s, at most 24h; default 5m
+	// DailySummary is when the daily summary (settled, failed, oldest open
+	// settlement) is sent: a cron spec read in time_zone unless it starts
+	// with CRON_TZ=; default "0 8 * * *" (see DailySummarySchedule).
+	DailySummary string `koanf:"daily_summary"`
 }
 
 // WebhookConfig is where the NOTIFY step tells the lender's app that a
@@ -219,8 +235,9 @@ func defaults() Config {
 			RetryBase:       time.Second,
 			RetryMax:        5 * time.Minute,
 		},
-		Relay: RelayConfig{Schedule: "@every 30s"},
-		Sweep: SweepConfig{Schedule: "@every 3m"},
+		Relay:  RelayConfig{Schedule: "@every 30s"},
+		Sweep:  SweepConfig{Schedule: "@every 3m", StuckAfter: 15 * time.Minute},
+		Verify: VerifyConfig{Schedule: "@hourly"},
 		Notify: NotifyConfig{
 			Slack:            SlackConfig{APIURL: "https://slack.com/api/"},
 			Customer:         WebhookConfig{Timeout: 5 * time.Second},
@@ -228,6 +245,7 @@ func defaults() Config {
 			StormThreshold:   20,
 			StormWindow:      5 * time.Minute,
 			RepeatInterval:   5 * time.Minute,
+			DailySummary:     "0 8 * * *",
 		},
 	}
 }

@@ -60,6 +60,11 @@ func TestNotifyValidation(t *testing.T) {
 		{"storm_window 0", notifyYAML("  storm_window: 0s\n"), []string{"notify.storm_window 0s: must be more than 0s"}},
 		{"storm_window long", notifyYAML("  storm_window: 25h\n"), []string{"notify.storm_window 25h0m0s: must be at most 24h0m0s"}},
 		{"repeat_interval 0", notifyYAML("  repeat_interval: 0s\n"), []string{"notify.repeat_interval 0s: must be more than 0s"}},
+		{"daily_summary", notifyYAML("  daily_summary: \"at eight\"\n"), []string{`notify.daily_summary "at eight": expected 5 to 6 fields, found 2: [at eight]; use a cron spec such as "0 8 * * *"`}},
+		{"daily_summary empty", notifyYAML("  daily_summary: \"\"\n"), []string{`notify.daily_summary "": `}},
+		{"daily_summary in its own zone", notifyYAML("  daily_summary: \"CRON_TZ=Europe/Paris 30 7 * * 1-5\"\n"), nil},
+		{"daily_summary unknown zone", notifyYAML("  daily_summary: \"CRON_TZ=Mars/Olympus 0 8 * * *\"\n"),
+			[]string{`notify.daily_summary "CRON_TZ=Mars/Olympus 0 8 * * *": `}},
 		// Alerts are never given up on, so there is no such key.
 		{"no max_attempts", notifyYAML("  max_attempts: 5\n"), []string{`unknown key "notify.max_attempts"`}},
 		{"secret not a string", notifyYAML("  slack:\n    bot_token: 12345\n"), []string{"notify.slack.bot_token: must be a string (quote it), not a number"}},
@@ -85,7 +90,8 @@ func TestNotifyEnvOverrides(t *testing.T) {
 	cfg, err := load(t, valid,
 		"SETTLE_NOTIFY_SLACK_BOT_TOKEN="+botSecret, "SETTLE_NOTIFY_SLACK_CHANNEL=#ops",
 		"SETTLE_NOTIFY_SLACK_API_URL=http://127.0.0.1:1/api/", "SETTLE_NOTIFY_DELIVERY_SCHEDULE=@every 30s",
-		"SETTLE_NOTIFY_STORM_THRESHOLD=50", "SETTLE_NOTIFY_STORM_WINDOW=10m", "SETTLE_NOTIFY_REPEAT_INTERVAL=1h")
+		"SETTLE_NOTIFY_STORM_THRESHOLD=50", "SETTLE_NOTIFY_STORM_WINDOW=10m", "SETTLE_NOTIFY_REPEAT_INTERVAL=1h",
+		"SETTLE_NOTIFY_DAILY_SUMMARY=0 7 * * 1-5")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +99,7 @@ func TestNotifyEnvOverrides(t *testing.T) {
 		Customer:         WebhookConfig{Timeout: 5 * time.Second},
 		Slack:            SlackConfig{BotToken: botSecret, Channel: "#ops", APIURL: "http://127.0.0.1:1/api/"},
 		DeliverySchedule: "@every 30s", StormThreshold: 50, StormWindow: 10 * time.Minute, RepeatInterval: time.Hour,
+		DailySummary: "0 7 * * 1-5",
 	}
 	if cfg.Notify != want {
 		t.Errorf("notify = %+v, want %+v", cfg.Notify, want)
@@ -135,6 +142,26 @@ func TestNotifySecretsAreRedacted(t *testing.T) {
 		assertNoSlackSecret(t, "slog", buf.String())
 		for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
 			assertNoSlackSecret(t, "fmt "+verb, fmt.Sprintf(verb, *cfg))
+		}
+	}
+}
+
+// The daily summary's schedule is read in time_zone unless it names its
+// own zone; an @every interval needs none.
+func TestDailySummaryScheduleIsReadInTimeZone(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ yaml, want string }{
+		{valid, "CRON_TZ=Asia/Seoul 0 8 * * *"},
+		{valid + "time_zone: UTC\n", "CRON_TZ=UTC 0 8 * * *"},
+		{notifyYAML("  daily_summary: \"CRON_TZ=Europe/Paris 0 9 * * *\"\n"), "CRON_TZ=Europe/Paris 0 9 * * *"},
+		{notifyYAML("  daily_summary: \"@every 24h\"\n"), "@every 24h"},
+	} {
+		cfg, err := load(t, tt.yaml)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.DailySummarySchedule(); got != tt.want {
+			t.Errorf("DailySummarySchedule() = %q, want %q", got, tt.want)
 		}
 	}
 }

@@ -68,6 +68,16 @@ func (c *Config) validate() []error {
 	c.Worker.validate(&p)
 	p.schedule("relay.schedule", c.Relay.Schedule)
 	p.schedule("sweep.schedule", c.Sweep.Schedule)
+	if p.positive("sweep.stuck_after", c.Sweep.StuckAfter) {
+		switch {
+		case c.Sweep.StuckAfter <= c.Worker.Lease:
+			p.add("sweep.stuck_after %s: must be more than worker.lease (%s): an outcome is unknown for a lease before the sweep asks the bank", c.Sweep.StuckAfter, c.Worker.Lease)
+		case c.Sweep.StuckAfter > 168*time.Hour:
+			p.add("sweep.stuck_after %s: must be at most 168h", c.Sweep.StuckAfter)
+		}
+	}
+	p.schedule("verify.schedule", c.Verify.Schedule)
+	c.validateDailySummary(&p)
 	c.Notify.validate(&p)
 	c.validateProviders(&p)
 	c.validatePolling(&p)

@@ -1,0 +1,82 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"slices"
+
+	"github.com/settle-dev/settle/notify"
+	"github.com/settle-dev/settle/store"
+)
+
+// Verifier runs settle verify's invariant checks on a schedule, so that
+// operators learn of a broken invariant without running the command.
+type Verifier struct {
+	db     *store.DB
+	logger *slog.Logger
+}
+
+// NewVerifier returns the scheduled verify job.
+func NewVerifier(db *store.DB, logger *slog.Logger) *Verifier {
+	return &Verifier{db: db, logger: logger}
+}
+
+// VerifyResult reports what a check of the invariants told operators.
+type VerifyResult struct {
+	Violations int      `json:"violations"`
+	Raised     []string `json:"raised,omitempty"`   // checks alerted now: newly broken, or broken differently
+	Resolved   []string `json:"resolved,omitempty"` // checks whose alert was resolved: they hold again
+}
+
+// RunOnce checks every invariant store.Verify knows and reports the result
+// (ReportViolations).
+func (v *Verifier) RunOnce(ctx context.Context) (VerifyResult, error) {
+	vs, err := v.db.Verify(ctx)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	res, err := ReportViolations(ctx, v.db, vs, store.InvariantChecks())
+	if len(res.Raised) > 0 {
+		v.logger.ErrorContext(ctx, "invariants broken; operators alerted: run settle verify", "checks", res.Raised, "violations", res.Violations)
+	}
+	return res, err
+}
+
+// ReportViolations tells operators what a run of the invariant checks
+// found: one alert per broken check, raised again only when its violations
+// change (store.RaiseAlertOnce), and a resolved follow-up for every check
+// in checked that found nothing while its alert was open.
+func ReportViolations(ctx context.Context, db *store.DB, vs []store.Violation, checked []string) (VerifyResult, error) {
+	res := VerifyResult{Violations: len(vs)}
+	byCheck := map[string][]notify.Violation{}
+	for _, v := range vs {
+		byCheck[v.Check] = append(byCheck[v.Check], notify.Violation{SettlementID: v.SettlementID, Detail: v.Detail})
+	}
+	for _, c := range slices.Sorted(maps.Keys(byCheck)) {
+		raised, err := db.RaiseAlertOnce(ctx, notify.InvariantAlert(c, byCheck[c]))
+		if err != nil {
+			return res, err
+		}
+		if raised {
+			res.Raised = append(res.Raised, c)
+		}
+	}
+	for _, c := range checked {
+		if _, bad := byCheck[c]; bad {
+			continue
+		}
+		resolved, err := db.ResolveProblem(ctx, notify.InvariantProblemKey(c), "settle verify finds "+c+" holding again")
+		if errors.Is(err, store.ErrNoProblem) {
+			continue
+		}
+		if err != nil {
+			return res, err
+		}
+		if resolved {
+			res.Resolved = append(res.Resolved, c)
+		}
+	}
+	return res, nil
+}

@@ -1,0 +1,218 @@
+package notify
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/settle-dev/settle/pipeline"
+)
+
+// The alerts below are raised by settle's scheduled jobs and worded here,
+// next to the renderer that shows them: a transfer stuck in an unknown
+// outcome, a broken invariant, the daily summary.
+
+// Stuck is a step whose transfer's outcome the bank has not told for longer
+// than the sweep waits before it alerts.
+type Stuck struct {
+	ProblemKey   string // one problem per step (store.StuckProblemKey)
+	SettlementID int64
+	Seq          int
+	Kind         string        // SWEEP, REPAY, HOLD, FEE, PAYOUT or REVERSE
+	Attempt      int           // the attempt whose outcome is unknown
+	Key          string        // its idempotency key
+	Since        time.Time     // when its outcome became unknown
+	For          time.Duration // how long ago that was, by the database's clock
+}
+
+// StuckAlert is the alert for a stuck step, severity warning. Its detail
+// names the attempt and since when it is unknown, so it stays the same while
+// the step stays stuck.
+func StuckAlert(s Stuck) pipeline.Alert {
+	return pipeline.Alert{
+		ProblemKey: s.ProblemKey, Kind: KindStepStuck, Severity: SeverityWarning, SettlementID: s.SettlementID,
+		Summary: fmt.Sprintf("Settlement %d stuck at %s (step %d): outcome unknown for %s",
+			s.SettlementID, s.Kind, s.Seq, span(roundSpan(s.For))),
+		Detail: fmt.Sprintf("Attempt %d (key %s) has had no definite answer since %s.", s.Attempt, s.Key, clock(s.Since)),
+		Action: fmt.Sprintf("settle settlements show %d", s.SettlementID),
+	}
+}
+
+// roundSpan rounds a duration of a minute or more to the minute.
+func roundSpan(d time.Duration) time.Duration {
+	if d < time.Minute {
+		return d
+	}
+	return d.Round(time.Minute)
+}
+
+// Unstuck is a step that was stuck, as it is now that its outcome is known.
+type Unstuck struct {
+	Seq      int
+	Kind     string
+	Status   string // the step's status
+	Attempt  int    // its latest attempt
+	Transfer string // that attempt's status: SENDING, SUCCEEDED, REFUSED…
+}
+
+// UnstuckNote says how a stuck step's outcome became known, for the
+// resolved follow-up of its problem.
+func UnstuckNote(u Unstuck) string {
+	step := fmt.Sprintf("step %d (%s)", u.Seq, u.Kind)
+	switch {
+	case u.Status == "DONE":
+		return "the bank confirmed the transfer: " + step + " is DONE"
+	case u.Transfer == "REFUSED":
+		return "the bank refused the transfer: " + step + " is " + u.Status + "; the settlement's failure alert says what to do"
+	case u.Status == "FAILED" || u.Status == "DEAD":
+		return step + " is " + u.Status + "; the settlement's failure alert says what to do"
+	case u.Transfer == "SENDING":
+		return fmt.Sprintf("the bank never received attempt %d: %s is sent again with the same key", u.Attempt, step)
+	}
+	return step + " is " + u.Status
+}
+
+// Violation is one broken invariant, as settle verify reports it.
+type Violation struct {
+	SettlementID int64 // 0 when the check names no settlement
+	Detail       string
+}
+
+// InvariantProblemKey is the problem key of a verify check: one problem per
+// check, "invariant:steps_in_order".
+func InvariantProblemKey(check string) string { return "invariant:" + check }
+
+// violationsShown is how many violations an invariant alert lists.
+const violationsShown = 5
+
+// InvariantAlert is the alert for a check that settle verify found broken,
+// severity critical. It lists the first violations in a stable order, so
+// the same violations give the same alert.
+func InvariantAlert(check string, vs []Violation) pipeline.Alert {
+	sorted := slices.Clone(vs)
+	slices.SortFunc(sorted, func(a, b Violation) int {
+		return cmp.Or(cmp.Compare(a.SettlementID, b.SettlementID), strings.Compare(a.Detail, b.Detail))
+	})
+	var lines []string
+	for _, v := range sorted[:min(len(sorted), violationsShown)] {
+		line := v.Detail
+		if v.SettlementID != 0 {
+			line = fmt.Sprintf("settlement %d: %s", v.SettlementID, v.Detail)
+		}
+		lines = append(lines, "• "+line)
+	}
+	if more := len(sorted) - violationsShown; more > 0 {
+		lines = append(lines, fmt.Sprintf("… and %d more", more))
+	}
+	return pipeline.Alert{
+		ProblemKey: InvariantProblemKey(check), Kind: KindInvariant, Severity: SeverityCritical,
+		Summary: fmt.Sprintf("Invariant broken: %s (%s)", check, plural(len(vs), "violation", "violations")),
+		Detail:  strings.Join(lines, "\n"),
+		Action:  "settle verify",
+	}
+}
+
+// DailySummary is what the daily summary tells: the settlements of a
+// period and the ones still open.
+type DailySummary struct {
+	From, To  time.Time       // the period
+	Location  *time.Location  // the time zone its times are shown in
+	Settled   []Settled       // settlements SETTLED within the period, per currency
+	Failed    int             // settlements that failed within the period
+	FailedNow int             // settlements FAILED now, waiting for an operator
+	Open      int             // settlements not finished now: RUNNING, FAILED or COMPENSATING
+	Oldest    *OpenSettlement // the oldest of them; nil when none is open
+}
+
+// Settled counts the settlements of one currency and adds up their deposits.
+type Settled struct {
+	Count int64
+	Total pipeline.Money
+}
+
+// OpenSettlement is a settlement that has not finished.
+type OpenSettlement struct {
+	ID        int64
+	Status    string
+	Customer  string // the customer's reference
+	CreatedAt time.Time
+}
+
+// DailySummaryProblemKey is the daily summary's problem key: one per date,
+// the date the period ends in its time zone ("daily_summary:2026-11-25").
+func DailySummaryProblemKey(to time.Time, loc *time.Location) string {
+	return "daily_summary:" + to.In(loc).Format(time.DateOnly)
+}
+
+// DailySummaryAlert is the daily summary as an alert, severity info. Its
+// detail is one "label: value" line per fact, shown as fields.
+func DailySummaryAlert(s DailySummary) pipeline.Alert {
+	loc := cmp.Or(s.Location, time.UTC)
+	local := func(t time.Time) string { return t.In(loc).Format("2006-01-02 15:04 MST") }
+	var count int64
+	for _, st := range s.Settled {
+		count += st.Count
+	}
+	a := pipeline.Alert{
+		ProblemKey: DailySummaryProblemKey(s.To, loc), Kind: KindDailySummary, Severity: SeverityInfo,
+		Summary: fmt.Sprintf("Daily summary, %s to %s: %s settled, %s failed",
+			span(s.To.Sub(s.From)), local(s.To), grouped(count), grouped(int64(s.Failed))),
+		Detail: strings.Join([]string{
+			"Settled: " + settledLine(s.Settled),
+			fmt.Sprintf("Failed: %s in the period; %s FAILED now, waiting for an operator", noneOr(s.Failed), noneOr(s.FailedNow)),
+			"Open: " + openLine(s, local),
+			"Period: " + local(s.From) + " – " + local(s.To),
+		}, "\n"),
+	}
+	if s.FailedNow > 0 {
+		a.Action = "settle settlements list --status FAILED"
+	}
+	return a
+}
+
+func settledLine(ss []Settled) string {
+	var parts []string
+	for _, s := range ss {
+		parts = append(parts, plural64(s.Count, "settlement", "settlements")+", "+money(s.Total))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func openLine(s DailySummary, local func(time.Time) string) string {
+	o := s.Oldest
+	if s.Open == 0 || o == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%s; the oldest, %d, is %s (customer %s, created %s)",
+		plural(s.Open, "settlement", "settlements"), o.ID, o.Status, o.Customer, local(o.CreatedAt))
+}
+
+func noneOr(n int) string {
+	if n == 0 {
+		return "none"
+	}
+	return grouped(int64(n))
+}
+
+func plural64(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return grouped(n) + " " + many
+}
+
+// summaryFields splits a daily summary's detail into its label/value lines.
+func summaryFields(detail string) [][2]string {
+	var out [][2]string
+	for line := range strings.SplitSeq(detail, "\n") {
+		if label, value, ok := strings.Cut(line, ": "); ok {
+			out = append(out, [2]string{label, value})
+		}
+	}
+	return out
+}
