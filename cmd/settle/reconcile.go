@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/bank/throttle"
 	"github.com/settle-dev/settle/internal/config"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
@@ -38,9 +39,10 @@ func (s restStatements) Transactions(ctx context.Context, account, cursor string
 }
 
 // newStatementListers builds a statement lister per provider whose dialect
-// has one (rest); the openbanking dialect has no statement call, so its
-// providers get balance checks only.
-func newStatementListers(cfg *config.Config, logger *slog.Logger) (map[string]pipeline.Statements, error) {
+// has one (rest), behind the provider's throttle so that its calls share the
+// rate limit, slots and breaker with settlement's; the openbanking dialect
+// has no statement call, so its providers get balance checks only.
+func newStatementListers(cfg *config.Config, throttles map[string]*throttle.Bank, logger *slog.Logger) (map[string]pipeline.Statements, error) {
 	out := map[string]pipeline.Statements{}
 	for _, p := range cfg.Providers {
 		if p.Dialect != "rest" {
@@ -50,15 +52,16 @@ func newStatementListers(cfg *config.Config, logger *slog.Logger) (map[string]pi
 		if err != nil {
 			return nil, fmt.Errorf("provider %s: %w", p.Name, err)
 		}
-		out[p.Name] = restStatements{c}
+		out[p.Name] = throttles[p.Name].Statements(restStatements{c})
 	}
 	return out, nil
 }
 
-// newReconciler wires the reconciler over the (throttled) banks and the
+// newReconciler wires the reconciler over the throttled banks and the
 // engine's accounts, as buildBanks returns them.
-func newReconciler(db *store.DB, banks pipeline.Banks, accounts map[string]pipeline.Accounts, cfg *config.Config, logger *slog.Logger) (*jobs.Reconciler, error) {
-	listers, err := newStatementListers(cfg, logger)
+func newReconciler(db *store.DB, banks pipeline.Banks, accounts map[string]pipeline.Accounts, throttles map[string]*throttle.Bank,
+	cfg *config.Config, logger *slog.Logger) (*jobs.Reconciler, error) {
+	listers, err := newStatementListers(cfg, throttles, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -110,11 +113,11 @@ func runReconcile(cmd *cobra.Command, g *globals, opt jobs.ReconcileOptions, asJ
 	}
 	defer db.Close()
 	logger := newLogger(cfg.Log, cmd.ErrOrStderr())
-	banks, accounts, _, err := buildBanks(cfg, logger, nil)
+	banks, accounts, throttles, err := buildBanks(cfg, logger, nil)
 	if err != nil {
 		return err
 	}
-	rec, err := newReconciler(db, banks, accounts, cfg, logger)
+	rec, err := newReconciler(db, banks, accounts, throttles, cfg, logger)
 	if err != nil {
 		return err
 	}
