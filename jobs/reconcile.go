@@ -474,6 +474,10 @@ func (r *Reconciler) readStatement(ctx context.Context, p string, lister pipelin
 			return fmt.Errorf("statement of %s: %w", pipeline.AccountNumber(acc), err)
 		}
 		rs.add(acc, page.Lines, floor)
+		if page.More && (page.Next == "" || page.Next == cursor) {
+			return fmt.Errorf("statement of %s: the bank says more lines follow but gives no cursor past this page; "+
+				"nothing after it can be read: ask the bank to fix its paging", pipeline.AccountNumber(acc))
+		}
 		if page.Next != "" {
 			cursor = page.Next
 			if n := len(page.Lines); n > 0 && own {
@@ -483,9 +487,6 @@ func (r *Reconciler) readStatement(ctx context.Context, p string, lister pipelin
 		if !page.More {
 			rs.end[acc] = cursor
 			return nil
-		}
-		if page.Next == "" {
-			return fmt.Errorf("statement of %s: the bank says more lines follow but gave no cursor", pipeline.AccountNumber(acc))
 		}
 	}
 }

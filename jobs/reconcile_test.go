@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -191,5 +192,36 @@ func TestReconcilerRunsOneAtATime(t *testing.T) {
 	}
 	if _, err := f.reconciler(t, true, 0).Run(ctx, jobs.ReconcileOptions{Provider: "nope"}); err == nil {
 		t.Fatal("unknown provider accepted")
+	}
+}
+
+// stuckLister is a bank whose paging is broken: every page says more lines
+// follow and hands back the cursor it was asked with.
+type stuckLister struct{ pipeline.Statements }
+
+func (l stuckLister) Transactions(ctx context.Context, account, cursor string, limit int) (pipeline.StatementPage, error) {
+	p, err := l.Statements.Transactions(ctx, account, cursor, limit)
+	p.More, p.Next = true, cursor
+	return p, err
+}
+
+// A statement whose cursor does not advance is an error for its provider,
+// not an endless loop, and nothing is recorded as a finding.
+func TestReconcilerRefusesAStatementThatDoesNotAdvance(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pipeline.ExecutorConfig{})
+	f.payday(t, 2_000_000)
+	f.drain(t)
+	c := f.restClient(t)
+	r := jobs.NewReconciler(f.db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": c}), jobs.ReconcileConfig{
+		Accounts:   map[string]pipeline.Accounts{"sandbox": accounts},
+		Statements: map[string]pipeline.Statements{"sandbox": stuckLister{restLister{c}}}, PageInterval: -1,
+	}, nil)
+	res, err := r.RunOnce(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "gives no cursor past this page") || res.Providers[0].Error == "" {
+		t.Fatalf("stuck paging: %v, %+v", err, res.Providers)
+	}
+	if res.Findings != 0 || res.Providers[0].StatementCalls != 1 {
+		t.Fatalf("stuck paging recorded %d findings after %d calls", res.Findings, res.Providers[0].StatementCalls)
 	}
 }
