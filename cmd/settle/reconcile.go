@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -65,7 +67,9 @@ func newReconciler(db *store.DB, banks pipeline.Banks, accounts map[string]pipel
 	if err != nil {
 		return nil, err
 	}
-	return jobs.NewReconciler(db, banks, jobs.ReconcileConfig{Accounts: accounts, Statements: listers}, logger), nil
+	return jobs.NewReconciler(db, banks, jobs.ReconcileConfig{
+		Accounts: accounts, Statements: listers, Location: cfg.Location(),
+	}, logger), nil
 }
 
 func newReconcileCmd(g *globals) *cobra.Command {
@@ -76,38 +80,57 @@ func newReconcileCmd(g *globals) *cobra.Command {
 		Short: "Compare the ledger and transfers with each bank's balances and statements; exit 3 on a difference",
 		Long: "Compare every account settle moves money through at each provider (virtual accounts, collection,\n" +
 			"lender, holding, fee) with the bank: balances as they are now, and the bank's statements from the\n" +
-			"start of --date (default: yesterday, local time) matched with settle's transfers by idempotency key,\n" +
-			"then amount and date. Each difference is stored once as a finding and alerted once; nothing is ever\n" +
-			"corrected automatically. See 'settle reconcile findings'. Exit 3 when a difference was seen.",
+			"start of --date (default: yesterday; days are those of time_zone) matched with settle's transfers by\n" +
+			"idempotency key, then amount and date. Each difference is stored once as a finding and alerted once;\n" +
+			"nothing is ever corrected automatically. See 'settle reconcile findings'. Exit 3 when a difference\n" +
+			"was seen.",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			since, err := parseDay(date)
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return oneLine(err)
+			}
+			opt, err := reconcileOptions(cfg, date, provider, time.Now())
 			if err != nil {
 				return err
 			}
-			return runReconcile(cmd, g, jobs.ReconcileOptions{Since: since, Provider: provider}, asJSON)
+			return runReconcile(cmd, cfg, opt, asJSON)
 		},
 	}
-	cmd.Flags().StringVar(&date, "date", "", "reconcile from the start of this day (YYYY-MM-DD, local time); default yesterday")
+	cmd.Flags().StringVar(&date, "date", "", "reconcile from the start of this day (YYYY-MM-DD, in time_zone); default yesterday")
 	cmd.Flags().StringVar(&provider, "provider", "", "only this provider")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	cmd.AddCommand(newFindingsCmd(g))
 	return cmd
 }
 
-func parseDay(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
+// reconcileOptions checks --date (a day up to today in time_zone) and
+// --provider (a configured provider) before anything is opened.
+func reconcileOptions(cfg *config.Config, date, provider string, now time.Time) (jobs.ReconcileOptions, error) {
+	opt := jobs.ReconcileOptions{Provider: provider}
+	var names []string
+	for _, p := range cfg.Providers {
+		names = append(names, p.Name)
 	}
-	t, err := time.ParseInLocation(time.DateOnly, s, time.Local)
+	if provider != "" && !slices.Contains(names, provider) {
+		return opt, &exitError{code: 2, err: fmt.Errorf("--provider %q: no such provider; configured: %s", provider, strings.Join(names, ", "))}
+	}
+	if date == "" {
+		return opt, nil
+	}
+	day, err := time.ParseInLocation(time.DateOnly, date, cfg.Location())
 	if err != nil {
-		return t, &exitError{code: 2, err: fmt.Errorf("--date %q: use YYYY-MM-DD, such as 2026-11-25", s)}
+		return opt, &exitError{code: 2, err: fmt.Errorf("--date %q: use YYYY-MM-DD, such as 2026-11-25", date)}
 	}
-	return t, nil
+	if day.After(now) {
+		return opt, &exitError{code: 2, err: fmt.Errorf("--date %s is in the future in %s: give a day up to today", date, cfg.TimeZone)}
+	}
+	opt.Since = day
+	return opt, nil
 }
 
-func runReconcile(cmd *cobra.Command, g *globals, opt jobs.ReconcileOptions, asJSON bool) error {
-	cfg, db, err := g.openStore(cmd)
+func runReconcile(cmd *cobra.Command, cfg *config.Config, opt jobs.ReconcileOptions, asJSON bool) error {
+	db, err := openCurrentDB(cmd.Context(), cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -184,6 +207,9 @@ func newFindingsListCmd(g *globals) *cobra.Command {
 		Short: "List findings, newest first",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.Limit < 1 || f.Limit > 100000 {
+				return &exitError{code: 2, err: fmt.Errorf("--limit %d: use 1..100000", f.Limit)}
+			}
 			_, db, err := g.openStore(cmd)
 			if err != nil {
 				return err
