@@ -157,10 +157,15 @@ type FindingReport struct {
 	Detail       string                 `json:"detail"`
 }
 
-// RunOnce reconciles every provider from the start of yesterday: what the
-// daily job calls.
+// RunOnce reconciles every provider from the start of yesterday.
 func (r *Reconciler) RunOnce(ctx context.Context) (ReconcileResult, error) {
 	return r.Run(ctx, ReconcileOptions{})
+}
+
+// RunDaily reconciles every provider from the start of day, as the
+// scheduled job's task asks.
+func (r *Reconciler) RunDaily(ctx context.Context, day time.Time) (ReconcileResult, error) {
+	return r.Run(ctx, ReconcileOptions{Since: day})
 }
 
 // Run reconciles as opt says. It returns store.ErrReconcileBusy when

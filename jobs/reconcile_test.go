@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/settle-dev/settle/bank"
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
@@ -44,10 +47,21 @@ func (f *fixture) restClient(t *testing.T) *rest.Client {
 // false plays a dialect that cannot list statements.
 func (f *fixture) reconciler(t *testing.T, withStatements bool, pageSize int) *jobs.Reconciler {
 	t.Helper()
+	return f.newReconciler(t, withStatements, pageSize, nil)
+}
+
+// reconcilerIn reconciles with statements, business days in loc.
+func (f *fixture) reconcilerIn(t *testing.T, loc *time.Location) *jobs.Reconciler {
+	t.Helper()
+	return f.newReconciler(t, true, 0, loc)
+}
+
+func (f *fixture) newReconciler(t *testing.T, withStatements bool, pageSize int, loc *time.Location) *jobs.Reconciler {
+	t.Helper()
 	c := f.restClient(t)
 	cfg := jobs.ReconcileConfig{
 		Accounts: map[string]pipeline.Accounts{"sandbox": accounts}, PageSize: pageSize,
-		PageInterval: -1, ConfirmDelay: 50 * time.Millisecond,
+		PageInterval: -1, ConfirmDelay: 50 * time.Millisecond, Location: loc,
 	}
 	if withStatements {
 		cfg.Statements = map[string]pipeline.Statements{"sandbox": restLister{c}}
@@ -223,5 +237,58 @@ func TestReconcilerRefusesAStatementThatDoesNotAdvance(t *testing.T) {
 	}
 	if res.Findings != 0 || res.Providers[0].StatementCalls != 1 {
 		t.Fatalf("stuck paging recorded %d findings after %d calls", res.Findings, res.Providers[0].StatementCalls)
+	}
+}
+
+// The scheduled job queues one reconcile task per day on the reconcile
+// queue, with only the day as payload; the worker's handler runs that
+// day's reconciliation.
+func TestDailyReconcileIsQueuedOncePerDay(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pipeline.ExecutorConfig{})
+	ctx := context.Background()
+	redis := testenv.StartRedis(t)
+	opt, err := jobs.ParseRedisURL(redis.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := jobs.NewQueue(opt, time.Minute)
+	t.Cleanup(func() { _ = q.Close() })
+	seoul, err := time.LoadLocation("Asia/Seoul")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 25, 15, 30, 0, 0, time.UTC) // 00:30 on the 26th in Seoul
+	for i, want := range []bool{true, false} {
+		got, err := q.QueueDailyReconcile(ctx, now, seoul)
+		if err != nil || got != (jobs.ReconcileQueued{Day: "2026-11-25", Queued: want}) {
+			t.Fatalf("tick %d: %+v %v, want day 2026-11-25 queued %v", i+1, got, err, want)
+		}
+	}
+	inspector := asynq.NewInspector(opt)
+	t.Cleanup(func() { _ = inspector.Close() })
+	tasks, err := inspector.ListPendingTasks(jobs.QueueReconcile)
+	if err != nil || len(tasks) != 1 || tasks[0].Type != jobs.TypeReconcile || string(tasks[0].Payload) != "2026-11-25" ||
+		tasks[0].ID != jobs.ReconcileTaskID("2026-11-25") {
+		t.Fatalf("reconcile queue: %+v %v", tasks, err)
+	}
+	if steps, _ := inspector.ListPendingTasks(jobs.QueueSteps); len(steps) != 0 {
+		t.Fatalf("%d tasks on the steps queue", len(steps))
+	}
+
+	f.payday(t, 2_000_000)
+	f.drain(t)
+	h := jobs.ReconcileHandler(f.reconcilerIn(t, seoul))
+	if err := h.ProcessTask(ctx, asynq.NewTask(tasks[0].Type, tasks[0].Payload)); err != nil {
+		t.Fatal(err)
+	}
+	var from time.Time
+	var findings int
+	if err := f.db.SQL().QueryRow(`SELECT window_from, (result->>'findings')::int FROM reconcile_runs WHERE finished_at IS NOT NULL`).
+		Scan(&from, &findings); err != nil || !from.Equal(time.Date(2026, 11, 25, 0, 0, 0, 0, seoul)) || findings != 0 {
+		t.Fatalf("the task's run: from %s, %d findings (%v); want the 25th in Seoul, none", from, findings, err)
+	}
+	if err := h.ProcessTask(ctx, asynq.NewTask(jobs.TypeReconcile, []byte("yesterday"))); !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("a payload that is not a day: %v, want it dropped", err)
 	}
 }

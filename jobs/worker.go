@@ -26,7 +26,7 @@ type WorkerConfig struct {
 func NewWorker(redis asynq.RedisConnOpt, exec *pipeline.Executor, cfg WorkerConfig, logger *slog.Logger) (*asynq.Server, *asynq.ServeMux) {
 	srv := asynq.NewServer(redis, asynq.Config{
 		Concurrency:     cfg.Concurrency,
-		Queues:          map[string]int{QueueSteps: 1},
+		Queues:          map[string]int{QueueSteps: 10, QueueReconcile: 1}, // reconciliation at a low weight
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		// An idle server looks for new tasks this often (Asynq's default is
 		// 1s). A settlement's steps are chained task after task, so this

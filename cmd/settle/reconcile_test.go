@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/rest"
 	"github.com/settle-dev/settle/internal/demo"
@@ -251,4 +253,47 @@ func TestReconcileCleanAfterPayday(t *testing.T) {
 		t.Fatalf("findings:\n%s", list)
 	}
 	e.cli(t, 2, "reconcile", "--date", "yesterday")
+}
+
+// settle serve runs the reconcile job: each tick queues the day's task on
+// the reconcile queue and a worker runs it. Here the job runs every two
+// seconds while a payday settles: no run, during the payday or after it,
+// finds a difference.
+func TestServeReconcilesOnSchedule(t *testing.T) {
+	e := newEnvOpts(t, envOpts{reconcile: "@every 2s"})
+	clearSettleEnv(t)
+	ctx := context.Background()
+	s := e.seeder(20)
+	cs, err := s.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if err := s.Pay(ctx, c, s.Salary()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.startDaemon(t)
+	e.waitSettled(t, map[string]int64{"SETTLED": 20})
+	var settled time.Time
+	if err := e.db.SQL().QueryRow(`SELECT now()`).Scan(&settled); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 2*time.Minute, func() (bool, string) {
+		var runs, after int
+		err := e.db.SQL().QueryRow(`SELECT count(*), count(*) FILTER (WHERE started_at > $1) FROM reconcile_runs
+			WHERE finished_at IS NOT NULL AND error = ''`, settled).Scan(&runs, &after)
+		return err == nil && after >= 1, fmt.Sprintf("%d runs, %d since the payday settled (%v)", runs, after, err)
+	})
+	var findings, ticks, runs int
+	if err := e.db.SQL().QueryRow(`SELECT (SELECT count(*) FROM reconcile_findings), (SELECT count(*) FROM job_runs WHERE job = 'reconcile'),
+		(SELECT count(*) FROM reconcile_runs)`).Scan(&findings, &ticks, &runs); err != nil || findings != 0 || ticks == 0 {
+		t.Fatalf("%d findings, %d reconcile ticks (%v); want none, some", findings, ticks, err)
+	}
+	t.Logf("%d ticks of the reconcile job, %d runs, no finding", ticks, runs)
+	inspector := asynq.NewInspector(asynq.RedisClientOpt{Addr: e.redis.Addr()})
+	defer inspector.Close()
+	if q, err := inspector.GetQueueInfo(jobs.QueueReconcile); err != nil || q.Processed == 0 {
+		t.Fatalf("reconcile queue: %+v %v; want tasks processed there", q, err)
+	}
 }

@@ -33,8 +33,8 @@ import (
 // Roles a `settle serve` process can take.
 const (
 	roleAll       = "all"       // everything: right for one machine
-	roleScheduler = "scheduler" // the cron jobs (poll, relay, sweep, alerts)
-	roleWorker    = "worker"    // the step workers
+	roleScheduler = "scheduler" // the cron jobs (poll, relay, sweep, alerts, reconcile)
+	roleWorker    = "worker"    // the step workers and the daily reconciliation
 	roleWeb       = "web"       // the dashboard and status HTTP endpoints
 )
 
@@ -162,6 +162,11 @@ func (d *daemon) build(ctx context.Context) (err error) {
 		d.worker, d.mux = jobs.NewWorker(redis, exec, jobs.WorkerConfig{
 			Concurrency: cfg.Worker.Concurrency, ShutdownTimeout: cfg.Worker.ShutdownTimeout,
 		}, logger)
+		rec, err := newReconciler(d.db, banks, accounts, throttles, cfg, logger)
+		if err != nil {
+			return err
+		}
+		d.mux.Handle(jobs.TypeReconcile, jobs.ReconcileHandler(rec))
 	}
 	if d.runs(roleScheduler) {
 		if d.sched, err = d.newScheduler(banks, accounts, exec); err != nil {
@@ -206,6 +211,9 @@ func (d *daemon) newScheduler(banks pipeline.Banks, accounts map[string]pipeline
 		{Name: "relay", Schedule: d.cfg.Relay.Schedule, Run: func(ctx context.Context) (any, error) { return relay.RunOnce(ctx) }},
 		{Name: "sweep", Schedule: d.cfg.Sweep.Schedule, Run: func(ctx context.Context) (any, error) { return sweep.RunOnce(ctx) }},
 		{Name: "alerts", Schedule: n.DeliverySchedule, Run: func(ctx context.Context) (any, error) { return alerts.RunOnce(ctx) }},
+		{Name: "reconcile", Schedule: d.cfg.InTimeZone(d.cfg.Reconcile.Schedule), Run: func(ctx context.Context) (any, error) {
+			return d.queue.QueueDailyReconcile(ctx, time.Now(), d.cfg.Location())
+		}},
 	}, d.logger)
 }
 

@@ -34,6 +34,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/knadh/koanf/parsers/yaml"
@@ -55,6 +56,7 @@ type Config struct {
 	Worker          WorkerConfig     `koanf:"worker"`
 	Relay           RelayConfig      `koanf:"relay"`
 	Sweep           SweepConfig      `koanf:"sweep"`
+	Reconcile       ReconcileConfig  `koanf:"reconcile"`
 	Notify          NotifyConfig     `koanf:"notify"`
 	Providers       []ProviderConfig `koanf:"providers"`        // at least one
 	DefaultProvider string           `koanf:"default_provider"` // default: the first provider
@@ -121,6 +123,24 @@ type RelayConfig struct {
 // SweepConfig is the reprocess sweep job.
 type SweepConfig struct {
 	Schedule string `koanf:"schedule"` // cron spec; default "@every 3m"
+}
+
+// ReconcileConfig is the daily reconciliation against the banks
+// (docs/reconciliation.md).
+type ReconcileConfig struct {
+	// Schedule is when the reconcile job queues a reconciliation: a cron
+	// spec read in time_zone unless it names its own (CRON_TZ=…); default
+	// "0 30 0 * * *", 00:30 every day.
+	Schedule string `koanf:"schedule"`
+}
+
+// InTimeZone returns a cron spec to be read in time_zone, unless it names
+// its own zone (CRON_TZ= or TZ=). "@every" specs are unaffected by zones.
+func (c *Config) InTimeZone(spec string) string {
+	if strings.HasPrefix(spec, "CRON_TZ=") || strings.HasPrefix(spec, "TZ=") || c.TimeZone == "" {
+		return spec
+	}
+	return "CRON_TZ=" + c.TimeZone + " " + spec
 }
 
 // NotifyConfig is how operators are told about problems: the alert outbox
@@ -218,8 +238,9 @@ func defaults() Config {
 			RetryBase:       time.Second,
 			RetryMax:        5 * time.Minute,
 		},
-		Relay: RelayConfig{Schedule: "@every 30s"},
-		Sweep: SweepConfig{Schedule: "@every 3m"},
+		Relay:     RelayConfig{Schedule: "@every 30s"},
+		Sweep:     SweepConfig{Schedule: "@every 3m"},
+		Reconcile: ReconcileConfig{Schedule: "0 30 0 * * *"},
 		Notify: NotifyConfig{
 			Slack:            SlackConfig{APIURL: "https://slack.com/api/"},
 			Customer:         WebhookConfig{Timeout: 5 * time.Second},

@@ -46,6 +46,7 @@ func TestExampleFile(t *testing.T) {
 		{"worker", cfg.Worker, def.Worker},
 		{"relay", cfg.Relay, def.Relay},
 		{"sweep", cfg.Sweep, def.Sweep},
+		{"reconcile", cfg.Reconcile, def.Reconcile},
 		{"notify", cfg.Notify, def.Notify},
 		{"providers[0].timeout", cfg.Providers[0].Timeout, def.Worker.BankTimeout},
 		{"default_provider", cfg.DefaultProvider, cfg.Providers[0].Name},

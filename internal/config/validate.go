@@ -68,6 +68,7 @@ func (c *Config) validate() []error {
 	c.Worker.validate(&p)
 	p.schedule("relay.schedule", c.Relay.Schedule)
 	p.schedule("sweep.schedule", c.Sweep.Schedule)
+	p.schedule("reconcile.schedule", c.Reconcile.Schedule)
 	c.Notify.validate(&p)
 	c.validateProviders(&p)
 	c.validatePolling(&p)
