@@ -115,6 +115,7 @@ type ReconcileOptions struct {
 	Since time.Time
 	// Provider reconciles one provider; "" means every one.
 	Provider string
+	daily    bool // a run of the daily job (RunDaily)
 }
 
 // ReconcileResult reports one run.
@@ -162,15 +163,33 @@ func (r *Reconciler) RunOnce(ctx context.Context) (ReconcileResult, error) {
 	return r.Run(ctx, ReconcileOptions{})
 }
 
-// RunDaily reconciles every provider from the start of day, as the
-// scheduled job's task asks.
+// RunDaily is the daily job's run: every provider from the start of day,
+// or from further back when the last daily run that completed without an
+// error began before day (from the start of that run's day), so a day that
+// no daily run completed (the daemon was down, a bank could not be read)
+// is reconciled by the next one.
 func (r *Reconciler) RunDaily(ctx context.Context, day time.Time) (ReconcileResult, error) {
-	return r.Run(ctx, ReconcileOptions{Since: day})
+	last, ok, err := r.db.LastDailyReconcile(ctx)
+	if err != nil {
+		return ReconcileResult{}, err
+	}
+	if y, m, d := last.In(r.cfg.Location).Date(); ok {
+		day = minTime(day, time.Date(y, m, d, 0, 0, 0, 0, r.cfg.Location))
+	}
+	return r.Run(ctx, ReconcileOptions{Since: day, daily: true})
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // Run reconciles as opt says. It returns store.ErrReconcileBusy when
 // another run holds the lock. A provider that cannot be read is reported
-// in the result and the error; the others are still reconciled.
+// in the result and the error, and alerted once until a later run reads it;
+// the others are still reconciled.
 func (r *Reconciler) Run(ctx context.Context, opt ReconcileOptions) (res ReconcileResult, err error) {
 	providers, err := r.providers(opt.Provider)
 	if err != nil {
@@ -185,7 +204,7 @@ func (r *Reconciler) Run(ctx context.Context, opt ReconcileOptions) (res Reconci
 	if res.From.IsZero() {
 		res.From = r.yesterday()
 	}
-	if res.RunID, err = r.db.StartReconcileRun(ctx, opt.Provider, res.From); err != nil {
+	if res.RunID, err = r.db.StartReconcileRun(ctx, opt.Provider, res.From, opt.daily); err != nil {
 		return res, err
 	}
 	defer func() {
@@ -196,19 +215,55 @@ func (r *Reconciler) Run(ctx context.Context, opt ReconcileOptions) (res Reconci
 	var errs []error
 	for _, p := range providers {
 		pr, perr := r.provider(ctx, p, res.From, res.RunID)
+		r.tellReadable(ctx, p, perr)
 		if perr != nil {
 			pr.Error = perr.Error()
 			errs = append(errs, fmt.Errorf("reconcile %s: %w", p, perr))
 		}
-		res.Providers = append(res.Providers, pr)
-		res.Findings += len(pr.Findings)
-		for _, f := range pr.Findings {
-			if f.New {
-				res.New++
-			}
-		}
+		res.add(pr)
 	}
 	return res, errors.Join(errs...)
+}
+
+func (res *ReconcileResult) add(pr ProviderReconcile) {
+	res.Providers = append(res.Providers, pr)
+	res.Findings += len(pr.Findings)
+	for _, f := range pr.Findings {
+		if f.New {
+			res.New++
+		}
+	}
+}
+
+// unreadableProblem is the alert problem of a provider reconciliation
+// could not read.
+func unreadableProblem(p string) string { return "reconcile:provider:" + p }
+
+// tellReadable alerts, once, that a provider could not be read, and
+// resolves that alert when a later run reads it. A run cut short by its
+// own context (a shutdown) says nothing.
+func (r *Reconciler) tellReadable(ctx context.Context, p string, perr error) {
+	if ctx.Err() != nil {
+		return
+	}
+	var err error
+	if perr == nil {
+		_, err = r.db.ResolveProblem(ctx, unreadableProblem(p), "reconciliation read provider "+p+" again")
+		if errors.Is(err, store.ErrNoProblem) {
+			err = nil
+		}
+	} else {
+		_, err = r.db.RaiseAlertOnce(ctx, pipeline.Alert{
+			ProblemKey: unreadableProblem(p), Kind: store.AlertKindReconcile, Severity: "warning",
+			Summary: fmt.Sprintf("Reconciliation could not read provider %s: its balances and transfers are not checked", p),
+			Detail:  perr.Error(),
+			Action: fmt.Sprintf("check the provider; the daily run is retried, and the next one reaches back to the last complete run "+
+				"(or run 'settle reconcile --provider %s' once it answers)", p),
+		})
+	}
+	if err != nil {
+		r.logger.ErrorContext(ctx, "could not record whether the provider was readable", "provider", p, "err", err)
+	}
 }
 
 func (r *Reconciler) providers(only string) ([]string, error) {

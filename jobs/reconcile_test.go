@@ -231,12 +231,70 @@ func TestReconcilerRefusesAStatementThatDoesNotAdvance(t *testing.T) {
 		Accounts:   map[string]pipeline.Accounts{"sandbox": accounts},
 		Statements: map[string]pipeline.Statements{"sandbox": stuckLister{restLister{c}}}, PageInterval: -1,
 	}, nil)
-	res, err := r.RunOnce(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "gives no cursor past this page") || res.Providers[0].Error == "" {
-		t.Fatalf("stuck paging: %v, %+v", err, res.Providers)
+	for range 2 {
+		res, err := r.RunOnce(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "gives no cursor past this page") || res.Providers[0].Error == "" {
+			t.Fatalf("stuck paging: %v, %+v", err, res.Providers)
+		}
+		if res.Findings != 0 || res.Providers[0].StatementCalls != 1 {
+			t.Fatalf("stuck paging recorded %d findings after %d calls", res.Findings, res.Providers[0].StatementCalls)
+		}
 	}
-	if res.Findings != 0 || res.Providers[0].StatementCalls != 1 {
-		t.Fatalf("stuck paging recorded %d findings after %d calls", res.Findings, res.Providers[0].StatementCalls)
+	// Operators hear once that the provider cannot be read, and again when
+	// a run reads it.
+	if got := problemAlerts(t, f.db, "reconcile:provider:sandbox"); got != "reconcile" {
+		t.Fatalf("alerts of the unreadable provider: %q, want one", got)
+	}
+	if _, err := f.reconciler(t, true, 0).RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := problemAlerts(t, f.db, "reconcile:provider:sandbox"); got != "reconcile,resolved" {
+		t.Fatalf("alerts of the provider read again: %q, want the first and its resolution", got)
+	}
+}
+
+// problemAlerts lists the kinds of a problem's alerts, oldest first.
+func problemAlerts(t *testing.T, db *store.DB, key string) string {
+	t.Helper()
+	var kinds string
+	if err := db.SQL().QueryRow(`SELECT coalesce(string_agg(kind, ',' ORDER BY id), '') FROM alerts WHERE problem_key = $1`, key).
+		Scan(&kinds); err != nil {
+		t.Fatal(err)
+	}
+	return kinds
+}
+
+// A daily run reaches back to the start of the day on which the last daily
+// run that completed without an error began: the days in between, which no
+// daily run completed, are reconciled too.
+func TestDailyRunReachesBackToTheLastCompleteDailyRun(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pipeline.ExecutorConfig{})
+	ctx := context.Background()
+	f.payday(t, 2_000_000)
+	f.drain(t)
+	r := f.reconcilerIn(t, time.UTC)
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	yesterday := today.AddDate(0, 0, -1)
+	for _, run := range []struct {
+		from, started time.Time
+		daily         bool
+		err           string
+	}{
+		{from: today.AddDate(0, 0, -5), started: today.AddDate(0, 0, -4).Add(30 * time.Minute), daily: true}, // complete
+		{from: today.AddDate(0, 0, -3), started: today.AddDate(0, 0, -2).Add(30 * time.Minute), daily: true, err: "bank down"},
+		{from: today, started: today}, // an operator's run, not the daily job's
+	} {
+		if _, err := f.db.SQL().Exec(`INSERT INTO reconcile_runs (window_from, daily, started_at, finished_at, error)
+			VALUES ($1, $2, $3, $3, $4)`, run.from, run.daily, run.started, run.err); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, want := range []time.Time{today.AddDate(0, 0, -4), yesterday} {
+		res, err := r.RunDaily(ctx, yesterday)
+		if err != nil || !res.From.Equal(want) || res.Findings != 0 {
+			t.Fatalf("daily run %d: from %s, %d findings (%v); want from %s, none", i+1, res.From, res.Findings, err, want)
+		}
 	}
 }
 

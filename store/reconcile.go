@@ -239,15 +239,51 @@ func (db *DB) SaveStatementMarks(ctx context.Context, provider string, marks []S
 }
 
 // StartReconcileRun records the start of a run over provider ("" for all)
-// from the window's start.
-func (db *DB) StartReconcileRun(ctx context.Context, provider string, from time.Time) (int64, error) {
+// from the window's start; daily marks a run of the daily job.
+func (db *DB) StartReconcileRun(ctx context.Context, provider string, from time.Time, daily bool) (int64, error) {
 	var id int64
 	err := db.x.GetContext(ctx, &id, `
-		INSERT INTO reconcile_runs (provider, window_from) VALUES ($1, $2) RETURNING id`, provider, from)
+		INSERT INTO reconcile_runs (provider, window_from, daily) VALUES ($1, $2, $3) RETURNING id`, provider, from, daily)
 	if err != nil {
 		return 0, fmt.Errorf("start reconcile run: %w", err)
 	}
 	return id, nil
+}
+
+// LastDailyReconcile returns when the latest daily run that finished
+// without an error began, and false when none did.
+func (db *DB) LastDailyReconcile(ctx context.Context) (time.Time, bool, error) {
+	var at sql.NullTime
+	err := db.x.GetContext(ctx, &at, `
+		SELECT max(started_at) FROM reconcile_runs WHERE daily AND finished_at IS NOT NULL AND error = ''`)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("last daily reconciliation: %w", err)
+	}
+	return at.Time, at.Valid, nil
+}
+
+// RaiseAlertOnce raises a unless its problem is open already (the
+// problem's latest alert is not a resolution), so a problem that persists
+// through retries and days is told once; it reports whether it raised.
+func (db *DB) RaiseAlertOnce(ctx context.Context, a pipeline.Alert) (bool, error) {
+	raised := false
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('settle.alert'), hashtext($1))`, a.ProblemKey); err != nil {
+			return err
+		}
+		var open bool
+		if err := tx.GetContext(ctx, &open, `
+			SELECT coalesce((SELECT kind <> $2 FROM alerts WHERE problem_key = $1 ORDER BY id DESC LIMIT 1), false)`,
+			a.ProblemKey, AlertKindResolved); err != nil || open {
+			return err
+		}
+		raised = true
+		return insertAlert(ctx, tx, a)
+	})
+	if err != nil {
+		return false, fmt.Errorf("raise alert %s: %w", a.ProblemKey, err)
+	}
+	return raised, nil
 }
 
 // FinishReconcileRun records a run's result and error (nil for none).

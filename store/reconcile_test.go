@@ -26,7 +26,7 @@ func TestRecordFindingsStoresAndAlertsOnce(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	ctx := context.Background()
-	run, err := db.StartReconcileRun(ctx, "", time.Now().Add(-24*time.Hour))
+	run, err := db.StartReconcileRun(ctx, "", time.Now().Add(-24*time.Hour), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestActOnFindingAcknowledgesResolvesAndAudits(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	ctx := context.Background()
-	run, _ := db.StartReconcileRun(ctx, "sandbox", time.Now())
+	run, _ := db.StartReconcileRun(ctx, "sandbox", time.Now(), false)
 	rec, err := db.RecordFindings(ctx, run, []pipeline.Finding{{Provider: "sandbox", Kind: pipeline.FindingMissingAtBank,
 		Fingerprint: "f1", Account: "VA00001234", Key: "k1", Amount: 10, OccurredAt: time.Now(), Detail: "missing"}})
 	if err != nil {
@@ -210,4 +210,28 @@ func TestStatementMarksAndLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	release2()
+}
+
+// RaiseAlertOnce tells a problem once while it is open, and again once it
+// was resolved.
+func TestRaiseAlertOnce(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	a := pipeline.Alert{ProblemKey: "reconcile:provider:acme", Kind: store.AlertKindReconcile, Severity: "warning",
+		Summary: "Reconciliation could not read provider acme", Detail: "down", Action: "wait"}
+	for i, want := range []bool{true, false} {
+		if raised, err := db.RaiseAlertOnce(ctx, a); err != nil || raised != want {
+			t.Fatalf("raise %d: %v %v, want %v", i+1, raised, err, want)
+		}
+	}
+	if _, err := db.ResolveProblem(ctx, a.ProblemKey, "read again"); err != nil {
+		t.Fatal(err)
+	}
+	if raised, err := db.RaiseAlertOnce(ctx, a); err != nil || !raised {
+		t.Fatalf("raise after the resolution: %v %v", raised, err)
+	}
+	if n := countAlerts(t, db, store.AlertKindReconcile); n != 2 {
+		t.Fatalf("%d alerts, want 2", n)
+	}
 }
