@@ -14,6 +14,7 @@ import (
 	"github.com/settle-dev/settle/bank"
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/internal/demo"
 	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
@@ -348,5 +349,104 @@ func TestDailyReconcileIsQueuedOncePerDay(t *testing.T) {
 	}
 	if err := h.ProcessTask(ctx, asynq.NewTask(jobs.TypeReconcile, []byte("yesterday"))); !errors.Is(err, asynq.SkipRetry) {
 		t.Fatalf("a payload that is not a day: %v, want it dropped", err)
+	}
+}
+
+// movingLister plays money that moves while reconciliation reads: each
+// time the collection account's statement is asked for, one more of the
+// engine's claimed transfers reaches the bank first, after the balances were
+// read.
+type movingLister struct {
+	pipeline.Statements
+	bank    *rest.Client
+	pending []pipeline.TransferRequest
+}
+
+func (l *movingLister) Transactions(ctx context.Context, account, cursor string, limit int) (pipeline.StatementPage, error) {
+	if account == accounts.Collection && len(l.pending) > 0 {
+		if _, err := l.bank.Transfer(ctx, l.pending[0]); err != nil {
+			return pipeline.StatementPage{}, err
+		}
+		l.pending = l.pending[1:]
+	}
+	return l.Statements.Transactions(ctx, account, cursor, limit)
+}
+
+// Two sweeps of the same amount reach the bank between the balance read and
+// the statement read of each look. The collection account's balance then
+// lags its statement by the same amount in both looks, which looked like a
+// confirmed drift; the balance read again after the statements shows the
+// account moving, so nothing is reported.
+func TestReconcilerIgnoresMoneyMovingWhileItReads(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pipeline.ExecutorConfig{})
+	ctx := context.Background()
+	s := demo.NewSeeder(f.db, f.bank, demo.Options{Provider: "sandbox", Currency: "KRW", Accounts: accounts, Customers: 2, Seed: 7})
+	cs, err := s.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if err := s.Pay(ctx, c, 1_000_000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res, err := f.poller.RunOnce(ctx); err != nil || res.Found != 2 {
+		t.Fatalf("poll: %+v %v", res, err)
+	}
+	c := f.restClient(t)
+	moving := &movingLister{Statements: restLister{c}, bank: c}
+	for {
+		id, ok := f.queue.pop()
+		if !ok {
+			break
+		}
+		claim, err := f.db.ClaimStep(ctx, id, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		moving.pending = append(moving.pending, claim.Request())
+	}
+	r := jobs.NewReconciler(f.db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": c}), jobs.ReconcileConfig{
+		Accounts:   map[string]pipeline.Accounts{"sandbox": accounts},
+		Statements: map[string]pipeline.Statements{"sandbox": moving}, PageInterval: -1, ConfirmDelay: time.Millisecond,
+	}, nil)
+	res, err := r.RunOnce(ctx)
+	if err != nil || len(moving.pending) != 0 {
+		t.Fatalf("%v; %d transfers not sent", err, len(moving.pending))
+	}
+	if p := res.Providers[0]; res.Findings != 0 || p.InFlight != 2 || p.Moving == 0 {
+		t.Fatalf("%d findings, %d in flight, %d moving: %+v; want none, both sweeps, the collection account", res.Findings, p.InFlight, p.Moving, p.Findings)
+	}
+}
+
+// dollarLender is a bank that reports the lender account's balance in USD.
+type dollarLender struct{ pipeline.Bank }
+
+func (b dollarLender) Balances(ctx context.Context, accs []string) ([]pipeline.Balance, error) {
+	out, err := b.Bank.Balances(ctx, accs)
+	for i := range out {
+		if out[i].Account == accounts.Lender {
+			out[i].Available.Currency = "USD"
+		}
+	}
+	return out, err
+}
+
+// A balance in another currency than the ledger's cannot be compared: the
+// provider's reconciliation fails, naming the account, masked.
+func TestReconcilerRefusesABalanceInAnotherCurrency(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pipeline.ExecutorConfig{})
+	f.payday(t, 2_000_000)
+	f.drain(t)
+	c := f.restClient(t)
+	r := jobs.NewReconciler(f.db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": dollarLender{c}}), jobs.ReconcileConfig{
+		Accounts:   map[string]pipeline.Accounts{"sandbox": accounts},
+		Statements: map[string]pipeline.Statements{"sandbox": restLister{c}}, PageInterval: -1,
+	}, nil)
+	_, err := r.RunOnce(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "****LEND in USD, the ledger in KRW") {
+		t.Fatalf("lender in USD: %v", err)
 	}
 }

@@ -230,6 +230,11 @@ type ReconcileInput struct {
 	Attempts map[string]EngineTransfer
 	Ledger   map[string]int64 // ledger balance as of AsOf, by account
 	Bank     map[string]int64 // bank balance, by account; absent when the bank does not know it
+	// BankAfter are balances read again once the statements were read, for
+	// the accounts whose statements were read. An account whose balance
+	// changed meanwhile is moving: its statement and Bank may disagree by
+	// money that moved in between, so its remainder is no drift.
+	BankAfter map[string]int64
 	// Stored are the effects of the findings stored before the window, by
 	// account: differences earlier runs found and already explain.
 	Stored map[string]int64
@@ -252,10 +257,18 @@ type BalanceCheck struct {
 	// explained and whose statement was not read: read it, and reconcile
 	// again.
 	NeedsStatement bool `json:"needs_statement,omitempty"`
+	// Moved is set when the bank balance changed while the statements were
+	// read (ReconcileInput.BankAfter): the remainder may be money in motion.
+	Moved bool `json:"moved,omitempty"`
 }
 
-// Drifts reports whether the check shows a balance drift.
-func (c BalanceCheck) Drifts() bool { return c.Unexplained != 0 && !c.NeedsStatement }
+// Unsettled reports whether the check's remainder is unexplained: a drift,
+// or money that moved while it was read.
+func (c BalanceCheck) Unsettled() bool { return c.Unexplained != 0 && !c.NeedsStatement }
+
+// Drifts reports whether the check shows a balance drift: a remainder
+// nothing explains, on an account that held still while it was read.
+func (c BalanceCheck) Drifts() bool { return c.Unsettled() && !c.Moved }
 
 // ReconcileStats count what matched.
 type ReconcileStats struct {
@@ -562,6 +575,9 @@ func (m *matcher) checkBalances() []BalanceCheck {
 			c.Pending, c.Unexplained = c.Unexplained, 0
 		}
 		c.NeedsStatement = c.Role == RoleVA && c.Unexplained < 0 && !m.in.Read[acc] && m.in.StatementsAvailable
+		if after, ok := m.in.BankAfter[acc]; ok && after != c.Bank {
+			c.Moved = true
+		}
 		out = append(out, c)
 	}
 	return out

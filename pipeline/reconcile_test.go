@@ -23,6 +23,7 @@ type recCase struct {
 	lines    []StatementLine
 	ledger   map[string]int64
 	bank     map[string]int64
+	after    map[string]int64 // balances read again after the statements
 	stored   map[string]int64
 	readVA   bool
 
@@ -47,7 +48,7 @@ func (c recCase) input() ReconcileInput {
 		Accounts: map[string]Role{"COL": RoleCollection, "LEND": RoleLender, "VA1": RoleVA},
 		Read:     map[string]bool{"COL": true, "LEND": true, "VA1": c.readVA},
 		Lines:    c.lines, Expected: c.expected, Attempts: map[string]EngineTransfer{},
-		Ledger: c.ledger, Bank: c.bank, Stored: c.stored, StatementsAvailable: true,
+		Ledger: c.ledger, Bank: c.bank, BankAfter: c.after, Stored: c.stored, StatementsAvailable: true,
 	}
 	for _, t := range append(slices.Clone(c.expected), c.attempts...) {
 		in.Attempts[t.Key] = t
@@ -214,6 +215,30 @@ func TestReconcile(t *testing.T) {
 			name:   "an own account drifts",
 			ledger: map[string]int64{"COL": 0},
 			bank:   map[string]int64{"COL": 100, "LEND": 0},
+			drifts: []string{"COL"},
+		},
+		{
+			name:  "an own account whose balance moved while its statement was read does not drift",
+			lines: []StatementLine{line("t1", "COL", Credit, 100, "VA1", "k9")},
+			attempts: []EngineTransfer{{Key: "k9", From: "VA1", To: "COL", Amount: 100, Status: AttemptSucceeded,
+				CreatedAt: inDay, SucceededAt: recAsOf.Add(time.Second)}},
+			ledger: map[string]int64{"COL": 0, "VA1": 100},
+			bank:   map[string]int64{"COL": 0, "VA1": 100, "LEND": 0}, // read before the bank applied k9
+			after:  map[string]int64{"COL": 100, "LEND": 0},
+			// the VA's balance, read before the sweep, still holds it
+			pending: map[string]int64{"VA1": 100},
+			check: func(t *testing.T, out ReconcileOutput) {
+				c := out.Checks[slices.IndexFunc(out.Checks, func(c BalanceCheck) bool { return c.Account == "COL" })]
+				if !c.Moved || !c.Unsettled() || c.Drifts() {
+					t.Errorf("check %+v", c)
+				}
+			},
+		},
+		{
+			name:   "an own account that held still drifts",
+			ledger: map[string]int64{"COL": 0},
+			bank:   map[string]int64{"COL": 100, "LEND": 0},
+			after:  map[string]int64{"COL": 100, "LEND": 0},
 			drifts: []string{"COL"},
 		},
 		{
