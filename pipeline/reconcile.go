@@ -390,17 +390,25 @@ func (m *matcher) matchKey(key string, lines []StatementLine, t EngineTransfer, 
 }
 
 // inWindow: a key the engine knows belongs to the window of its attempt's
-// creation; another key to the window of its lines.
+// creation; another key to the window of its earliest line. Either is when
+// its finding occurred, so a finding an earlier window stored is explained
+// by Stored and never examined again as well.
 func (m *matcher) inWindow(lines []StatementLine, t EngineTransfer, known bool) bool {
 	if known {
 		return !t.CreatedAt.Before(m.in.From)
 	}
-	for _, l := range lines {
-		if !l.At.Before(m.in.From) {
-			return true
+	return len(lines) > 0 && !earliest(lines).Before(m.in.From)
+}
+
+// earliest is the time of the earliest of lines (at least one).
+func earliest(lines []StatementLine) time.Time {
+	at := lines[0].At
+	for _, l := range lines[1:] {
+		if l.At.Before(at) {
+			at = l.At
 		}
 	}
-	return false
+	return at
 }
 
 // bankSide rebuilds what the bank did with a key, per account: each read
@@ -431,7 +439,7 @@ func (m *matcher) compare(key string, lines []StatementLine, t EngineTransfer, k
 	if len(lines) > 0 {
 		f.Account = lines[0].Account
 		if !known {
-			f.OccurredAt = lines[0].At
+			f.OccurredAt = earliest(lines)
 		}
 	}
 	switch {

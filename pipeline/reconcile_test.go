@@ -276,6 +276,16 @@ func TestReconcile(t *testing.T) {
 			stored: map[string]int64{"COL": 1}, // the earlier run's amount_mismatch
 		},
 		{
+			name: "a key unknown to the engine that an earlier window stored is not examined again",
+			lines: []StatementLine{
+				{ID: "t0", Account: "COL", Direction: Credit, Amount: 100, Key: "twice", At: recFrom.Add(-10 * time.Minute)},
+				{ID: "t1", Account: "COL", Direction: Credit, Amount: 100, Key: "twice", At: recFrom.Add(10 * time.Minute)},
+			},
+			ledger: map[string]int64{"COL": 0},
+			bank:   map[string]int64{"COL": 200, "LEND": 0},
+			stored: map[string]int64{"COL": 200}, // the earlier run saw both lines
+		},
+		{
 			name:   "the bank does not know an account the ledger uses",
 			ledger: map[string]int64{"LEND": 10},
 			bank:   map[string]int64{"COL": 0},
