@@ -347,13 +347,22 @@ func (m *matcher) matchKeys() {
 	}
 	for _, key := range keys {
 		t, known := m.in.Attempts[key]
-		if e, ok := expected[key]; ok && !known {
+		e, settled := expected[key]
+		if settled && !known {
 			t, known = e, true
 		}
-		_, settled := expected[key]
-		settled = settled || (known && t.Status == AttemptSucceeded && !t.SucceededAt.IsZero() && !t.SucceededAt.After(m.in.AsOf))
-		m.matchKey(key, byKey[key], t, known, settled)
+		m.matchKey(key, byKey[key], t, known, settled || m.settledBefore(t, known))
 	}
+}
+
+// settledBefore reports whether the ledger read holds an attempt created
+// before the window, which Expected does not list: it was recorded as
+// succeeded before the ledger was read. For an attempt of the window,
+// Expected is the exact answer: a recording that began before the read and
+// committed after it has a time before AsOf and is not in the ledger read.
+func (m *matcher) settledBefore(t EngineTransfer, known bool) bool {
+	return known && t.Status == AttemptSucceeded && t.CreatedAt.Before(m.in.From) &&
+		!t.SucceededAt.IsZero() && !t.SucceededAt.After(m.in.AsOf)
 }
 
 // matchKey compares one key's bank lines with the engine's attempt. settled

@@ -174,6 +174,19 @@ func TestReconcile(t *testing.T) {
 			bank:   map[string]int64{"COL": 1000, "VA1": 0, "LEND": 0},
 		},
 		{
+			name: "in flight: recorded before the ledger was read, committed after",
+			attempts: []EngineTransfer{{Key: "k7", From: "VA1", To: "COL", Amount: 1000, Status: AttemptSucceeded,
+				CreatedAt: inDay, SucceededAt: recAsOf.Add(-time.Millisecond)}},
+			lines:  []StatementLine{line("t1", "COL", Credit, 1000, "VA1", "k7")},
+			ledger: map[string]int64{"COL": 0, "VA1": 1000},
+			bank:   map[string]int64{"COL": 1000, "VA1": 0, "LEND": 0},
+			check: func(t *testing.T, out ReconcileOutput) {
+				if out.Stats.InFlight != 1 {
+					t.Errorf("stats %+v", out.Stats)
+				}
+			},
+		},
+		{
 			name:   "money into an own account from outside",
 			lines:  []StatementLine{line("t1", "COL", Credit, 100, "ACME", "")},
 			ledger: map[string]int64{"COL": 0},
