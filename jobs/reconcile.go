@@ -21,6 +21,7 @@ const (
 	DefaultReconcileSlack        = time.Hour
 	DefaultReconcileTolerance    = 24 * time.Hour
 	DefaultReconcileConfirmDelay = 10 * time.Second
+	DefaultReconcileReadRetry    = time.Second
 )
 
 // ReconcileConfig configures the Reconciler. Zero fields take the defaults.
@@ -40,6 +41,10 @@ type ReconcileConfig struct {
 	PageInterval time.Duration
 	// BalanceBatch is the accounts one balance call asks for; 0 means 100.
 	BalanceBatch int
+	// ReadRetry is the wait before a read that failed for a passing reason
+	// is tried again, doubling for each try (five in all); a 429's
+	// Retry-After, when longer, wins. 0 means 1s.
+	ReadRetry time.Duration
 	// Slack is how far a bank's clock may lag the database's; 0 means 1h.
 	Slack time.Duration
 	// DateTolerance is how long after its attempt a bank line without a key
@@ -68,6 +73,7 @@ func (c ReconcileConfig) withDefaults() ReconcileConfig {
 	c.Slack = cmpOrDuration(c.Slack, DefaultReconcileSlack)
 	c.DateTolerance = cmpOrDuration(c.DateTolerance, DefaultReconcileTolerance)
 	c.ConfirmDelay = cmpOrDuration(c.ConfirmDelay, DefaultReconcileConfirmDelay)
+	c.ReadRetry = cmpOrDuration(c.ReadRetry, DefaultReconcileReadRetry)
 	if c.Location == nil {
 		c.Location = time.Local
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -217,8 +218,13 @@ func (pv *providerRun) compare(ctx context.Context, in pipeline.ReconcileInput) 
 func (pv *providerRun) balances(ctx context.Context, accounts []string, currency map[string]string) (map[string]int64, error) {
 	out := make(map[string]int64, len(accounts))
 	for batch := range chunks(accounts, pv.cfg.BalanceBatch) {
-		pv.pr.BalanceCalls++
-		got, err := pv.bank.Balances(ctx, batch)
+		var got []pipeline.Balance
+		err := pv.read(ctx, "balances", func() error {
+			pv.pr.BalanceCalls++
+			var err error
+			got, err = pv.bank.Balances(ctx, batch)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("balances: %w", err)
 		}
@@ -284,23 +290,50 @@ func (pv *providerRun) add(acc string, lines []pipeline.StatementLine, floor tim
 }
 
 // page reads one page politely: no sooner than PageInterval after the last
-// call, and when the bank asks to slow down, after the time it asks for (up
-// to five tries).
+// call, and again after a transient failure (read).
 func (pv *providerRun) page(ctx context.Context, acc, cursor string) (pipeline.StatementPage, error) {
-	for try := 1; ; try++ {
+	var page pipeline.StatementPage
+	err := pv.read(ctx, "statement page", func() error {
 		if err := sleep(ctx, time.Until(pv.last.Add(pv.cfg.PageInterval))); err != nil {
-			return pipeline.StatementPage{}, err
+			return err
 		}
 		pv.last = time.Now()
 		pv.pr.StatementCalls++
-		page, err := pv.lister.Transactions(ctx, acc, cursor, pv.cfg.PageSize)
-		if err == nil || !errors.Is(err, pipeline.ErrRateLimited) || try == 5 {
-			return page, err
+		var err error
+		page, err = pv.lister.Transactions(ctx, acc, cursor, pv.cfg.PageSize)
+		return err
+	})
+	return page, err
+}
+
+// readTries is how often one read (a statement page, a batch of balances)
+// is tried. Reading changes nothing at the bank, so a read that failed for
+// a passing reason is simply asked again: one failed call in a run of
+// thousands must not fail the run.
+const readTries = 5
+
+// read runs call, and again after a transient failure: after the time a
+// 429 asks for, else after ReadRetry, doubling (1s, 2s, 4s, 8s by default).
+func (pv *providerRun) read(ctx context.Context, what string, call func() error) error {
+	for try := 1; ; try++ {
+		err := call()
+		if err == nil || try == readTries || ctx.Err() != nil || !transient(err) {
+			return err
 		}
-		wait := max(pipeline.RetryAfter(err), time.Second)
-		pv.logger.InfoContext(ctx, "bank asked reconciliation to slow down", "provider", pv.p, "wait", wait)
+		wait := max(pipeline.RetryAfter(err), pv.cfg.ReadRetry<<(try-1))
+		pv.logger.InfoContext(ctx, "reading the bank again after a passing failure", "provider", pv.p, "read", what,
+			"wait", wait, "err", err)
 		if err := sleep(ctx, wait); err != nil {
-			return pipeline.StatementPage{}, err
+			return err
 		}
 	}
+}
+
+// transient reports whether a failed read may succeed when asked again:
+// the bank asked to slow down, said it did nothing, gave an answer that
+// could not be understood (a 5xx), or did not answer.
+func transient(err error) bool {
+	var ne net.Error
+	return errors.Is(err, pipeline.ErrRateLimited) || errors.Is(err, pipeline.ErrUnavailable) ||
+		errors.Is(err, pipeline.ErrBadResponse) || errors.As(err, &ne)
 }

@@ -62,7 +62,7 @@ func (f *fixture) newReconciler(t *testing.T, withStatements bool, pageSize int,
 	c := f.restClient(t)
 	cfg := jobs.ReconcileConfig{
 		Accounts: map[string]pipeline.Accounts{"sandbox": accounts}, PageSize: pageSize,
-		PageInterval: -1, ConfirmDelay: 50 * time.Millisecond, Location: loc,
+		PageInterval: -1, ConfirmDelay: 50 * time.Millisecond, ReadRetry: 10 * time.Millisecond, Location: loc,
 	}
 	if withStatements {
 		cfg.Statements = map[string]pipeline.Statements{"sandbox": restLister{c}}
@@ -448,5 +448,32 @@ func TestReconcilerRefusesABalanceInAnotherCurrency(t *testing.T) {
 	_, err := r.RunOnce(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "****LEND in USD, the ledger in KRW") {
 		t.Fatalf("lender in USD: %v", err)
+	}
+}
+
+// Reads change nothing at the bank: a bank that fails a third of its calls
+// (HTTP 500) is asked again, and the run completes with no finding.
+func TestReconcilerReadsThroughPassingFailures(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pipeline.ExecutorConfig{})
+	ctx := context.Background()
+	f.payday(t, 2_000_000)
+	f.drain(t)
+	r := f.reconciler(t, true, 2)
+	clean, err := r.RunOnce(ctx)
+	if err != nil || clean.Findings != 0 {
+		t.Fatalf("without faults: %v, %d findings", err, clean.Findings)
+	}
+	if err := f.bank.SetFaults(ctx, banksim.Faults{ErrorRate: 0.33, Seed: 2}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.RunOnce(ctx)
+	if err != nil || res.Findings != 0 {
+		t.Fatalf("with faults: %v, %d findings: %+v", err, res.Findings, res.Providers)
+	}
+	c, p := clean.Providers[0], res.Providers[0]
+	if p.Matched != 4 || p.BalanceCalls+p.StatementCalls <= c.BalanceCalls+c.StatementCalls {
+		t.Fatalf("%+v: want every transfer matched after failed calls were asked again (%d calls without faults)", p,
+			c.BalanceCalls+c.StatementCalls)
 	}
 }

@@ -187,7 +187,10 @@ func printReconcile(w io.Writer, res jobs.ReconcileResult) error {
 			fmt.Fprintf(w, "  finding %d %s (%s): %s\n", f.ID, f.Kind, state, f.Detail)
 		}
 	}
-	if res.Findings == 0 {
+	switch unread := slices.ContainsFunc(res.Providers, func(p jobs.ProviderReconcile) bool { return p.Error != "" }); {
+	case res.Findings == 0 && unread:
+		fmt.Fprintln(w, "no differences at the providers that could be read")
+	case res.Findings == 0:
 		fmt.Fprintln(w, "no differences")
 	}
 	return nil
