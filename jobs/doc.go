@@ -1,6 +1,7 @@
 // Package jobs runs settle's background work: the Asynq queue that wakes
 // workers with step IDs, the worker server, and the scheduled jobs (balance
 // poll, READY relay, reprocessing sweep, alert delivery, invariant checks,
-// daily summary, reconciliation) driven by robfig/cron and guarded by
-// PostgreSQL advisory locks. It owns the asynq and cron libraries.
+// daily summary, and the daily reconciliation, which runs as a task on its
+// own low-weight queue) driven by robfig/cron and guarded by PostgreSQL
+// advisory locks. It owns the asynq and cron libraries.
 package jobs

@@ -18,6 +18,9 @@ import (
 const (
 	// QueueSteps carries step tasks.
 	QueueSteps = "steps"
+	// QueueReconcile carries the daily reconciliation, at a low weight next
+	// to QueueSteps (reconcile_task.go).
+	QueueReconcile = "reconcile"
 	// TypeStep is the task type whose payload is a step ID in decimal.
 	TypeStep = "step:run"
 	// QueuePoll carries poll shard tasks.

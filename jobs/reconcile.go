@@ -1,14 +1,12 @@
 package jobs
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/settle-dev/settle/pipeline"
@@ -23,6 +21,7 @@ const (
 	DefaultReconcileSlack        = time.Hour
 	DefaultReconcileTolerance    = 24 * time.Hour
 	DefaultReconcileConfirmDelay = 10 * time.Second
+	DefaultReconcileReadRetry    = time.Second
 )
 
 // ReconcileConfig configures the Reconciler. Zero fields take the defaults.
@@ -42,6 +41,10 @@ type ReconcileConfig struct {
 	PageInterval time.Duration
 	// BalanceBatch is the accounts one balance call asks for; 0 means 100.
 	BalanceBatch int
+	// ReadRetry is the wait before a read that failed for a passing reason
+	// is tried again, doubling for each try (five in all); a 429's
+	// Retry-After, when longer, wins. 0 means 1s.
+	ReadRetry time.Duration
 	// Slack is how far a bank's clock may lag the database's; 0 means 1h.
 	Slack time.Duration
 	// DateTolerance is how long after its attempt a bank line without a key
@@ -70,6 +73,7 @@ func (c ReconcileConfig) withDefaults() ReconcileConfig {
 	c.Slack = cmpOrDuration(c.Slack, DefaultReconcileSlack)
 	c.DateTolerance = cmpOrDuration(c.DateTolerance, DefaultReconcileTolerance)
 	c.ConfirmDelay = cmpOrDuration(c.ConfirmDelay, DefaultReconcileConfirmDelay)
+	c.ReadRetry = cmpOrDuration(c.ReadRetry, DefaultReconcileReadRetry)
 	if c.Location == nil {
 		c.Location = time.Local
 	}
@@ -115,6 +119,7 @@ type ReconcileOptions struct {
 	Since time.Time
 	// Provider reconciles one provider; "" means every one.
 	Provider string
+	daily    bool // a run of the daily job (RunDaily)
 }
 
 // ReconcileResult reports one run.
@@ -157,15 +162,38 @@ type FindingReport struct {
 	Detail       string                 `json:"detail"`
 }
 
-// RunOnce reconciles every provider from the start of yesterday: what the
-// daily job calls.
+// RunOnce reconciles every provider from the start of yesterday.
 func (r *Reconciler) RunOnce(ctx context.Context) (ReconcileResult, error) {
 	return r.Run(ctx, ReconcileOptions{})
 }
 
+// RunDaily is the daily job's run: every provider from the start of day,
+// or from further back when the last daily run that completed without an
+// error began before day (from the start of that run's day), so a day that
+// no daily run completed (the daemon was down, a bank could not be read)
+// is reconciled by the next one.
+func (r *Reconciler) RunDaily(ctx context.Context, day time.Time) (ReconcileResult, error) {
+	last, ok, err := r.db.LastDailyReconcile(ctx)
+	if err != nil {
+		return ReconcileResult{}, err
+	}
+	if y, m, d := last.In(r.cfg.Location).Date(); ok {
+		day = minTime(day, time.Date(y, m, d, 0, 0, 0, 0, r.cfg.Location))
+	}
+	return r.Run(ctx, ReconcileOptions{Since: day, daily: true})
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
 // Run reconciles as opt says. It returns store.ErrReconcileBusy when
 // another run holds the lock. A provider that cannot be read is reported
-// in the result and the error; the others are still reconciled.
+// in the result and the error, and alerted once until a later run reads it;
+// the others are still reconciled.
 func (r *Reconciler) Run(ctx context.Context, opt ReconcileOptions) (res ReconcileResult, err error) {
 	providers, err := r.providers(opt.Provider)
 	if err != nil {
@@ -180,7 +208,7 @@ func (r *Reconciler) Run(ctx context.Context, opt ReconcileOptions) (res Reconci
 	if res.From.IsZero() {
 		res.From = r.yesterday()
 	}
-	if res.RunID, err = r.db.StartReconcileRun(ctx, opt.Provider, res.From); err != nil {
+	if res.RunID, err = r.db.StartReconcileRun(ctx, opt.Provider, res.From, opt.daily); err != nil {
 		return res, err
 	}
 	defer func() {
@@ -191,19 +219,55 @@ func (r *Reconciler) Run(ctx context.Context, opt ReconcileOptions) (res Reconci
 	var errs []error
 	for _, p := range providers {
 		pr, perr := r.provider(ctx, p, res.From, res.RunID)
+		r.tellReadable(ctx, p, perr)
 		if perr != nil {
 			pr.Error = perr.Error()
 			errs = append(errs, fmt.Errorf("reconcile %s: %w", p, perr))
 		}
-		res.Providers = append(res.Providers, pr)
-		res.Findings += len(pr.Findings)
-		for _, f := range pr.Findings {
-			if f.New {
-				res.New++
-			}
-		}
+		res.add(pr)
 	}
 	return res, errors.Join(errs...)
+}
+
+func (res *ReconcileResult) add(pr ProviderReconcile) {
+	res.Providers = append(res.Providers, pr)
+	res.Findings += len(pr.Findings)
+	for _, f := range pr.Findings {
+		if f.New {
+			res.New++
+		}
+	}
+}
+
+// unreadableProblem is the alert problem of a provider reconciliation
+// could not read.
+func unreadableProblem(p string) string { return "reconcile:provider:" + p }
+
+// tellReadable alerts, once, that a provider could not be read, and
+// resolves that alert when a later run reads it. A run cut short by its
+// own context (a shutdown) says nothing.
+func (r *Reconciler) tellReadable(ctx context.Context, p string, perr error) {
+	if ctx.Err() != nil {
+		return
+	}
+	var err error
+	if perr == nil {
+		_, err = r.db.ResolveProblem(ctx, unreadableProblem(p), "reconciliation read provider "+p+" again")
+		if errors.Is(err, store.ErrNoProblem) {
+			err = nil
+		}
+	} else {
+		_, err = r.db.RaiseAlertOnce(ctx, pipeline.Alert{
+			ProblemKey: unreadableProblem(p), Kind: store.AlertKindReconcile, Severity: "warning",
+			Summary: fmt.Sprintf("Reconciliation could not read provider %s: its balances and transfers are not checked", p),
+			Detail:  perr.Error(),
+			Action: fmt.Sprintf("check the provider; the daily run is retried, and the next one reaches back to the last complete run "+
+				"(or run 'settle reconcile --provider %s' once it answers)", p),
+		})
+	}
+	if err != nil {
+		r.logger.ErrorContext(ctx, "could not record whether the provider was readable", "provider", p, "err", err)
+	}
 }
 
 func (r *Reconciler) providers(only string) ([]string, error) {
@@ -221,63 +285,6 @@ func (r *Reconciler) providers(only string) ([]string, error) {
 func (r *Reconciler) yesterday() time.Time {
 	y, m, d := r.cfg.Now().In(r.cfg.Location).Date()
 	return time.Date(y, m, d-1, 0, 0, 0, 0, r.cfg.Location)
-}
-
-// provider reconciles one provider: a first look, and when a balance
-// drifts, a second look after ConfirmDelay; then the findings are recorded.
-func (r *Reconciler) provider(ctx context.Context, p string, from time.Time, runID int64) (ProviderReconcile, error) {
-	pr := ProviderReconcile{Provider: p, Findings: []FindingReport{}}
-	rs := newReadState()
-	out, err := r.look(ctx, p, from, rs, &pr)
-	if err != nil {
-		return pr, err
-	}
-	var drifts []pipeline.Finding
-	if slices.ContainsFunc(out.Checks, pipeline.BalanceCheck.Drifts) {
-		if err := sleep(ctx, r.cfg.ConfirmDelay); err != nil {
-			return pr, err
-		}
-		first := out.Checks
-		if out, err = r.look(ctx, p, from, rs, &pr); err != nil {
-			return pr, err
-		}
-		drifts, pr.Moving = confirmDrifts(p, first, out.Checks)
-	}
-	pr.ReconcileStats = out.Stats
-	for _, c := range out.Checks {
-		if c.Pending > 0 {
-			pr.PendingCredits++
-			pr.PendingAmount += c.Pending
-		}
-	}
-	if err := r.db.SaveStatementMarks(ctx, p, rs.marks); err != nil {
-		return pr, err
-	}
-	return pr, r.record(ctx, runID, append(out.Findings, drifts...), &pr)
-}
-
-// confirmDrifts keeps the drifts the second look shows with the same amount
-// as the first, and counts the others as moving.
-func confirmDrifts(p string, first, second []pipeline.BalanceCheck) ([]pipeline.Finding, int) {
-	seen := map[string]int64{}
-	for _, c := range first {
-		if c.Drifts() {
-			seen[c.Account] = c.Unexplained
-		}
-	}
-	var out []pipeline.Finding
-	moving := 0
-	for _, c := range second {
-		if !c.Drifts() {
-			continue
-		}
-		if u, ok := seen[c.Account]; ok && u == c.Unexplained {
-			out = append(out, pipeline.DriftFinding(p, c))
-		} else {
-			moving++
-		}
-	}
-	return out, moving
 }
 
 func (r *Reconciler) record(ctx context.Context, runID int64, fs []pipeline.Finding, pr *ProviderReconcile) error {
@@ -323,205 +330,6 @@ func (r *Reconciler) nameLostAttempts(ctx context.Context, fs []pipeline.Finding
 		}
 	}
 	return nil
-}
-
-// readState is what a run has read of a provider's statements: the lines by
-// account (each once), where each account's reading stopped, and the page
-// boundaries to save.
-type readState struct {
-	lines map[string][]pipeline.StatementLine
-	seen  map[string]bool // account + "\x00" + line ID
-	end   map[string]string
-	marks []store.StatementMark
-}
-
-func newReadState() *readState {
-	return &readState{lines: map[string][]pipeline.StatementLine{}, seen: map[string]bool{}, end: map[string]string{}}
-}
-
-// look reads the engine's side, then the bank's balances, then its
-// statements (continuing where an earlier look stopped), and compares.
-func (r *Reconciler) look(ctx context.Context, p string, from time.Time, rs *readState, pr *ProviderReconcile) (pipeline.ReconcileOutput, error) {
-	snap, err := r.db.ReconcileSnapshot(ctx, p, from)
-	if err != nil {
-		return pipeline.ReconcileOutput{}, err
-	}
-	bank, err := r.banks.Bank(p)
-	if err != nil {
-		return pipeline.ReconcileOutput{}, err
-	}
-	own := r.cfg.Accounts[p].Roles()
-	accounts := maps.Clone(own)
-	for _, va := range snap.VAs {
-		if _, ok := accounts[va]; !ok {
-			accounts[va] = pipeline.RoleVA
-		}
-	}
-	balances, err := r.balances(ctx, bank, slices.Sorted(maps.Keys(accounts)), pr)
-	if err != nil {
-		return pipeline.ReconcileOutput{}, err
-	}
-	lister := r.cfg.Statements[p]
-	pr.Statements, pr.Accounts = lister != nil, len(accounts)
-	in := pipeline.ReconcileInput{
-		Provider: p, From: from, Slack: r.cfg.Slack, DateTolerance: r.cfg.DateTolerance, AsOf: snap.AsOf,
-		Accounts: accounts, Expected: snap.Expected, Ledger: snap.Ledger, Bank: balances, Stored: snap.Stored,
-		StatementsAvailable: lister != nil,
-	}
-	if lister == nil {
-		return pipeline.Reconcile(in), nil
-	}
-	// The own accounts' statements, and the virtual accounts an earlier look read.
-	toRead := slices.Sorted(maps.Keys(own))
-	for _, acc := range slices.Sorted(maps.Keys(rs.end)) {
-		if _, isOwn := own[acc]; !isOwn {
-			toRead = append(toRead, acc)
-		}
-	}
-	if err := r.readStatements(ctx, p, lister, toRead, own, from, rs, pr); err != nil {
-		return pipeline.ReconcileOutput{}, err
-	}
-	out, err := r.compare(ctx, in, rs)
-	if err != nil {
-		return out, err
-	}
-	// A virtual account that holds less than explained: its statement shows
-	// why (a transfer out of it to an account whose statement is not read).
-	var short []string
-	for _, c := range out.Checks {
-		if c.NeedsStatement {
-			short = append(short, c.Account)
-		}
-	}
-	if len(short) == 0 {
-		return out, nil
-	}
-	if err := r.readStatements(ctx, p, lister, short, own, from, rs, pr); err != nil {
-		return out, err
-	}
-	return r.compare(ctx, in, rs)
-}
-
-func (r *Reconciler) readStatements(ctx context.Context, p string, lister pipeline.Statements, accs []string,
-	own map[string]pipeline.Role, from time.Time, rs *readState, pr *ProviderReconcile) error {
-	for _, acc := range accs {
-		_, isOwn := own[acc]
-		if err := r.readStatement(ctx, p, lister, acc, from, isOwn, rs, pr); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// compare looks up the attempts the lines name and reconciles.
-func (r *Reconciler) compare(ctx context.Context, in pipeline.ReconcileInput, rs *readState) (pipeline.ReconcileOutput, error) {
-	in.Read, in.Lines = map[string]bool{}, nil
-	keys := map[string]bool{}
-	for _, lines := range rs.lines {
-		in.Lines = append(in.Lines, lines...)
-		for _, l := range lines {
-			if l.Key != "" {
-				keys[l.Key] = true
-			}
-		}
-	}
-	slices.SortFunc(in.Lines, func(a, b pipeline.StatementLine) int {
-		return cmp.Or(a.At.Compare(b.At), strings.Compare(a.Account, b.Account), strings.Compare(a.ID, b.ID))
-	})
-	for acc := range rs.end {
-		in.Read[acc] = true
-	}
-	var err error
-	if in.Attempts, err = r.db.EngineAttempts(ctx, in.Provider, slices.Sorted(maps.Keys(keys))); err != nil {
-		return pipeline.ReconcileOutput{}, err
-	}
-	return pipeline.Reconcile(in), nil
-}
-
-// balances asks the bank for the accounts' balances, BalanceBatch a call.
-func (r *Reconciler) balances(ctx context.Context, bank pipeline.Bank, accounts []string, pr *ProviderReconcile) (map[string]int64, error) {
-	out := make(map[string]int64, len(accounts))
-	for batch := range chunks(accounts, r.cfg.BalanceBatch) {
-		pr.BalanceCalls++
-		got, err := bank.Balances(ctx, batch)
-		if err != nil {
-			return nil, fmt.Errorf("balances: %w", err)
-		}
-		for _, b := range got {
-			out[b.Account] = b.Available.Amount
-		}
-	}
-	return out, nil
-}
-
-// readStatement reads an account's statement to its end: from where an
-// earlier look stopped, else (own accounts) from the latest saved page
-// boundary before the window, else from the start. It keeps the lines from
-// the window's start less the slack.
-func (r *Reconciler) readStatement(ctx context.Context, p string, lister pipeline.Statements, acc string, from time.Time,
-	own bool, rs *readState, pr *ProviderReconcile) error {
-	floor := from.Add(-r.cfg.Slack)
-	cursor, resumed := rs.end[acc]
-	if !resumed && own {
-		var err error
-		if cursor, err = r.db.StatementCursor(ctx, p, acc, floor); err != nil {
-			return err
-		}
-	}
-	for {
-		page, err := r.page(ctx, lister, acc, cursor, pr)
-		if err != nil {
-			return fmt.Errorf("statement of %s: %w", pipeline.AccountNumber(acc), err)
-		}
-		rs.add(acc, page.Lines, floor)
-		if page.Next != "" {
-			cursor = page.Next
-			if n := len(page.Lines); n > 0 && own {
-				rs.marks = append(rs.marks, store.StatementMark{Account: acc, Cursor: cursor, LastAt: page.Lines[n-1].At})
-			}
-		}
-		if !page.More {
-			rs.end[acc] = cursor
-			return nil
-		}
-		if page.Next == "" {
-			return fmt.Errorf("statement of %s: the bank says more lines follow but gave no cursor", pipeline.AccountNumber(acc))
-		}
-	}
-}
-
-func (rs *readState) add(acc string, lines []pipeline.StatementLine, floor time.Time) {
-	for _, l := range lines {
-		l.Account = acc
-		id := acc + "\x00" + l.ID
-		if rs.seen[id] || l.At.Before(floor) {
-			continue
-		}
-		rs.seen[id] = true
-		rs.lines[acc] = append(rs.lines[acc], l)
-	}
-}
-
-// page reads one page politely: no sooner than PageInterval after the last
-// call, and when the bank asks to slow down, after the time it asks for (up
-// to five tries).
-func (r *Reconciler) page(ctx context.Context, lister pipeline.Statements, acc, cursor string, pr *ProviderReconcile) (pipeline.StatementPage, error) {
-	for try := 1; ; try++ {
-		if err := sleep(ctx, time.Until(r.last.Add(r.cfg.PageInterval))); err != nil {
-			return pipeline.StatementPage{}, err
-		}
-		r.last = time.Now()
-		pr.StatementCalls++
-		page, err := lister.Transactions(ctx, acc, cursor, r.cfg.PageSize)
-		if err == nil || !errors.Is(err, pipeline.ErrRateLimited) || try == 5 {
-			return page, err
-		}
-		wait := max(pipeline.RetryAfter(err), time.Second)
-		r.logger.InfoContext(ctx, "bank asked reconciliation to slow down", "wait", wait)
-		if err := sleep(ctx, wait); err != nil {
-			return pipeline.StatementPage{}, err
-		}
-	}
 }
 
 // sleep waits for d or until ctx ends.

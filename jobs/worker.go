@@ -23,8 +23,9 @@ type WorkerConfig struct {
 
 // queueWeights are the queues a worker serves and their weights: when
 // several hold tasks, a free worker takes from each in proportion to its
-// weight, so settlement steps go first without starving polling.
-var queueWeights = map[string]int{QueueSteps: 6, QueuePoll: 3}
+// weight, so settlement steps go first without starving polling, and the
+// daily reconciliation takes what is left.
+var queueWeights = map[string]int{QueueSteps: 6, QueuePoll: 3, QueueReconcile: 1}
 
 // NewWorker returns an Asynq server that runs step tasks through the
 // executor and poll shard tasks through the poller. Start it with Start

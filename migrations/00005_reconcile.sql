@@ -8,6 +8,9 @@ CREATE TABLE reconcile_runs (
     id          bigserial PRIMARY KEY,
     provider    text NOT NULL DEFAULT '', -- '' when every provider was reconciled
     window_from timestamptz NOT NULL,     -- attempts and bank lines from then on were examined
+    -- a run of the daily job: the next one reaches back to the start of the
+    -- day the last complete one began, so no day goes unreconciled
+    daily       boolean NOT NULL DEFAULT false,
     started_at  timestamptz NOT NULL DEFAULT now(),
     finished_at timestamptz,
     result      jsonb,

@@ -230,6 +230,11 @@ type ReconcileInput struct {
 	Attempts map[string]EngineTransfer
 	Ledger   map[string]int64 // ledger balance as of AsOf, by account
 	Bank     map[string]int64 // bank balance, by account; absent when the bank does not know it
+	// BankAfter are balances read again once the statements were read, for
+	// the accounts whose statements were read. An account whose balance
+	// changed meanwhile is moving: its statement and Bank may disagree by
+	// money that moved in between, so its remainder is no drift.
+	BankAfter map[string]int64
 	// Stored are the effects of the findings stored before the window, by
 	// account: differences earlier runs found and already explain.
 	Stored map[string]int64
@@ -252,10 +257,18 @@ type BalanceCheck struct {
 	// explained and whose statement was not read: read it, and reconcile
 	// again.
 	NeedsStatement bool `json:"needs_statement,omitempty"`
+	// Moved is set when the bank balance changed while the statements were
+	// read (ReconcileInput.BankAfter): the remainder may be money in motion.
+	Moved bool `json:"moved,omitempty"`
 }
 
-// Drifts reports whether the check shows a balance drift.
-func (c BalanceCheck) Drifts() bool { return c.Unexplained != 0 && !c.NeedsStatement }
+// Unsettled reports whether the check's remainder is unexplained: a drift,
+// or money that moved while it was read.
+func (c BalanceCheck) Unsettled() bool { return c.Unexplained != 0 && !c.NeedsStatement }
+
+// Drifts reports whether the check shows a balance drift: a remainder
+// nothing explains, on an account that held still while it was read.
+func (c BalanceCheck) Drifts() bool { return c.Unsettled() && !c.Moved }
 
 // ReconcileStats count what matched.
 type ReconcileStats struct {
@@ -334,13 +347,22 @@ func (m *matcher) matchKeys() {
 	}
 	for _, key := range keys {
 		t, known := m.in.Attempts[key]
-		if e, ok := expected[key]; ok && !known {
+		e, settled := expected[key]
+		if settled && !known {
 			t, known = e, true
 		}
-		_, settled := expected[key]
-		settled = settled || (known && t.Status == AttemptSucceeded && !t.SucceededAt.IsZero() && !t.SucceededAt.After(m.in.AsOf))
-		m.matchKey(key, byKey[key], t, known, settled)
+		m.matchKey(key, byKey[key], t, known, settled || m.settledBefore(t, known))
 	}
+}
+
+// settledBefore reports whether the ledger read holds an attempt created
+// before the window, which Expected does not list: it was recorded as
+// succeeded before the ledger was read. For an attempt of the window,
+// Expected is the exact answer: a recording that began before the read and
+// committed after it has a time before AsOf and is not in the ledger read.
+func (m *matcher) settledBefore(t EngineTransfer, known bool) bool {
+	return known && t.Status == AttemptSucceeded && t.CreatedAt.Before(m.in.From) &&
+		!t.SucceededAt.IsZero() && !t.SucceededAt.After(m.in.AsOf)
 }
 
 // matchKey compares one key's bank lines with the engine's attempt. settled
@@ -377,17 +399,25 @@ func (m *matcher) matchKey(key string, lines []StatementLine, t EngineTransfer, 
 }
 
 // inWindow: a key the engine knows belongs to the window of its attempt's
-// creation; another key to the window of its lines.
+// creation; another key to the window of its earliest line. Either is when
+// its finding occurred, so a finding an earlier window stored is explained
+// by Stored and never examined again as well.
 func (m *matcher) inWindow(lines []StatementLine, t EngineTransfer, known bool) bool {
 	if known {
 		return !t.CreatedAt.Before(m.in.From)
 	}
-	for _, l := range lines {
-		if !l.At.Before(m.in.From) {
-			return true
+	return len(lines) > 0 && !earliest(lines).Before(m.in.From)
+}
+
+// earliest is the time of the earliest of lines (at least one).
+func earliest(lines []StatementLine) time.Time {
+	at := lines[0].At
+	for _, l := range lines[1:] {
+		if l.At.Before(at) {
+			at = l.At
 		}
 	}
-	return false
+	return at
 }
 
 // bankSide rebuilds what the bank did with a key, per account: each read
@@ -418,7 +448,7 @@ func (m *matcher) compare(key string, lines []StatementLine, t EngineTransfer, k
 	if len(lines) > 0 {
 		f.Account = lines[0].Account
 		if !known {
-			f.OccurredAt = lines[0].At
+			f.OccurredAt = earliest(lines)
 		}
 	}
 	switch {
@@ -562,6 +592,9 @@ func (m *matcher) checkBalances() []BalanceCheck {
 			c.Pending, c.Unexplained = c.Unexplained, 0
 		}
 		c.NeedsStatement = c.Role == RoleVA && c.Unexplained < 0 && !m.in.Read[acc] && m.in.StatementsAvailable
+		if after, ok := m.in.BankAfter[acc]; ok && after != c.Bank {
+			c.Moved = true
+		}
 		out = append(out, c)
 	}
 	return out

@@ -23,6 +23,7 @@ type recCase struct {
 	lines    []StatementLine
 	ledger   map[string]int64
 	bank     map[string]int64
+	after    map[string]int64 // balances read again after the statements
 	stored   map[string]int64
 	readVA   bool
 
@@ -47,7 +48,7 @@ func (c recCase) input() ReconcileInput {
 		Accounts: map[string]Role{"COL": RoleCollection, "LEND": RoleLender, "VA1": RoleVA},
 		Read:     map[string]bool{"COL": true, "LEND": true, "VA1": c.readVA},
 		Lines:    c.lines, Expected: c.expected, Attempts: map[string]EngineTransfer{},
-		Ledger: c.ledger, Bank: c.bank, Stored: c.stored, StatementsAvailable: true,
+		Ledger: c.ledger, Bank: c.bank, BankAfter: c.after, Stored: c.stored, StatementsAvailable: true,
 	}
 	for _, t := range append(slices.Clone(c.expected), c.attempts...) {
 		in.Attempts[t.Key] = t
@@ -173,6 +174,19 @@ func TestReconcile(t *testing.T) {
 			bank:   map[string]int64{"COL": 1000, "VA1": 0, "LEND": 0},
 		},
 		{
+			name: "in flight: recorded before the ledger was read, committed after",
+			attempts: []EngineTransfer{{Key: "k7", From: "VA1", To: "COL", Amount: 1000, Status: AttemptSucceeded,
+				CreatedAt: inDay, SucceededAt: recAsOf.Add(-time.Millisecond)}},
+			lines:  []StatementLine{line("t1", "COL", Credit, 1000, "VA1", "k7")},
+			ledger: map[string]int64{"COL": 0, "VA1": 1000},
+			bank:   map[string]int64{"COL": 1000, "VA1": 0, "LEND": 0},
+			check: func(t *testing.T, out ReconcileOutput) {
+				if out.Stats.InFlight != 1 {
+					t.Errorf("stats %+v", out.Stats)
+				}
+			},
+		},
+		{
 			name:   "money into an own account from outside",
 			lines:  []StatementLine{line("t1", "COL", Credit, 100, "ACME", "")},
 			ledger: map[string]int64{"COL": 0},
@@ -217,6 +231,30 @@ func TestReconcile(t *testing.T) {
 			drifts: []string{"COL"},
 		},
 		{
+			name:  "an own account whose balance moved while its statement was read does not drift",
+			lines: []StatementLine{line("t1", "COL", Credit, 100, "VA1", "k9")},
+			attempts: []EngineTransfer{{Key: "k9", From: "VA1", To: "COL", Amount: 100, Status: AttemptSucceeded,
+				CreatedAt: inDay, SucceededAt: recAsOf.Add(time.Second)}},
+			ledger: map[string]int64{"COL": 0, "VA1": 100},
+			bank:   map[string]int64{"COL": 0, "VA1": 100, "LEND": 0}, // read before the bank applied k9
+			after:  map[string]int64{"COL": 100, "LEND": 0},
+			// the VA's balance, read before the sweep, still holds it
+			pending: map[string]int64{"VA1": 100},
+			check: func(t *testing.T, out ReconcileOutput) {
+				c := out.Checks[slices.IndexFunc(out.Checks, func(c BalanceCheck) bool { return c.Account == "COL" })]
+				if !c.Moved || !c.Unsettled() || c.Drifts() {
+					t.Errorf("check %+v", c)
+				}
+			},
+		},
+		{
+			name:   "an own account that held still drifts",
+			ledger: map[string]int64{"COL": 0},
+			bank:   map[string]int64{"COL": 100, "LEND": 0},
+			after:  map[string]int64{"COL": 100, "LEND": 0},
+			drifts: []string{"COL"},
+		},
+		{
 			name:   "stored findings explain an old difference",
 			ledger: map[string]int64{"COL": 1000},
 			bank:   map[string]int64{"COL": 900, "LEND": 0},
@@ -249,6 +287,16 @@ func TestReconcile(t *testing.T) {
 			ledger: map[string]int64{"COL": 4},
 			bank:   map[string]int64{"COL": 5, "LEND": 0},
 			stored: map[string]int64{"COL": 1}, // the earlier run's amount_mismatch
+		},
+		{
+			name: "a key unknown to the engine that an earlier window stored is not examined again",
+			lines: []StatementLine{
+				{ID: "t0", Account: "COL", Direction: Credit, Amount: 100, Key: "twice", At: recFrom.Add(-10 * time.Minute)},
+				{ID: "t1", Account: "COL", Direction: Credit, Amount: 100, Key: "twice", At: recFrom.Add(10 * time.Minute)},
+			},
+			ledger: map[string]int64{"COL": 0},
+			bank:   map[string]int64{"COL": 200, "LEND": 0},
+			stored: map[string]int64{"COL": 200}, // the earlier run saw both lines
 		},
 		{
 			name:   "the bank does not know an account the ledger uses",

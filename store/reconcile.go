@@ -239,15 +239,27 @@ func (db *DB) SaveStatementMarks(ctx context.Context, provider string, marks []S
 }
 
 // StartReconcileRun records the start of a run over provider ("" for all)
-// from the window's start.
-func (db *DB) StartReconcileRun(ctx context.Context, provider string, from time.Time) (int64, error) {
+// from the window's start; daily marks a run of the daily job.
+func (db *DB) StartReconcileRun(ctx context.Context, provider string, from time.Time, daily bool) (int64, error) {
 	var id int64
 	err := db.x.GetContext(ctx, &id, `
-		INSERT INTO reconcile_runs (provider, window_from) VALUES ($1, $2) RETURNING id`, provider, from)
+		INSERT INTO reconcile_runs (provider, window_from, daily) VALUES ($1, $2, $3) RETURNING id`, provider, from, daily)
 	if err != nil {
 		return 0, fmt.Errorf("start reconcile run: %w", err)
 	}
 	return id, nil
+}
+
+// LastDailyReconcile returns when the latest daily run that finished
+// without an error began, and false when none did.
+func (db *DB) LastDailyReconcile(ctx context.Context) (time.Time, bool, error) {
+	var at sql.NullTime
+	err := db.x.GetContext(ctx, &at, `
+		SELECT max(started_at) FROM reconcile_runs WHERE daily AND finished_at IS NOT NULL AND error = ''`)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("last daily reconciliation: %w", err)
+	}
+	return at.Time, at.Valid, nil
 }
 
 // FinishReconcileRun records a run's result and error (nil for none).

@@ -26,7 +26,7 @@ func TestRecordFindingsStoresAndAlertsOnce(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	ctx := context.Background()
-	run, err := db.StartReconcileRun(ctx, "", time.Now().Add(-24*time.Hour))
+	run, err := db.StartReconcileRun(ctx, "", time.Now().Add(-24*time.Hour), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestActOnFindingAcknowledgesResolvesAndAudits(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	ctx := context.Background()
-	run, _ := db.StartReconcileRun(ctx, "sandbox", time.Now())
+	run, _ := db.StartReconcileRun(ctx, "sandbox", time.Now(), false)
 	rec, err := db.RecordFindings(ctx, run, []pipeline.Finding{{Provider: "sandbox", Kind: pipeline.FindingMissingAtBank,
 		Fingerprint: "f1", Account: "VA00001234", Key: "k1", Amount: 10, OccurredAt: time.Now(), Detail: "missing"}})
 	if err != nil {

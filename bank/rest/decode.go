@@ -214,7 +214,10 @@ type Transaction struct {
 }
 
 // TransactionPage is one page of an account's statement. NextCursor is where
-// to resume, now or later.
+// to resume, now or later. HasMore says whether more lines follow already:
+// the bank's has_more when it sends one; has_more is not part of the
+// documented answer, so without it a page with lines counts as followed by
+// more, and the statement ends with an empty page.
 type TransactionPage struct {
 	Transactions []Transaction
 	NextCursor   string
@@ -231,7 +234,7 @@ type restTransactions struct {
 		CreatedAt      time.Time `json:"created_at"`
 	} `json:"transactions"`
 	NextCursor string `json:"next_cursor"`
-	HasMore    bool   `json:"has_more"`
+	HasMore    *bool  `json:"has_more"`
 }
 
 // decodeTransactions turns the answer of GET /v1/accounts/<id>/transactions
@@ -244,7 +247,10 @@ func decodeTransactions(a answer) (TransactionPage, error) {
 	if err := decodeJSON(a, &rt); err != nil {
 		return TransactionPage{}, err
 	}
-	page := TransactionPage{NextCursor: rt.NextCursor, HasMore: rt.HasMore}
+	page := TransactionPage{NextCursor: rt.NextCursor, HasMore: len(rt.Transactions) > 0}
+	if rt.HasMore != nil {
+		page.HasMore = *rt.HasMore
+	}
 	for i, t := range rt.Transactions {
 		if err := checkTransaction(t.ID, t.Amount, t.Direction); err != nil {
 			return TransactionPage{}, fmt.Errorf("%w: transaction %d: %w", pipeline.ErrBadResponse, i, err)
@@ -255,7 +261,7 @@ func decodeTransactions(a answer) (TransactionPage, error) {
 		})
 	}
 	if page.HasMore && !plausibleText(page.NextCursor, 1, 256) {
-		return TransactionPage{}, fmt.Errorf("%w: has_more without a usable next_cursor", pipeline.ErrBadResponse)
+		return TransactionPage{}, fmt.Errorf("%w: more lines follow but next_cursor is missing or malformed", pipeline.ErrBadResponse)
 	}
 	return page, nil
 }

@@ -117,6 +117,29 @@ func FuzzDecodeTransactions(f *testing.F) {
 	})
 }
 
+// has_more is not part of the documented answer: a bank that leaves it
+// out is paged until it returns an empty page.
+func TestDecodeTransactionsWithoutHasMore(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		more bool
+		bad  bool
+	}{
+		{body: `{"transactions":[{"id":"tx_1","amount":5,"direction":"credit"}],"next_cursor":"1"}`, more: true},
+		{body: `{"transactions":[],"next_cursor":"1"}`, more: false},
+		{body: `{"transactions":[{"id":"tx_1","amount":5,"direction":"credit"}],"next_cursor":"1","has_more":false}`, more: false},
+		{body: `{"transactions":[{"id":"tx_1","amount":5,"direction":"credit"}]}`, bad: true},
+	} {
+		p, err := decodeTransactions(answer{status: 200, contentType: "application/json", body: []byte(c.body)})
+		switch {
+		case c.bad && !errors.Is(err, pipeline.ErrBadResponse):
+			t.Errorf("%s: %v, want a bad response", c.body, err)
+		case !c.bad && (err != nil || p.HasMore != c.more):
+			t.Errorf("%s: has more %v (%v), want %v", c.body, p.HasMore, err, c.more)
+		}
+	}
+}
+
 func TestDecodeTransferMapping(t *testing.T) {
 	for _, s := range transferSeeds {
 		a := answer{status: s.status, contentType: s.contentType, body: []byte(s.body), now: seedTime}

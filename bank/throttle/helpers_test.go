@@ -209,3 +209,11 @@ func (r *recorder) path() []string {
 	}
 	return out
 }
+
+// Transactions makes the fake a statement lister too: an empty page.
+func (f *fakeBank) Transactions(ctx context.Context, _, _ string, _ int) (pipeline.StatementPage, error) {
+	if err := f.call(ctx); err != nil {
+		return pipeline.StatementPage{}, err
+	}
+	return pipeline.StatementPage{Next: "1"}, nil
+}

@@ -18,6 +18,9 @@
 // carry a *pipeline.RetryAfterError hint when the throttle knows one. So
 // steps wait; they do not fail.
 //
+// Statements puts a provider's statement lister behind the same throttle,
+// so reconciliation's reads share the provider's limits with settlement.
+//
 // Refusals, not-found, key conflicts, 429s and 401s are the bank answering:
 // they count as the bank being up. Invalid requests and the caller's own
 // cancellation count as nothing.

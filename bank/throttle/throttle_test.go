@@ -365,3 +365,34 @@ func TestConfigIsValidated(t *testing.T) {
 		}
 	}
 }
+
+// Statement calls share the provider's throttle with transfers: they take
+// tokens from the same bucket, and a 429 on either pauses both.
+func TestStatementsShareTheThrottle(t *testing.T) {
+	t.Parallel()
+	f := &fakeBank{clock: newFakeClock(), answer: failing(nil, &pipeline.RetryAfterError{Err: pipeline.ErrRateLimited, After: 5 * time.Second})}
+	b := wrap(t, f, throttle.Config{RPS: 1, Burst: 1})
+	lister := b.Statements(f)
+	if _, err := b.Transfer(bg(), transfer()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { _, err := lister.Transactions(bg(), "A", "", 10); done <- err }()
+	waitFor(t, "the statement call to wait for the token the transfer took", func() bool { return f.clock.Sleepers() == 1 })
+	if f.callCount() != 1 {
+		t.Fatalf("%d calls before the bucket refilled, want 1", f.callCount())
+	}
+	f.clock.Advance(time.Second)
+	if err := <-done; !errors.Is(err, pipeline.ErrRateLimited) {
+		t.Fatalf("statement call: %v, want the bank's 429", err)
+	}
+	go func() { _, err := b.Transfer(bg(), transfer()); done <- err }()
+	waitFor(t, "the transfer to wait out the pause the statement call's 429 asked for", func() bool { return f.clock.Sleepers() == 1 })
+	f.clock.Advance(5 * time.Second)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if calls, _, _ := f.snapshot(); len(calls) != 3 || calls[2].Before(t0.Add(6*time.Second)) {
+		t.Fatalf("calls at %v: the transfer went inside the pause", calls)
+	}
+}

@@ -84,6 +84,10 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 		{"show with a bad ID", []string{"settlements", "show", "12x", "--config", unreachable}, 2, []string{`"12x" is not a positive whole number`}},
 		{"list with a bad status", []string{"settlements", "list", "--status", "DONE", "--config", unreachable}, 2, []string{"use one of RUNNING"}},
 		{"unknown flag", []string{"settlements", "list", "--colour"}, 2, []string{"unknown flag"}},
+		{"reconcile an unknown provider", []string{"reconcile", "--provider", "nope", "--config", unreachable}, 2, []string{`--provider "nope": no such provider; configured: `}},
+		{"reconcile a malformed day", []string{"reconcile", "--date", "yesterday", "--config", unreachable}, 2, []string{"use YYYY-MM-DD"}},
+		{"reconcile a day to come", []string{"reconcile", "--date", "2999-01-01", "--config", unreachable}, 2, []string{"is in the future"}},
+		{"findings with a bad limit", []string{"reconcile", "findings", "list", "--limit", "0", "--config", unreachable}, 2, []string{"--limit 0: use 1..100000"}},
 		{"banksim without a token", []string{"banksim"}, 2, []string{"SETTLE_BANKSIM_TOKEN"}},
 	}
 	for _, tt := range tests {

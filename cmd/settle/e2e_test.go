@@ -52,7 +52,7 @@ func newEnvWith(t *testing.T, notify string) *env {
 
 // envOpts vary an installation: the bank's token, a password in the
 // database URL (the test server trusts local connections, so any password
-// works), more notify keys, more top-level keys, and where the daemon logs.
+// works), more notify keys, more top-level keys, where the daemon logs, and when it reconciles.
 type envOpts struct {
 	bankToken  string
 	dbPassword string
@@ -60,6 +60,7 @@ type envOpts struct {
 	http       string
 	more       string // YAML appended to the file
 	log        io.Writer
+	reconcile  string // reconcile.schedule; default never (February 30th), so no test meets a daily run by chance
 }
 
 func newEnvOpts(t *testing.T, o envOpts) *env {
@@ -86,6 +87,7 @@ log: {level: warn, format: text}
 poll: {schedule: "@every 1s"}
 relay: {schedule: "@every 1s"}
 sweep: {schedule: "@every 1s"}
+reconcile: {schedule: %q}
 worker: {concurrency: 16, lease: 6s, bank_timeout: 2s, shutdown_timeout: 4s, retry_base: 100ms, retry_max: 1s}
 providers:
   - name: sandbox
@@ -95,7 +97,7 @@ providers:
     breaker_cooldown: 1s
     accounts: {collection: %s, lender: %s, holding: %s, fee: %s}
 notify: {delivery_schedule: "@every 1s"%s}
-%s`, pg, redis.URL(), o.http, sim.URL, bankToken, testAccounts.Collection, testAccounts.Lender, testAccounts.Holding, testAccounts.Fee, o.notify, o.more)
+%s`, pg, redis.URL(), o.http, cmpOr(o.reconcile, "0 0 0 30 2 *"), sim.URL, bankToken, testAccounts.Collection, testAccounts.Lender, testAccounts.Holding, testAccounts.Fee, o.notify, o.more)
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

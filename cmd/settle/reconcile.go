@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/bank/throttle"
 	"github.com/settle-dev/settle/internal/config"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
@@ -38,9 +41,10 @@ func (s restStatements) Transactions(ctx context.Context, account, cursor string
 }
 
 // newStatementListers builds a statement lister per provider whose dialect
-// has one (rest); the openbanking dialect has no statement call, so its
-// providers get balance checks only.
-func newStatementListers(cfg *config.Config, logger *slog.Logger) (map[string]pipeline.Statements, error) {
+// has one (rest), behind the provider's throttle so that its calls share the
+// rate limit, slots and breaker with settlement's; the openbanking dialect
+// has no statement call, so its providers get balance checks only.
+func newStatementListers(cfg *config.Config, throttles map[string]*throttle.Bank, logger *slog.Logger) (map[string]pipeline.Statements, error) {
 	out := map[string]pipeline.Statements{}
 	for _, p := range cfg.Providers {
 		if p.Dialect != "rest" {
@@ -50,19 +54,22 @@ func newStatementListers(cfg *config.Config, logger *slog.Logger) (map[string]pi
 		if err != nil {
 			return nil, fmt.Errorf("provider %s: %w", p.Name, err)
 		}
-		out[p.Name] = restStatements{c}
+		out[p.Name] = throttles[p.Name].Statements(restStatements{c})
 	}
 	return out, nil
 }
 
-// newReconciler wires the reconciler over the (throttled) banks and the
+// newReconciler wires the reconciler over the throttled banks and the
 // engine's accounts, as buildBanks returns them.
-func newReconciler(db *store.DB, banks pipeline.Banks, accounts map[string]pipeline.Accounts, cfg *config.Config, logger *slog.Logger) (*jobs.Reconciler, error) {
-	listers, err := newStatementListers(cfg, logger)
+func newReconciler(db *store.DB, banks pipeline.Banks, accounts map[string]pipeline.Accounts, throttles map[string]*throttle.Bank,
+	cfg *config.Config, logger *slog.Logger) (*jobs.Reconciler, error) {
+	listers, err := newStatementListers(cfg, throttles, logger)
 	if err != nil {
 		return nil, err
 	}
-	return jobs.NewReconciler(db, banks, jobs.ReconcileConfig{Accounts: accounts, Statements: listers}, logger), nil
+	return jobs.NewReconciler(db, banks, jobs.ReconcileConfig{
+		Accounts: accounts, Statements: listers, Location: cfg.Location(),
+	}, logger), nil
 }
 
 func newReconcileCmd(g *globals) *cobra.Command {
@@ -73,48 +80,67 @@ func newReconcileCmd(g *globals) *cobra.Command {
 		Short: "Compare the ledger and transfers with each bank's balances and statements; exit 3 on a difference",
 		Long: "Compare every account settle moves money through at each provider (virtual accounts, collection,\n" +
 			"lender, holding, fee) with the bank: balances as they are now, and the bank's statements from the\n" +
-			"start of --date (default: yesterday, local time) matched with settle's transfers by idempotency key,\n" +
-			"then amount and date. Each difference is stored once as a finding and alerted once; nothing is ever\n" +
-			"corrected automatically. See 'settle reconcile findings'. Exit 3 when a difference was seen.",
+			"start of --date (default: yesterday; days are those of time_zone) matched with settle's transfers by\n" +
+			"idempotency key, then amount and date. Each difference is stored once as a finding and alerted once;\n" +
+			"nothing is ever corrected automatically. See 'settle reconcile findings'. Exit 3 when a difference\n" +
+			"was seen.",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			since, err := parseDay(date)
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return oneLine(err)
+			}
+			opt, err := reconcileOptions(cfg, date, provider, time.Now())
 			if err != nil {
 				return err
 			}
-			return runReconcile(cmd, g, jobs.ReconcileOptions{Since: since, Provider: provider}, asJSON)
+			return runReconcile(cmd, cfg, opt, asJSON)
 		},
 	}
-	cmd.Flags().StringVar(&date, "date", "", "reconcile from the start of this day (YYYY-MM-DD, local time); default yesterday")
+	cmd.Flags().StringVar(&date, "date", "", "reconcile from the start of this day (YYYY-MM-DD, in time_zone); default yesterday")
 	cmd.Flags().StringVar(&provider, "provider", "", "only this provider")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	cmd.AddCommand(newFindingsCmd(g))
 	return cmd
 }
 
-func parseDay(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
+// reconcileOptions checks --date (a day up to today in time_zone) and
+// --provider (a configured provider) before anything is opened.
+func reconcileOptions(cfg *config.Config, date, provider string, now time.Time) (jobs.ReconcileOptions, error) {
+	opt := jobs.ReconcileOptions{Provider: provider}
+	var names []string
+	for _, p := range cfg.Providers {
+		names = append(names, p.Name)
 	}
-	t, err := time.ParseInLocation(time.DateOnly, s, time.Local)
+	if provider != "" && !slices.Contains(names, provider) {
+		return opt, &exitError{code: 2, err: fmt.Errorf("--provider %q: no such provider; configured: %s", provider, strings.Join(names, ", "))}
+	}
+	if date == "" {
+		return opt, nil
+	}
+	day, err := time.ParseInLocation(time.DateOnly, date, cfg.Location())
 	if err != nil {
-		return t, &exitError{code: 2, err: fmt.Errorf("--date %q: use YYYY-MM-DD, such as 2026-11-25", s)}
+		return opt, &exitError{code: 2, err: fmt.Errorf("--date %q: use YYYY-MM-DD, such as 2026-11-25", date)}
 	}
-	return t, nil
+	if day.After(now) {
+		return opt, &exitError{code: 2, err: fmt.Errorf("--date %s is in the future in %s: give a day up to today", date, cfg.TimeZone)}
+	}
+	opt.Since = day
+	return opt, nil
 }
 
-func runReconcile(cmd *cobra.Command, g *globals, opt jobs.ReconcileOptions, asJSON bool) error {
-	cfg, db, err := g.openStore(cmd)
+func runReconcile(cmd *cobra.Command, cfg *config.Config, opt jobs.ReconcileOptions, asJSON bool) error {
+	db, err := openCurrentDB(cmd.Context(), cfg, nil)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	logger := newLogger(cfg.Log, cmd.ErrOrStderr())
-	banks, accounts, _, err := buildBanks(cfg, logger, nil, nil)
+	banks, accounts, throttles, err := buildBanks(cfg, logger, nil, nil)
 	if err != nil {
 		return err
 	}
-	rec, err := newReconciler(db, banks, accounts, cfg, logger)
+	rec, err := newReconciler(db, banks, accounts, throttles, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -161,7 +187,10 @@ func printReconcile(w io.Writer, res jobs.ReconcileResult) error {
 			fmt.Fprintf(w, "  finding %d %s (%s): %s\n", f.ID, f.Kind, state, f.Detail)
 		}
 	}
-	if res.Findings == 0 {
+	switch unread := slices.ContainsFunc(res.Providers, func(p jobs.ProviderReconcile) bool { return p.Error != "" }); {
+	case res.Findings == 0 && unread:
+		fmt.Fprintln(w, "no differences at the providers that could be read")
+	case res.Findings == 0:
 		fmt.Fprintln(w, "no differences")
 	}
 	return nil
@@ -181,6 +210,9 @@ func newFindingsListCmd(g *globals) *cobra.Command {
 		Short: "List findings, newest first",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.Limit < 1 || f.Limit > 100000 {
+				return &exitError{code: 2, err: fmt.Errorf("--limit %d: use 1..100000", f.Limit)}
+			}
 			_, db, err := g.openStore(cmd)
 			if err != nil {
 				return err

@@ -9,20 +9,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/rest"
 	"github.com/settle-dev/settle/internal/demo"
 	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/jobs"
+	"github.com/settle-dev/settle/notify/notifytest"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
 )
 
-// reconcileJSON runs `settle reconcile --json` and decodes its result (log
-// lines, which go to stderr, come first in the test's combined output).
-func (e *env) reconcileJSON(t *testing.T, want int) jobs.ReconcileResult {
+// reconcileJSON runs `settle reconcile --json` with args and decodes its
+// result (log lines, which go to stderr, come first in the test's combined
+// output).
+func (e *env) reconcileJSON(t *testing.T, want int, args ...string) jobs.ReconcileResult {
 	t.Helper()
-	out := e.cli(t, want, "reconcile", "--json")
+	out := e.cli(t, want, append([]string{"reconcile", "--json"}, args...)...)
 	start := strings.Index(out, "{\n")
 	end := strings.LastIndex(out, "}\n")
 	var res jobs.ReconcileResult
@@ -100,12 +104,15 @@ func handSweep(t *testing.T, e *env, c demo.Customer, deposit int64, send func(p
 }
 
 // The acceptance test of reconciliation: a payday settles through the
-// daemon while four differences are injected at the sandbox bank and in the
-// engine's tables. Each is reported once with the right kind; the balances
-// they disturb are explained by them (no drift); nothing is posted; a second
-// run stores and alerts nothing new; operators acknowledge and resolve.
+// daemon while five differences are injected at the sandbox bank and in
+// the engine's tables. Each is reported with the right kind; the balances
+// they disturb are explained by them (no drift); nothing is posted; each is
+// told in Slack once, and a second run stores and tells nothing new;
+// operators acknowledge and resolve, and a resolution is told in its
+// thread.
 func TestReconcileReportsInjectedDrift(t *testing.T) {
-	e := newEnv(t)
+	slack := notifytest.NewServer(t, "xoxb-reconcile-test", "/services/T0/B0/x")
+	e := newEnvWith(t, fmt.Sprintf(`, slack: {bot_token: "xoxb-reconcile-test", channel: "#ops", api_url: %q}`, slack.APIURL()))
 	clearSettleEnv(t)
 	ctx := context.Background()
 	s := e.seeder(6)
@@ -149,7 +156,8 @@ func TestReconcileReportsInjectedDrift(t *testing.T) {
 
 	e.startDaemon(t)
 	e.waitSettled(t, map[string]int64{"SETTLED": 3, "CANCELLED": 3})
-	// unknown_to_engine: a transfer made at the bank with no engine record.
+	// unknown_to_engine, twice: a transfer made at the bank with a key
+	// settle never used, and money paid into the fee account from outside.
 	if _, err := e.bank.CreateAccount(ctx, banksim.Account{ID: "E2E-STRANGER", HolderName: "Stranger", Currency: "KRW"}); err != nil {
 		t.Fatal(err)
 	}
@@ -157,10 +165,13 @@ func TestReconcileReportsInjectedDrift(t *testing.T) {
 		Amount: pipeline.Money{Amount: 1_000, Currency: "KRW"}, Memo: "by hand"}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := e.bank.Credit(ctx, testAccounts.Fee, 777, "SOMEONE"); err != nil {
+		t.Fatal(err)
+	}
 
 	before := ledgerState(t, e.db)
 	first := e.reconcileJSON(t, 3)
-	byKey := map[string]jobs.FindingReport{}
+	byKey := map[string]jobs.FindingReport{} // "" for the keyless credit
 	for _, f := range first.Providers[0].Findings {
 		if !f.New {
 			t.Errorf("first run: finding %d is not new", f.ID)
@@ -172,13 +183,14 @@ func TestReconcileReportsInjectedDrift(t *testing.T) {
 		wrong.Transfer.Key:   pipeline.FindingAmountMismatch,
 		lost.Transfer.Key:    pipeline.FindingUnknownToEngine,
 		"manual-0001":        pipeline.FindingUnknownToEngine,
+		"":                   pipeline.FindingUnknownToEngine,
 	} {
 		if got := byKey[key].Kind; got != want {
-			t.Errorf("key %s: %q, want %q", key, got, want)
+			t.Errorf("key %q: %q, want %q", key, got, want)
 		}
 	}
-	if first.Findings != 4 || first.New != 4 || len(byKey) != 4 {
-		t.Fatalf("first run: %d findings, %d new, want exactly the 4 injected: %+v", first.Findings, first.New, first.Providers[0].Findings)
+	if first.Findings != 5 || first.New != 5 || len(byKey) != 5 {
+		t.Fatalf("first run: %d findings, %d new, want exactly the 5 injected: %+v", first.Findings, first.New, first.Providers[0].Findings)
 	}
 	if f := byKey[wrong.Transfer.Key]; f.Amount != 1_000_000 || f.BankAmount != 990_000 {
 		t.Errorf("amount mismatch reported as %+v", f)
@@ -186,19 +198,26 @@ func TestReconcileReportsInjectedDrift(t *testing.T) {
 	if f := byKey[lost.Transfer.Key]; !strings.Contains(f.Detail, "lost track") || f.SettlementID == 0 {
 		t.Errorf("lost attempt reported as %+v", f)
 	}
+	if f := byKey[""]; f.BankAmount != 777 || string(f.Account) != pipeline.AccountNumber(testAccounts.Fee).Masked() ||
+		!strings.Contains(f.Detail, "credit of 777") {
+		t.Errorf("money from outside reported as %+v", f)
+	}
 
 	second := e.reconcileJSON(t, 3)
-	if second.Findings != 4 || second.New != 0 {
-		t.Fatalf("second run: %d findings, %d new; want the same 4, none new", second.Findings, second.New)
+	if second.Findings != 5 || second.New != 0 {
+		t.Fatalf("second run: %d findings, %d new; want the same 5, none new", second.Findings, second.New)
 	}
 	if after := ledgerState(t, e.db); after != before {
 		t.Fatalf("reconciliation changed the ledger, transfers or settlements:\n%s\n%s", before, after)
 	}
-	testenv.Eventually(t, time.Minute, func() (bool, string) { // the delivery job sent each alert once
+	testenv.Eventually(t, time.Minute, func() (bool, string) { // the delivery job told Slack of each finding once
 		var raised, delivered int
 		err := e.db.SQL().QueryRow(`SELECT count(*), count(delivered_at) FROM alerts WHERE kind = 'reconcile'`).Scan(&raised, &delivered)
-		return err == nil && raised == 4 && delivered == 4, fmt.Sprintf("%d reconcile alerts, %d delivered (%v)", raised, delivered, err)
+		return err == nil && raised == 5 && delivered == 5, fmt.Sprintf("%d reconcile alerts, %d delivered (%v)", raised, delivered, err)
 	})
+	if roots := reconcileMessages(slack, false); len(roots) != 5 {
+		t.Fatalf("%d Slack messages about findings, want 5:\n%s", len(roots), strings.Join(roots, "\n"))
+	}
 
 	id := strconv.FormatInt(byKey["manual-0001"].ID, 10)
 	e.cli(t, 2, "reconcile", "findings", "resolve", id) // no --reason
@@ -206,7 +225,7 @@ func TestReconcileReportsInjectedDrift(t *testing.T) {
 	e.cli(t, 0, "reconcile", "findings", "resolve", strconv.FormatInt(byKey[missing.Transfer.Key].ID, 10),
 		"--reason", "test fixture", "--actor", "ops-kim")
 	var open []store.FindingRow
-	if err := json.Unmarshal([]byte(e.cli(t, 0, "reconcile", "findings", "list", "--open", "--json")), &open); err != nil || len(open) != 3 {
+	if err := json.Unmarshal([]byte(e.cli(t, 0, "reconcile", "findings", "list", "--open", "--json")), &open); err != nil || len(open) != 4 {
 		t.Fatalf("open findings: %d (%v)", len(open), err)
 	}
 	if list := e.cli(t, 0, "reconcile", "findings", "list"); !strings.Contains(list, "ACKNOWLEDGED") || !strings.Contains(list, "RESOLVED") ||
@@ -217,17 +236,117 @@ func TestReconcileReportsInjectedDrift(t *testing.T) {
 		t.Fatalf("audit log:\n%s", audit)
 	}
 	third := e.reconcileJSON(t, 3)
-	if third.New != 0 || third.Findings != 4 {
+	if third.New != 0 || third.Findings != 5 {
 		t.Fatalf("after the operators acted: %d findings, %d new", third.Findings, third.New)
+	}
+	testenv.Eventually(t, time.Minute, func() (bool, string) { // the resolution, in its finding's thread
+		replies := reconcileMessages(slack, true)
+		return len(replies) == 1 && strings.Contains(replies[0], "Resolved"), fmt.Sprintf("replies: %q", replies)
+	})
+	if roots := reconcileMessages(slack, false); len(roots) != 5 {
+		t.Fatalf("%d Slack messages about findings after the third run, want still 5", len(roots))
 	}
 }
 
-// After a normal payday of demo data, reconciliation finds nothing.
-func TestReconcileCleanAfterPayday(t *testing.T) {
+// reconcileMessages returns the texts of the Slack messages posted about
+// reconciliation findings: first messages, or replies in their threads.
+func reconcileMessages(slack *notifytest.Server, replies bool) []string {
+	var out []string
+	for _, m := range slack.Messages() {
+		if m.Method == "chat.postMessage" && (m.ThreadTS != "") == replies && strings.Contains(m.Text, "Reconciliation at sandbox") {
+			out = append(out, m.Text)
+		}
+	}
+	return out
+}
+
+// A month of demo data settles through the real engine: 40 customers paid
+// by four employers on four paydays, bonuses that settle nine of them a
+// second time, a bank that fails calls, answers "processing" and times out
+// after applying transfers (so steps retry and the sweep resolves unknown
+// outcomes), and a frozen payout account that fails its settlement until an
+// operator replays it. Reconciling the month finds no difference, and every
+// transfer settle recorded as succeeded is matched by its key.
+func TestReconcileCleanMonth(t *testing.T) {
 	e := newEnv(t)
 	clearSettleEnv(t)
 	ctx := context.Background()
-	s := e.seeder(30)
+	s := e.seeder(40)
+	cs, err := s.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frozen := cs[2] // paid on the third payday
+	if _, err := e.bank.SetState(ctx, frozen.Payout, banksim.StateFrozen, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.bank.SetFaults(ctx, banksim.Faults{ErrorRate: 0.05, ProcessingRate: 0.05, ProcessingDelayMS: 500,
+		TimeoutAfterApplyRate: 0.03, Seed: 11}); err != nil {
+		t.Fatal(err)
+	}
+	e.startDaemon(t)
+	settled := int64(0)
+	for payday := range 4 {
+		for i, c := range cs {
+			pay := i%4 == payday
+			if payday > 0 && i%4 == payday-1 && i < 12 && c.Ref != frozen.Ref { // a bonus for the previous payday's first three
+				pay = true
+			}
+			if !pay {
+				continue
+			}
+			settled++
+			if err := s.Pay(ctx, c, s.Salary()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if payday != 2 {
+			e.waitSettled(t, map[string]int64{"SETTLED": settled, "RUNNING": 0})
+			continue
+		}
+		e.waitSettled(t, map[string]int64{"SETTLED": settled - 1, "FAILED": 1, "RUNNING": 0})
+		if _, err := e.bank.SetState(ctx, frozen.Payout, banksim.StateActive, ""); err != nil {
+			t.Fatal(err)
+		}
+		id := strconv.FormatInt(settlementIDWith(t, e, "FAILED"), 10)
+		e.cli(t, 0, "replay", id, "--reason", "the bank unfroze the payout account", "--actor", "ops-kim")
+		e.waitSettled(t, map[string]int64{"SETTLED": settled, "FAILED": 0, "RUNNING": 0})
+	}
+	if err := e.bank.SetFaults(ctx, banksim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	e.cli(t, 0, "verify", "--bank-journal")
+	var succeeded, other int
+	if err := e.db.SQL().QueryRow(`SELECT count(*) FILTER (WHERE status = 'SUCCEEDED'), count(*) FILTER (WHERE status <> 'SUCCEEDED')
+		FROM transfers`).Scan(&succeeded, &other); err != nil || other == 0 {
+		t.Fatalf("%d attempts not succeeded (%v): the month should hold the frozen account's refusal", other, err)
+	}
+	t.Logf("%d settlements, %d transfers succeeded, %d other attempts", settled, succeeded, other)
+
+	monthAgo := time.Now().AddDate(0, 0, -30).Format(time.DateOnly)
+	if out := e.cli(t, 0, "reconcile", "--date", monthAgo); !strings.Contains(out, "no differences") {
+		t.Fatalf("reconcile:\n%s", out)
+	}
+	res := e.reconcileJSON(t, 0, "--date", monthAgo)
+	p := res.Providers[0]
+	if res.Findings != 0 || p.Findings == nil || p.Matched != succeeded || p.InFlight != 0 || p.MatchedByAmount != 0 ||
+		p.Accounts != 44 || p.PendingCredits != 0 || p.Moving != 0 {
+		t.Fatalf("the month: %+v; want no finding, all %d succeeded transfers matched by key, 44 accounts", p, succeeded)
+	}
+	if list := e.cli(t, 0, "reconcile", "findings", "list", "--open"); !strings.Contains(list, "(no findings)") {
+		t.Fatalf("findings:\n%s", list)
+	}
+}
+
+// settle serve runs the reconcile job: each tick queues the day's task on
+// the reconcile queue and a worker runs it. Here the job runs every two
+// seconds while a payday settles: no run, during the payday or after it,
+// finds a difference.
+func TestServeReconcilesOnSchedule(t *testing.T) {
+	e := newEnvOpts(t, envOpts{reconcile: "@every 2s"})
+	clearSettleEnv(t)
+	ctx := context.Background()
+	s := e.seeder(20)
 	cs, err := s.Seed(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -238,17 +357,26 @@ func TestReconcileCleanAfterPayday(t *testing.T) {
 		}
 	}
 	e.startDaemon(t)
-	e.waitSettled(t, map[string]int64{"SETTLED": 30})
-	out := e.cli(t, 0, "reconcile")
-	if !strings.Contains(out, "no differences") {
-		t.Fatalf("reconcile:\n%s", out)
+	e.waitSettled(t, map[string]int64{"SETTLED": 20})
+	var settled time.Time
+	if err := e.db.SQL().QueryRow(`SELECT now()`).Scan(&settled); err != nil {
+		t.Fatal(err)
 	}
-	res := e.reconcileJSON(t, 0)
-	if p := res.Providers[0]; p.Findings == nil || len(p.Findings) != 0 || p.Matched < 30*3 || p.Accounts != 34 {
-		t.Fatalf("clean run: %+v", p)
+	testenv.Eventually(t, 2*time.Minute, func() (bool, string) {
+		var runs, after int
+		err := e.db.SQL().QueryRow(`SELECT count(*), count(*) FILTER (WHERE started_at > $1) FROM reconcile_runs
+			WHERE finished_at IS NOT NULL AND error = ''`, settled).Scan(&runs, &after)
+		return err == nil && after >= 1, fmt.Sprintf("%d runs, %d since the payday settled (%v)", runs, after, err)
+	})
+	var findings, ticks, runs int
+	if err := e.db.SQL().QueryRow(`SELECT (SELECT count(*) FROM reconcile_findings), (SELECT count(*) FROM job_runs WHERE job = 'reconcile'),
+		(SELECT count(*) FROM reconcile_runs)`).Scan(&findings, &ticks, &runs); err != nil || findings != 0 || ticks == 0 {
+		t.Fatalf("%d findings, %d reconcile ticks (%v); want none, some", findings, ticks, err)
 	}
-	if list := e.cli(t, 0, "reconcile", "findings", "list", "--open"); !strings.Contains(list, "(no findings)") {
-		t.Fatalf("findings:\n%s", list)
+	t.Logf("%d ticks of the reconcile job, %d runs, no finding", ticks, runs)
+	inspector := asynq.NewInspector(asynq.RedisClientOpt{Addr: e.redis.Addr()})
+	defer inspector.Close()
+	if q, err := inspector.GetQueueInfo(jobs.QueueReconcile); err != nil || q.Processed == 0 {
+		t.Fatalf("reconcile queue: %+v %v; want tasks processed there", q, err)
 	}
-	e.cli(t, 2, "reconcile", "--date", "yesterday")
 }

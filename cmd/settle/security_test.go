@@ -97,7 +97,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	clearSettleEnv(t)
 	for _, args := range [][]string{
 		{"config", "show"}, {"settlements", "list"}, {"settlements", "show", "1"}, {"verify", "--bank-journal"},
-		{"audit", "list"}, {"customers", "show", cs[0].Ref},
+		{"audit", "list"}, {"customers", "show", cs[0].Ref}, {"reconcile"}, {"reconcile", "findings", "list"},
 	} {
 		out, msg, _ := runCLI(t, append(args, "--config", e.path)...)
 		seen = append(seen, out, msg)

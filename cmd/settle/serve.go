@@ -31,8 +31,8 @@ import (
 // Roles a `settle serve` process can take.
 const (
 	roleAll       = "all"       // everything: right for one machine
-	roleScheduler = "scheduler" // the cron jobs (poll, relay, sweep, alerts, verify, daily_summary)
-	roleWorker    = "worker"    // the step workers
+	roleScheduler = "scheduler" // the cron jobs (poll, relay, sweep, alerts, verify, daily_summary, reconcile)
+	roleWorker    = "worker"    // the step workers, poll shards and the daily reconciliation
 	roleWeb       = "web"       // the dashboard and status HTTP endpoints
 )
 
@@ -173,6 +173,11 @@ func (d *daemon) build(ctx context.Context) (err error) {
 		d.worker, d.mux = jobs.NewWorker(redis, exec, poller, jobs.WorkerConfig{
 			Concurrency: cfg.Worker.Concurrency, ShutdownTimeout: cfg.Worker.ShutdownTimeout,
 		}, logger)
+		rec, err := newReconciler(d.db, banks, accounts, throttles, cfg, logger)
+		if err != nil {
+			return err
+		}
+		d.mux.Handle(jobs.TypeReconcile, jobs.ReconcileHandler(rec))
 	}
 	if d.runs(roleScheduler) {
 		if d.sched, err = d.newScheduler(pollCfg.Schedule.Interval, exec); err != nil {
@@ -220,6 +225,9 @@ func (d *daemon) newScheduler(pollInterval time.Duration, exec *pipeline.Executo
 		{Name: "alerts", Schedule: n.DeliverySchedule, Run: anyTick(alerts.RunOnce)},
 		{Name: "verify", Schedule: d.cfg.Verify.Schedule, Run: anyTick(verifier.RunOnce)},
 		{Name: "daily_summary", Schedule: d.cfg.DailySummarySchedule(), Run: func(ctx context.Context, tick time.Time) (any, error) { return summary.RunOnce(ctx, tick) }},
+		{Name: "reconcile", Schedule: d.cfg.InTimeZone(d.cfg.Reconcile.Schedule), Run: func(ctx context.Context, tick time.Time) (any, error) {
+			return d.queue.QueueDailyReconcile(ctx, tick, d.cfg.Location())
+		}},
 	}, d.logger)
 }
 

@@ -34,6 +34,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/knadh/koanf/parsers/yaml"
@@ -56,6 +57,7 @@ type Config struct {
 	Relay           RelayConfig      `koanf:"relay"`
 	Sweep           SweepConfig      `koanf:"sweep"`
 	Verify          VerifyConfig     `koanf:"verify"`
+	Reconcile       ReconcileConfig  `koanf:"reconcile"`
 	Notify          NotifyConfig     `koanf:"notify"`
 	Providers       []ProviderConfig `koanf:"providers"`        // at least one
 	DefaultProvider string           `koanf:"default_provider"` // default: the first provider
@@ -134,6 +136,24 @@ type SweepConfig struct {
 // a broken invariant raises an alert, resolved when it holds again.
 type VerifyConfig struct {
 	Schedule string `koanf:"schedule"` // cron spec; default "@hourly"
+}
+
+// ReconcileConfig is the daily reconciliation against the banks
+// (docs/reconciliation.md).
+type ReconcileConfig struct {
+	// Schedule is when the reconcile job queues a reconciliation: a cron
+	// spec read in time_zone unless it names its own (CRON_TZ=…); default
+	// "0 30 0 * * *", 00:30 every day.
+	Schedule string `koanf:"schedule"`
+}
+
+// InTimeZone returns a cron spec to be read in time_zone, unless it names
+// its own zone (CRON_TZ= or TZ=). "@every" specs are unaffected by zones.
+func (c *Config) InTimeZone(spec string) string {
+	if strings.HasPrefix(spec, "CRON_TZ=") || strings.HasPrefix(spec, "TZ=") || c.TimeZone == "" {
+		return spec
+	}
+	return "CRON_TZ=" + c.TimeZone + " " + spec
 }
 
 // NotifyConfig is how operators are told about problems: the alert outbox
@@ -235,9 +255,10 @@ func defaults() Config {
 			RetryBase:       time.Second,
 			RetryMax:        5 * time.Minute,
 		},
-		Relay:  RelayConfig{Schedule: "@every 30s"},
-		Sweep:  SweepConfig{Schedule: "@every 3m", StuckAfter: 15 * time.Minute},
-		Verify: VerifyConfig{Schedule: "@hourly"},
+		Relay:     RelayConfig{Schedule: "@every 30s"},
+		Sweep:     SweepConfig{Schedule: "@every 3m", StuckAfter: 15 * time.Minute},
+		Verify:    VerifyConfig{Schedule: "@hourly"},
+		Reconcile: ReconcileConfig{Schedule: "0 30 0 * * *"},
 		Notify: NotifyConfig{
 			Slack:            SlackConfig{APIURL: "https://slack.com/api/"},
 			Customer:         WebhookConfig{Timeout: 5 * time.Second},

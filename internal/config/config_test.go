@@ -155,9 +155,10 @@ func TestDefaults(t *testing.T) {
 			Concurrency: 20, Lease: 30 * time.Second, BankTimeout: 10 * time.Second, MaxAttempts: 5,
 			ShutdownTimeout: 15 * time.Second, RetryBase: time.Second, RetryMax: 5 * time.Minute,
 		},
-		Relay:  RelayConfig{Schedule: "@every 30s"},
-		Sweep:  SweepConfig{Schedule: "@every 3m", StuckAfter: 15 * time.Minute},
-		Verify: VerifyConfig{Schedule: "@hourly"},
+		Relay:     RelayConfig{Schedule: "@every 30s"},
+		Sweep:     SweepConfig{Schedule: "@every 3m", StuckAfter: 15 * time.Minute},
+		Verify:    VerifyConfig{Schedule: "@hourly"},
+		Reconcile: ReconcileConfig{Schedule: "0 30 0 * * *"},
 		Notify: NotifyConfig{
 			Slack:            SlackConfig{APIURL: "https://slack.com/api/"},
 			Customer:         WebhookConfig{Timeout: 5 * time.Second},
@@ -269,6 +270,7 @@ func TestValidation(t *testing.T) {
 			[]string{"sweep.stuck_after 30s: must be more than worker.lease (30s)"}},
 		{"sweep stuck_after long", valid + "sweep:\n  stuck_after: 200h\n", []string{"sweep.stuck_after 200h0m0s: must be at most 168h"}},
 		{"verify schedule", valid + "verify:\n  schedule: hourly\n", []string{`verify.schedule "hourly": `}},
+		{"reconcile schedule", valid + "reconcile:\n  schedule: \"30 0 * *\"\n", []string{`reconcile.schedule "30 0 * *": `}},
 		{"no providers", dbRedis, []string{"providers: at least one provider is required"}},
 		{"empty providers", dbRedis + "providers: []\n", []string{"providers: at least one provider is required"}},
 		{"provider name missing", p(map[string]string{"name": "-"}), []string{"providers[0].name is required"}},
@@ -463,5 +465,29 @@ func TestRedisSentinelURL(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), ":pw@") {
 			t.Errorf("the password leaked: %v", err)
 		}
+	}
+}
+
+// reconcile.schedule is read in time_zone unless it names its own zone.
+func TestInTimeZone(t *testing.T) {
+	t.Parallel()
+	c := &Config{TimeZone: "Asia/Seoul"}
+	for spec, want := range map[string]string{
+		"0 30 0 * * *":          "CRON_TZ=Asia/Seoul 0 30 0 * * *",
+		"@every 1h":             "CRON_TZ=Asia/Seoul @every 1h",
+		"CRON_TZ=UTC 0 0 * * *": "CRON_TZ=UTC 0 0 * * *",
+		"TZ=UTC 0 0 * * *":      "TZ=UTC 0 0 * * *",
+	} {
+		if got := c.InTimeZone(spec); got != want {
+			t.Errorf("InTimeZone(%q) = %q, want %q", spec, got, want)
+		}
+	}
+	sched, err := cronParser.Parse(c.InTimeZone(defaults().Reconcile.Schedule))
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	if next := sched.Next(from); !next.Equal(time.Date(2026, 11, 25, 15, 30, 0, 0, time.UTC)) {
+		t.Fatalf("default reconcile.schedule fires at %s after %s, want 00:30 in Seoul (15:30 UTC)", next, from)
 	}
 }

@@ -47,6 +47,7 @@ func TestExampleFile(t *testing.T) {
 		{"relay", cfg.Relay, def.Relay},
 		{"sweep", cfg.Sweep, def.Sweep},
 		{"verify", cfg.Verify, def.Verify},
+		{"reconcile", cfg.Reconcile, def.Reconcile},
 		{"notify", cfg.Notify, def.Notify},
 		{"providers[0].timeout", cfg.Providers[0].Timeout, def.Worker.BankTimeout},
 		{"default_provider", cfg.DefaultProvider, cfg.Providers[0].Name},

@@ -78,6 +78,7 @@ func (c *Config) validate() []error {
 	}
 	p.schedule("verify.schedule", c.Verify.Schedule)
 	c.validateDailySummary(&p)
+	p.schedule("reconcile.schedule", c.Reconcile.Schedule)
 	c.Notify.validate(&p)
 	c.validateProviders(&p)
 	c.validatePolling(&p)
