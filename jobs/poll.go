@@ -303,8 +303,10 @@ func (c *cycle) feedAll(ctx context.Context, work chan<- []store.DueTarget) erro
 	if err != nil {
 		return err
 	}
-	if _, err := c.feed(ctx, work, true, store.DueKey{}, budget); err != nil {
-		return err
+	if len(c.q.Paydays) > 0 { // no payday's window is open: no VA is near one
+		if _, err := c.feed(ctx, work, true, store.DueKey{}, budget); err != nil {
+			return err
+		}
 	}
 	_, err = c.feed(ctx, work, false, idle, budget)
 	return err
@@ -325,10 +327,10 @@ func (c *cycle) feed(ctx context.Context, work chan<- []store.DueTarget, near bo
 			q.Limit = room * c.perCall
 		}
 		page, err := c.p.db.DuePollTargets(ctx, q)
-		if err != nil || len(page) == 0 {
+		if err != nil {
 			return after, err
 		}
-		for batch := range chunks(page, c.chunk) {
+		for batch := range chunks(page.Targets, c.chunk) {
 			if !c.take(batch, limit) {
 				return after, nil
 			}
@@ -339,9 +341,10 @@ func (c *cycle) feed(ctx context.Context, work chan<- []store.DueTarget, near bo
 			}
 			after = batch[len(batch)-1].Key
 		}
-		if len(page) < q.Limit {
+		if page.Scanned < q.Limit {
 			return after, nil
 		}
+		after = page.Last
 	}
 }
 

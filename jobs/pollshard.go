@@ -130,7 +130,9 @@ func shardDeadline(tick time.Time, interval time.Duration) time.Time {
 // RunShardOnce runs a shard of a tick unless it ran already (a duplicate
 // delivery) or its time is up (it waited in the queue past its deadline:
 // the next tick polls its VAs), and records it in the poll-shard log with
-// this replica's name. Errors are logged and recorded, not returned: a
+// this replica's name. It stops making calls at the shard's deadline;
+// calls under way finish (a bank call cut off by the caller would count
+// against the provider's breaker). Errors are logged and recorded, not returned: a
 // shard is never retried, the next tick is its retry.
 func (p *Poller) RunShardOnce(ctx context.Context, s PollShard) {
 	if late := p.cfg.Schedule.Interval > 0 && !p.cfg.Now().Before(shardDeadline(s.Tick, p.cfg.Schedule.Interval)); late {

@@ -105,7 +105,7 @@ func PollShardTaskID(s PollShard) string {
 }
 
 // EnqueuePollShard enqueues a shard of a poll tick. The task's timeout is
-// the poll interval: the shard itself stops before (shardDeadline), and
+// the poll interval and more: the shard itself stops at the next tick, and
 // skips its work when it starts too late, so a backlog of shards drains
 // without a retry or an archived task.
 func (q *Queue) EnqueuePollShard(ctx context.Context, s PollShard, interval time.Duration) error {
@@ -114,7 +114,7 @@ func (q *Queue) EnqueuePollShard(ctx context.Context, s PollShard, interval time
 		return fmt.Errorf("enqueue poll shard %d: %w", s.Index, err)
 	}
 	t := asynq.NewTask(TypePollShard, payload, asynq.TaskID(PollShardTaskID(s)), asynq.Queue(QueuePoll),
-		asynq.MaxRetry(0), asynq.Timeout(max(interval, time.Second)+10*time.Second))
+		asynq.MaxRetry(0), asynq.Timeout(max(interval, time.Second)+time.Minute))
 	if _, err := q.client.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue poll shard %d of %s: %w", s.Index, s.Tick.Format(time.RFC3339), err)
 	}

@@ -53,61 +53,86 @@ func (q DueQuery) vaRange() (int64, int64) {
 	return q.FromVA, q.ToVA
 }
 
-// pollEligible is the virtual accounts of one shard that are polled at
-// all: active, of an active customer, with no open settlement (whose money
-// is being moved). $1 is the provider, $2 the paydays whose window is open,
-// $3 and $4 the shard's VA IDs.
-const pollEligible = `
-	  FROM virtual_accounts va
-	  JOIN customers c ON c.id = va.customer_id
-	  JOIN obligations o ON o.customer_id = va.customer_id
-	  LEFT JOIN employers e ON e.ref = c.employer_ref
-	 WHERE va.provider = $1 AND va.active AND c.status = 'ACTIVE' AND va.id BETWEEN $3 AND $4
-	   AND NOT EXISTS (SELECT 1 FROM settlements s
-	                    WHERE s.customer_id = va.customer_id AND s.status IN ('RUNNING', 'FAILED', 'COMPENSATING'))`
+// customerOfVA looks up, for each virtual account va, what polling needs
+// of its customer (x): the payout account and obligations, whether the
+// customer is near payday ($2 the paydays whose window is open), and
+// whether its VAs are polled at all (an active customer with no open
+// settlement, whose money is being moved). OFFSET 0 keeps it a lookup per
+// VA through the primary keys, so a query costs what it reads of the
+// shard, however many customers there are.
+const customerOfVA = `
+	LEFT JOIN LATERAL (
+		SELECT c.payout_account, c.payout_holder_name, o.outstanding, o.hold_amount, o.fee_fixed, o.fee_bps,
+		       coalesce(coalesce(c.payday, e.payday, c.learned_payday) = ANY($2::int[]), false) AS near,
+		       c.status = 'ACTIVE' AND NOT EXISTS (SELECT 1 FROM settlements s
+		            WHERE s.customer_id = c.id AND s.status IN ('RUNNING', 'FAILED', 'COMPENSATING')) AS polled
+		  FROM customers c
+		  JOIN obligations o ON o.customer_id = c.id
+		  LEFT JOIN employers e ON e.ref = c.employer_ref
+		 WHERE c.id = va.customer_id
+		OFFSET 0) x ON true`
 
-// nearPayday is true for a customer whose payday's window is open.
-const nearPayday = `coalesce(coalesce(c.payday, e.payday, c.learned_payday) = ANY($2::int[]), false)`
+// shardVAs is the active virtual accounts of one provider ($1) in one
+// shard ($3..$4).
+const shardVAs = `va.provider = $1 AND va.active AND va.id BETWEEN $3 AND $4`
 
 // lastPolled orders near-payday VAs; never polled comes first.
 const lastPolled = `coalesce(va.last_polled_at, 'epoch'::timestamptz)`
 
+// DuePage is one page of due virtual accounts.
+type DuePage struct {
+	// Targets are the page's VAs of the query's class that are polled.
+	Targets []DueTarget
+	// Scanned is how many due VAs the page read (of any class, polled or
+	// not), and Last the key of the last one: the next page starts after
+	// it, and a page that read fewer than the limit is the last.
+	Scanned int
+	Last    DueKey
+}
+
 // DuePollTargets returns the next page of due virtual accounts of one
-// provider and class, in due order: near-payday VAs not polled for
+// provider, shard and class, in due order: near-payday VAs not polled for
 // NearEvery, least recently polled first, or other VAs whose next idle
-// poll has come, most overdue first. Each class is read in the order of an
-// index, so a page costs what it returns.
-func (db *DB) DuePollTargets(ctx context.Context, q DueQuery) ([]DueTarget, error) {
+// poll has come, most overdue first. A page reads up to q.Limit due VAs of
+// the shard in key order and keeps those of the class that are polled.
+func (db *DB) DuePollTargets(ctx context.Context, q DueQuery) (DuePage, error) {
 	due, key := `va.next_poll_at <= $5::timestamptz`, `va.next_poll_at`
-	near := `NOT ` + nearPayday
 	from, to := q.vaRange()
-	args := []any{q.Provider, paydayArray(q.Paydays), from, to, q.CycleStart, q.After.At, q.After.VAID, q.Limit}
+	args := []any{q.Provider, paydayArray(q.Paydays), from, to, q.CycleStart, q.After.At, q.After.VAID, q.Limit, q.Near}
 	if q.Near {
-		due = lastPolled + ` <= $5::timestamptz - $9 * interval '1 millisecond'`
-		key, near = lastPolled, nearPayday
+		due = lastPolled + ` <= $5::timestamptz - $10 * interval '1 millisecond'`
+		key = lastPolled
 		args = append(args, q.NearEvery.Milliseconds())
 	}
 	var rows []struct {
 		PollTarget
-		DueAt time.Time `db:"due_at"`
+		DueAt    time.Time `db:"due_at"`
+		Eligible bool      `db:"eligible"`
 	}
 	err := db.x.SelectContext(ctx, &rows, `
 		SELECT va.id AS va_id, va.customer_id, va.provider, va.number, va.currency, va.settle_version,
-		       c.payout_account, c.payout_holder_name,
-		       o.outstanding, o.hold_amount, o.fee_fixed, o.fee_bps, `+key+` AS due_at
-		`+pollEligible+`
-		   AND `+near+` AND `+due+`
-		   AND (`+key+`, va.id) > ($6::timestamptz, $7::bigint)
-		 ORDER BY `+key+`, va.id
-		 LIMIT $8`, args...)
+		       coalesce(x.payout_account, '') AS payout_account, coalesce(x.payout_holder_name, '') AS payout_holder_name,
+		       coalesce(x.outstanding, 0) AS outstanding, coalesce(x.hold_amount, 0) AS hold_amount,
+		       coalesce(x.fee_fixed, 0) AS fee_fixed, coalesce(x.fee_bps, 0) AS fee_bps,
+		       va.due_at, coalesce(x.polled AND x.near = $9, false) AS eligible
+		  FROM (SELECT va.*, `+key+` AS due_at FROM virtual_accounts va
+		         WHERE `+shardVAs+` AND `+due+`
+		           AND (`+key+`, va.id) > ($6::timestamptz, $7::bigint)
+		         ORDER BY `+key+`, va.id
+		         LIMIT $8) va
+		`+customerOfVA+`
+		 ORDER BY va.due_at, va.id`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list due poll targets at %s: %w", q.Provider, err)
+		return DuePage{}, fmt.Errorf("list due poll targets at %s: %w", q.Provider, err)
 	}
-	out := make([]DueTarget, len(rows))
-	for i, r := range rows {
-		out[i] = DueTarget{PollTarget: r.PollTarget, Key: DueKey{At: r.DueAt, VAID: r.VAID}, Near: q.Near}
+	page := DuePage{Scanned: len(rows)}
+	for _, r := range rows {
+		page.Last = DueKey{At: r.DueAt, VAID: r.VAID}
+		if r.Eligible {
+			page.Targets = append(page.Targets, DueTarget{PollTarget: r.PollTarget, Key: page.Last, Near: q.Near})
+		}
 	}
-	return out, nil
+	return page, nil
 }
 
 func paydayArray(ps []int) pq.Int64Array {
@@ -180,11 +205,13 @@ func (db *DB) PollBacklog(ctx context.Context, q DueQuery) (PollBacklog, error) 
 		Oldest float64 `db:"oldest"`
 	}
 	err := db.x.GetContext(ctx, &row, `
-		SELECT count(*) FILTER (WHERE CASE WHEN `+nearPayday+`
+		SELECT count(*) FILTER (WHERE x.polled AND CASE WHEN x.near
 		            THEN `+lastPolled+` <= $5::timestamptz - $6 * interval '1 millisecond'
 		            ELSE va.next_poll_at <= $5::timestamptz END) AS due,
-		       coalesce(extract(epoch FROM now() - min(coalesce(va.last_polled_at, va.created_at))), 0)::float8 AS oldest
-		`+pollEligible,
+		       coalesce(extract(epoch FROM now() - min(coalesce(va.last_polled_at, va.created_at)) FILTER (WHERE x.polled)), 0)::float8 AS oldest
+		  FROM virtual_accounts va
+		`+customerOfVA+`
+		 WHERE `+shardVAs,
 		q.Provider, paydayArray(q.Paydays), from, to, q.CycleStart, q.NearEvery.Milliseconds())
 	if err != nil {
 		return PollBacklog{}, fmt.Errorf("poll backlog at %s: %w", q.Provider, err)
@@ -195,7 +222,16 @@ func (db *DB) PollBacklog(ctx context.Context, q DueQuery) (PollBacklog, error) 
 // PollProviders lists the providers that hold active virtual accounts.
 func (db *DB) PollProviders(ctx context.Context) ([]string, error) {
 	var out []string
-	err := db.x.SelectContext(ctx, &out, `SELECT DISTINCT provider FROM virtual_accounts WHERE active ORDER BY provider`)
+	// A skip scan of the index that leads with the provider: one probe per
+	// provider, however many VAs there are.
+	err := db.x.SelectContext(ctx, &out, `
+		WITH RECURSIVE p AS (
+			(SELECT provider FROM virtual_accounts WHERE active ORDER BY provider LIMIT 1)
+			UNION ALL
+			SELECT (SELECT va.provider FROM virtual_accounts va WHERE va.active AND va.provider > p.provider
+			         ORDER BY va.provider LIMIT 1)
+			  FROM p WHERE p.provider IS NOT NULL)
+		SELECT provider FROM p WHERE provider IS NOT NULL`)
 	if err != nil {
 		return nil, fmt.Errorf("list providers to poll: %w", err)
 	}
