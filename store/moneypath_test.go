@@ -429,3 +429,36 @@ func TestCreateSettlementStaleWritesNothing(t *testing.T) {
 	}
 	mustVerify(t, db)
 }
+
+// A claim whose new attempt would break the one-live-attempt rule (a
+// broken invariant: a refused attempt newer than a live one) fails whole:
+// the step stays READY with its fence and attempts, and no attempt is
+// written.
+func TestClaimHittingTheLiveAttemptIndexChangesNothing(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	_, created := seedSettlement(t, db, "c1", 500_000, pipeline.Obligations{})
+	c := claimStep(t, db, created.HeadStepID, time.Minute)
+	if err := db.Retry(ctx, c, 0, "busy", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SQL().ExecContext(ctx, `
+		INSERT INTO transfers (step_id, attempt, idempotency_key, provider, amount, currency, status)
+		SELECT step_id, 2, 'settle-s' || step_id || '-a2', provider, amount, currency, 'REFUSED' FROM transfers WHERE id = $1`,
+		c.Transfer.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err := db.ClaimStep(ctx, c.StepID, time.Minute)
+	var pqErr *pq.Error
+	if !errors.As(err, &pqErr) || pqErr.Constraint != "transfers_one_live_per_step" {
+		t.Fatalf("claim: err = %v, want the unique violation of transfers_one_live_per_step", err)
+	}
+	if n := count(t, db, `SELECT count(*) FROM steps WHERE id = $1 AND status = 'READY' AND fence = $2 AND attempts = $3`,
+		c.StepID, c.Fence, c.Attempts); n != 1 {
+		t.Fatal("the failed claim changed the step")
+	}
+	if n := count(t, db, `SELECT count(*) FROM transfers WHERE step_id = $1`, c.StepID); n != 2 {
+		t.Fatalf("%d attempts after the failed claim, want 2", n)
+	}
+}
