@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -461,4 +462,43 @@ func TestClaimHittingTheLiveAttemptIndexChangesNothing(t *testing.T) {
 	if n := count(t, db, `SELECT count(*) FROM transfers WHERE step_id = $1`, c.StepID); n != 2 {
 		t.Fatalf("%d attempts after the failed claim, want 2", n)
 	}
+}
+
+// A step whose attempt already SUCCEEDED but that is not DONE (a broken
+// invariant) is never claimed nor reclaimed, so its money is never sent
+// again: the claim says to run settle verify and changes nothing.
+func TestStepWithASucceededAttemptIsNotClaimed(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	_, created := seedSettlement(t, db, "c1", 500_000, pipeline.Obligations{})
+	c := claimStep(t, db, created.HeadStepID, time.Millisecond)
+	if _, err := db.SQL().ExecContext(ctx, `UPDATE transfers SET status = 'SUCCEEDED' WHERE id = $1`, c.Transfer.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitLeasesExpired(t, db, []int64{c.StepID})
+	unchanged := func(what, status string) {
+		t.Helper()
+		if n := count(t, db, `SELECT count(*) FROM steps WHERE id = $1 AND status = $2 AND fence = $3 AND attempts = $4`,
+			c.StepID, status, c.Fence, c.Attempts); n != 1 {
+			t.Fatalf("%s changed the step", what)
+		}
+		if n := count(t, db, `SELECT count(*) FROM transfers WHERE step_id = $1`, c.StepID); n != 1 {
+			t.Fatalf("%s wrote an attempt: %d", what, n)
+		}
+	}
+	_, err := db.ReclaimExpired(ctx, c.StepID, time.Minute)
+	if err == nil || errors.Is(err, pipeline.ErrNotClaimable) || !strings.Contains(err.Error(), "run settle verify") {
+		t.Fatalf("reclaim: err = %v, want the broken invariant named", err)
+	}
+	unchanged("the reclaim", "RUNNING")
+	if _, err := db.SQL().ExecContext(ctx, `UPDATE steps SET status = 'READY', lease_until = NULL WHERE id = $1`, c.StepID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.ClaimStep(ctx, c.StepID, time.Minute)
+	var notDue *pipeline.NotDueError
+	if err == nil || errors.Is(err, pipeline.ErrNotClaimable) || errors.As(err, &notDue) || !strings.Contains(err.Error(), "run settle verify") {
+		t.Fatalf("claim: err = %v, want the broken invariant named", err)
+	}
+	unchanged("the claim", "READY")
 }
