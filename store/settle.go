@@ -105,10 +105,6 @@ var createSettlementQuery = `
 // statement. It returns ErrStale when the VA was settled since it was read
 // or the customer has an open settlement.
 func (db *DB) CreateSettlement(ctx context.Context, ns NewSettlement) (Created, error) {
-	stmt, err := db.prepared(ctx, createSettlementQuery)
-	if err != nil {
-		return Created{}, fmt.Errorf("create settlement for customer %d: %w", ns.Target.CustomerID, err)
-	}
 	t, p := ns.Target, ns.Plan
 	var ledger postingArrays
 	ledger.add(pipeline.DepositPostings(t.Provider, t.Number, p.Deposit.Amount))
@@ -116,8 +112,8 @@ func (db *DB) CreateSettlement(ctx context.Context, ns NewSettlement) (Created, 
 		t.CustomerID, t.Provider, p.Deposit.Amount, p.Deposit.Currency, p.Repay, p.Hold, p.Fee, p.Payout},
 		stepArrays(ns.Steps).args()...)
 	var out Created
-	err = stmt.QueryRowxContext(ctx, append(args, pq.Array(ledger.accounts), pq.Array(ledger.amounts))...).
-		Scan(&out.SettlementID, &out.HeadStepID)
+	err := db.scanPrepared(ctx, createSettlementQuery, append(args, pq.Array(ledger.accounts), pq.Array(ledger.amounts)),
+		&out.SettlementID, &out.HeadStepID)
 	if errors.Is(err, sql.ErrNoRows) || isUniqueViolation(err, "settlements_one_open_per_customer") {
 		return Created{}, ErrStale
 	}

@@ -78,13 +78,9 @@ func (db *DB) ReclaimExpired(ctx context.Context, stepID int64, lease time.Durat
 
 // claim runs a claim statement; from is the status it claims from.
 func (db *DB) claim(ctx context.Context, query string, from pipeline.StepStatus, stepID int64, lease time.Duration) (pipeline.Claim, error) {
-	stmt, err := db.prepared(ctx, query)
-	if err != nil {
-		return pipeline.Claim{}, err
-	}
 	var c pipeline.Claim
 	var kind string
-	err = stmt.QueryRowxContext(ctx, stepID, lease.Milliseconds()).Scan(&c.StepID, &c.SettlementID, &c.CustomerID,
+	err := db.scanPrepared(ctx, query, []any{stepID, lease.Milliseconds()}, &c.StepID, &c.SettlementID, &c.CustomerID,
 		&c.Seq, &kind, &c.Amount.Amount, &c.Amount.Currency, &c.Provider, &c.From, &c.To, &c.ToHolder, &c.Fence,
 		&c.Attempts, &c.Transfer.ID, &c.Transfer.No, &c.Transfer.Key, &c.Transfer.CreatedAt)
 	c.Kind = pipeline.Kind(kind)
@@ -211,10 +207,6 @@ var completeQuery = `
 
 // Complete implements pipeline.StepStore in one statement.
 func (db *DB) Complete(ctx context.Context, c pipeline.Claim, r pipeline.Receipt) (pipeline.StepRef, error) {
-	stmt, err := db.prepared(ctx, completeQuery)
-	if err != nil {
-		return pipeline.StepRef{}, err
-	}
 	var ledger postingArrays
 	if c.Kind.MovesMoney() {
 		ledger.add(pipeline.TransferPostings(c.Provider, c.From, c.To, c.Amount.Amount))
@@ -222,8 +214,8 @@ func (db *DB) Complete(ctx context.Context, c pipeline.Claim, r pipeline.Receipt
 	db.hook(pipeline.PointBeforeRecordCommit)
 	var held bool
 	var next pipeline.StepRef
-	err = stmt.QueryRowxContext(ctx, c.StepID, c.Fence, r.BankRef, c.Transfer.ID, c.Amount.Currency,
-		pq.Array(ledger.accounts), pq.Array(ledger.amounts), c.CustomerID, c.Amount.Amount).Scan(&held, &next.ID, &next.Fence)
+	err := db.scanPrepared(ctx, completeQuery, []any{c.StepID, c.Fence, r.BankRef, c.Transfer.ID, c.Amount.Currency,
+		pq.Array(ledger.accounts), pq.Array(ledger.amounts), c.CustomerID, c.Amount.Amount}, &held, &next.ID, &next.Fence)
 	if err != nil {
 		return pipeline.StepRef{}, err
 	}

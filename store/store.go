@@ -96,6 +96,52 @@ func isUniqueViolation(err error, name string) bool {
 	return errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == name
 }
 
+// scanPrepared runs query as a statement prepared once per connection (see
+// prepared) and scans its one row into dest. After a migration changes the
+// type of a column a prepared statement returns, PostgreSQL refuses to run
+// it ("cached plan must not change result type", SQLSTATE 0A000) on every
+// connection that prepared it, for as long as the connection lives: such a
+// statement is forgotten, prepared again and run once more, and so is a
+// run that failed on a statement a concurrent caller forgot (and closed)
+// meanwhile. Each query is one statement in its own transaction, so a run
+// that failed changed nothing.
+func (db *DB) scanPrepared(ctx context.Context, query string, args []any, dest ...any) error {
+	for retried := false; ; retried = true {
+		stmt, err := db.prepared(ctx, query)
+		if err != nil {
+			return err
+		}
+		err = stmt.QueryRowxContext(ctx, args...).Scan(dest...)
+		if isStalePlan(err) {
+			db.forget(query, stmt)
+		}
+		if err == nil || errors.Is(err, sql.ErrNoRows) || retried || !db.replaced(query, stmt) {
+			return err
+		}
+	}
+}
+
+// isStalePlan reports whether err is PostgreSQL refusing a prepared
+// statement whose result type a schema change altered.
+func isStalePlan(err error) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code == "0A000"
+}
+
+// forget drops stmt, if it is still query's statement, and closes it once
+// the runs in flight on it end.
+func (db *DB) forget(query string, stmt *sqlx.Stmt) {
+	if db.stmts.CompareAndDelete(query, stmt) {
+		_ = stmt.Close()
+	}
+}
+
+// replaced reports whether stmt is no longer query's statement.
+func (db *DB) replaced(query string, stmt *sqlx.Stmt) bool {
+	s, ok := db.stmts.Load(query)
+	return !ok || s != stmt
+}
+
 // prepared returns query as a statement prepared on first use. The pool
 // prepares it once per connection; after that each run is one round trip
 // (an unprepared query with arguments costs lib/pq two).
