@@ -85,6 +85,10 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 		{"list with a bad status", []string{"settlements", "list", "--status", "DONE", "--config", unreachable}, 2, []string{"use one of RUNNING"}},
 		{"unknown flag", []string{"settlements", "list", "--colour"}, 2, []string{"unknown flag"}},
 		{"banksim without a token", []string{"banksim"}, 2, []string{"SETTLE_BANKSIM_TOKEN"}},
+		{"unknown command", []string{"settlemnts", "list"}, 2, []string{`unknown command "settlemnts"`, "did you mean settlements?"}},
+		{"unknown subcommand", []string{"settlements", "lsit"}, 2, []string{`"lsit" for "settle settlements"`, "did you mean list?"}},
+		{"replay of nothing", []string{"replay", "--reason", "r", "--config", unreachable}, 2, []string{"either a SETTLEMENT_ID or --failed-since"}},
+		{"list COMPENSATING settlements", []string{"settlements", "list", "--status", "compensating", "--config", unreachable}, 1, []string{"not reachable"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
