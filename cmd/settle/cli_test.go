@@ -89,6 +89,7 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 		{"unknown subcommand", []string{"settlements", "lsit"}, 2, []string{`"lsit" for "settle settlements"`, "did you mean list?"}},
 		{"replay of nothing", []string{"replay", "--reason", "r", "--config", unreachable}, 2, []string{"either a SETTLEMENT_ID or --failed-since"}},
 		{"list COMPENSATING settlements", []string{"settlements", "list", "--status", "compensating", "--config", unreachable}, 1, []string{"not reachable"}},
+		{"no configuration file", []string{"config", "check"}, 1, []string{"database.url is required", "pass --config FILE or set SETTLE_CONFIG"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
