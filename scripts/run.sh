@@ -32,8 +32,16 @@ port_free "$HTTP_ADDR" || die "$HTTP_ADDR is in use: stop what uses it or run SE
 port_free "$BANK_ADDR" || die "$BANK_ADDR is in use: stop what uses it or run SETTLE_DEV_BANK_ADDR=127.0.0.1:PORT make run"
 port_free "$LENDER_ADDR" || die "$LENDER_ADDR (the demo lender app) is in use: stop what uses it or run SETTLE_DEV_LENDER_ADDR=127.0.0.1:PORT make run"
 
+own_db=${SETTLE_DATABASE_URL:-} # given by the user: kept as it is
 env_lines="$(scripts/devenv.sh up run)"
 eval "$env_lines"
+if [[ -z $own_db ]]; then
+	# The sandbox bank keeps its accounts in memory and starts empty: so does the demo's database,
+	# or settle verify --bank-journal and settle reconcile would report the last run's transfers.
+	scripts/devenv.sh reset-db run
+else
+	log "reusing SETTLE_DATABASE_URL: settlements of earlier runs stay, but the sandbox bank starts empty; settle verify --bank-journal and settle reconcile will report their transfers"
+fi
 
 pids=()
 names=()
