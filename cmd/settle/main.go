@@ -4,7 +4,8 @@
 // see what happened.
 //
 // Exit codes: 0 success, 1 failure (the message says what to do), 2 bad
-// usage, 3 `settle verify` found violations.
+// usage, 3 a check failed (`settle verify`, `settle reconcile`, `settle
+// bench`).
 package main
 
 import (
