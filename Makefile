@@ -37,7 +37,7 @@ test: ## start (or reuse) the test PostgreSQL and Redis, then go vet and go test
 	echo 'go test $(GO_TEST_FLAGS) ./...'; go test $(GO_TEST_FLAGS) ./...
 
 fuzz: ## every fuzz target for FUZZTIME each (default 60s here, 3s in make test)
-	scripts/fuzz.sh $(or $(FUZZTIME_LONG),60s)
+	scripts/fuzz.sh $(if $(filter command line environment,$(origin FUZZTIME)),$(FUZZTIME),60s)
 
 chaos: ## the long seeded fault-injection run (2,000 customers); SETTLE_TEST_CHAOS_SEED=N replays a run
 	@env_lines="$$($(DEVENV) up test)"; eval "$$env_lines"; \

@@ -6,6 +6,8 @@
 #                                         (run, test or bench) and print export lines for eval
 #   scripts/devenv.sh down NAME           stop the servers that `up NAME` started, only those
 #   scripts/devenv.sh status NAME         print what runs for NAME (exit 0: both run, 3: not)
+#   scripts/devenv.sh reset-db NAME       drop and recreate the database of the PostgreSQL that
+#                                         `up NAME` started (never one of SETTLE_DATABASE_URL)
 #   scripts/devenv.sh install PKG...      apt-get install PKG... when root, else print the command
 #
 # `up` reuses SETTLE_DATABASE_URL / SETTLE_REDIS_URL when they are set (it checks that they
@@ -41,6 +43,7 @@ usage: scripts/devenv.sh up NAME       start or reuse PostgreSQL and Redis for N
                                        prints export lines: eval "$(scripts/devenv.sh up test)"
        scripts/devenv.sh down NAME     stop what `up NAME` started
        scripts/devenv.sh status NAME   show what runs for NAME
+       scripts/devenv.sh reset-db NAME drop and recreate the database of the PostgreSQL of NAME
        scripts/devenv.sh install PKG...  install Debian packages (root) or print the command
 EOF
 	exit 2
@@ -631,6 +634,24 @@ cmd_down() {
 	log "$NAME environment stopped"
 }
 
+# cmd_reset_db: an empty database in place of the one on the PostgreSQL server that `up NAME`
+# started; a server the user gave in SETTLE_DATABASE_URL is never touched.
+cmd_reset_db() {
+	local base port psql
+	take_lock
+	find_pgbin || die "PostgreSQL binaries not found (looked in $PG_LIBDIR/*/bin and PATH)"
+	psql=$(pg_tool psql)
+	while IFS= read -r base; do
+		port=$(pg_running_port "$base") || continue
+		log "recreating database $PG_DBNAME ($NAME) on 127.0.0.1:$port"
+		"$psql" -X -q -h 127.0.0.1 -p "$port" -U "$PG_SUPERUSER" -d postgres -v ON_ERROR_STOP=1 \
+			-c "DROP DATABASE IF EXISTS $PG_DBNAME WITH (FORCE)" -c "CREATE DATABASE $PG_DBNAME" >&2 ||
+			die "could not recreate database $PG_DBNAME on 127.0.0.1:$port"
+		return 0
+	done < <(existing_bases)
+	die "no PostgreSQL of the $NAME environment runs: start it with scripts/devenv.sh up $NAME"
+}
+
 cmd_status() {
 	local base found=0 port pid all=1
 	while IFS= read -r base; do
@@ -673,10 +694,10 @@ main() {
 	local cmd=$1
 	shift
 	case $cmd in
-	up | down | status)
+	up | down | status | reset-db)
 		(($# == 1)) || usage
 		set_name "$1"
-		"cmd_$cmd"
+		"cmd_${cmd//-/_}"
 		;;
 	install)
 		(($# >= 1)) || usage

@@ -4,10 +4,12 @@
 # Starts (or reuses) PostgreSQL and Redis through devenv.sh, builds bin/settle, applies the
 # migrations, starts the sandbox bank, creates demo customers and streams payroll deposits,
 # and runs `settle serve`. Ctrl-C stops everything it started, including the throw-away
-# PostgreSQL and Redis.
+# PostgreSQL and Redis: the settle processes run in sessions of their own, so that they get
+# one SIGTERM from this script (a graceful stop) rather than the terminal's SIGINT as well.
 #
-# Ports: the daemon on 127.0.0.1:8080 and the sandbox bank on 127.0.0.1:8181, as in
-# configs/demo.yaml. Override with SETTLE_HTTP_ADDR and SETTLE_DEV_BANK_ADDR.
+# Ports: the daemon on 127.0.0.1:8080, the sandbox bank on 127.0.0.1:8181 and the demo lender
+# app on 127.0.0.1:8282, as in configs/demo.yaml. Override with SETTLE_HTTP_ADDR,
+# SETTLE_DEV_BANK_ADDR and SETTLE_DEV_LENDER_ADDR.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,16 +24,27 @@ die() {
 
 port_free() { ! (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 
+DEFAULT_BANK_ADDR=127.0.0.1:8181
 HTTP_ADDR="${SETTLE_HTTP_ADDR:-127.0.0.1:8080}"
-port_free 127.0.0.1:8282 || die "127.0.0.1:8282 (the demo lender app) is in use: stop what uses it"
-BANK_ADDR="${SETTLE_DEV_BANK_ADDR:-127.0.0.1:8181}"
+BANK_ADDR="${SETTLE_DEV_BANK_ADDR:-$DEFAULT_BANK_ADDR}"
+LENDER_ADDR="${SETTLE_DEV_LENDER_ADDR:-127.0.0.1:8282}"
 port_free "$HTTP_ADDR" || die "$HTTP_ADDR is in use: stop what uses it or run SETTLE_HTTP_ADDR=127.0.0.1:PORT make run"
 port_free "$BANK_ADDR" || die "$BANK_ADDR is in use: stop what uses it or run SETTLE_DEV_BANK_ADDR=127.0.0.1:PORT make run"
+port_free "$LENDER_ADDR" || die "$LENDER_ADDR (the demo lender app) is in use: stop what uses it or run SETTLE_DEV_LENDER_ADDR=127.0.0.1:PORT make run"
 
+own_db=${SETTLE_DATABASE_URL:-} # given by the user: kept as it is
 env_lines="$(scripts/devenv.sh up run)"
 eval "$env_lines"
+if [[ -z $own_db ]]; then
+	# The sandbox bank keeps its accounts in memory and starts empty: so does the demo's database,
+	# or settle verify --bank-journal and settle reconcile would report the last run's transfers.
+	scripts/devenv.sh reset-db run
+else
+	log "reusing SETTLE_DATABASE_URL: settlements of earlier runs stay, but the sandbox bank starts empty; settle verify --bank-journal and settle reconcile will report their transfers"
+fi
 
 pids=()
+names=()
 cleanup() {
 	trap - INT TERM EXIT
 	log "stopping"
@@ -39,7 +52,33 @@ cleanup() {
 	wait 2>/dev/null || true
 	scripts/devenv.sh down run || true
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup; exit 0' INT # Ctrl-C is how make run is meant to stop
+trap 'cleanup; exit 143' TERM
+trap cleanup EXIT
+
+# start NAME PREFIX CMD...: runs CMD in the background in a session of its own (so the
+# terminal's Ctrl-C reaches only this script, which stops it with one SIGTERM), its log lines
+# prefixed with PREFIX by a sed that ignores Ctrl-C too: were it to die first, CMD's next log
+# line would kill CMD with SIGPIPE before it could stop cleanly.
+start() {
+	local name=$1 prefix=$2
+	shift 2
+	setsid "$@" 2> >(trap '' INT && exec sed -u "s/^/$prefix | /" >&2) &
+	pids+=($!)
+	names+=("$name")
+}
+
+# exited: the name of the first process that is no longer running.
+exited() {
+	local i
+	for i in "${!pids[@]}"; do
+		kill -0 "${pids[$i]}" 2>/dev/null || {
+			printf '%s\n' "${names[$i]}"
+			return
+		}
+	done
+	printf 'a process\n'
+}
 
 log "building bin/settle"
 go build -o bin/settle ./cmd/settle
@@ -47,38 +86,45 @@ go build -o bin/settle ./cmd/settle
 export SETTLE_CONFIG="$ROOT/configs/demo.yaml"
 export SETTLE_HTTP_ADDR="$HTTP_ADDR"
 export SETTLE_PROVIDERS_SANDBOX_BASE_URL="http://$BANK_ADDR"
+export SETTLE_NOTIFY_CUSTOMER_WEBHOOK_URL="http://$LENDER_ADDR/events"
 export SETTLE_BANKSIM_TOKEN=demo-sandbox-token # sandbox-only, as in configs/demo.yaml
 
 bin/settle config check >/dev/null
 bin/settle migrate up >&2
 
-bin/settle banksim --addr "$BANK_ADDR" 2> >(sed -u 's/^/banksim | /' >&2) &
-pids+=($!)
+start "settle banksim" banksim bin/settle banksim --addr "$BANK_ADDR"
 for _ in $(seq 100); do
 	port_free "$BANK_ADDR" || break
 	sleep 0.1
 done
 port_free "$BANK_ADDR" && die "the sandbox bank did not start on $BANK_ADDR"
 
-bin/settle demo receiver --addr 127.0.0.1:8282 2> >(sed -u 's/^/lender  | /' >&2) &
-pids+=($!)
-bin/settle serve 2> >(sed -u 's/^/serve   | /' >&2) &
-pids+=($!)
-bin/settle demo --customers 50 --per-tick 3 --every 4s 2> >(sed -u 's/^/demo    | /' >&2) &
-pids+=($!)
+start "settle demo receiver" "lender " bin/settle demo receiver --addr "$LENDER_ADDR"
+start "settle serve" "serve  " bin/settle serve
+start "settle demo" "demo   " bin/settle demo --customers 50 --per-tick 3 --every 4s
+
+# What another terminal needs to reach the same database, Redis and sandbox bank.
+env_line="export SETTLE_CONFIG=$(printf '%q' "$SETTLE_CONFIG")"
+env_line+=" $(printf 'SETTLE_DATABASE_URL=%q SETTLE_REDIS_URL=%q' "$SETTLE_DATABASE_URL" "$SETTLE_REDIS_URL")"
+if [[ $BANK_ADDR != "$DEFAULT_BANK_ADDR" ]]; then
+	env_line+=" SETTLE_PROVIDERS_SANDBOX_BASE_URL=$(printf '%q' "$SETTLE_PROVIDERS_SANDBOX_BASE_URL")"
+fi
 
 cat >&2 <<MSG
 
   settle is running with the sandbox bank and demo customers.
-    asynqmon (queues):   http://$HTTP_ADDR/monitoring/
-    health:              http://$HTTP_ADDR/healthz
+    status page:         http://$HTTP_ADDR/  (user demo, password demo-dashboard-password)
+    asynqmon (queues):   http://$HTTP_ADDR/monitoring/  (same credentials, read-only)
+    metrics:             http://$HTTP_ADDR/metrics  (same credentials)
+    health:              http://$HTTP_ADDR/healthz and /readyz
     sandbox bank:        http://$BANK_ADDR  (token: demo-sandbox-token)
-    lender app (demo):   http://127.0.0.1:8282/events  (prints each signed settlement.settled event)
+    lender app (demo):   http://$LENDER_ADDR/events  (prints each signed settlement.settled event)
   In another terminal (same database):
-    export SETTLE_CONFIG=$SETTLE_CONFIG $(printf 'SETTLE_DATABASE_URL=%q SETTLE_REDIS_URL=%q' "$SETTLE_DATABASE_URL" "$SETTLE_REDIS_URL")
+    $env_line
     bin/settle settlements list
   Ctrl-C stops everything.
 
 MSG
 wait -n "${pids[@]}" || true
-log "a process exited; stopping the rest"
+log "$(exited) exited; stopping the rest"
+exit 1

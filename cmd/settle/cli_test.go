@@ -89,6 +89,11 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 		{"reconcile a day to come", []string{"reconcile", "--date", "2999-01-01", "--config", unreachable}, 2, []string{"is in the future"}},
 		{"findings with a bad limit", []string{"reconcile", "findings", "list", "--limit", "0", "--config", unreachable}, 2, []string{"--limit 0: use 1..100000"}},
 		{"banksim without a token", []string{"banksim"}, 2, []string{"SETTLE_BANKSIM_TOKEN"}},
+		{"unknown command", []string{"settlemnts", "list"}, 2, []string{`unknown command "settlemnts"`, "did you mean settlements?"}},
+		{"unknown subcommand", []string{"settlements", "lsit"}, 2, []string{`"lsit" for "settle settlements"`, "did you mean list?"}},
+		{"replay of nothing", []string{"replay", "--reason", "r", "--config", unreachable}, 2, []string{"either a SETTLEMENT_ID or --failed-since"}},
+		{"list COMPENSATING settlements", []string{"settlements", "list", "--status", "compensating", "--config", unreachable}, 1, []string{"not reachable"}},
+		{"no configuration file", []string{"config", "check"}, 1, []string{"database.url is required", "pass --config FILE or set SETTLE_CONFIG"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -25,7 +25,7 @@ func newDemoCmd(g *globals) *cobra.Command {
 		Long: "Create the engine's accounts and --customers demo customers (virtual account, payout\n" +
 			"account, obligations) at the sandbox bank of the default provider and in the database,\n" +
 			"freeze one customer's payout account so a failure shows up, then credit --per-tick salaries\n" +
-			"every --every until interrupted (or stop after seeding with --once).",
+			"every --every until interrupted, the frozen customer's first (or stop after seeding with --once).",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if customers < 1 || customers > 1_000_000 || perTick < 1 || every <= 0 {
@@ -60,7 +60,7 @@ func newDemoCmd(g *globals) *cobra.Command {
 			if once {
 				return nil
 			}
-			return payStream(cmd, seeder, cs, perTick, every, logger)
+			return payStream(cmd, seeder, cs, frozen, perTick, every, logger)
 		},
 	}
 	cmd.AddCommand(newDemoReceiverCmd(g))
@@ -72,12 +72,19 @@ func newDemoCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func payStream(cmd *cobra.Command, seeder *demo.Seeder, cs []demo.Customer, perTick int, every time.Duration, logger *slog.Logger) error {
+// payStream credits perTick salaries every tick until interrupted. The
+// first goes to the customer whose payout account is frozen, so that the
+// demo's failed settlement shows up at once.
+func payStream(cmd *cobra.Command, seeder *demo.Seeder, cs []demo.Customer, frozen demo.Customer, perTick int, every time.Duration, logger *slog.Logger) error {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	first := true
 	for {
 		for range perTick {
 			c := seeder.Pick(cs)
+			if first {
+				c, first = frozen, false
+			}
 			amount := seeder.Salary()
 			if err := seeder.Pay(cmd.Context(), c, amount); err != nil {
 				if cmd.Context().Err() != nil {

@@ -4,8 +4,8 @@
 // see what happened.
 //
 // Exit codes: 0 success, 1 failure (the message says what to do), 2 bad
-// usage, 3 `settle verify` found violations or `settle reconcile` found
-// differences.
+// usage, 3 a check failed (`settle verify`, `settle reconcile`, `settle
+// bench`).
 package main
 
 import (
@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -82,8 +83,37 @@ func newRootCmd() *cobra.Command {
 		newCustomersCmd(g),
 		newReconcileCmd(g),
 	)
+	refuseUnknownCommands(root)
 	explainDenied(root)
 	return root
+}
+
+// refuseUnknownCommands makes every command that only groups others (settle,
+// settle settlements, ...) refuse an unknown subcommand as bad usage, exit
+// code 2, instead of printing its help and succeeding; alone, it prints its
+// help.
+func refuseUnknownCommands(c *cobra.Command) {
+	if c.HasSubCommands() && !c.Runnable() {
+		c.Args = unknownCommand
+		c.SuggestionsMinimumDistance = 2 // cobra's own default, which SuggestionsFor does not apply
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
+	for _, sub := range c.Commands() {
+		refuseUnknownCommands(sub)
+	}
+}
+
+// unknownCommand refuses any argument of a command that only groups others,
+// naming the subcommands it resembles.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if like := cmd.SuggestionsFor(args[0]); len(like) > 0 {
+		msg += " (did you mean " + strings.Join(like, " or ") + "?)"
+	}
+	return &exitError{code: 2, err: fmt.Errorf("%s: see '%s --help'", msg, cmd.CommandPath())}
 }
 
 // usageArgs wraps cobra's argument checks so a wrong count exits 2.

@@ -29,7 +29,7 @@ type opFlags struct {
 
 func (o *opFlags) register(cmd *cobra.Command, dryRun bool) {
 	cmd.Flags().StringVar(&o.reason, "reason", "", "why (required; kept in the audit log)")
-	cmd.Flags().StringVar(&o.actor, "actor", defaultActor(), "who runs the command (default: the OS user)")
+	cmd.Flags().StringVar(&o.actor, "actor", defaultActor(), "who runs the command, as the audit log records it; defaults to the OS user")
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the outcome as JSON")
 	if dryRun {
 		cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print exactly what would happen and change nothing")
@@ -71,7 +71,7 @@ func newReplayCmd(g *globals) *cobra.Command {
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (len(args) == 1) == (since != "") {
-				return &exitError{code: 2, err: errors.New("replay: give a SETTLEMENT_ID or --failed-since, not both")}
+				return &exitError{code: 2, err: errors.New("replay: give either a SETTLEMENT_ID or --failed-since TIME, exactly one of them")}
 			}
 			a, err := o.audit("replay", map[string]any{"args": args, "failed_since": since, "provider": provider, "dry_run": o.dryRun})
 			if err != nil {

@@ -76,8 +76,8 @@ func newBanksimCmd() *cobra.Command {
 	var addr, token string
 	cmd := &cobra.Command{
 		Use:   "banksim",
-		Short: "Run the sandbox bank (rest dialect plus /sandbox endpoints) for demos and tests",
-		Long: "Run the sandbox bank: an in-memory bank speaking the rest dialect of docs/bank-api.md,\n" +
+		Short: "Run the sandbox bank (rest and openbanking dialects plus /sandbox endpoints) for demos and tests",
+		Long: "Run the sandbox bank: an in-memory bank speaking both dialects of docs/bank-api.md (rest and openbanking),\n" +
 			"with /sandbox endpoints to create accounts, credit them, inject faults and read the journal.\n" +
 			"The bearer token comes from --token or SETTLE_BANKSIM_TOKEN.",
 		Args: usageArgs(cobra.NoArgs),

@@ -42,10 +42,11 @@ func newServeCmd(g *globals) *cobra.Command {
 	var role string
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the daemon: balance poller, step workers, relay, sweep and HTTP (/healthz, /monitoring)",
+		Short: "Run the daemon: balance poller, step workers, relay, sweep and HTTP (status page, /monitoring, /metrics, /healthz)",
 		Long: "Run the daemon. --role picks what this process does: all (default, right for one machine),\n" +
 			"scheduler (the cron jobs: each tick runs on one replica), worker (the step workers: run as many as\n" +
-			"you like), web (the dashboard). Every role serves /healthz on http.addr.\n" +
+			"you like), web (the status page, the dashboard and /metrics, once http.user and http.password or\n" +
+			"http.token are set). Every role serves /healthz and /readyz on http.addr.\n" +
 			"SIGTERM or SIGINT stops taking work, lets running steps finish within worker.shutdown_timeout and\n" +
 			"exits; a second signal exits at once, leaving nothing the sweep cannot resolve.",
 		Args: usageArgs(cobra.NoArgs),
@@ -66,7 +67,7 @@ func newServeCmd(g *globals) *cobra.Command {
 				d.stop(context.Background())
 				return err
 			}
-			logger.Info("settle is running", "role", role, "http", "http://"+d.httpAddr(), "monitoring", "http://"+d.httpAddr()+"/monitoring/")
+			logger.Info("settle is running", d.startAttrs()...)
 			<-cmd.Context().Done()
 			exitOnSecondSignal(logger)
 			logger.Info("shutting down: finishing running steps; a second signal exits at once", "grace", cfg.Worker.ShutdownTimeout)
@@ -277,7 +278,7 @@ func (d *daemon) routes(redis asynq.RedisConnOpt) (http.Handler, error) {
 	}
 	h := d.cfg.HTTP
 	creds := d.credentials()
-	if !d.runs(roleWeb) || creds == (web.Credentials{}) {
+	if !d.servesPages() {
 		if d.runs(roleWeb) {
 			d.logger.Warn("no http.user/http.password or http.token: the status page, the dashboard and /metrics are off")
 		}
@@ -306,6 +307,23 @@ func (d *daemon) providerHealth() []web.ProviderHealth {
 	}
 	slices.SortFunc(out, func(a, b web.ProviderHealth) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// servesPages reports whether this process serves the status page, the
+// dashboard and the database gauges: the web role, with credentials set.
+func (d *daemon) servesPages() bool {
+	return d.runs(roleWeb) && d.credentials() != (web.Credentials{})
+}
+
+// startAttrs are the role and the URLs the start-up log line names: the
+// dashboard's only when this process serves it.
+func (d *daemon) startAttrs() []any {
+	base := "http://" + d.httpAddr()
+	attrs := []any{"role", d.role, "http", base}
+	if d.servesPages() {
+		attrs = append(attrs, "monitoring", base+"/monitoring/")
+	}
+	return attrs
 }
 
 // runs reports whether this process's role includes part.

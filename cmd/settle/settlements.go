@@ -16,7 +16,11 @@ import (
 	"github.com/settle-dev/settle/store"
 )
 
-var settlementStatuses = []string{"RUNNING", "SETTLED", "FAILED", "CANCELLED", "COMPENSATED"}
+// settlementStatuses are the statuses `settlements list --status` accepts.
+var settlementStatuses = []string{
+	string(pipeline.SettlementRunning), string(pipeline.SettlementSettled), string(pipeline.SettlementFailed),
+	string(pipeline.SettlementCancelled), string(pipeline.SettlementCompensating), string(pipeline.SettlementCompensated),
+}
 
 func newSettlementsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "settlements", Short: "List settlements or show one with its step timeline"}

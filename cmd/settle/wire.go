@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,9 +22,18 @@ import (
 	"github.com/settle-dev/settle/store"
 )
 
+// loadConfig loads the configuration; when that fails and no file was given,
+// it also says how to give one.
 func (g *globals) loadConfig() (*config.Config, error) {
-	return config.Load(g.configPath, os.Environ())
+	cfg, err := config.Load(g.configPath, os.Environ())
+	if err != nil && g.configPath == "" {
+		err = errors.Join(err, errNoConfigFile)
+	}
+	return cfg, err
 }
+
+var errNoConfigFile = errors.New("config: no configuration file was read: pass --config FILE or set SETTLE_CONFIG " +
+	"(configs/settle.example.yaml documents every key; make run prints the export line of its demo)")
 
 func newLogger(cfg config.LogConfig, w io.Writer) *slog.Logger {
 	var level slog.Level
