@@ -99,8 +99,8 @@ type PollResult struct {
 	// DueLeft counts the VAs that were due and were not polled (over
 	// budget, cut short, paused).
 	DueLeft int `json:"due_left"`
-	// OldestUnpolled is how long ago the least recently polled eligible VA
-	// was polled, at any provider.
+	// OldestUnpolled is how long ago the least recently polled VA of
+	// those still due was polled, at any provider; 0 when none is left.
 	OldestUnpolled time.Duration `json:"-"`
 	OldestSeconds  int64         `json:"oldest_unpolled_s"`
 	// Providers breaks the cycle down by provider.
@@ -121,8 +121,8 @@ type ProviderPollResult struct {
 	Budget     int `json:"budget"`
 	BudgetLeft int `json:"budget_left"`
 	DueLeft    int `json:"due_left"`
-	// OldestUnpolled is how long ago its least recently polled eligible VA
-	// was polled.
+	// OldestUnpolled is how long ago its least recently polled VA of those
+	// still due was polled; 0 when none is left.
 	OldestUnpolled time.Duration `json:"-"`
 	OldestSeconds  int64         `json:"oldest_unpolled_s"`
 	// Paused says why polling stopped early (a maintenance window, the bank
@@ -227,6 +227,7 @@ type cycle struct {
 	mu      sync.Mutex
 	res     ProviderPollResult
 	stopped bool // paused or cut short: dispatch nothing more
+	left    bool // due VAs may be left: the backlog is measured
 }
 
 func (p *Poller) newCycle(name string, shard PollShard, q store.DueQuery, deadline time.Time) *cycle {
@@ -254,6 +255,7 @@ func (c *cycle) run(ctx context.Context) ProviderPollResult {
 }
 
 func (c *cycle) poll(ctx context.Context) {
+	c.left = true // until every due VA was asked about
 	if until, closed := c.closed(c.p.cfg.Now()); closed {
 		c.res.Paused = "maintenance window until " + until.Format("15:04 MST")
 		return
@@ -273,9 +275,10 @@ func (c *cycle) poll(ctx context.Context) {
 			}
 		})
 	}
-	err = c.feedAll(ctx, work)
+	all, err := c.feedAll(ctx, work)
 	close(work)
 	wg.Wait()
+	c.left = !all || c.stopped
 	if err != nil && ctx.Err() == nil {
 		c.res.Errors++
 		c.p.logger.WarnContext(ctx, "poll cycle stopped early", "provider", c.q.Provider, "err", err)
@@ -289,8 +292,9 @@ func (c *cycle) closed(t time.Time) (time.Time, bool) {
 	return c.pp.Closed(t)
 }
 
-// feedAll dispatches the due VAs in the policy's order.
-func (c *cycle) feedAll(ctx context.Context, work chan<- []store.DueTarget) error {
+// feedAll dispatches the due VAs in the policy's order. It reports whether
+// it went through every due VA (nothing was left for lack of budget).
+func (c *cycle) feedAll(ctx context.Context, work chan<- []store.DueTarget) (bool, error) {
 	budget := c.pp.Budget
 	if budget <= 0 {
 		budget = int(^uint(0) >> 1)
@@ -299,27 +303,28 @@ func (c *cycle) feedAll(ctx context.Context, work chan<- []store.DueTarget) erro
 	if c.pp.Budget > 0 {
 		reserve = c.p.cfg.Schedule.Reserve(budget)
 	}
-	idle, err := c.feed(ctx, work, false, store.DueKey{}, reserve)
+	idle, _, err := c.feed(ctx, work, false, store.DueKey{}, reserve)
 	if err != nil {
-		return err
+		return false, err
 	}
+	allNear := true
 	if len(c.q.Paydays) > 0 { // no payday's window is open: no VA is near one
-		if _, err := c.feed(ctx, work, true, store.DueKey{}, budget); err != nil {
-			return err
+		if _, allNear, err = c.feed(ctx, work, true, store.DueKey{}, budget); err != nil {
+			return false, err
 		}
 	}
-	_, err = c.feed(ctx, work, false, idle, budget)
-	return err
+	_, allIdle, err := c.feed(ctx, work, false, idle, budget)
+	return allNear && allIdle, err
 }
 
 // feed dispatches due VAs of one class after a key, in requests of chunk
 // accounts, until the class is exhausted or the calls spent reach limit.
-// It returns the last key dispatched.
-func (c *cycle) feed(ctx context.Context, work chan<- []store.DueTarget, near bool, after store.DueKey, limit int) (store.DueKey, error) {
+// It returns the last key dispatched, and whether the class was exhausted.
+func (c *cycle) feed(ctx context.Context, work chan<- []store.DueTarget, near bool, after store.DueKey, limit int) (store.DueKey, bool, error) {
 	for {
 		room := c.room(limit)
 		if room <= 0 {
-			return after, nil
+			return after, false, nil
 		}
 		q := c.q
 		q.Near, q.After, q.Limit = near, after, pageSize
@@ -328,21 +333,21 @@ func (c *cycle) feed(ctx context.Context, work chan<- []store.DueTarget, near bo
 		}
 		page, err := c.p.db.DuePollTargets(ctx, q)
 		if err != nil {
-			return after, err
+			return after, false, err
 		}
 		for batch := range chunks(page.Targets, c.chunk) {
 			if !c.take(batch, limit) {
-				return after, nil
+				return after, false, nil
 			}
 			select {
 			case work <- batch:
 			case <-ctx.Done():
-				return after, ctx.Err()
+				return after, false, ctx.Err()
 			}
 			after = batch[len(batch)-1].Key
 		}
 		if page.Scanned < q.Limit {
-			return after, nil
+			return after, true, nil
 		}
 		after = page.Last
 	}
@@ -483,6 +488,9 @@ func (c *cycle) failed(ctx context.Context, n int, err error) {
 func (c *cycle) measure(ctx context.Context) {
 	if c.pp.Budget > 0 {
 		c.res.BudgetLeft = max(c.pp.Budget-c.res.Calls, 0)
+	}
+	if !c.left {
+		return // every due VA was asked about: none is left
 	}
 	b, err := c.p.db.PollBacklog(context.WithoutCancel(ctx), c.q)
 	if err != nil {

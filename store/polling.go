@@ -190,28 +190,29 @@ type PollBacklog struct {
 	// Due counts the VAs still due at the cycle's start (over budget, cut
 	// short, or paused).
 	Due int `db:"due"`
-	// Oldest is how long ago the least recently polled eligible VA was
-	// polled (or created, if never).
+	// Oldest is how long ago the least recently polled of them was polled
+	// (or created, if never); 0 when none is due.
 	Oldest time.Duration
 }
 
-// PollBacklog measures, after a cycle, how many of a provider's VAs in the
-// query's shard are still due and how old the oldest poll is. q.After and q.Limit are
-// ignored; q.Near does not matter.
+// PollBacklog measures, after a cycle that may have left some, how many of
+// a provider's VAs in the query's shard are still due and how long the
+// oldest of them has waited. Only VAs due by their own poll times are
+// looked up. q.After and q.Limit are ignored; q.Near does not matter.
 func (db *DB) PollBacklog(ctx context.Context, q DueQuery) (PollBacklog, error) {
 	from, to := q.vaRange()
+	nearDue := lastPolled + ` <= $5::timestamptz - $6 * interval '1 millisecond'`
 	var row struct {
 		Due    int     `db:"due"`
 		Oldest float64 `db:"oldest"`
 	}
 	err := db.x.GetContext(ctx, &row, `
-		SELECT count(*) FILTER (WHERE x.polled AND CASE WHEN x.near
-		            THEN `+lastPolled+` <= $5::timestamptz - $6 * interval '1 millisecond'
-		            ELSE va.next_poll_at <= $5::timestamptz END) AS due,
-		       coalesce(extract(epoch FROM now() - min(coalesce(va.last_polled_at, va.created_at)) FILTER (WHERE x.polled)), 0)::float8 AS oldest
-		  FROM virtual_accounts va
-		`+customerOfVA+`
-		 WHERE `+shardVAs,
+		SELECT count(*) AS due,
+		       coalesce(extract(epoch FROM now() - min(coalesce(va.last_polled_at, va.created_at))), 0)::float8 AS oldest
+		  FROM (SELECT va.* FROM virtual_accounts va
+		         WHERE `+shardVAs+` AND (va.next_poll_at <= $5::timestamptz OR `+nearDue+`)) va
+		  `+customerOfVA+`
+		 WHERE x.polled AND CASE WHEN x.near THEN `+nearDue+` ELSE va.next_poll_at <= $5::timestamptz END`,
 		q.Provider, paydayArray(q.Paydays), from, to, q.CycleStart, q.NearEvery.Milliseconds())
 	if err != nil {
 		return PollBacklog{}, fmt.Errorf("poll backlog at %s: %w", q.Provider, err)
