@@ -524,7 +524,7 @@ func (p *Poller) settle(ctx context.Context, t store.PollTarget, bal pipeline.Mo
 		return false, fmt.Errorf("provider %s has no accounts configured", t.Provider)
 	}
 	created, err := p.db.CreateSettlement(ctx, store.NewSettlement{
-		Target: t, Plan: plan, Steps: plan.Steps(t.Number, acc, t.Payee()),
+		Target: t, Plan: plan, Steps: plan.Steps(t.Number, acc, t.Payee()), Hold: p.cfg.Schedule.IdleAfter(),
 	})
 	if errors.Is(err, store.ErrStale) {
 		res.Stale++

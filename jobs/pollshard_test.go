@@ -286,3 +286,41 @@ func TestFailedPollIsDueAtTheNextCycle(t *testing.T) {
 		t.Fatalf("polled VAs are not due again before their idle poll: %+v %v", res, err)
 	}
 }
+
+// A VA in which a deposit was found is held from polling for an idle
+// period, even once its customer's settlement has ended: a payday burst
+// does not re-read VAs whose money is being moved at every tick.
+func TestFoundDepositHoldsItsVA(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, sb := openDB(t), newSandbox(t)
+	vas := addCustomers(t, db, sb, "sandbox", "hold-", 2, time.Now().UTC().Day())
+	sb.credit(t, vas[0], 1_000_000)
+	adapter, _ := rest.New(rest.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
+	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &memQueue{}, jobs.PollConfig{
+		Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
+		Schedule: jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6, PaydayWindow: 1},
+	}, quiet())
+	res, err := poller.RunOnce(ctx)
+	if err != nil || res.Found != 1 || res.Polled != 2 {
+		t.Fatalf("first cycle: %+v %v", res, err)
+	}
+	var id int64
+	if err := db.SQL().QueryRow(`SELECT id FROM settlements`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Cancel(ctx, id, testAudit, false); err != nil {
+		t.Fatal(err)
+	}
+	ageRows(t, db, time.Minute) // both near-payday VAs are due again
+	if res, err := poller.RunOnce(ctx); err != nil || res.Polled != 1 || res.Found != 0 {
+		t.Fatalf("an interval later the held VA must not be polled, the other must: %+v %v", res, err)
+	}
+	if _, err := db.SQL().Exec(`UPDATE virtual_accounts SET held_until = now() - interval '1 second'`); err != nil {
+		t.Fatal(err)
+	}
+	ageRows(t, db, time.Minute)
+	if res, err := poller.RunOnce(ctx); err != nil || res.Polled != 2 || res.Found != 1 {
+		t.Fatalf("after the hold the VA is polled and its money found again: %+v %v", res, err)
+	}
+}

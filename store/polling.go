@@ -73,8 +73,10 @@ const customerOfVA = `
 		OFFSET 0) x ON true`
 
 // shardVAs is the active virtual accounts of one provider ($1) in one
-// shard ($3..$4).
-const shardVAs = `va.provider = $1 AND va.active AND va.id BETWEEN $3 AND $4`
+// shard ($3..$4) that are not held after a deposit (by $5, the cycle's
+// start).
+const shardVAs = `va.provider = $1 AND va.active AND va.id BETWEEN $3 AND $4
+		   AND (va.held_until IS NULL OR va.held_until <= $5::timestamptz)`
 
 // lastPolled orders near-payday VAs; never polled comes first.
 const lastPolled = `coalesce(va.last_polled_at, 'epoch'::timestamptz)`

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -71,6 +72,9 @@ type NewSettlement struct {
 	Target PollTarget
 	Plan   pipeline.Plan
 	Steps  []pipeline.StepSpec
+	// Hold keeps the VA from being polled for this long after (see
+	// virtual_accounts.held_until); 0 holds nothing.
+	Hold time.Duration
 }
 
 // Created names a settlement just written and its first step.
@@ -83,11 +87,13 @@ type Created struct {
 // settle version moves ($1 VA, $2 version read with the balance: a moved
 // version means the balance is stale and nothing is written), the
 // settlement ($3.. its amounts), all its steps (the first READY, the rest
-// PENDING) and the ledger journal of the deposit. It returns the
+// PENDING) and the ledger journal of the deposit; the VA is held from
+// polling for $20 ms. It returns the
 // settlement and its first step, or no row when the read was stale.
 var createSettlementQuery = `
 	WITH va AS (
-		UPDATE virtual_accounts SET settle_version = settle_version + 1
+		UPDATE virtual_accounts SET settle_version = settle_version + 1,
+		       held_until = now() + $20 * interval '1 millisecond'
 		 WHERE id = $1 AND settle_version = $2 RETURNING id),
 	settlement AS (
 		INSERT INTO settlements (customer_id, va_id, provider, amount, currency, repay, hold, fee, payout)
@@ -112,7 +118,7 @@ func (db *DB) CreateSettlement(ctx context.Context, ns NewSettlement) (Created, 
 		t.CustomerID, t.Provider, p.Deposit.Amount, p.Deposit.Currency, p.Repay, p.Hold, p.Fee, p.Payout},
 		stepArrays(ns.Steps).args()...)
 	var out Created
-	err := db.scanPrepared(ctx, createSettlementQuery, append(args, pq.Array(ledger.accounts), pq.Array(ledger.amounts)),
+	err := db.scanPrepared(ctx, createSettlementQuery, append(args, pq.Array(ledger.accounts), pq.Array(ledger.amounts), ns.Hold.Milliseconds()),
 		&out.SettlementID, &out.HeadStepID)
 	if errors.Is(err, sql.ErrNoRows) || isUniqueViolation(err, "settlements_one_open_per_customer") {
 		return Created{}, ErrStale
