@@ -132,6 +132,11 @@ type ProviderPollResult struct {
 	CutShort bool   `json:"cut_short,omitempty"`
 }
 
+// MaxPollHold is how long a VA in which a deposit was found is held from
+// polling at most: its settlement's end releases it, and should that be
+// missed, the hold runs out by itself.
+const MaxPollHold = time.Hour
+
 // pageSize is the most due VAs read at once.
 const pageSize = 1000
 
@@ -524,7 +529,7 @@ func (p *Poller) settle(ctx context.Context, t store.PollTarget, bal pipeline.Mo
 		return false, fmt.Errorf("provider %s has no accounts configured", t.Provider)
 	}
 	created, err := p.db.CreateSettlement(ctx, store.NewSettlement{
-		Target: t, Plan: plan, Steps: plan.Steps(t.Number, acc, t.Payee()), Hold: p.cfg.Schedule.IdleAfter(),
+		Target: t, Plan: plan, Steps: plan.Steps(t.Number, acc, t.Payee()), Hold: MaxPollHold,
 	})
 	if errors.Is(err, store.ErrStale) {
 		res.Stale++

@@ -287,9 +287,10 @@ func TestFailedPollIsDueAtTheNextCycle(t *testing.T) {
 	}
 }
 
-// A VA in which a deposit was found is held from polling for an idle
-// period, even once its customer's settlement has ended: a payday burst
-// does not re-read VAs whose money is being moved at every tick.
+// A VA in which a deposit was found is held from polling while its
+// settlement is open, and released when the settlement ends, by its last
+// step or by a cancel: a payday burst does not re-read, at every tick, the
+// VAs whose money is being moved.
 func TestFoundDepositHoldsItsVA(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -301,26 +302,46 @@ func TestFoundDepositHoldsItsVA(t *testing.T) {
 		Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
 		Schedule: jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6, PaydayWindow: 1},
 	}, quiet())
-	res, err := poller.RunOnce(ctx)
-	if err != nil || res.Found != 1 || res.Polled != 2 {
-		t.Fatalf("first cycle: %+v %v", res, err)
+	held := func() int {
+		t.Helper()
+		var n int
+		if err := db.SQL().QueryRow(`SELECT count(*) FROM virtual_accounts WHERE held_until > now() + interval '50 minutes'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
-	var id int64
-	if err := db.SQL().QueryRow(`SELECT id FROM settlements`).Scan(&id); err != nil {
+	found := func(step string, wantPolled, wantFound int) {
+		t.Helper()
+		ageRows(t, db, time.Minute) // both near-payday VAs are due again by their poll times
+		if res, err := poller.RunOnce(ctx); err != nil || res.Polled != wantPolled || res.Found != wantFound {
+			t.Fatalf("%s: %+v %v, want %d polled and %d found", step, res, err, wantPolled, wantFound)
+		}
+	}
+	found("payday", 2, 1)
+	if n := held(); n != 1 {
+		t.Fatalf("%d VAs held after a deposit was found, want 1", n)
+	}
+	found("while its settlement is open", 1, 0)
+	var id, head int64
+	if err := db.SQL().QueryRow(`SELECT s.id, st.id FROM settlements s JOIN steps st ON st.settlement_id = s.id AND st.status = 'READY'`).Scan(&id, &head); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Cancel(ctx, id, testAudit, false); err != nil {
 		t.Fatal(err)
 	}
-	ageRows(t, db, time.Minute) // both near-payday VAs are due again
-	if res, err := poller.RunOnce(ctx); err != nil || res.Polled != 1 || res.Found != 0 {
-		t.Fatalf("an interval later the held VA must not be polled, the other must: %+v %v", res, err)
+	if n := held(); n != 0 {
+		t.Fatalf("%d VAs held after the settlement was cancelled, want 0", n)
 	}
-	if _, err := db.SQL().Exec(`UPDATE virtual_accounts SET held_until = now() - interval '1 second'`); err != nil {
+	found("after the cancel the deposit is found again", 2, 1)
+	if err := db.SQL().QueryRow(`SELECT st.id FROM steps st JOIN settlements s ON s.id = st.settlement_id
+		WHERE s.status = 'RUNNING' AND st.status = 'READY'`).Scan(&head); err != nil {
 		t.Fatal(err)
 	}
-	ageRows(t, db, time.Minute)
-	if res, err := poller.RunOnce(ctx); err != nil || res.Polled != 2 || res.Found != 1 {
-		t.Fatalf("after the hold the VA is polled and its money found again: %+v %v", res, err)
+	settleAll(t, db, head)
+	if n := held(); n != 0 {
+		t.Fatalf("%d VAs held after the settlement SETTLED, want 0", n)
 	}
+	// The steps were recorded without moving the money: the balance is
+	// still there, and the released VA shows it again.
+	found("after it settled, polled again", 2, 1)
 }

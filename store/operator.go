@@ -254,7 +254,9 @@ func (db *DB) Cancel(ctx context.Context, id int64, a Audit, dryRun bool) (Outco
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `
-			UPDATE settlements SET status = 'CANCELLED', finished_at = now(), updated_at = now() WHERE id = $1`, id); err != nil {
+			WITH s AS (UPDATE settlements SET status = 'CANCELLED', finished_at = now(), updated_at = now()
+			            WHERE id = $1 RETURNING va_id)
+			UPDATE virtual_accounts SET held_until = NULL FROM s WHERE virtual_accounts.id = s.va_id`, id); err != nil {
 			return err
 		}
 		out.Changes = append(out.Changes, fmt.Sprintf("settlement %d: %s → CANCELLED; its %d steps are CANCELLED", id, s.Status, len(s.Steps)),

@@ -143,7 +143,8 @@ func fenced(ctx context.Context, tx *sqlx.Tx, c pipeline.Claim, set string, args
 // REPAY or HOLD (or the REVERSE of one) the customer's ($8) obligation
 // changed by the amount ($9); for a NOTIFY the settlement.settled event;
 // then the next step READY (returned) or, after the last step, the
-// settlement SETTLED (or COMPENSATED) and its failure problems resolved.
+// settlement SETTLED (or COMPENSATED), its VA no longer held from polling,
+// and its failure problems resolved.
 // It returns whether the fence held.
 var completeQuery = `
 	WITH done AS (
@@ -188,7 +189,10 @@ var completeQuery = `
 		       status = CASE s.status WHEN 'COMPENSATING' THEN 'COMPENSATED' ELSE 'SETTLED' END
 		  FROM done d WHERE s.id = d.settlement_id AND s.status IN ('RUNNING', 'COMPENSATING')
 		   AND NOT EXISTS (SELECT 1 FROM next)
-		RETURNING s.id, s.status),
+		RETURNING s.id, s.status, s.va_id),
+	released AS (
+		-- The VA was held from polling while its money moved.
+		UPDATE virtual_accounts va SET held_until = NULL FROM finished f WHERE va.id = f.va_id),
 	resolved AS (
 		-- A settlement that failed before and was replayed or compensated
 		-- resolves its failure problems as it ends: a follow-up for each
