@@ -101,6 +101,22 @@ func (db *DB) Verify(ctx context.Context) ([]Violation, error) {
 	return out, nil
 }
 
+// LiveTransferKeys returns the idempotency keys of the attempts at the
+// provider that may have moved money: SENDING, UNKNOWN or SUCCEEDED.
+func (db *DB) LiveTransferKeys(ctx context.Context, provider string) (map[string]bool, error) {
+	var keys []string
+	if err := db.x.SelectContext(ctx, &keys, `
+		SELECT idempotency_key FROM transfers WHERE provider = $1 AND status IN ('SENDING', 'UNKNOWN', 'SUCCEEDED')`,
+		provider); err != nil {
+		return nil, fmt.Errorf("list live transfers: %w", err)
+	}
+	out := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		out[k] = true
+	}
+	return out, nil
+}
+
 // SucceededTransfers lists every transfer attempt at a provider recorded as
 // SUCCEEDED, for comparison with the bank's journal.
 func (db *DB) SucceededTransfers(ctx context.Context, provider string) ([]pipeline.BankTransfer, error) {
