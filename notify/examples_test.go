@@ -19,16 +19,16 @@ func refusedAlert() notify.Alert {
 		ID: 17, ProblemKey: "settlement:42:account_frozen", Kind: notify.KindSettlementFailed, Severity: notify.SeverityCritical,
 		SettlementID: 42,
 		Summary:      "Settlement 42 failed at PAYOUT (step 4 of customer 7): account_frozen",
-		Detail:       "bank refused the transfer: account_frozen (account_frozen: account 110-234-567890 is frozen)",
+		Detail:       "bank refused the transfer: account_frozen: account 110-234-567890 is frozen",
 		Action:       "settle settlements show 42",
 		CreatedAt:    t0.Add(12 * time.Second),
 		Customer:     "cust-0042", PayoutAccount: "110234567890", Provider: "sandbox", Deposit: krw(2_000_000),
 		Step: &notify.Step{
 			Kind: "PAYOUT", Seq: 4, Status: "FAILED", Amount: krw(1_185_000), From: "SETTLE-COLLECTION", To: "110234567890",
 			Attempts: 1, FirstTry: t0.Add(11 * time.Second),
-			LastError:   "bank refused the transfer: account_frozen (account_frozen: account 110-234-567890 is frozen)",
+			LastError:   "bank refused the transfer: account_frozen: account 110-234-567890 is frozen",
 			BankCode:    "account_frozen",
-			BankMessage: "bank refused the transfer: account_frozen (account_frozen: account 110-234-567890 is frozen)",
+			BankMessage: "bank refused the transfer: account_frozen: account 110-234-567890 is frozen",
 		},
 	}
 }

@@ -101,10 +101,14 @@ type RefusedError struct {
 }
 
 func (e *RefusedError) Error() string {
-	if e.Message != "" {
-		return fmt.Sprintf("bank refused the transfer: %s (%s: %s)", e.Code, e.BankCode, e.Message)
+	msg := "bank refused the transfer: " + string(e.Code)
+	if e.BankCode != "" && e.BankCode != string(e.Code) {
+		msg += " (bank code " + e.BankCode + ")"
 	}
-	return fmt.Sprintf("bank refused the transfer: %s (%s)", e.Code, e.BankCode)
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	return msg
 }
 
 // RetryAfterError carries the delay a bank asked for with a transient error.
