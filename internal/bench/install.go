@@ -143,12 +143,13 @@ func (in *installation) dbNow(ctx context.Context) (time.Time, error) {
 }
 
 // progressCounts counts settlements that ended and that failed.
-func (in *installation) progressCounts(ctx context.Context) (ended, failed, created int64, err error) {
+func (in *installation) progressCounts(ctx context.Context) (ended, failed, created, journals int64, err error) {
 	in.own.Add(1)
 	err = in.monitor.QueryRowContext(ctx, `SELECT /* settle-bench */
 		count(*) FILTER (WHERE status IN ('SETTLED', 'FAILED', 'CANCELLED', 'COMPENSATED')),
-		count(*) FILTER (WHERE status = 'FAILED'), count(*) FROM settlements`).Scan(&ended, &failed, &created)
-	return ended, failed, created, err
+		count(*) FILTER (WHERE status = 'FAILED'), count(*),
+		coalesce((SELECT max(id) FROM journals), 0) FROM settlements`).Scan(&ended, &failed, &created, &journals)
+	return ended, failed, created, journals, err
 }
 
 // oldestWriteTx is the age of the oldest open transaction that has

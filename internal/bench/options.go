@@ -71,7 +71,8 @@ type Options struct {
 	Seed uint64
 	// Timeout bounds the wait for every settlement to end (default 2h).
 	Timeout time.Duration
-	// StallAfter aborts the run when no settlement ends for this long
+	// StallAfter aborts the run when no settlement ends and no money moves
+	// for this long
 	// (default 3m).
 	StallAfter time.Duration
 	// Floor also measures PostgreSQL update transactions/s and Asynq no-op

@@ -174,7 +174,7 @@ func waitEnded(ctx context.Context, in *installation, o Options, p *progress, rc
 	if !paid {
 		go func() { payErr <- payPaced(ctx, in, in.deposits, o.ArrivalRate) }()
 	}
-	var lastEnded int64 = -1
+	var lastEnded, lastJournal int64 = -1, -1
 	lastMove := time.Now()
 	r.Redis.BaselineUsedMemory, _ = usedMemory(ctx, rc)
 	tk := time.NewTicker(time.Second)
@@ -195,7 +195,7 @@ func waitEnded(ctx context.Context, in *installation, o Options, p *progress, rc
 			}
 		case <-tk.C:
 		}
-		ended, failed, created, err := in.progressCounts(ctx)
+		ended, failed, created, journal, err := in.progressCounts(ctx)
 		if err != nil {
 			p.end()
 			return fmt.Errorf("progress: %w", err)
@@ -211,11 +211,14 @@ func waitEnded(ctx context.Context, in *installation, o Options, p *progress, rc
 			p.end()
 			return nil
 		}
-		if ended != lastEnded {
-			lastEnded, lastMove = ended, time.Now()
+		// Progress is a settlement ending or money moving: on a payday
+		// burst the steps of every settlement advance together, and the
+		// first settlements end only late in the run.
+		if ended != lastEnded || journal != lastJournal {
+			lastEnded, lastJournal, lastMove = ended, journal, time.Now()
 		} else if time.Since(lastMove) > o.StallAfter {
 			p.end()
-			return fmt.Errorf("%w: %d of %d ended, %d detected, none for %s (see the engine's log)", errStalled, ended, total, created, o.StallAfter)
+			return fmt.Errorf("%w: %d of %d ended, %d detected, no money moved for %s (see the engine's log)", errStalled, ended, total, created, o.StallAfter)
 		}
 	}
 }
