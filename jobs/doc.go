@@ -2,6 +2,6 @@
 // workers with step IDs, the worker server, and the scheduled jobs (balance
 // poll, READY relay, reprocessing sweep, alert delivery, invariant checks,
 // daily summary, and the daily reconciliation, which runs as a task on its
-// own low-weight queue) driven by robfig/cron and guarded by PostgreSQL
+// own lowest-priority queue) driven by robfig/cron and guarded by PostgreSQL
 // advisory locks. It owns the asynq and cron libraries.
 package jobs

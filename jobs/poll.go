@@ -539,7 +539,7 @@ func (p *Poller) settle(ctx context.Context, t store.PollTarget, bal pipeline.Mo
 		return false, err
 	}
 	res.Found++
-	if err := p.queue.EnqueueStep(ctx, pipeline.StepRef{ID: created.HeadStepID}); err != nil {
+	if err := p.queue.EnqueueStep(ctx, pipeline.StepRef{ID: created.HeadStepID, First: true}); err != nil {
 		p.logger.WarnContext(ctx, "enqueue failed; the relay will retry", "step", created.HeadStepID, "err", err)
 	}
 	return true, nil

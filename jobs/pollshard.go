@@ -36,9 +36,10 @@ func PlanPollShards(tick time.Time, r store.VARange, shardSize int) []PollShard 
 	if r.Count == 0 {
 		return nil
 	}
+	size := max(shardSize, 1)
 	span := r.To - r.From + 1
-	n := min(int64((r.Count+shardSize-1)/max(shardSize, 1)), MaxPollShards, span)
-	width := (span + n - 1) / max(n, 1)
+	n := min(int64((r.Count+size-1)/size), MaxPollShards, span)
+	width := (span + n - 1) / n
 	n = (span + width - 1) / width // no empty shard at the end
 	out := make([]PollShard, n)
 	for i := range out {

@@ -345,3 +345,63 @@ func TestFoundDepositHoldsItsVA(t *testing.T) {
 	// still there, and the released VA shows it again.
 	found("after it settled, polled again", 2, 1)
 }
+
+// A worker finishes the settlements under way before it starts a new one:
+// with one worker and two new settlements, every step of the one it
+// starts first is done before the first step of the other. On a payday
+// burst customers are paid one after another, not all at the end.
+func TestSettlementsUnderWayFinishFirst(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, sb := openDB(t), newSandbox(t)
+	for _, va := range addCustomers(t, db, sb, "sandbox", "depth-", 3, 0) {
+		sb.credit(t, va, 1_000_000)
+	}
+	adapter, err := rest.New(rest.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	banks := bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter})
+	r := testenv.StartRedis(t)
+	opt, err := jobs.ParseRedisURL(r.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := jobs.NewQueue(opt, time.Minute)
+	t.Cleanup(func() { queue.Close() })
+	poller := jobs.NewPoller(db, banks, queue, jobs.PollConfig{Accounts: map[string]pipeline.Accounts{"sandbox": accounts}}, quiet())
+	if res, err := poller.RunOnce(ctx); err != nil || res.Found != 3 {
+		t.Fatalf("poll: %+v %v", res, err)
+	}
+	exec := pipeline.NewExecutor(db, banks, queue, pipeline.ExecutorConfig{}, quiet())
+	srv, mux := jobs.NewWorker(opt, exec, poller, jobs.WorkerConfig{Concurrency: 1, ShutdownTimeout: 5 * time.Second}, quiet())
+	if err := srv.Start(mux); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
+		n, err := db.StatusCounts(ctx)
+		return err == nil && n["SETTLED"] == 3, fmt.Sprintf("%v %v", n, err)
+	})
+	rows, err := db.SQL().Query(`SELECT settlement_id, min(done_at), max(done_at) FROM steps GROUP BY 1 ORDER BY 2`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var prevLast time.Time
+	for rows.Next() {
+		var id int64
+		var first, last time.Time
+		if err := rows.Scan(&id, &first, &last); err != nil {
+			t.Fatal(err)
+		}
+		if first.Before(prevLast) {
+			t.Errorf("settlement %d started at %s, before the one started before it ended at %s: settlements interleaved",
+				id, first.Format(time.StampMicro), prevLast.Format(time.StampMicro))
+		}
+		prevLast = last
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+}

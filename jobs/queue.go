@@ -16,10 +16,16 @@ import (
 
 // Queue names and task types.
 const (
-	// QueueSteps carries step tasks.
+	// QueueSteps carries the steps of settlements under way: the step a
+	// completed step made READY, and any step the relay enqueues again.
 	QueueSteps = "steps"
-	// QueueReconcile carries the daily reconciliation, at a low weight next
-	// to QueueSteps (reconcile_task.go).
+	// QueueSettlements carries the first step of each new settlement. It
+	// is served only when QueueSteps is empty, so settlements under way
+	// finish before new ones start: on a payday burst customers are paid
+	// one after another from the first minute, not all together at the end.
+	QueueSettlements = "settlements"
+	// QueueReconcile carries the daily reconciliation, served when no step
+	// waits (reconcile_task.go).
 	QueueReconcile = "reconcile"
 	// TypeStep is the task type whose payload is a step ID in decimal.
 	TypeStep = "step:run"
@@ -57,44 +63,58 @@ func (q *Queue) Close() error {
 	return errors.Join(q.client.Close(), q.inspector.Close())
 }
 
-// EnqueueStep implements pipeline.Queue: a step already queued, scheduled or
-// running at this fence is left as it is.
+// EnqueueStep implements pipeline.Queue: a settlement's first step goes to
+// QueueSettlements, any other to QueueSteps; a step already queued,
+// scheduled or running at this fence is left as it is.
 func (q *Queue) EnqueueStep(ctx context.Context, ref pipeline.StepRef) error {
-	_, err := q.client.EnqueueContext(ctx, q.task(ref))
+	queue := QueueSteps
+	if ref.First {
+		queue = QueueSettlements
+	}
+	_, err := q.client.EnqueueContext(ctx, q.task(ref, queue))
 	if err == nil || errors.Is(err, asynq.ErrTaskIDConflict) {
 		return nil
 	}
 	return fmt.Errorf("enqueue step %d: %w", ref.ID, err)
 }
 
+// stepQueues are the queues a step task may wait in.
+var stepQueues = []string{QueueSettlements, QueueSteps}
+
 // Requeue enqueues a step the database says is READY but that may be missing
-// from the queue. An archived task with the step's ID (Asynq gave up on it)
+// from the queues, into QueueSteps. A task with the step's ID that waits or
+// runs in either queue is left alone; an archived one (Asynq gave up on it)
 // is deleted first, since the database, not Asynq, decides when a step is
 // finished. It reports whether a task was enqueued.
 func (q *Queue) Requeue(ctx context.Context, ref pipeline.StepRef) (bool, error) {
-	_, err := q.client.EnqueueContext(ctx, q.task(ref))
-	if !errors.Is(err, asynq.ErrTaskIDConflict) {
-		if err != nil {
+	id := StepTaskID(ref)
+	for _, queue := range stepQueues {
+		info, err := q.inspector.GetTaskInfo(queue, id)
+		switch {
+		case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
+			continue
+		case err != nil:
 			return false, fmt.Errorf("requeue step %d: %w", ref.ID, err)
+		case info.State != asynq.TaskStateArchived:
+			return false, nil // queued or running already
 		}
-		return true, nil
+		if err := q.inspector.DeleteTask(queue, id); err != nil {
+			return false, fmt.Errorf("requeue step %d: delete archived task: %w", ref.ID, err)
+		}
 	}
-	info, ierr := q.inspector.GetTaskInfo(QueueSteps, StepTaskID(ref))
-	if ierr != nil || info.State != asynq.TaskStateArchived {
-		return false, nil // queued or running already (or gone meanwhile: next relay)
-	}
-	if err := q.inspector.DeleteTask(QueueSteps, StepTaskID(ref)); err != nil {
-		return false, fmt.Errorf("requeue step %d: delete archived task: %w", ref.ID, err)
-	}
-	if _, err := q.client.EnqueueContext(ctx, q.task(ref)); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	_, err := q.client.EnqueueContext(ctx, q.task(ref, QueueSteps))
+	switch {
+	case errors.Is(err, asynq.ErrTaskIDConflict):
+		return false, nil // enqueued meanwhile
+	case err != nil:
 		return false, fmt.Errorf("requeue step %d: %w", ref.ID, err)
 	}
 	return true, nil
 }
 
-func (q *Queue) task(ref pipeline.StepRef) *asynq.Task {
+func (q *Queue) task(ref pipeline.StepRef, queue string) *asynq.Task {
 	return asynq.NewTask(TypeStep, []byte(strconv.FormatInt(ref.ID, 10)),
-		asynq.TaskID(StepTaskID(ref)), asynq.Queue(QueueSteps),
+		asynq.TaskID(StepTaskID(ref)), asynq.Queue(queue),
 		asynq.MaxRetry(25), asynq.Timeout(q.timeout))
 }
 
@@ -137,19 +157,23 @@ func truncate(b []byte, n int) string {
 	return string(b)
 }
 
-// Latency is how long the oldest pending step task has waited; 0 when the
-// queue has never been used.
+// Latency is how long the oldest pending step task has waited, in either
+// step queue; 0 when they have never been used.
 func (q *Queue) Latency(ctx context.Context) (time.Duration, error) {
 	queues, err := q.inspector.Queues()
 	if err != nil {
 		return 0, err
 	}
-	if !slices.Contains(queues, QueueSteps) {
-		return 0, nil
+	var latency time.Duration
+	for _, queue := range stepQueues {
+		if !slices.Contains(queues, queue) {
+			continue
+		}
+		info, err := q.inspector.GetQueueInfo(queue)
+		if err != nil {
+			return 0, err
+		}
+		latency = max(latency, info.Latency)
 	}
-	info, err := q.inspector.GetQueueInfo(QueueSteps)
-	if err != nil {
-		return 0, err
-	}
-	return info.Latency, nil
+	return latency, nil
 }

@@ -11,7 +11,7 @@ import (
 
 // The daily reconciliation runs as an Asynq task rather than inside the
 // scheduler's tick: the scheduled job "reconcile" only queues it, onto
-// QueueReconcile, which workers serve at a low weight next to QueueSteps. So
+// QueueReconcile, which workers serve last, when no step waits. So
 // a reconciliation takes one worker slot, never a scheduler's tick, and
 // payday's steps keep the rest.
 

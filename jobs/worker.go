@@ -21,11 +21,13 @@ type WorkerConfig struct {
 	ShutdownTimeout time.Duration
 }
 
-// queueWeights are the queues a worker serves and their weights: when
-// several hold tasks, a free worker takes from each in proportion to its
-// weight, so settlement steps go first without starving polling, and the
-// daily reconciliation takes what is left.
-var queueWeights = map[string]int{QueueSteps: 6, QueuePoll: 3, QueueReconcile: 1}
+// queuePriorities are the queues a worker serves, in strict priority: a
+// free worker takes a task from the first queue that holds one. Poll
+// shards go first (they are few, and they find the money); then the steps
+// of settlements under way, so that those finish before new ones start;
+// then new settlements; the daily reconciliation takes what is left, so it
+// never slows a payday down.
+var queuePriorities = map[string]int{QueuePoll: 4, QueueSteps: 3, QueueSettlements: 2, QueueReconcile: 1}
 
 // NewWorker returns an Asynq server that runs step tasks through the
 // executor and poll shard tasks through the poller. Start it with Start
@@ -33,7 +35,8 @@ var queueWeights = map[string]int{QueueSteps: 6, QueuePoll: 3, QueueReconcile: 1
 func NewWorker(redis asynq.RedisConnOpt, exec *pipeline.Executor, poller *Poller, cfg WorkerConfig, logger *slog.Logger) (*asynq.Server, *asynq.ServeMux) {
 	srv := asynq.NewServer(redis, asynq.Config{
 		Concurrency:     cfg.Concurrency,
-		Queues:          queueWeights,
+		Queues:          queuePriorities,
+		StrictPriority:  true,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		// An idle server looks for new tasks this often (Asynq's default is
 		// 1s). A settlement's steps are chained task after task, so this

@@ -142,6 +142,9 @@ type Failure struct {
 type StepRef struct {
 	ID    int64
 	Fence int64
+	// First marks a settlement's first step: it waits until the steps of
+	// the settlements under way have run, so that those finish first.
+	First bool
 }
 
 // Queue wakes a worker for a step. The task carries only the step ID.

@@ -194,7 +194,7 @@ func TestFencingStopsAZombieWorker(t *testing.T) {
 	}
 	next, err := db.Complete(ctx, owner, pipeline.Receipt{State: pipeline.TransferSucceeded, BankRef: "tr_1"})
 	if err != nil || next.ID == 0 {
-		t.Fatalf("owner complete: next %d err %v", next, err)
+		t.Fatalf("owner complete: next %+v err %v", next, err)
 	}
 	if vs, err := db.Verify(ctx); err != nil || len(vs) != 0 {
 		t.Fatalf("verify: %v %v", vs, err)
