@@ -74,8 +74,9 @@ const customerOfVA = `
 
 // shard reads the virtual accounts of one shard ($3..$4) by their IDs,
 // first and on its own (MATERIALIZED), so that a query costs what the
-// shard holds: ordered by a due time instead, a scan of a due-time index
-// would walk every VA of the provider to find the shard's.
+// shard holds, however many VAs there are; the queries sort the shard's
+// due VAs themselves (there is no index on the poll times: marking VAs
+// polled then touches no index).
 const shard = `WITH shard AS MATERIALIZED (
 		SELECT id, customer_id, provider, number, currency, settle_version, active,
 		       next_poll_at, last_polled_at, held_until, created_at

@@ -51,7 +51,7 @@ func newBenchCmd() *cobra.Command {
 	fl.StringVar(&f.dialect, "dialect", "rest", "bank dialect of the provider (rest; openbanking is not supported yet)")
 	fl.IntVar(&f.processes, "processes", 0, "0: run the engine in this process; N: start N `settle serve` worker processes")
 	fl.Float64Var(&f.arrivalRate, "arrival-rate", 0, "deposits per second spread over the run (0: all at once, the payday)")
-	fl.DurationVar(&f.pollEvery, "poll-every", 5*time.Second, "balance poll interval (poll.schedule); each tick costs a query per shard, so a payday of 100,000 VAs wants a few seconds")
+	fl.DurationVar(&f.pollEvery, "poll-every", 30*time.Second, "balance poll interval (poll.schedule); the engine starts a second before a tick. Near-payday VAs are polled at every tick, so a short interval costs calls and queries")
 	fl.Uint64Var(&f.seed, "seed", 1, "random seed of obligations and salaries")
 	fl.DurationVar(&f.timeout, "timeout", 2*time.Hour, "give up when the settlements have not all ended by then")
 	fl.BoolVar(&f.floor, "floor", false, "also measure PostgreSQL update tx/s and Asynq no-op tasks/s on the same servers")

@@ -92,7 +92,7 @@ func TestOptionsAreCheckedAllAtOnce(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	t.Parallel()
 	o := Options{Concurrency: 50}.withDefaults()
-	if o.Customers != 10000 || o.DBConns != 54 || o.Dialect != "rest" || o.PollEvery != 5*time.Second || o.Seed != 1 {
+	if o.Customers != 10000 || o.DBConns != 54 || o.Dialect != "rest" || o.PollEvery != 30*time.Second || o.Seed != 1 {
 		t.Fatalf("defaults: %+v", o)
 	}
 	if n := (Options{}).withDefaults().DBConns; n != 24 {

@@ -98,8 +98,8 @@ providers:
     base_url: %q
     token: %q
     accounts: {collection: %s, lender: %s, holding: %s, fee: %s}
-`, in.dbURL, o.DBConns, in.redis.url(), o.PollEvery, o.Concurrency, providerName, o.Dialect, in.bank.url, bankToken,
-		a.Collection, a.Lender, a.Holding, a.Fee)
+%s`, in.dbURL, o.DBConns, in.redis.url(), o.PollEvery, o.Concurrency, providerName, o.Dialect, in.bank.url, bankToken,
+		a.Collection, a.Lender, a.Holding, a.Fee, throttleYAML(o.RateLimit))
 	if err := os.WriteFile(in.cfgPath, []byte(yaml), 0o600); err != nil {
 		return err
 	}
@@ -109,6 +109,17 @@ providers:
 	}
 	in.cfg = cfg
 	return nil
+}
+
+// throttleYAML sets the provider's throttle to the bank's rate limit, as an
+// operator would, with a burst of a tenth of a second's calls: enough to
+// make up for a worker late to its token, well within the bank's bucket.
+func throttleYAML(limit float64) string {
+	if limit <= 0 {
+		return ""
+	}
+	rps := max(int(limit), 1)
+	return fmt.Sprintf("    rate_limit_rps: %d\n    burst: %d\n", rps, max(rps/10, 1))
 }
 
 // close tears everything down; the database survives with KeepDB.

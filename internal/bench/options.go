@@ -65,7 +65,7 @@ type Options struct {
 	// ArrivalRate spreads the deposits at this many a second; 0 (the
 	// default) credits every virtual account at once: the payday.
 	ArrivalRate float64
-	// PollEvery is the balance poll's interval (default 5s).
+	// PollEvery is the balance poll's interval (default 30s).
 	PollEvery time.Duration
 	// Seed makes obligations and salaries repeatable (default 1).
 	Seed uint64
@@ -107,7 +107,7 @@ func (o Options) withDefaults() Options {
 		o.Dialect = "rest"
 	}
 	if o.PollEvery == 0 {
-		o.PollEvery = 5 * time.Second
+		o.PollEvery = 30 * time.Second
 	}
 	if o.Seed == 0 {
 		o.Seed = 1

@@ -40,6 +40,12 @@ type Result struct {
 	PeakRSSBytes              int64   `json:"peak_rss_bytes"`
 	CPUSecondsPerSettlement   float64 `json:"cpu_seconds_per_settlement"`
 	VerifyOK                  bool    `json:"verify_ok"`
+	// TransfersPerSec is the rate of the transfers the bank applied from
+	// the 5th to the 95th percentile of their times: the burst, without
+	// its ramp and its tail. RateInUse is its share of the bank's rate
+	// limit, when one is set.
+	TransfersPerSec float64 `json:"transfers_per_sec"`
+	RateInUse       float64 `json:"rate_in_use,omitempty"`
 
 	Settlements map[string]int64 `json:"settlements"`
 	StepsDone   int64            `json:"steps_done"`
@@ -228,5 +234,8 @@ func targets(r *Result, o Options) []Target {
 		{Name: "memory", Want: "peak RSS < 300 MB", Value: float64(r.PeakRSSBytes) / 1e6, Met: r.PeakRSSBytes < 300e6,
 			Applies: o.Processes > 0, Note: r.Memory.Scope},
 		{Name: "redis per queued task", Want: "< 300 bytes", Value: r.RedisBytesPerQueuedTask, Met: r.RedisBytesPerQueuedTask < 300, Applies: true},
+		{Name: "bank rate in use", Want: ">= 95% of the bank's limit of transfers through the burst", Value: 100 * r.RateInUse,
+			Met: r.RateInUse >= 0.95, Applies: o.RateLimit > 0,
+			Note: fmt.Sprintf("%.1f transfers/s against a limit of %g/s", r.TransfersPerSec, o.RateLimit)},
 	}
 }

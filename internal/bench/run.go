@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -46,6 +47,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if err := check(ctx, in, r); err != nil {
 		return nil, err
+	}
+	if o.RateLimit > 0 {
+		r.RateInUse = ratio(r.TransfersPerSec, o.RateLimit)
 	}
 	if o.Floor {
 		p.phase("floor: PostgreSQL single-row updates and Asynq no-op tasks on the same servers, %s each", o.FloorDuration)
@@ -138,6 +142,11 @@ func payday(ctx context.Context, in *installation, o Options, p *progress, rc *r
 // the engine's start by the database's clock.
 func runEngine(ctx context.Context, in *installation, o Options, p *progress, rc *redis.Client, r *Result, run runner) (
 	start time.Time, usage procUsage, pgCPU float64, err error) {
+	if o.ArrivalRate == 0 {
+		if err := awaitTick(ctx, o.PollEvery, p); err != nil {
+			return start, usage, 0, err
+		}
+	}
 	if start, err = in.dbNow(ctx); err != nil {
 		return start, usage, 0, err
 	}
@@ -163,6 +172,23 @@ func runEngine(ctx context.Context, in *installation, o Options, p *progress, rc
 	return start, usage, pgCPU, nil
 }
 
+// awaitTick waits until a second before the poll's next tick (ticks fall
+// on multiples of the interval), so that the engine starts as if the
+// payday's salaries had landed just before a tick, whatever the interval.
+func awaitTick(ctx context.Context, every time.Duration, p *progress) error {
+	wait := time.Until(time.Now().Truncate(every).Add(every)) - time.Second
+	if wait <= 0 {
+		return nil
+	}
+	p.phase("waiting %s to start the engine a second before a poll tick", wait.Round(100*time.Millisecond))
+	select {
+	case <-time.After(wait):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // waitEnded polls until every deposit's settlement has ended, showing
 // progress and watching Redis's memory.
 func waitEnded(ctx context.Context, in *installation, o Options, p *progress, rc *redis.Client, r *Result) error {
@@ -177,7 +203,7 @@ func waitEnded(ctx context.Context, in *installation, o Options, p *progress, rc
 	var lastEnded, lastJournal int64 = -1, -1
 	lastMove := time.Now()
 	r.Redis.BaselineUsedMemory, _ = usedMemory(ctx, rc)
-	tk := time.NewTicker(time.Second)
+	tk := time.NewTicker(2 * time.Second) // a count of the settlements costs the database too
 	defer tk.Stop()
 	for {
 		select {
@@ -376,6 +402,7 @@ func check(ctx context.Context, in *installation, r *Result) error {
 	if err != nil {
 		return fmt.Errorf("read the bank's journal: %w", err)
 	}
+	r.TransfersPerSec = burstRate(journal)
 	ours, err := in.db.SucceededTransfers(ctx, providerName)
 	if err != nil {
 		return err
@@ -389,6 +416,22 @@ func check(ctx context.Context, in *installation, r *Result) error {
 	}
 	r.VerifyOK = len(r.Violations) == 0
 	return nil
+}
+
+// burstRate is the rate of the journal's transfers between the 5th and
+// the 95th percentile of their times.
+func burstRate(journal []banksim.JournalEntry) float64 {
+	if len(journal) < 20 {
+		return 0
+	}
+	at := make([]time.Time, len(journal))
+	for i, e := range journal {
+		at[i] = e.AppliedAt
+	}
+	slices.SortFunc(at, time.Time.Compare)
+	lo, hi := len(at)*5/100, len(at)*95/100
+	span := at[hi].Sub(at[lo]).Seconds()
+	return ratio(float64(hi-lo), span)
 }
 
 func ratio(a, b float64) float64 {

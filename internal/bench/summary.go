@@ -25,6 +25,9 @@ func WriteSummary(w io.Writer, r *Result) error {
 	row("", "credit → settled (the poll's wait included) p50 %.0f ms, p99 %.0f ms", r.DepositLatencyP50MS, r.DepositLatencyP99MS)
 	row("detection", "the poll found 99%% of the deposits %.1fs after the engine started", r.DetectionP99MS/1000)
 	row("bank", "%.2f calls per settlement %v, %d rate limited", r.BankCallsPerSettlement, r.Bank.Calls, r.Bank.RateLimited)
+	if r.Params.RateLimit > 0 {
+		row("", "%.1f transfers/s through the burst: %.1f%% of the bank's limit", r.TransfersPerSec, 100*r.RateInUse)
+	}
 	row("postgres", "%.1f round trips, %.1f statements, %.1f transactions, %.2f ms executing + %.2f ms planning per settlement (%s)",
 		r.DB.RoundTripsPerSettlement, r.DB.StatementsPerSettlement, r.DB.XactsPerSettlement, r.DB.ExecMSPerSettlement,
 		r.DB.PlanMSPerSettlement, r.DB.Method)
