@@ -354,6 +354,9 @@ pg_init() {
 		printf "log_destination = 'stderr'\n"
 		# What each statement costs, for make bench and for anyone curious.
 		printf "shared_preload_libraries = 'pg_stat_statements'\n"
+		# A payday writes a lot of WAL: room for it between checkpoints, and
+		# full-page images compressed (docs/deployment.md, PostgreSQL).
+		printf 'shared_buffers = 512MB\nmax_wal_size = 4GB\nwal_compression = on\n'
 		if [[ $NAME == test ]]; then
 			printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n'
 		fi
