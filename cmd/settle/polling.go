@@ -32,6 +32,18 @@ func accountsPerCall(dialect string) int {
 	return rest.BatchSize
 }
 
+// pollBudget is a provider's poll budget: poll_budget, or, when it is not
+// set and the provider has a rate limit, half the calls the rate allows in
+// one poll interval. Near-payday VAs are polled at every cycle; without a
+// budget, polling could take every call the bank allows and leave none to
+// the transfers that move the money it finds.
+func pollBudget(p config.ProviderConfig, interval time.Duration) int {
+	if p.PollBudget > 0 || p.RateLimitRPS <= 0 {
+		return p.PollBudget
+	}
+	return max(int(float64(p.RateLimitRPS)*interval.Seconds()/2), 1)
+}
+
 // pollConfig is the balance poller's configuration: smart polling by
 // payday, and each provider's budget, dialect and maintenance windows.
 func pollConfig(cfg *config.Config, accounts map[string]pipeline.Accounts) (jobs.PollConfig, error) {
@@ -45,7 +57,7 @@ func pollConfig(cfg *config.Config, accounts map[string]pipeline.Accounts) (jobs
 		if err != nil {
 			return jobs.PollConfig{}, err
 		}
-		pp := jobs.ProviderPolling{Budget: p.PollBudget, AccountsPerCall: accountsPerCall(p.Dialect)}
+		pp := jobs.ProviderPolling{Budget: pollBudget(p, interval), AccountsPerCall: accountsPerCall(p.Dialect)}
 		if len(m.Windows) > 0 {
 			pp.Closed = m.Closed
 		}
