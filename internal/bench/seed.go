@@ -3,12 +3,14 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/settle-dev/settle/internal/demo"
+	"github.com/settle-dev/settle/jobs"
 )
 
 // deposit is one salary to pay into a customer's virtual account.
@@ -28,7 +30,7 @@ const seedShards = 8
 func seed(ctx context.Context, in *installation, o Options, progress func(done int64)) ([]deposit, error) {
 	shards := min(seedShards, o.Customers)
 	parts := make([][]deposit, shards)
-	g, ctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	for i := range shards {
 		n := o.Customers / shards
 		if i < o.Customers%shards {
@@ -39,7 +41,7 @@ func seed(ctx context.Context, in *installation, o Options, progress func(done i
 				Provider: providerName, Currency: "KRW", Accounts: benchAccounts,
 				Customers: n, Prefix: fmt.Sprintf("b%d-", i), Seed: o.Seed*1000 + uint64(i),
 			})
-			cs, err := s.Seed(ctx)
+			cs, err := s.Seed(gctx)
 			if err != nil {
 				return err
 			}
@@ -58,6 +60,9 @@ func seed(ctx context.Context, in *installation, o Options, progress func(done i
 	stop()
 	if err != nil {
 		return nil, fmt.Errorf("seed customers: %w", err)
+	}
+	if err := setPayday(ctx, in); err != nil {
+		return nil, err
 	}
 	// Interleave the shards, so paced arrivals mix them.
 	out := make([]deposit, 0, o.Customers)
@@ -167,4 +172,26 @@ func tick(d time.Duration, fn func()) (stop func()) {
 		}
 	}()
 	return func() { close(done); wg.Wait() }
+}
+
+// setPayday gives every customer today as payday, as a lender sets its
+// customers' employer payday: the poller then asks about their VAs at
+// every cycle, as on a real payday, instead of every poll.idle_every
+// cycles (which would find deposits in lumps). On a weekend, when today
+// is no expected payday, the day whose window is open is used.
+func setPayday(ctx context.Context, in *installation) error {
+	pol := jobs.PollPolicy{PaydayWindow: in.cfg.Poll.PaydayWindow, Location: in.cfg.Location()}
+	now := time.Now()
+	open := pol.Paydays(now)
+	if len(open) == 0 {
+		return fmt.Errorf("no payday window is open at %s with poll.payday_window %d", now.Format(time.RFC3339), pol.PaydayWindow)
+	}
+	day := open[0]
+	if today := now.In(pol.Location).Day(); slices.Contains(open, today) {
+		day = today
+	}
+	if _, err := in.db.SQL().ExecContext(ctx, `UPDATE customers SET payday = $1`, day); err != nil {
+		return fmt.Errorf("set the customers' payday: %w", err)
+	}
+	return nil
 }
