@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -306,5 +307,30 @@ func TestDatabaseAndRedisLifecycle(t *testing.T) {
 	r.stop()
 	if r.proc.alive() {
 		t.Fatal("redis-server still runs after stop")
+	}
+}
+
+// The engine log summary counts WARN and ERROR lines and keeps the first
+// of each, so a run's warnings can be read without its log.
+func TestCountLogLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "engine.log")
+	log := `time=1 level=INFO msg="started"
+time=2 level=WARN msg="enqueue failed; the relay will retry" step=7
+time=3 level=ERROR msg="poll shard failed" err=boom
+time=4 level=WARN msg="second warning"
+time=5 level=ERROR msg="second error"
+`
+	if err := os.WriteFile(path, []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := countLogLines(path)
+	if got.Warnings != 2 || got.Errors != 2 {
+		t.Errorf("counted %d warnings and %d errors, want 2 and 2", got.Warnings, got.Errors)
+	}
+	if !strings.Contains(got.FirstWarning, "enqueue failed") || !strings.Contains(got.FirstError, "poll shard failed") {
+		t.Errorf("first warning %q, first error %q: want the first line of each", got.FirstWarning, got.FirstError)
+	}
+	if none := countLogLines(filepath.Join(t.TempDir(), "missing.log")); none != (LogSummary{}) {
+		t.Errorf("a missing log gave %+v, want nothing counted", none)
 	}
 }

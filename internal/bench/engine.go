@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -22,7 +23,7 @@ type runner interface {
 	stop()
 	// logCounts counts the engine's WARN and ERROR log lines, with the
 	// first ERROR line.
-	logCounts() (warn, errs int, firstError string)
+	logCounts() LogSummary
 	scope() string
 }
 
@@ -93,7 +94,7 @@ func (p *inProcess) stop() {
 	}
 }
 
-func (p *inProcess) logCounts() (int, int, string) { return countLogLines(p.logPath) }
+func (p *inProcess) logCounts() LogSummary { return countLogLines(p.logPath) }
 
 // workerProcs runs `settle serve` processes against the installation.
 type workerProcs struct {
@@ -183,22 +184,24 @@ func (w *workerProcs) stop() {
 	}
 }
 
-func (w *workerProcs) logCounts() (warn, errs int, first string) {
+func (w *workerProcs) logCounts() LogSummary {
+	var sum LogSummary
 	for _, l := range w.logs {
-		a, b, f := countLogLines(l)
-		warn, errs = warn+a, errs+b
-		if first == "" {
-			first = f
-		}
+		c := countLogLines(l)
+		sum.Warnings, sum.Errors = sum.Warnings+c.Warnings, sum.Errors+c.Errors
+		sum.FirstWarning = cmp.Or(sum.FirstWarning, c.FirstWarning)
+		sum.FirstError = cmp.Or(sum.FirstError, c.FirstError)
 	}
-	return warn, errs, first
+	return sum
 }
 
-// countLogLines counts slog text lines at WARN and ERROR.
-func countLogLines(path string) (warn, errs int, firstError string) {
+// countLogLines counts slog text lines at WARN and ERROR and keeps the
+// first of each.
+func countLogLines(path string) LogSummary {
+	var sum LogSummary
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, 0, ""
+		return sum
 	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
@@ -206,13 +209,12 @@ func countLogLines(path string) (warn, errs int, firstError string) {
 		line := sc.Text()
 		switch {
 		case strings.Contains(line, "level=WARN"):
-			warn++
+			sum.Warnings++
+			sum.FirstWarning = cmp.Or(sum.FirstWarning, tail(line, 300))
 		case strings.Contains(line, "level=ERROR"):
-			errs++
-			if firstError == "" {
-				firstError = tail(line, 300)
-			}
+			sum.Errors++
+			sum.FirstError = cmp.Or(sum.FirstError, tail(line, 300))
 		}
 	}
-	return warn, errs, firstError
+	return sum
 }

@@ -79,6 +79,11 @@ func install(ctx context.Context, o Options) (_ *installation, err error) {
 	return in, nil
 }
 
+// httpToken guards the engine's status page and metrics inside one run, as
+// in any installation (without credentials the daemon warns and serves
+// neither); it listens on a loopback port of its own.
+const httpToken = "settle-bench-http-token"
+
 // writeConfig writes the configuration every engine of the run loads.
 // Anything not named keeps the daemon's default (relay every 30s, sweep
 // every 3m, lease 30s, bank timeout 10s).
@@ -88,7 +93,7 @@ func (in *installation) writeConfig(o Options) error {
 	yaml := fmt.Sprintf(`# settle bench: one isolated installation
 database: {url: %q, max_open_conns: %d}
 redis: {url: %q}
-http: {addr: "127.0.0.1:0"}
+http: {addr: "127.0.0.1:0", token: %q}
 log: {level: warn, format: text}
 poll: {schedule: "@every %s", batch_size: 100}
 worker: {concurrency: %d}
@@ -98,7 +103,7 @@ providers:
     base_url: %q
     token: %q
     accounts: {collection: %s, lender: %s, holding: %s, fee: %s}
-%s`, in.dbURL, o.DBConns, in.redis.url(), o.PollEvery, o.Concurrency, providerName, o.Dialect, in.bank.url, bankToken,
+%s`, in.dbURL, o.DBConns, in.redis.url(), httpToken, o.PollEvery, o.Concurrency, providerName, o.Dialect, in.bank.url, bankToken,
 		a.Collection, a.Lender, a.Holding, a.Fee, throttleYAML(o.RateLimit))
 	if err := os.WriteFile(in.cfgPath, []byte(yaml), 0o600); err != nil {
 		return err

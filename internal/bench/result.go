@@ -106,9 +106,10 @@ type MemoryUsage struct {
 
 // LogSummary counts the engine's warnings and errors.
 type LogSummary struct {
-	Warnings   int    `json:"warnings"`
-	Errors     int    `json:"errors"`
-	FirstError string `json:"first_error,omitempty"`
+	Warnings     int    `json:"warnings"`
+	Errors       int    `json:"errors"`
+	FirstWarning string `json:"first_warning,omitempty"`
+	FirstError   string `json:"first_error,omitempty"`
 }
 
 // Target is one of the performance goals and whether this run meets it.

@@ -384,7 +384,7 @@ func fill(r *Result, t throughput, before, after counters, u procUsage, pgCPU fl
 	if !u.RSSAccurate {
 		r.Memory.Scope += "; the peak could not be reset at the engine's start, so it includes seeding"
 	}
-	r.EngineLog.Warnings, r.EngineLog.Errors, r.EngineLog.FirstError = run.logCounts()
+	r.EngineLog = run.logCounts()
 }
 
 // check verifies the money: every invariant the database holds, and the

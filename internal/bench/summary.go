@@ -38,7 +38,12 @@ func WriteSummary(w io.Writer, r *Result) error {
 	row("cpu", "%.2f ms engine, %.2f ms postgres backends, %.2f ms redis per settlement",
 		1000*r.CPUSecondsPerSettlement, 1000*r.CPU.PostgresPerSettlement, 1000*r.CPU.RedisPerSettlement)
 	row("memory", "peak RSS %s (%s)", mb(r.PeakRSSBytes), r.Memory.Scope)
-	row("engine log", "%d warnings, %d errors %s", r.EngineLog.Warnings, r.EngineLog.Errors, r.EngineLog.FirstError)
+	row("engine log", "%d warnings, %d errors", r.EngineLog.Warnings, r.EngineLog.Errors)
+	for _, first := range []string{r.EngineLog.FirstWarning, r.EngineLog.FirstError} {
+		if first != "" {
+			row("", "first: %s", first)
+		}
+	}
 	if r.VerifyOK {
 		row("verify", "ok: every invariant holds and the bank's journal matches the engine's transfers")
 	} else {
