@@ -414,9 +414,10 @@ func (c *cycle) pollBatch(ctx context.Context, bank pipeline.Bank, targets []sto
 	for _, b := range balances {
 		byNumber[b.Account] = b.Available
 	}
-	var unsettled, found []int64
+	var unsettled []int64
 	var near int
 	var tally ProviderPollResult
+	var batch []store.NewSettlement
 	for _, t := range targets {
 		if t.Near {
 			near++
@@ -425,17 +426,18 @@ func (c *cycle) pollBatch(ctx context.Context, bank pipeline.Bank, targets []sto
 		if !ok || bal.Amount <= 0 {
 			continue
 		}
-		created, err := c.p.settle(ctx, t.PollTarget, bal, &tally)
+		ns, ok, err := c.p.plan(ctx, t.PollTarget, bal, &tally)
 		switch {
 		case err != nil:
 			tally.Errors++
 			unsettled = append(unsettled, t.VAID)
 			c.p.logger.WarnContext(ctx, "deposit not settled; polled again next cycle", "provider", c.q.Provider, "va", t.VAID, "err", err)
-		case created:
-			found = append(found, t.CustomerID)
+		case ok:
+			batch = append(batch, ns)
 		}
 	}
-	c.due(ctx, unsettled)
+	found, failed := c.p.settle(ctx, batch, &tally)
+	c.due(ctx, append(unsettled, failed...))
 	c.learn(ctx, found)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -506,43 +508,59 @@ func (c *cycle) measure(ctx context.Context) {
 	c.res.OldestSeconds = int64(b.Oldest / time.Second)
 }
 
-// settle creates the settlement for one balance and wakes its first step.
-// It reports whether a settlement was created.
-func (p *Poller) settle(ctx context.Context, t store.PollTarget, bal pipeline.Money, res *ProviderPollResult) (bool, error) {
+// plan builds the settlement of one balance. It reports false, counted in
+// res, for a balance that is not to be settled.
+func (p *Poller) plan(ctx context.Context, t store.PollTarget, bal pipeline.Money, res *ProviderPollResult) (store.NewSettlement, bool, error) {
 	if bal.Currency != t.Currency {
 		res.Skipped++
 		p.logger.WarnContext(ctx, "balance in an unexpected currency; not settled", "va", t.VAID, "want", t.Currency, "got", bal.Currency)
-		return false, nil
+		return store.NewSettlement{}, false, nil
 	}
 	plan, err := pipeline.BuildPlan(bal, t.Obligations(), p.cfg.Policy)
 	if errors.Is(err, pipeline.ErrBelowMinimum) {
 		res.Skipped++
-		return false, nil
+		return store.NewSettlement{}, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("plan for customer %d: %w", t.CustomerID, err)
+		return store.NewSettlement{}, false, fmt.Errorf("plan for customer %d: %w", t.CustomerID, err)
 	}
 	// The VA's provider moves the money, whatever the customer's route is
 	// now: the deposit is there.
 	acc, ok := p.cfg.Accounts[t.Provider]
 	if !ok {
-		return false, fmt.Errorf("provider %s has no accounts configured", t.Provider)
+		return store.NewSettlement{}, false, fmt.Errorf("provider %s has no accounts configured", t.Provider)
 	}
-	created, err := p.db.CreateSettlement(ctx, store.NewSettlement{
-		Target: t, Plan: plan, Steps: plan.Steps(t.Number, acc, t.Payee()), Hold: MaxPollHold,
-	})
-	if errors.Is(err, store.ErrStale) {
-		res.Stale++
-		return false, nil
+	return store.NewSettlement{Target: t, Plan: plan, Steps: plan.Steps(t.Number, acc, t.Payee()), Hold: MaxPollHold}, true, nil
+}
+
+// settle writes one balance request's settlements in one statement and
+// wakes their first steps. It returns the customers whose settlement was
+// written and, when the write failed, the VAs to poll again.
+func (p *Poller) settle(ctx context.Context, batch []store.NewSettlement, res *ProviderPollResult) (found, failed []int64) {
+	if len(batch) == 0 {
+		return nil, nil
 	}
+	created, err := p.db.CreateSettlements(ctx, batch)
 	if err != nil {
-		return false, err
+		res.Errors += len(batch)
+		for _, ns := range batch {
+			failed = append(failed, ns.Target.VAID)
+		}
+		p.logger.WarnContext(ctx, "deposits not settled; polled again next cycle", "provider", batch[0].Target.Provider, "accounts", len(batch), "err", err)
+		return nil, failed
 	}
-	res.Found++
-	if err := p.queue.EnqueueStep(ctx, pipeline.StepRef{ID: created.HeadStepID, First: true}); err != nil {
-		p.logger.WarnContext(ctx, "enqueue failed; the relay will retry", "step", created.HeadStepID, "err", err)
+	for i, c := range created {
+		if c.SettlementID == 0 {
+			res.Stale++
+			continue
+		}
+		res.Found++
+		found = append(found, batch[i].Target.CustomerID)
+		if err := p.queue.EnqueueStep(ctx, pipeline.StepRef{ID: c.HeadStepID, First: true}); err != nil {
+			p.logger.WarnContext(ctx, "enqueue failed; the relay will retry", "step", c.HeadStepID, "err", err)
+		}
 	}
-	return true, nil
+	return found, nil
 }
 
 func chunks[T any](s []T, n int) func(func([]T) bool) {

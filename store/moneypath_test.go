@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -501,4 +502,128 @@ func TestStepWithASucceededAttemptIsNotClaimed(t *testing.T) {
 		t.Fatalf("claim: err = %v, want the broken invariant named", err)
 	}
 	unchanged("the claim", "READY")
+}
+
+// A poll's batch of deposits is written in one statement: each settlement
+// with its steps (the first READY) and its deposit journal, and each stale
+// read (a VA settled since it was read, a customer with an open settlement
+// through another VA) left out with nothing written for it; the result
+// follows the batch's order.
+func TestCreateSettlementsWritesABatch(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	targets := batchCustomers(t, db, "b", 5)
+	other := secondVA(t, db, targets[3], "VA-b3-old")
+	if _, err := db.CreateSettlement(ctx, batchSettlement(t, other)); err != nil {
+		t.Fatal(err)
+	}
+	stale := targets[1]
+	stale.SettleVersion = 7 // read before a settlement that moved it; no such version now
+	batch := []store.NewSettlement{
+		batchSettlement(t, targets[0]), batchSettlement(t, stale), batchSettlement(t, targets[3]), batchSettlement(t, targets[4]),
+	}
+	got, err := db.CreateSettlements(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 || got[0].SettlementID == 0 || got[1] != (store.Created{}) || got[2] != (store.Created{}) || got[3].SettlementID == 0 {
+		t.Fatalf("created %+v; want the 1st and 4th written, the stale read and the customer with an open settlement not", got)
+	}
+	for _, i := range []int{0, 3} {
+		d, err := db.GetSettlement(ctx, got[i].SettlementID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.CustomerID != batch[i].Target.CustomerID || len(d.Steps) != len(batch[i].Steps) || d.Steps[0].ID != got[i].HeadStepID ||
+			d.Steps[0].Status != "READY" || d.Steps[1].Status != "PENDING" {
+			t.Errorf("batch entry %d: settlement of customer %d with %d steps, head %d (%s); want customer %d, %d steps, head %d READY, the rest PENDING",
+				i, d.CustomerID, len(d.Steps), d.Steps[0].ID, d.Steps[0].Status, batch[i].Target.CustomerID, len(batch[i].Steps), got[i].HeadStepID)
+		}
+	}
+	if n := count(t, db, `SELECT count(*) FROM journals WHERE kind = 'deposit'`); n != 3 {
+		t.Errorf("%d deposit journals, want 3 (the earlier settlement and two of the batch)", n)
+	}
+	var versions pq.Int64Array
+	if err := db.SQL().QueryRowContext(ctx, `SELECT array_agg(settle_version ORDER BY id) FROM virtual_accounts`).Scan(&versions); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int64{1, 0, 0, 0, 1, 1}; !slices.Equal(versions, want) {
+		t.Errorf("VA settle versions %v, want %v: only the written settlements move theirs", versions, want)
+	}
+	if vs, err := db.Verify(ctx); err != nil || len(vs) != 0 {
+		t.Fatalf("verify: %v %v", vs, err)
+	}
+}
+
+// Two VAs of one customer in one batch (the customer is moving between
+// providers) would be two open settlements: the statement fails as a whole,
+// the batch is written one by one, and the first of the two wins; the rest
+// of the batch is written all the same.
+func TestCreateSettlementsOneCustomerTwiceInABatch(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	targets := batchCustomers(t, db, "d", 2)
+	other := secondVA(t, db, targets[0], "VA-d0-old")
+	got, err := db.CreateSettlements(ctx, []store.NewSettlement{
+		batchSettlement(t, targets[0]), batchSettlement(t, other), batchSettlement(t, targets[1]),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].SettlementID == 0 || got[1] != (store.Created{}) || got[2].SettlementID == 0 {
+		t.Fatalf("created %+v; want the first VA's and the other customer's settlements, not the second VA's", got)
+	}
+	if n := count(t, db, `SELECT count(*) FROM settlements`); n != 2 {
+		t.Errorf("%d settlements, want 2", n)
+	}
+	if n := count(t, db, `SELECT sum(settle_version) FROM virtual_accounts`); n != 2 {
+		t.Errorf("settle versions moved %d times, want twice", n)
+	}
+	if vs, err := db.Verify(ctx); err != nil || len(vs) != 0 {
+		t.Fatalf("verify: %v %v", vs, err)
+	}
+	if _, err := db.CreateSettlements(ctx, []store.NewSettlement{batchSettlement(t, targets[1]), batchSettlement(t, targets[1])}); err == nil ||
+		!strings.Contains(err.Error(), "twice") {
+		t.Errorf("one VA twice in a batch: err = %v, want a refusal naming it", err)
+	}
+}
+
+func batchCustomers(t *testing.T, db *store.DB, prefix string, n int) []store.PollTarget {
+	t.Helper()
+	var out []store.PollTarget
+	for i := range n {
+		ref := fmt.Sprintf("%s%d", prefix, i)
+		if _, err := db.CreateCustomer(context.Background(), store.NewCustomer{
+			ExternalRef: ref, HolderName: "Kim", Payout: pipeline.Payee{Account: "OWN-" + ref, Holder: "Kim"},
+			Provider: "sandbox", VANumber: "VA-" + ref, Currency: "KRW", Obligations: pipeline.Obligations{Outstanding: 100_000},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, findTarget(t, db, "VA-"+ref))
+	}
+	return out
+}
+
+// secondVA gives target's customer another VA and returns it as a target.
+func secondVA(t *testing.T, db *store.DB, target store.PollTarget, number string) store.PollTarget {
+	t.Helper()
+	second := target
+	second.Number, second.SettleVersion = number, 0
+	if err := db.SQL().QueryRowContext(context.Background(), `
+		INSERT INTO virtual_accounts (customer_id, provider, number, currency) VALUES ($1, $2, $3, 'KRW') RETURNING id`,
+		target.CustomerID, target.Provider, number).Scan(&second.VAID); err != nil {
+		t.Fatal(err)
+	}
+	return second
+}
+
+func batchSettlement(t *testing.T, target store.PollTarget) store.NewSettlement {
+	t.Helper()
+	plan, err := pipeline.BuildPlan(pipeline.Money{Amount: 400_000, Currency: "KRW"}, target.Obligations(), pipeline.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.NewSettlement{Target: target, Plan: plan, Steps: plan.Steps(target.Number, accounts, target.Payee()), Hold: time.Hour}
 }

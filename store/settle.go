@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -83,50 +82,161 @@ type Created struct {
 	HeadStepID   int64
 }
 
-// createSettlementQuery writes a settlement in one statement: the VA's
-// settle version moves ($1 VA, $2 version read with the balance: a moved
-// version means the balance is stale and nothing is written), the
-// settlement ($3.. its amounts), all its steps (the first READY, the rest
-// PENDING) and the ledger journal of the deposit; the VA is held from
-// polling for $20 ms. It returns the
-// settlement and its first step, or no row when the read was stale.
-var createSettlementQuery = `
-	WITH va AS (
-		UPDATE virtual_accounts SET settle_version = settle_version + 1,
-		       held_until = now() + $20 * interval '1 millisecond'
-		 WHERE id = $1 AND settle_version = $2 RETURNING id),
+// createSettlementsQuery writes a batch of settlements in one statement.
+// Each settlement's VA settle version moves ($1 VAs, $2 versions read with
+// the balances: a moved version means the balance is stale) unless the
+// customer has an open settlement; for each VA that moved, the settlement
+// ($3..$10 its customer and amounts), its steps ($12..$20: the batch
+// position they belong to, stepColumns' arrays and which one is first,
+// READY; the rest PENDING) and the ledger journal of its deposit ($21..$23:
+// the position and the postings) are written, and the VA is held from
+// polling for $11 ms. It returns a row for each settlement written: its
+// position in the batch (from 1), its ID and its first step's.
+const createSettlementsQuery = `
+	WITH input AS (
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::text[],
+		                     $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
+		       WITH ORDINALITY AS i(va_id, version, customer_id, provider, amount, currency, repay, hold, fee, payout, n)),
+	va AS (
+		UPDATE virtual_accounts v SET settle_version = v.settle_version + 1,
+		       held_until = now() + $11 * interval '1 millisecond'
+		  FROM input i
+		 WHERE v.id = i.va_id AND v.settle_version = i.version
+		   AND NOT EXISTS (SELECT 1 FROM settlements o WHERE o.customer_id = i.customer_id AND o.status IN ('RUNNING', 'FAILED'))
+		RETURNING v.id),
 	settlement AS (
 		INSERT INTO settlements (customer_id, va_id, provider, amount, currency, repay, hold, fee, payout)
-		SELECT $3, va.id, $4, $5, $6, $7, $8, $9, $10 FROM va RETURNING id),
-	step AS (` + insertStepsSQL("s.id", "$6", "$4", "settlement s,", 11) + `),
+		SELECT i.customer_id, i.va_id, i.provider, i.amount, i.currency, i.repay, i.hold, i.fee, i.payout
+		  FROM input i JOIN va ON va.id = i.va_id ORDER BY i.n
+		RETURNING id, va_id, provider, currency),
+	made AS (
+		SELECT s.id, s.provider, s.currency, i.n FROM settlement s JOIN input i ON i.va_id = s.va_id),
+	step AS (
+		INSERT INTO steps (settlement_id, seq, kind, amount, currency, provider, from_account, to_account, to_holder, status, reverses)
+		SELECT m.id, u.seq, u.kind, u.amount, m.currency, m.provider, u.from_account, u.to_account, u.to_holder,
+		       CASE WHEN u.first THEN 'READY' ELSE 'PENDING' END, NULLIF(u.reverses, 0)
+		  FROM unnest($12::int[], $13::smallint[], $14::text[], $15::bigint[], $16::text[], $17::text[], $18::text[],
+		              $19::bigint[], $20::bool[])
+		       AS u(owner, seq, kind, amount, from_account, to_account, to_holder, reverses, first)
+		  JOIN made m ON m.n = u.owner
+		RETURNING id, settlement_id, status),
 	journal AS (
-		INSERT INTO journals (kind, settlement_id) SELECT 'deposit', s.id FROM settlement s RETURNING id),
+		INSERT INTO journals (kind, settlement_id) SELECT 'deposit', m.id FROM made m RETURNING id, settlement_id),
 	posted AS (
 		INSERT INTO postings (journal_id, account, amount, currency)
-		SELECT j.id, u.account, u.amount, $6 FROM journal j, unnest($18::text[], $19::bigint[]) AS u(account, amount))
-	SELECT s.id, (SELECT id FROM step ORDER BY seq LIMIT 1) FROM settlement s`
+		SELECT j.id, p.account, p.amount, m.currency
+		  FROM unnest($21::int[], $22::text[], $23::bigint[]) AS p(owner, account, amount)
+		  JOIN made m ON m.n = p.owner JOIN journal j ON j.settlement_id = m.id)
+	SELECT m.n, m.id, st.id FROM made m JOIN step st ON st.settlement_id = m.id AND st.status = 'READY'`
 
-// CreateSettlement writes the settlement, all its steps (the first READY,
-// the rest PENDING) and the ledger journal of the deposit in one
-// statement. It returns ErrStale when the VA was settled since it was read
-// or the customer has an open settlement.
+// CreateSettlement writes one settlement as CreateSettlements does. It
+// returns ErrStale when the VA was settled since it was read or the
+// customer has an open settlement.
 func (db *DB) CreateSettlement(ctx context.Context, ns NewSettlement) (Created, error) {
-	t, p := ns.Target, ns.Plan
-	var ledger postingArrays
-	ledger.add(pipeline.DepositPostings(t.Provider, t.Number, p.Deposit.Amount))
-	args := append([]any{t.VAID, t.SettleVersion,
-		t.CustomerID, t.Provider, p.Deposit.Amount, p.Deposit.Currency, p.Repay, p.Hold, p.Fee, p.Payout},
-		stepArrays(ns.Steps).args()...)
-	var out Created
-	err := db.scanPrepared(ctx, createSettlementQuery, append(args, pq.Array(ledger.accounts), pq.Array(ledger.amounts), ns.Hold.Milliseconds()),
-		&out.SettlementID, &out.HeadStepID)
-	if errors.Is(err, sql.ErrNoRows) || isUniqueViolation(err, "settlements_one_open_per_customer") {
+	out, err := db.CreateSettlements(ctx, []NewSettlement{ns})
+	if err != nil {
+		return Created{}, err
+	}
+	if out[0].SettlementID == 0 {
 		return Created{}, ErrStale
 	}
+	return out[0], nil
+}
+
+// CreateSettlements writes a batch of settlements, each with all its steps
+// (the first READY, the rest PENDING) and the ledger journal of its
+// deposit, in one statement. The result has an entry for each of the
+// batch, in its order; a zero entry is a stale balance read, not written:
+// its VA was settled since it was read or its customer has an open
+// settlement. Each VA may appear once in a batch.
+//
+// Two settlements for one customer racing in (one from each of the
+// customer's VAs, during a migration between providers) break the one open
+// settlement per customer rule and fail the whole statement; the batch is
+// then written one settlement at a time, and the one that comes second is
+// stale.
+func (db *DB) CreateSettlements(ctx context.Context, batch []NewSettlement) ([]Created, error) {
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	args, err := settlementArgs(batch)
 	if err != nil {
-		return Created{}, fmt.Errorf("create settlement for customer %d: %w", ns.Target.CustomerID, err)
+		return nil, err
+	}
+	out := make([]Created, len(batch))
+	err = db.runPrepared(ctx, createSettlementsQuery, func(stmt *sqlx.Stmt) error {
+		clear(out)
+		rows, err := stmt.QueryContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var n int
+			var c Created
+			if err := rows.Scan(&n, &c.SettlementID, &c.HeadStepID); err != nil {
+				return err
+			}
+			out[n-1] = c
+		}
+		return rows.Err()
+	})
+	switch {
+	case err == nil:
+		return out, nil
+	case !isUniqueViolation(err, "settlements_one_open_per_customer"):
+		return nil, fmt.Errorf("create %d settlements (customers %d…): %w", len(batch), batch[0].Target.CustomerID, err)
+	case len(batch) == 1:
+		return []Created{{}}, nil // the customer's other settlement came first
+	}
+	for i := range batch {
+		one, err := db.CreateSettlements(ctx, batch[i:i+1])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = one[0]
 	}
 	return out, nil
+}
+
+// settlementArgs are a batch as the arrays createSettlementsQuery unnests.
+func settlementArgs(batch []NewSettlement) ([]any, error) {
+	n := len(batch)
+	vas, versions, customers := make([]int64, n), make([]int64, n), make([]int64, n)
+	providers, currencies := make([]string, n), make([]string, n)
+	amounts, repays, holds, fees, payouts := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	var steps stepColumns
+	var stepOwners, postingOwners []int64
+	var firsts []bool
+	var ledger postingArrays
+	hold := batch[0].Hold
+	seen := make(map[int64]bool, n)
+	for i, ns := range batch {
+		t, p := ns.Target, ns.Plan
+		if seen[t.VAID] {
+			return nil, fmt.Errorf("VA %d appears twice in one batch of settlements", t.VAID)
+		}
+		if ns.Hold != hold {
+			return nil, fmt.Errorf("one batch of settlements holds its VAs for %s and %s; a batch has one hold", hold, ns.Hold)
+		}
+		seen[t.VAID] = true
+		vas[i], versions[i], customers[i], providers[i] = t.VAID, t.SettleVersion, t.CustomerID, t.Provider
+		amounts[i], currencies[i], repays[i], holds[i], fees[i], payouts[i] = p.Deposit.Amount, p.Deposit.Currency, p.Repay, p.Hold, p.Fee, p.Payout
+		for k, s := range ns.Steps {
+			steps.add(s)
+			stepOwners, firsts = append(stepOwners, int64(i+1)), append(firsts, k == 0)
+		}
+		before := len(ledger.accounts)
+		ledger.add(pipeline.DepositPostings(t.Provider, t.Number, p.Deposit.Amount))
+		for range len(ledger.accounts) - before {
+			postingOwners = append(postingOwners, int64(i+1))
+		}
+	}
+	args := []any{pq.Array(vas), pq.Array(versions), pq.Array(customers), pq.Array(providers), pq.Array(amounts),
+		pq.Array(currencies), pq.Array(repays), pq.Array(holds), pq.Array(fees), pq.Array(payouts), hold.Milliseconds(),
+		pq.Array(stepOwners)}
+	args = append(args, steps.args()...)
+	return append(args, pq.Array(firsts), pq.Array(postingOwners), pq.Array(ledger.accounts), pq.Array(ledger.amounts)), nil
 }
 
 // stepColumns are steps as the arrays a multi-row insert unnests.
@@ -138,11 +248,15 @@ type stepColumns struct {
 func stepArrays(steps []pipeline.StepSpec) stepColumns {
 	var c stepColumns
 	for _, s := range steps {
-		c.seqs, c.kinds, c.amounts, c.reverses = append(c.seqs, int64(s.Seq)), append(c.kinds, string(s.Kind)),
-			append(c.amounts, s.Amount), append(c.reverses, s.Reverses)
-		c.froms, c.tos, c.holders = append(c.froms, s.From), append(c.tos, s.To), append(c.holders, s.ToHolder)
+		c.add(s)
 	}
 	return c
+}
+
+func (c *stepColumns) add(s pipeline.StepSpec) {
+	c.seqs, c.kinds, c.amounts, c.reverses = append(c.seqs, int64(s.Seq)), append(c.kinds, string(s.Kind)),
+		append(c.amounts, s.Amount), append(c.reverses, s.Reverses)
+	c.froms, c.tos, c.holders = append(c.froms, s.From), append(c.tos, s.To), append(c.holders, s.ToHolder)
 }
 
 // postingArrays are postings as the arrays a multi-row insert unnests.

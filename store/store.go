@@ -106,12 +106,21 @@ func isUniqueViolation(err error, name string) bool {
 // meanwhile. Each query is one statement in its own transaction, so a run
 // that failed changed nothing.
 func (db *DB) scanPrepared(ctx context.Context, query string, args []any, dest ...any) error {
+	return db.runPrepared(ctx, query, func(stmt *sqlx.Stmt) error {
+		return stmt.QueryRowxContext(ctx, args...).Scan(dest...)
+	})
+}
+
+// runPrepared runs query's prepared statement through run, as scanPrepared
+// describes; run must leave nothing behind when it fails, as it may be
+// called again.
+func (db *DB) runPrepared(ctx context.Context, query string, run func(*sqlx.Stmt) error) error {
 	for retried := false; ; retried = true {
 		stmt, err := db.prepared(ctx, query)
 		if err != nil {
 			return err
 		}
-		err = stmt.QueryRowxContext(ctx, args...).Scan(dest...)
+		err = run(stmt)
 		if isStalePlan(err) {
 			db.forget(query, stmt)
 		}
