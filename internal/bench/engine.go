@@ -174,9 +174,11 @@ func (w *workerProcs) usage() (procUsage, error) {
 	return u, nil
 }
 
+// stop shuts the workers down gracefully, side by side: one signal each (a
+// second would make settle serve exit at once).
 func (w *workerProcs) stop() {
 	for _, p := range w.procs {
-		_ = p.cmd.Process.Signal(os.Interrupt)
+		p.terminate()
 	}
 	grace := w.in.cfg.Worker.ShutdownTimeout + 5*time.Second
 	for _, p := range w.procs {

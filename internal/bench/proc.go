@@ -3,6 +3,7 @@ package bench
 import (
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -13,6 +14,7 @@ type process struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once the process has been waited for
 	err    error         // Wait's result, valid after exited is closed
+	term   sync.Once     // SIGTERM is sent once: a second one tells settle serve to exit at once
 }
 
 func (p *process) pid() int { return p.cmd.Process.Pid }
@@ -26,12 +28,21 @@ func (p *process) alive() bool {
 	}
 }
 
-// stop sends SIGTERM, waits up to grace, then kills.
+// terminate sends SIGTERM, once, to a process still running.
+func (p *process) terminate() {
+	p.term.Do(func() {
+		if p.alive() {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	})
+}
+
+// stop terminates the process, waits up to grace, then kills.
 func (p *process) stop(grace time.Duration) {
 	if !p.alive() {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	p.terminate()
 	select {
 	case <-p.exited:
 	case <-time.After(grace):
