@@ -588,6 +588,14 @@ func TestCreateSettlementsOneCustomerTwiceInABatch(t *testing.T) {
 		!strings.Contains(err.Error(), "twice") {
 		t.Errorf("one VA twice in a batch: err = %v, want a refusal naming it", err)
 	}
+	empty := batchSettlement(t, targets[1])
+	empty.Steps = nil
+	if _, err := db.CreateSettlements(ctx, []store.NewSettlement{empty}); err == nil || !strings.Contains(err.Error(), "no steps") {
+		t.Errorf("a settlement without steps: err = %v, want a refusal", err)
+	}
+	if n := count(t, db, `SELECT count(*) FROM settlements`); n != 2 {
+		t.Errorf("%d settlements after the refused batches, want still 2", n)
+	}
 }
 
 func batchCustomers(t *testing.T, db *store.DB, prefix string, n int) []store.PollTarget {

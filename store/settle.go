@@ -102,7 +102,8 @@ const createSettlementsQuery = `
 		       held_until = now() + $11 * interval '1 millisecond'
 		  FROM input i
 		 WHERE v.id = i.va_id AND v.settle_version = i.version
-		   AND NOT EXISTS (SELECT 1 FROM settlements o WHERE o.customer_id = i.customer_id AND o.status IN ('RUNNING', 'FAILED'))
+		   AND NOT EXISTS (SELECT 1 FROM settlements o WHERE o.customer_id = i.customer_id
+		                   AND o.status IN ('RUNNING', 'FAILED', 'COMPENSATING'))
 		RETURNING v.id),
 	settlement AS (
 		INSERT INTO settlements (customer_id, va_id, provider, amount, currency, repay, hold, fee, payout)
@@ -185,7 +186,7 @@ func (db *DB) CreateSettlements(ctx context.Context, batch []NewSettlement) ([]C
 	case err == nil:
 		return out, nil
 	case !isUniqueViolation(err, "settlements_one_open_per_customer"):
-		return nil, fmt.Errorf("create %d settlements (customers %d…): %w", len(batch), batch[0].Target.CustomerID, err)
+		return nil, fmt.Errorf("create %d settlements (the first for customer %d): %w", len(batch), batch[0].Target.CustomerID, err)
 	case len(batch) == 1:
 		return []Created{{}}, nil // the customer's other settlement came first
 	}
@@ -215,6 +216,9 @@ func settlementArgs(batch []NewSettlement) ([]any, error) {
 		t, p := ns.Target, ns.Plan
 		if seen[t.VAID] {
 			return nil, fmt.Errorf("VA %d appears twice in one batch of settlements", t.VAID)
+		}
+		if len(ns.Steps) == 0 {
+			return nil, fmt.Errorf("the settlement of VA %d has no steps; a deposit moves through one at least", t.VAID)
 		}
 		if ns.Hold != hold {
 			return nil, fmt.Errorf("one batch of settlements holds its VAs for %s and %s; a batch has one hold", hold, ns.Hold)
