@@ -150,16 +150,8 @@ func BenchmarkClaimCompleteParallel(b *testing.B) {
 // the settlement, its six steps and the deposit's journal, in one
 // transaction.
 func BenchmarkCreateSettlement(b *testing.B) {
-	db := benchDB(b, 4)
+	db, news := benchNewSettlements(b)
 	ctx := context.Background()
-	targets := benchTargets(b, db, b.N)
-	news := make([]store.NewSettlement, len(targets))
-	for i, t := range targets {
-		var err error
-		if news[i], err = newSettlement(t); err != nil {
-			b.Fatal(err)
-		}
-	}
 	b.ResetTimer()
 	for i := range b.N {
 		if _, err := db.CreateSettlement(ctx, news[i]); err != nil {
@@ -174,16 +166,8 @@ func BenchmarkCreateSettlement(b *testing.B) {
 // BenchmarkCreateSettlement.
 func BenchmarkCreateSettlementsBatch(b *testing.B) {
 	const batch = 100
-	db := benchDB(b, 4)
+	db, news := benchNewSettlements(b)
 	ctx := context.Background()
-	targets := benchTargets(b, db, b.N)
-	news := make([]store.NewSettlement, len(targets))
-	for i, t := range targets {
-		var err error
-		if news[i], err = newSettlement(t); err != nil {
-			b.Fatal(err)
-		}
-	}
 	b.ResetTimer()
 	for from := 0; from < b.N; from += batch {
 		created, err := db.CreateSettlements(ctx, news[from:min(from+batch, b.N)])
@@ -196,4 +180,19 @@ func BenchmarkCreateSettlementsBatch(b *testing.B) {
 			}
 		}
 	}
+}
+
+// benchNewSettlements returns b.N settlements ready to be written, one for
+// each of b.N new customers.
+func benchNewSettlements(b *testing.B) (*store.DB, []store.NewSettlement) {
+	db := benchDB(b, 4)
+	targets := benchTargets(b, db, b.N)
+	news := make([]store.NewSettlement, len(targets))
+	for i, t := range targets {
+		var err error
+		if news[i], err = newSettlement(t); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return db, news
 }
