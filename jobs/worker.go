@@ -48,7 +48,7 @@ func NewWorker(redis asynq.RedisConnOpt, exec *pipeline.Executor, poller *Poller
 		LogLevel:          asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			if isFailure(err) {
-				logger.ErrorContext(ctx, "step task failed", "task", t.Type(), "err", err)
+				logger.ErrorContext(ctx, "task failed", "task", t.Type(), "err", err)
 			}
 		}),
 	})
