@@ -365,38 +365,20 @@ func TestCreateSettlementStaleWritesNothing(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	ctx := context.Background()
-	if _, err := db.CreateCustomer(ctx, store.NewCustomer{
-		ExternalRef: "c1", HolderName: "Kim", Payout: pipeline.Payee{Account: "OWN-c1", Holder: "Kim"},
-		Provider: "sandbox", VANumber: "VA-c1", Currency: "KRW", Obligations: pipeline.Obligations{Outstanding: 100_000},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	first := findTarget(t, db, "VA-c1")
-	second := first
-	second.Number, second.SettleVersion = "VA-c1-old", 0
-	if err := db.SQL().QueryRowContext(ctx, `
-		INSERT INTO virtual_accounts (customer_id, provider, number, currency) VALUES ($1, $2, $3, 'KRW') RETURNING id`,
-		first.CustomerID, first.Provider, second.Number).Scan(&second.VAID); err != nil {
-		t.Fatal(err)
-	}
-	newSettlement := func(target store.PollTarget) store.NewSettlement {
-		plan, err := pipeline.BuildPlan(pipeline.Money{Amount: 400_000, Currency: "KRW"}, target.Obligations(), pipeline.Policy{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return store.NewSettlement{Target: target, Plan: plan, Steps: plan.Steps(target.Number, accounts, target.Payee())}
-	}
+	first := depositCustomers(t, db, "c", 1)[0]
+	second := secondVA(t, db, first, "VA-c0-old")
+	fromFirst, fromSecond := depositSettlement(t, first), depositSettlement(t, second)
 
 	// Eight writers from the same read of one VA, and four from the other VA.
 	var mu sync.Mutex
 	var won []store.Created
 	stale := 0
 	together(12, func(i int) {
-		target := first
+		ns := fromFirst
 		if i >= 8 {
-			target = second
+			ns = fromSecond
 		}
-		c, err := db.CreateSettlement(ctx, newSettlement(target))
+		c, err := db.CreateSettlement(ctx, ns)
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
@@ -513,15 +495,15 @@ func TestCreateSettlementsWritesABatch(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	ctx := context.Background()
-	targets := batchCustomers(t, db, "b", 5)
+	targets := depositCustomers(t, db, "b", 5)
 	other := secondVA(t, db, targets[3], "VA-b3-old")
-	if _, err := db.CreateSettlement(ctx, batchSettlement(t, other)); err != nil {
+	if _, err := db.CreateSettlement(ctx, depositSettlement(t, other)); err != nil {
 		t.Fatal(err)
 	}
 	stale := targets[1]
 	stale.SettleVersion = 7 // read before a settlement that moved it; no such version now
 	batch := []store.NewSettlement{
-		batchSettlement(t, targets[0]), batchSettlement(t, stale), batchSettlement(t, targets[3]), batchSettlement(t, targets[4]),
+		depositSettlement(t, targets[0]), depositSettlement(t, stale), depositSettlement(t, targets[3]), depositSettlement(t, targets[4]),
 	}
 	got, err := db.CreateSettlements(ctx, batch)
 	if err != nil {
@@ -551,9 +533,14 @@ func TestCreateSettlementsWritesABatch(t *testing.T) {
 	if want := []int64{1, 0, 0, 0, 1, 1}; !slices.Equal(versions, want) {
 		t.Errorf("VA settle versions %v, want %v: only the written settlements move theirs", versions, want)
 	}
-	if vs, err := db.Verify(ctx); err != nil || len(vs) != 0 {
-		t.Fatalf("verify: %v %v", vs, err)
+	var held pq.Int64Array
+	if err := db.SQL().QueryRowContext(ctx, `SELECT array_agg(id ORDER BY id) FROM virtual_accounts WHERE held_until > now()`).Scan(&held); err != nil {
+		t.Fatal(err)
 	}
+	if want := []int64{targets[0].VAID, targets[4].VAID, other.VAID}; !slices.Equal(held, want) {
+		t.Errorf("VAs held from polling %v, want %v: those whose settlement was written", held, want)
+	}
+	mustVerify(t, db)
 }
 
 // Two VAs of one customer in one batch (the customer is moving between
@@ -564,10 +551,10 @@ func TestCreateSettlementsOneCustomerTwiceInABatch(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	ctx := context.Background()
-	targets := batchCustomers(t, db, "d", 2)
+	targets := depositCustomers(t, db, "d", 2)
 	other := secondVA(t, db, targets[0], "VA-d0-old")
 	got, err := db.CreateSettlements(ctx, []store.NewSettlement{
-		batchSettlement(t, targets[0]), batchSettlement(t, other), batchSettlement(t, targets[1]),
+		depositSettlement(t, targets[0]), depositSettlement(t, other), depositSettlement(t, targets[1]),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -581,14 +568,12 @@ func TestCreateSettlementsOneCustomerTwiceInABatch(t *testing.T) {
 	if n := count(t, db, `SELECT sum(settle_version) FROM virtual_accounts`); n != 2 {
 		t.Errorf("settle versions moved %d times, want twice", n)
 	}
-	if vs, err := db.Verify(ctx); err != nil || len(vs) != 0 {
-		t.Fatalf("verify: %v %v", vs, err)
-	}
-	if _, err := db.CreateSettlements(ctx, []store.NewSettlement{batchSettlement(t, targets[1]), batchSettlement(t, targets[1])}); err == nil ||
+	mustVerify(t, db)
+	if _, err := db.CreateSettlements(ctx, []store.NewSettlement{depositSettlement(t, targets[1]), depositSettlement(t, targets[1])}); err == nil ||
 		!strings.Contains(err.Error(), "twice") {
 		t.Errorf("one VA twice in a batch: err = %v, want a refusal naming it", err)
 	}
-	empty := batchSettlement(t, targets[1])
+	empty := depositSettlement(t, targets[1])
 	empty.Steps = nil
 	if _, err := db.CreateSettlements(ctx, []store.NewSettlement{empty}); err == nil || !strings.Contains(err.Error(), "no steps") {
 		t.Errorf("a settlement without steps: err = %v, want a refusal", err)
@@ -598,7 +583,9 @@ func TestCreateSettlementsOneCustomerTwiceInABatch(t *testing.T) {
 	}
 }
 
-func batchCustomers(t *testing.T, db *store.DB, prefix string, n int) []store.PollTarget {
+// depositCustomers creates n customers, prefix0 to prefix(n-1), each with a
+// VA VA-prefixN and a debt, and returns their poll targets.
+func depositCustomers(t *testing.T, db *store.DB, prefix string, n int) []store.PollTarget {
 	t.Helper()
 	var out []store.PollTarget
 	for i := range n {
@@ -627,7 +614,9 @@ func secondVA(t *testing.T, db *store.DB, target store.PollTarget, number string
 	return second
 }
 
-func batchSettlement(t *testing.T, target store.PollTarget) store.NewSettlement {
+// depositSettlement is the settlement of a 400,000 KRW deposit found in
+// target, as the poller writes it.
+func depositSettlement(t *testing.T, target store.PollTarget) store.NewSettlement {
 	t.Helper()
 	plan, err := pipeline.BuildPlan(pipeline.Money{Amount: 400_000, Currency: "KRW"}, target.Obligations(), pipeline.Policy{})
 	if err != nil {

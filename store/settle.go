@@ -90,16 +90,16 @@ type Created struct {
 // position they belong to, stepColumns' arrays and which one is first,
 // READY; the rest PENDING) and the ledger journal of its deposit ($21..$23:
 // the position and the postings) are written, and the VA is held from
-// polling for $11 ms. It returns a row for each settlement written: its
+// polling for its $11 ms. It returns a row for each settlement written: its
 // position in the batch (from 1), its ID and its first step's.
 const createSettlementsQuery = `
 	WITH input AS (
 		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::text[],
-		                     $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
-		       WITH ORDINALITY AS i(va_id, version, customer_id, provider, amount, currency, repay, hold, fee, payout, n)),
+		                     $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[])
+		       WITH ORDINALITY AS i(va_id, version, customer_id, provider, amount, currency, repay, hold, fee, payout, hold_ms, n)),
 	va AS (
 		UPDATE virtual_accounts v SET settle_version = v.settle_version + 1,
-		       held_until = now() + $11 * interval '1 millisecond'
+		       held_until = now() + i.hold_ms * interval '1 millisecond'
 		  FROM input i
 		 WHERE v.id = i.va_id AND v.settle_version = i.version
 		   AND NOT EXISTS (SELECT 1 FROM settlements o WHERE o.customer_id = i.customer_id
@@ -210,7 +210,7 @@ func settlementArgs(batch []NewSettlement) ([]any, error) {
 	var stepOwners, postingOwners []int64
 	var firsts []bool
 	var ledger postingArrays
-	hold := batch[0].Hold
+	holdMS := make([]int64, n)
 	seen := make(map[int64]bool, n)
 	for i, ns := range batch {
 		t, p := ns.Target, ns.Plan
@@ -220,12 +220,10 @@ func settlementArgs(batch []NewSettlement) ([]any, error) {
 		if len(ns.Steps) == 0 {
 			return nil, fmt.Errorf("the settlement of VA %d has no steps; a deposit moves through one at least", t.VAID)
 		}
-		if ns.Hold != hold {
-			return nil, fmt.Errorf("one batch of settlements holds its VAs for %s and %s; a batch has one hold", hold, ns.Hold)
-		}
 		seen[t.VAID] = true
 		vas[i], versions[i], customers[i], providers[i] = t.VAID, t.SettleVersion, t.CustomerID, t.Provider
 		amounts[i], currencies[i], repays[i], holds[i], fees[i], payouts[i] = p.Deposit.Amount, p.Deposit.Currency, p.Repay, p.Hold, p.Fee, p.Payout
+		holdMS[i] = ns.Hold.Milliseconds()
 		for k, s := range ns.Steps {
 			steps.add(s)
 			stepOwners, firsts = append(stepOwners, int64(i+1)), append(firsts, k == 0)
@@ -237,7 +235,7 @@ func settlementArgs(batch []NewSettlement) ([]any, error) {
 		}
 	}
 	args := []any{pq.Array(vas), pq.Array(versions), pq.Array(customers), pq.Array(providers), pq.Array(amounts),
-		pq.Array(currencies), pq.Array(repays), pq.Array(holds), pq.Array(fees), pq.Array(payouts), hold.Milliseconds(),
+		pq.Array(currencies), pq.Array(repays), pq.Array(holds), pq.Array(fees), pq.Array(payouts), pq.Array(holdMS),
 		pq.Array(stepOwners)}
 	args = append(args, steps.args()...)
 	return append(args, pq.Array(firsts), pq.Array(postingOwners), pq.Array(ledger.accounts), pq.Array(ledger.amounts)), nil
@@ -275,33 +273,30 @@ func (a *postingArrays) add(ps []pipeline.Posting) {
 	}
 }
 
-// insertStepsSQL inserts a settlement's steps from seven arrays, the
-// parameters $p to $p+6 (stepColumns' seqs, kinds, amounts, froms, tos,
-// holders, reverses): the first step READY, the others PENDING. The
-// settlement, currency and provider are SQL expressions; from joins the
-// settlement's row source, if any.
-func insertStepsSQL(settlement, currency, provider, from string, p int) string {
-	return fmt.Sprintf(`
-		INSERT INTO steps (settlement_id, seq, kind, amount, currency, provider, from_account, to_account, to_holder, status, reverses)
-		SELECT %s, u.seq, u.kind, u.amount, %s, %s, u.from_account, u.to_account, u.to_holder,
-		       CASE WHEN u.n = 1 THEN 'READY' ELSE 'PENDING' END, NULLIF(u.reverses, 0)
-		  FROM %s unnest($%d::smallint[], $%d::text[], $%d::bigint[], $%d::text[], $%d::text[], $%d::text[], $%d::bigint[])
-		       WITH ORDINALITY AS u(seq, kind, amount, from_account, to_account, to_holder, reverses, n)
-		RETURNING id, seq`, settlement, currency, provider, from, p, p+1, p+2, p+3, p+4, p+5, p+6)
-}
-
-// args are the arrays insertStepsSQL unnests.
+// args are the arrays insertStepsQuery and createSettlementsQuery unnest.
 func (c stepColumns) args() []any {
 	return []any{pq.Array(c.seqs), pq.Array(c.kinds), pq.Array(c.amounts), pq.Array(c.froms), pq.Array(c.tos),
 		pq.Array(c.holders), pq.Array(c.reverses)}
 }
 
+// insertStepsQuery inserts steps of settlement $1 (currency $2, provider
+// $3) from stepColumns' arrays ($4..$10): the first READY, the others
+// PENDING. It returns the first.
+const insertStepsQuery = `
+	WITH ins AS (
+		INSERT INTO steps (settlement_id, seq, kind, amount, currency, provider, from_account, to_account, to_holder, status, reverses)
+		SELECT $1, u.seq, u.kind, u.amount, $2, $3, u.from_account, u.to_account, u.to_holder,
+		       CASE WHEN u.n = 1 THEN 'READY' ELSE 'PENDING' END, NULLIF(u.reverses, 0)
+		  FROM unnest($4::smallint[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[])
+		       WITH ORDINALITY AS u(seq, kind, amount, from_account, to_account, to_holder, reverses, n)
+		RETURNING id, seq)
+	SELECT id FROM ins ORDER BY seq LIMIT 1`
+
 // insertSteps writes steps of a settlement in a transaction and returns the
 // first one.
 func insertSteps(ctx context.Context, tx *sqlx.Tx, settlementID int64, provider, currency string, steps []pipeline.StepSpec) (int64, error) {
 	var head int64
-	err := tx.QueryRowxContext(ctx, `WITH ins AS (`+insertStepsSQL("$1", "$2", "$3", "", 4)+`)
-		SELECT id FROM ins ORDER BY seq LIMIT 1`,
+	err := tx.QueryRowxContext(ctx, insertStepsQuery,
 		append([]any{settlementID, currency, provider}, stepArrays(steps).args()...)...).Scan(&head)
 	return head, err
 }
