@@ -33,12 +33,15 @@ type ExecutorConfig struct {
 }
 
 // The named points of a step's execution where Hook is called. The store
-// calls its own hook at PointBeforeRecordCommit.
+// calls its own hook at PointBeforeRecordCommit, and at
+// PointAfterSettlementsCommit: a poll's settlements are written, their
+// first steps not yet enqueued.
 const (
-	PointAfterClaim         = "after_claim"
-	PointAfterBankOK        = "after_bank_ok"
-	PointBeforeRecordCommit = "before_record_commit"
-	PointAfterRecordCommit  = "after_record_commit"
+	PointAfterClaim             = "after_claim"
+	PointAfterBankOK            = "after_bank_ok"
+	PointBeforeRecordCommit     = "before_record_commit"
+	PointAfterRecordCommit      = "after_record_commit"
+	PointAfterSettlementsCommit = "after_settlements_commit"
 )
 
 func (c ExecutorConfig) withDefaults() ExecutorConfig {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -184,6 +185,9 @@ func (db *DB) CreateSettlements(ctx context.Context, batch []NewSettlement) ([]C
 	})
 	switch {
 	case err == nil:
+		if slices.ContainsFunc(out, func(c Created) bool { return c.SettlementID != 0 }) {
+			db.hook(pipeline.PointAfterSettlementsCommit)
+		}
 		return out, nil
 	case !isUniqueViolation(err, "settlements_one_open_per_customer"):
 		return nil, fmt.Errorf("create %d settlements (the first for customer %d): %w", len(batch), batch[0].Target.CustomerID, err)

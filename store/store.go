@@ -29,7 +29,8 @@ type Options struct {
 	MaxOpenConns int // default 20
 	MaxIdleConns int // default MaxOpenConns
 	// Hook, when set, is called with "before_record_commit" just before a
-	// step's success is committed; the fault-injection tests kill the
+	// step's success is committed and with "after_settlements_commit" once
+	// a poll's settlements are written; the fault-injection tests kill the
 	// process there.
 	Hook func(point string)
 }

@@ -235,7 +235,8 @@ func (h *harness) startWorker(t *testing.T, slot int, crashes bool) {
 		seed := h.s.seed*1000 + uint64(h.restarts)
 		h.mu.Unlock()
 		p := strconv.FormatFloat(h.s.crashChance, 'f', -1, 64)
-		cmd.Env = append(cmd.Env, "SETTLE_TEST_CRASH=after_claim="+p+",after_bank_ok="+p+",before_record_commit="+p+",after_record_commit="+p,
+		cmd.Env = append(cmd.Env, "SETTLE_TEST_CRASH=after_claim="+p+",after_bank_ok="+p+",before_record_commit="+p+",after_record_commit="+p+
+			",after_settlements_commit="+p,
 			"SETTLE_TEST_CRASH_SEED="+strconv.FormatUint(seed, 10))
 	}
 	cmd.Stderr = h.log.writer(fmt.Sprintf("worker %d: ", slot))

@@ -1,5 +1,6 @@
 // Package crash turns the SETTLE_TEST_CRASH environment variable into a hook
-// that kills the process at named points of a step's execution, with a
+// that kills the process at named points of a step's execution (and after
+// a poll's settlements are written), with a
 // seeded probability. The fault-injection suite runs `settle serve` with it;
 // without the variable the hook does nothing.
 //
@@ -20,7 +21,8 @@ import (
 )
 
 // Points are the names SETTLE_TEST_CRASH accepts.
-var Points = []string{pipeline.PointAfterClaim, pipeline.PointAfterBankOK, pipeline.PointBeforeRecordCommit, pipeline.PointAfterRecordCommit}
+var Points = []string{pipeline.PointAfterClaim, pipeline.PointAfterBankOK, pipeline.PointBeforeRecordCommit, pipeline.PointAfterRecordCommit,
+	pipeline.PointAfterSettlementsCommit}
 
 // ExitCode is what a crashed process exits with, as if killed by SIGKILL.
 const ExitCode = 137

@@ -1,0 +1,74 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/settle-dev/settle/internal/crash"
+	"github.com/settle-dev/settle/pipeline"
+)
+
+// A worker killed right after a poll wrote its settlements, before it
+// enqueued their first steps: the settlements are in PostgreSQL and in no
+// queue. After a restart the relay enqueues them, the held VAs are not
+// settled again, and every won lands where it belongs, each transfer once.
+func TestKilledAfterSettlementsWritten(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process-kill run skipped with -short")
+	}
+	h := newHarness(t, settings{seed: 5, customers: 40, workers: 1})
+	ctx := context.Background()
+	cs, err := h.seeder.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deposits := h.payAll(t, cs)
+
+	cmd := exec.Command(h.bin, "serve", "--config", h.cfg)
+	cmd.Env = append(os.Environ(), "SETTLE_DATABASE_URL=", "SETTLE_REDIS_URL=",
+		"SETTLE_TEST_CRASH="+pipeline.PointAfterSettlementsCommit+"=1")
+	cmd.Stderr = h.log.writer("crashing worker: ")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err = <-exited:
+	case <-time.After(2 * time.Minute):
+		_ = cmd.Process.Kill()
+		<-exited
+		t.Fatal("the worker did not reach the crash point after its first poll in 2 minutes")
+	}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != crash.ExitCode {
+		t.Fatalf("worker exit: %v; want exit code %d at %s", err, crash.ExitCode, pipeline.PointAfterSettlementsCommit)
+	}
+	written := count(t, h, `SELECT count(*) FROM settlements`)
+	if written == 0 {
+		t.Fatal("the worker crashed after writing settlements, yet none is in the database")
+	}
+	transfers := count(t, h, `SELECT count(*) FROM transfers`)
+
+	h.startWorkers(t, false)
+	h.waitQuiet(t, deposits)
+	h.stopWorkers(t)
+	h.check(t, cs, deposits)
+	if n := count(t, h, `SELECT count(*) FROM settlements`); n != len(cs) {
+		t.Errorf("%d settlements for %d customers paid once each: a deposit was settled twice or not at all", n, len(cs))
+	}
+	t.Logf("killed after writing %d settlements (%d transfer attempts by then); after the restart all %d settled once", written, transfers, len(cs))
+}
+
+func count(t *testing.T, h *harness, query string) int {
+	t.Helper()
+	var n int
+	if err := h.db.SQL().QueryRowContext(context.Background(), query).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
