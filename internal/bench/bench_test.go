@@ -17,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/settle-dev/settle/jobs"
 )
 
 func TestParseLatency(t *testing.T) {
@@ -303,6 +306,25 @@ func TestDatabaseAndRedisLifecycle(t *testing.T) {
 	defer rc.Close()
 	if mem, err := usedMemory(ctx, rc); err != nil || mem <= 0 {
 		t.Fatalf("used_memory = %d, %v", mem, err)
+	}
+	// A few tasks weigh what a task weighs (a hash of some 200 bytes), not
+	// whatever else used_memory moved by meanwhile; they are gone afterwards.
+	opt := asynq.RedisClientOpt{Addr: r.addr()}
+	for _, n := range []int{3, 30} {
+		per, err := bytesPerQueuedTask(ctx, rc, opt, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d queued tasks: %.1f bytes each", n, per)
+		if per < 100 || per > 1000 {
+			t.Errorf("%d queued tasks weigh %.1f bytes each, want 100 to 1000", n, per)
+		}
+	}
+	if keys, err := rc.Keys(ctx, "asynq:{"+jobs.QueueSteps+"}:t:*").Result(); err != nil || len(keys) != 0 {
+		t.Errorf("%d task keys left after weighing (%v)", len(keys), err)
+	}
+	if _, err := bytesPerQueuedTask(ctx, rc, opt, 0); err == nil {
+		t.Error("weighing no tasks did not fail")
 	}
 	r.stop()
 	if r.proc.alive() {

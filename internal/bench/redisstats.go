@@ -104,28 +104,50 @@ func redisUsage(before, after map[string]int64, settlements int64) RedisUsage {
 }
 
 // bytesPerQueuedTask enqueues n step tasks exactly as the engine does
-// (jobs.Queue.EnqueueStep, before any worker runs), reads Redis's
-// used_memory before and after, and deletes them again. A warm-up round
-// first opens the connections and loads Asynq's scripts, whose memory is
-// not the tasks'.
+// (jobs.Queue.EnqueueStep, before any worker runs), weighs what they take in
+// Redis and deletes them again. It weighs the keys themselves (MEMORY USAGE
+// of each task's hash and the growth of the pending list), not used_memory:
+// used_memory also moves with client buffers and every other user of the
+// server, so around a small n it can even shrink. A warm-up round first
+// creates the queue's list, whose fixed cost is not the tasks'.
 func bytesPerQueuedTask(ctx context.Context, rc *redis.Client, opt asynq.RedisConnOpt, n int) (float64, error) {
+	if n <= 0 {
+		return 0, fmt.Errorf("weigh queued tasks: n = %d, want at least 1", n)
+	}
 	q := jobs.NewQueue(opt, time.Minute)
 	defer q.Close()
-	const senders, warm = 8, 400
+	const senders, warm, first = 8, 400, 100_000
 	if err := enqueueSteps(ctx, q, senders, 1, warm); err != nil {
 		return 0, err
 	}
-	before, err := usedMemory(ctx, rc)
+	pending := "asynq:{" + jobs.QueueSteps + "}:pending"
+	before, err := rc.MemoryUsage(ctx, pending, 0).Result()
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("redis MEMORY USAGE %s: %w", pending, err)
 	}
 	// Step IDs of the size a 100,000-customer payday has.
-	if err := enqueueSteps(ctx, q, senders, 100_000, n); err != nil {
+	if err := enqueueSteps(ctx, q, senders, first, n); err != nil {
 		return 0, err
 	}
-	after, err := usedMemory(ctx, rc)
+	after, err := rc.MemoryUsage(ctx, pending, 0).Result()
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("redis MEMORY USAGE %s: %w", pending, err)
+	}
+	total := max(after-before, 0)
+	const chunk = 1000
+	for lo := 0; lo < n; lo += chunk {
+		pipe := rc.Pipeline()
+		var sizes []*redis.IntCmd
+		for i := lo; i < min(lo+chunk, n); i++ {
+			key := "asynq:{" + jobs.QueueSteps + "}:t:" + jobs.StepTaskID(pipeline.StepRef{ID: int64(first + i)})
+			sizes = append(sizes, pipe.MemoryUsage(ctx, key, 0))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return 0, fmt.Errorf("redis MEMORY USAGE of the test tasks: %w", err)
+		}
+		for _, c := range sizes {
+			total += c.Val()
+		}
 	}
 	ins := asynq.NewInspector(opt)
 	defer ins.Close()
@@ -136,7 +158,7 @@ func bytesPerQueuedTask(ctx context.Context, rc *redis.Client, opt asynq.RedisCo
 	if deleted != n+warm {
 		return 0, fmt.Errorf("enqueued %d test tasks but deleted %d", n+warm, deleted)
 	}
-	return float64(after-before) / float64(n), nil
+	return float64(total) / float64(n), nil
 }
 
 // enqueueSteps enqueues steps first .. first+n-1 from senders goroutines.
