@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/settle-dev/settle/notify"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
 )
@@ -92,7 +93,7 @@ type PollResult struct {
 	Found   int `json:"found"`   // deposits found: settlements created
 	Stale   int `json:"stale"`   // balances dropped because the VA was settled meanwhile
 	Errors  int `json:"errors"`  // requests that failed (their VAs are retried next cycle)
-	Skipped int `json:"skipped"` // balances below the minimum, or in another currency
+	Skipped int `json:"skipped"` // balances below the minimum, in another currency, or below what the ledger holds
 	// BudgetLeft is the calls left of the budgets of the providers that
 	// have one; -1 when none has.
 	BudgetLeft int `json:"budget_left"`
@@ -550,9 +551,17 @@ func (p *Poller) settle(ctx context.Context, batch []store.NewSettlement, res *P
 		return nil, failed
 	}
 	for i, c := range created {
+		if c.BelowLedger() {
+			res.Skipped++
+			p.belowLedger(ctx, batch[i], c)
+			continue
+		}
 		if c.SettlementID == 0 {
 			res.Stale++
 			continue
+		}
+		if c.LedgerHolds > 0 {
+			p.ledgerAgrees(ctx, batch[i])
 		}
 		res.Found++
 		found = append(found, batch[i].Target.CustomerID)
@@ -561,6 +570,30 @@ func (p *Poller) settle(ctx context.Context, batch []store.NewSettlement, res *P
 		}
 	}
 	return found, nil
+}
+
+// belowLedger raises a critical alert for a VA whose balance is below what
+// the ledger holds there: it is not settled until the two agree.
+func (p *Poller) belowLedger(ctx context.Context, ns store.NewSettlement, c store.Created) {
+	t := ns.Target
+	p.logger.ErrorContext(ctx, "virtual account below its ledger balance; not settled",
+		"provider", t.Provider, "va", t.VAID, "bank", ns.Plan.Deposit.Amount, "ledger", c.LedgerHolds)
+	if _, err := p.db.RaiseAlertOnce(context.WithoutCancel(ctx), notify.BelowLedgerAlert(notify.BelowLedger{
+		Provider: t.Provider, VAID: t.VAID, VA: t.Number, Bank: ns.Plan.Deposit, Ledger: c.LedgerHolds,
+	})); err != nil {
+		p.logger.ErrorContext(ctx, "could not raise the alert", "provider", t.Provider, "va", t.VAID, "err", err)
+	}
+}
+
+// ledgerAgrees resolves a VA's below-ledger problem, if it had one, once a
+// settlement took over what the ledger held there.
+func (p *Poller) ledgerAgrees(ctx context.Context, ns store.NewSettlement) {
+	t := ns.Target
+	_, err := p.db.ResolveProblem(context.WithoutCancel(ctx), notify.BelowLedgerProblem(t.Provider, t.VAID),
+		"the virtual account holds what the ledger says again; its settlement started")
+	if err != nil && !errors.Is(err, store.ErrNoProblem) {
+		p.logger.WarnContext(ctx, "could not resolve the below-ledger alert", "provider", t.Provider, "va", t.VAID, "err", err)
+	}
 }
 
 func chunks[T any](s []T, n int) func(func([]T) bool) {

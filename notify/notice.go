@@ -26,6 +26,10 @@ const (
 	// KindDailySummary is the daily summary: what settled, what failed, the
 	// oldest open settlement (DailySummaryAlert).
 	KindDailySummary = "daily_summary"
+	// KindBelowLedger is a virtual account whose bank balance is below what
+	// the ledger holds there (BelowLedgerAlert): it is not settled until
+	// the two agree.
+	KindBelowLedger = "va_below_ledger"
 )
 
 // Severities, as the alerts table allows them.

@@ -40,6 +40,36 @@ func StuckAlert(s Stuck) pipeline.Alert {
 	}
 }
 
+// BelowLedger is a virtual account whose balance at the bank is below what
+// the ledger holds there (the deposit of a cancelled or compensated
+// settlement, not yet taken over).
+type BelowLedger struct {
+	Provider string
+	VAID     int64
+	VA       string // the account number; masked in the alert
+	Bank     pipeline.Money
+	Ledger   int64
+}
+
+// BelowLedgerProblem is the problem key of a VA below its ledger balance.
+func BelowLedgerProblem(provider string, vaID int64) string {
+	return fmt.Sprintf("va_below_ledger:%s:%d", provider, vaID)
+}
+
+// BelowLedgerAlert says a VA is not settled because the bank shows less
+// there than the ledger holds: money left it outside settle, or the ledger
+// is wrong. Either way nothing is moved until someone looks.
+func BelowLedgerAlert(b BelowLedger) pipeline.Alert {
+	return pipeline.Alert{
+		ProblemKey: BelowLedgerProblem(b.Provider, b.VAID), Kind: KindBelowLedger, Severity: SeverityCritical,
+		Summary: fmt.Sprintf("Virtual account %s at %s holds less than the ledger says: not settled",
+			pipeline.AccountNumber(b.VA), b.Provider),
+		Detail: fmt.Sprintf("The bank shows %d %s; the ledger holds %d %s there (the deposit of a cancelled or compensated "+
+			"settlement). No settlement starts from this account until they agree.", b.Bank.Amount, b.Bank.Currency, b.Ledger, b.Bank.Currency),
+		Action: fmt.Sprintf("settle reconcile --provider %s, then ask the bank where the money went", b.Provider),
+	}
+}
+
 // roundSpan rounds a duration of a minute or more to the minute.
 func roundSpan(d time.Duration) time.Duration {
 	if d < time.Minute {

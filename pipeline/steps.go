@@ -94,19 +94,14 @@ type Posting struct {
 	Amount  int64
 }
 
-// ExternalPayroll is the ledger account that salary deposits come from.
+// ExternalPayroll is the ledger account that salary deposits come from. A
+// deposit journal moves money new to the ledger from it into the VA's
+// account: a VA's balance the ledger already holds (a cancelled or
+// compensated settlement's deposit) is taken over, never posted again.
 const ExternalPayroll = "external:payroll"
 
 // LedgerAccount names a bank account in the ledger: provider and account.
 func LedgerAccount(provider, account string) string { return provider + ":" + account }
-
-// DepositPostings records money arriving in a virtual account from payroll.
-func DepositPostings(provider, va string, amount int64) []Posting {
-	return []Posting{
-		{Account: ExternalPayroll, Amount: -amount},
-		{Account: LedgerAccount(provider, va), Amount: amount},
-	}
-}
 
 // TransferPostings records a completed transfer between two bank accounts.
 func TransferPostings(provider, from, to string, amount int64) []Posting {

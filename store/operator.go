@@ -231,8 +231,9 @@ func describeNextAttempt(st stepState) string {
 
 // Cancel stops a settlement before any money moved: every step not DONE is
 // CANCELLED and so is the settlement. The deposit stays in the virtual
-// account, where the next poll finds it again unless the customer is
-// suspended.
+// account, at the bank and in the ledger; the next settlement of the VA
+// takes it over rather than counting it again (ADR 0005), unless the
+// customer is suspended.
 func (db *DB) Cancel(ctx context.Context, id int64, a Audit, dryRun bool) (Outcome, error) {
 	return db.operate(ctx, id, a, dryRun, func(tx *sqlx.Tx, s settlementState, out *Outcome) error {
 		switch s.Status {
@@ -260,7 +261,8 @@ func (db *DB) Cancel(ctx context.Context, id int64, a Audit, dryRun bool) (Outco
 			return err
 		}
 		out.Changes = append(out.Changes, fmt.Sprintf("settlement %d: %s → CANCELLED; its %d steps are CANCELLED", id, s.Status, len(s.Steps)),
-			"the deposit stays in the virtual account: the next poll settles it again unless the customer is suspended")
+			"the deposit stays in the virtual account and in the ledger: the next poll settles it again, "+
+				"taking it over without counting it twice, unless the customer is suspended")
 		n, err := resolveFailures(ctx, tx, id, fmt.Sprintf("settlement %d was CANCELLED by %s: %s", id, a.Actor, a.Reason))
 		if n > 0 {
 			out.Changes = append(out.Changes, "its failure alert is resolved")
@@ -292,7 +294,9 @@ func orNone(s, def string) string {
 // Compensate reverses a FAILED settlement's completed legs as new transfers,
 // in reverse order, returning the money to the virtual account and restoring
 // the obligation; the settlement is COMPENSATING until they are done, then
-// COMPENSATED. Its steps that will never run are CANCELLED.
+// COMPENSATED. Its steps that will never run are CANCELLED. The money back
+// in the VA is in the ledger's VA account again; the next settlement of the
+// VA takes it over rather than counting it as a new deposit (ADR 0005).
 func (db *DB) Compensate(ctx context.Context, id int64, a Audit, dryRun bool) (Outcome, error) {
 	return db.operate(ctx, id, a, dryRun, func(tx *sqlx.Tx, s settlementState, out *Outcome) error {
 		switch s.Status {

@@ -67,6 +67,12 @@ func (db *DB) PollTargets(ctx context.Context, afterID int64, limit int) ([]Poll
 // has an open settlement: the balance read is stale and must be dropped.
 var ErrStale = errors.New("balance read is stale: the virtual account was settled meanwhile")
 
+// ErrBelowLedger is returned by CreateSettlement when the bank shows less
+// in the VA than the ledger holds there (the deposit of a cancelled or
+// compensated settlement): money left the VA outside settle, or the ledger
+// is wrong. Nothing is written; settle reconcile shows the difference.
+var ErrBelowLedger = errors.New("the virtual account's balance is below what the ledger holds there")
+
 // NewSettlement is a settlement about to be written with all its steps.
 type NewSettlement struct {
 	Target PollTarget
@@ -77,42 +83,63 @@ type NewSettlement struct {
 	Hold time.Duration
 }
 
-// Created names a settlement just written and its first step.
+// Created names a settlement just written and its first step. A zero
+// SettlementID is a balance not settled: stale, or, when LedgerHolds is
+// more than the balance, a VA whose bank balance is below what the ledger
+// holds there.
 type Created struct {
 	SettlementID int64
 	HeadStepID   int64
+	// LedgerHolds is what the ledger already held in the VA: money of a
+	// cancelled or compensated settlement, which this one took over (its
+	// deposit journal posts only the rest).
+	LedgerHolds int64
 }
+
+// BelowLedger reports whether the balance was not settled because the bank
+// holds less in the VA than the ledger says: money left the VA outside
+// settle, or the ledger is wrong. Nothing was written.
+func (c Created) BelowLedger() bool { return c.SettlementID == 0 && c.LedgerHolds > 0 }
 
 // createSettlementsQuery writes a batch of settlements in one statement.
 // Each settlement's VA settle version moves ($1 VAs, $2 versions read with
 // the balances: a moved version means the balance is stale) unless the
-// customer has an open settlement; for each VA that moved, the settlement
-// ($3..$10 its customer and amounts), its steps ($12..$20: the batch
-// position they belong to, stepColumns' arrays and which one is first,
-// READY; the rest PENDING) and the ledger journal of its deposit ($21..$23:
-// the position and the postings) are written, and the VA is held from
-// polling for its $11 ms. It returns a row for each settlement written: its
-// position in the batch (from 1), its ID and its first step's.
+// customer has an open settlement or the ledger holds more in the VA ($21
+// its ledger account) than the balance; for each VA that moved, the
+// settlement ($3..$10 its customer and amounts; what the ledger holds in
+// the VA is carried over), its steps ($12..$20: the batch position they
+// belong to, stepColumns' arrays and which one is first, READY; the rest
+// PENDING) and, for the money new to the ledger, the journal of its
+// deposit from $22 are written, and the VA is held from polling for its $11
+// ms. It returns a row for each settlement written: its position in the
+// batch (from 1), its ID, its first step's and what it carried over; and a
+// row with zero IDs for each balance below what the ledger holds.
 const createSettlementsQuery = `
 	WITH input AS (
 		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::text[],
-		                     $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[])
-		       WITH ORDINALITY AS i(va_id, version, customer_id, provider, amount, currency, repay, hold, fee, payout, hold_ms, n)),
+		                     $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $21::text[])
+		       WITH ORDINALITY AS i(va_id, version, customer_id, provider, amount, currency, repay, hold, fee, payout, hold_ms,
+		                            va_account, n)),
+	ledger AS (
+		SELECT i.n, coalesce((SELECT sum(p.amount) FROM postings p WHERE p.account = i.va_account AND p.currency = i.currency), 0)
+		       AS holds
+		  FROM input i),
 	va AS (
 		UPDATE virtual_accounts v SET settle_version = v.settle_version + 1,
 		       held_until = now() + i.hold_ms * interval '1 millisecond'
-		  FROM input i
-		 WHERE v.id = i.va_id AND v.settle_version = i.version
+		  FROM input i JOIN ledger l ON l.n = i.n
+		 WHERE v.id = i.va_id AND v.settle_version = i.version AND l.holds <= i.amount
 		   AND NOT EXISTS (SELECT 1 FROM settlements o WHERE o.customer_id = i.customer_id
 		                   AND o.status IN ('RUNNING', 'FAILED', 'COMPENSATING'))
 		RETURNING v.id),
 	settlement AS (
-		INSERT INTO settlements (customer_id, va_id, provider, amount, currency, repay, hold, fee, payout)
-		SELECT i.customer_id, i.va_id, i.provider, i.amount, i.currency, i.repay, i.hold, i.fee, i.payout
-		  FROM input i JOIN va ON va.id = i.va_id ORDER BY i.n
-		RETURNING id, va_id, provider, currency),
+		INSERT INTO settlements (customer_id, va_id, provider, amount, currency, repay, hold, fee, payout, carried)
+		SELECT i.customer_id, i.va_id, i.provider, i.amount, i.currency, i.repay, i.hold, i.fee, i.payout, l.holds
+		  FROM input i JOIN va ON va.id = i.va_id JOIN ledger l ON l.n = i.n ORDER BY i.n
+		RETURNING id, va_id, provider, currency, carried, amount - carried AS fresh),
 	made AS (
-		SELECT s.id, s.provider, s.currency, i.n FROM settlement s JOIN input i ON i.va_id = s.va_id),
+		SELECT s.id, s.provider, s.currency, s.carried, s.fresh, i.va_account, i.n
+		  FROM settlement s JOIN input i ON i.va_id = s.va_id),
 	step AS (
 		INSERT INTO steps (settlement_id, seq, kind, amount, currency, provider, from_account, to_account, to_holder, status, reverses)
 		SELECT m.id, u.seq, u.kind, u.amount, m.currency, m.provider, u.from_account, u.to_account, u.to_holder,
@@ -123,23 +150,29 @@ const createSettlementsQuery = `
 		  JOIN made m ON m.n = u.owner
 		RETURNING id, settlement_id, status),
 	journal AS (
-		INSERT INTO journals (kind, settlement_id) SELECT 'deposit', m.id FROM made m RETURNING id, settlement_id),
+		INSERT INTO journals (kind, settlement_id) SELECT 'deposit', m.id FROM made m WHERE m.fresh > 0
+		RETURNING id, settlement_id),
 	posted AS (
 		INSERT INTO postings (journal_id, account, amount, currency)
 		SELECT j.id, p.account, p.amount, m.currency
-		  FROM unnest($21::int[], $22::text[], $23::bigint[]) AS p(owner, account, amount)
-		  JOIN made m ON m.n = p.owner JOIN journal j ON j.settlement_id = m.id)
-	SELECT m.n, m.id, st.id FROM made m JOIN step st ON st.settlement_id = m.id AND st.status = 'READY'`
+		  FROM made m JOIN journal j ON j.settlement_id = m.id
+		 CROSS JOIN LATERAL (VALUES ($22::text, -m.fresh), (m.va_account, m.fresh)) AS p(account, amount))
+	SELECT m.n, m.id, st.id, m.carried FROM made m JOIN step st ON st.settlement_id = m.id AND st.status = 'READY'
+	UNION ALL
+	SELECT i.n, 0, 0, l.holds FROM input i JOIN ledger l ON l.n = i.n WHERE l.holds > i.amount`
 
 // CreateSettlement writes one settlement as CreateSettlements does. It
 // returns ErrStale when the VA was settled since it was read or the
-// customer has an open settlement.
+// customer has an open settlement, and ErrBelowLedger when the balance is
+// below what the ledger holds in the VA.
 func (db *DB) CreateSettlement(ctx context.Context, ns NewSettlement) (Created, error) {
 	out, err := db.CreateSettlements(ctx, []NewSettlement{ns})
-	if err != nil {
+	switch {
+	case err != nil:
 		return Created{}, err
-	}
-	if out[0].SettlementID == 0 {
+	case out[0].BelowLedger():
+		return out[0], fmt.Errorf("%w: the bank shows %d, the ledger holds %d", ErrBelowLedger, ns.Plan.Deposit.Amount, out[0].LedgerHolds)
+	case out[0].SettlementID == 0:
 		return Created{}, ErrStale
 	}
 	return out[0], nil
@@ -147,10 +180,13 @@ func (db *DB) CreateSettlement(ctx context.Context, ns NewSettlement) (Created, 
 
 // CreateSettlements writes a batch of settlements, each with all its steps
 // (the first READY, the rest PENDING) and the ledger journal of its
-// deposit, in one statement. The result has an entry for each of the
-// batch, in its order; a zero entry is a stale balance read, not written:
-// its VA was settled since it was read or its customer has an open
-// settlement. Each VA may appear once in a batch.
+// deposit, in one statement. Each settles the VA's whole balance and takes
+// over what the ledger already holds in the VA; its deposit journal posts
+// only the rest, so a deposit is counted once (ADR 0005). The result has an
+// entry for each of the batch, in its order; an entry without a settlement
+// is not written: a stale balance read (its VA was settled since it was
+// read or its customer has an open settlement), or one below what the
+// ledger holds (BelowLedger). Each VA may appear once in a batch.
 //
 // Two settlements for one customer racing in (one from each of the
 // customer's VAs, during a migration between providers) break the one open
@@ -176,7 +212,7 @@ func (db *DB) CreateSettlements(ctx context.Context, batch []NewSettlement) ([]C
 		for rows.Next() {
 			var n int
 			var c Created
-			if err := rows.Scan(&n, &c.SettlementID, &c.HeadStepID); err != nil {
+			if err := rows.Scan(&n, &c.SettlementID, &c.HeadStepID, &c.LedgerHolds); err != nil {
 				return err
 			}
 			out[n-1] = c
@@ -211,10 +247,9 @@ func settlementArgs(batch []NewSettlement) ([]any, error) {
 	providers, currencies := make([]string, n), make([]string, n)
 	amounts, repays, holds, fees, payouts := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	var steps stepColumns
-	var stepOwners, postingOwners []int64
+	var stepOwners []int64
 	var firsts []bool
-	var ledger postingArrays
-	holdMS := make([]int64, n)
+	vaAccounts, holdMS := make([]string, n), make([]int64, n)
 	seen := make(map[int64]bool, n)
 	for i, ns := range batch {
 		t, p := ns.Target, ns.Plan
@@ -232,17 +267,13 @@ func settlementArgs(batch []NewSettlement) ([]any, error) {
 			steps.add(s)
 			stepOwners, firsts = append(stepOwners, int64(i+1)), append(firsts, k == 0)
 		}
-		before := len(ledger.accounts)
-		ledger.add(pipeline.DepositPostings(t.Provider, t.Number, p.Deposit.Amount))
-		for range len(ledger.accounts) - before {
-			postingOwners = append(postingOwners, int64(i+1))
-		}
+		vaAccounts[i] = pipeline.LedgerAccount(t.Provider, t.Number)
 	}
 	args := []any{pq.Array(vas), pq.Array(versions), pq.Array(customers), pq.Array(providers), pq.Array(amounts),
 		pq.Array(currencies), pq.Array(repays), pq.Array(holds), pq.Array(fees), pq.Array(payouts), pq.Array(holdMS),
 		pq.Array(stepOwners)}
 	args = append(args, steps.args()...)
-	return append(args, pq.Array(firsts), pq.Array(postingOwners), pq.Array(ledger.accounts), pq.Array(ledger.amounts)), nil
+	return append(args, pq.Array(firsts), pq.Array(vaAccounts), pipeline.ExternalPayroll), nil
 }
 
 // stepColumns are steps as the arrays a multi-row insert unnests.

@@ -23,6 +23,47 @@ var invariants = []struct{ name, query string }{
 		SELECT j.settlement_id, 'journal ' || j.id || ' sums to ' || sum(p.amount) AS detail
 		  FROM journals j JOIN postings p ON p.journal_id = j.id
 		 GROUP BY j.id, j.settlement_id HAVING sum(p.amount) <> 0`},
+	{"va_ledger_mirrors_settlements", `
+		WITH balance AS (SELECT account, currency, sum(amount) AS amount FROM postings GROUP BY account, currency),
+		latest AS (SELECT DISTINCT ON (va_id) va_id, id, amount FROM settlements ORDER BY va_id, id DESC),
+		va AS (
+			SELECT va.id, va.provider || ':' || va.number AS account, va.currency, coalesce(b.amount, 0) AS held,
+			       l.id AS settlement_id, coalesce(l.amount, 0) AS deposit
+			  FROM virtual_accounts va
+			  LEFT JOIN balance b ON b.account = va.provider || ':' || va.number AND b.currency = va.currency
+			  LEFT JOIN latest l ON l.va_id = va.id),
+		moved AS (
+			SELECT va.id, coalesce(sum(p.amount), 0) AS amount
+			  FROM va JOIN steps st ON st.settlement_id = va.settlement_id
+			  JOIN journals j ON j.step_id = st.id JOIN postings p ON p.journal_id = j.id AND p.account = va.account
+			 GROUP BY va.id)
+		SELECT coalesce(va.settlement_id, 0) AS settlement_id,
+		       'the ledger holds ' || va.held || ' ' || va.currency || ' in VA ' || va.id || ', but its latest settlement'
+		       || CASE WHEN va.settlement_id IS NULL THEN ' (none) leaves 0'
+		               ELSE ' found ' || va.deposit || ' there and moved ' || coalesce(m.amount, 0) END
+		       || ': a deposit counted twice, or money the ledger lost' AS detail
+		  FROM va LEFT JOIN moved m ON m.id = va.id
+		 WHERE va.held <> va.deposit + coalesce(m.amount, 0)`},
+	{"ledger_matches_movements", `
+		WITH moved AS (
+			SELECT st.provider || ':' || st.to_account AS account, st.currency, t.amount
+			  FROM transfers t JOIN steps st ON st.id = t.step_id WHERE t.status = 'SUCCEEDED'
+			UNION ALL
+			SELECT st.provider || ':' || st.from_account, st.currency, -t.amount
+			  FROM transfers t JOIN steps st ON st.id = t.step_id WHERE t.status = 'SUCCEEDED'
+			UNION ALL
+			SELECT s.provider || ':' || va.number, s.currency, s.amount - s.carried
+			  FROM settlements s JOIN virtual_accounts va ON va.id = s.va_id WHERE s.amount > s.carried
+			UNION ALL
+			SELECT '` + pipeline.ExternalPayroll + `', s.currency, s.carried - s.amount FROM settlements s WHERE s.amount > s.carried),
+		want AS (SELECT account, currency, sum(amount) AS amount FROM moved GROUP BY account, currency),
+		have AS (SELECT account, currency, sum(amount) AS amount FROM postings GROUP BY account, currency)
+		SELECT 0::bigint AS settlement_id,
+		       'ledger account ' || split_part(coalesce(h.account, w.account), ':', 1) || ':****' || right(coalesce(h.account, w.account), 4)
+		       || ' holds ' || coalesce(h.amount, 0) || ' ' || coalesce(h.currency, w.currency)
+		       || ' but the transfers and deposits recorded for it sum to ' || coalesce(w.amount, 0) AS detail
+		  FROM want w FULL JOIN have h ON h.account = w.account AND h.currency = w.currency
+		 WHERE coalesce(h.amount, 0) <> coalesce(w.amount, 0)`},
 	{"legs_sum_to_deposit", `
 		SELECT s.id AS settlement_id,
 		       'deposit ' || s.amount || ' but split legs sum to ' || coalesce(sum(st.amount) FILTER (WHERE st.kind NOT IN ('SWEEP', 'NOTIFY')), 0)

@@ -1,0 +1,50 @@
+package settletest
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/store"
+)
+
+// CheckBankBalances fails the test unless the ledger holds, for every
+// account at provider it has postings for, exactly what the bank shows in
+// that account: the ledger mirrors the bank, not only its own sums. Call
+// it when no settlement is under way and every deposit was found, and only
+// on a sandbox whose accounts started empty.
+func CheckBankBalances(t testing.TB, db *store.DB, bank *banksim.Client, provider string) {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := db.SQL().QueryContext(ctx, `
+		SELECT account, sum(amount) FROM postings WHERE account LIKE $1 || ':%' GROUP BY account ORDER BY account`, provider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	ledger := map[string]int64{}
+	for rows.Next() {
+		var account string
+		var amount int64
+		if err := rows.Scan(&account, &amount); err != nil {
+			t.Fatal(err)
+		}
+		ledger[strings.TrimPrefix(account, provider+":")] = amount
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(ledger) == 0 {
+		t.Fatalf("the ledger has no account at %s to compare", provider)
+	}
+	for id, want := range ledger {
+		a, err := bank.Account(ctx, id)
+		if err != nil {
+			t.Fatalf("bank account %s: %v", id, err)
+		}
+		if a.Balance != want {
+			t.Errorf("account %s: the bank holds %d, the ledger %d", id, a.Balance, want)
+		}
+	}
+}
