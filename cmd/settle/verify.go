@@ -22,7 +22,8 @@ func newVerifyCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Check the money invariants; exit 3 on any violation",
-		Long: "Check that the ledger balances, every settlement's legs add up to its deposit, no step has\n" +
+		Long: "Check that the ledger balances, each VA and each account in the ledger holds what was recorded\n" +
+			"moving through it (a deposit is counted once), every settlement's legs add up to its deposit, no step has\n" +
 			"more than one successful transfer, DONE steps have exactly one transfer and journal, steps\n" +
 			"completed in order, and no settlement is open without a live step. With --bank-journal, also\n" +
 			"check that each provider's journal holds exactly the transfers recorded as succeeded, each\n" +
