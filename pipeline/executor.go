@@ -110,12 +110,21 @@ func (e *Executor) Run(ctx context.Context, stepID int64) error {
 	case errors.Is(err, ErrNotClaimable):
 		return nil
 	case errors.As(err, &notDue):
-		return &RetryLaterError{After: time.Until(notDue.At), Reason: "backoff"}
+		return &RetryLaterError{After: notDue.In, Reason: "backoff"}
 	case err != nil:
 		return fmt.Errorf("claim step %d: %w", stepID, err)
 	}
 	e.cfg.Hook(PointAfterClaim)
-	out, err := e.run(ctx, c)
+	// Nothing goes to the bank once the lease may have ended: the claim's
+	// lease runs from the database's now(), which is after start, so a
+	// deadline measured from start on this process's monotonic clock ends
+	// first, whatever its wall clock says. A worker paused past its lease
+	// (GC, SIGSTOP, a slow VM) wakes with its context done and sends
+	// nothing; the sweep has the step, and the bank never sees the old
+	// request late, even a bank that would apply a key it refused before.
+	lctx, cancel := context.WithDeadline(ctx, start.Add(e.cfg.Lease-leaseMargin(e.cfg.Lease)))
+	defer cancel()
+	out, err := e.run(lctx, c)
 	if e.cfg.Observer != nil {
 		e.cfg.Observer.StepDone(c.Kind, out, time.Since(start))
 	}
@@ -136,6 +145,10 @@ func (e *Executor) run(ctx context.Context, c Claim) (Outcome, error) {
 	defer cancel()
 	return e.record(rctx, c, r, err)
 }
+
+// leaseMargin is how long before its lease's end a claim stops starting
+// bank calls: a tenth of the lease, at most a second.
+func leaseMargin(lease time.Duration) time.Duration { return min(lease/10, time.Second) }
 
 // call runs one bank call bounded by the bank timeout.
 func (e *Executor) call(ctx context.Context, fn func(context.Context) (Receipt, error)) (Receipt, error) {

@@ -72,8 +72,13 @@ var (
 )
 
 // NotDueError is returned by ClaimStep for a READY step whose backoff has not
-// ended.
-type NotDueError struct{ At time.Time }
+// ended: At is when it ends, In how long that is from now, both by the
+// database's clock. A worker waits In, never At minus its own clock, which
+// may be minutes off the database's.
+type NotDueError struct {
+	At time.Time
+	In time.Duration
+}
 
 func (e *NotDueError) Error() string { return "step not due before " + e.At.Format(time.RFC3339) }
 

@@ -104,10 +104,12 @@ func (db *DB) claim(ctx context.Context, query string, from pipeline.StepStatus,
 func (db *DB) whyNotClaimable(ctx context.Context, from pipeline.StepStatus, stepID int64) error {
 	var status string
 	var due time.Time
+	var inMS int64
 	var succeeded bool
 	err := db.x.QueryRowxContext(ctx, `
-		SELECT status, next_run_at, EXISTS (SELECT 1 FROM transfers t WHERE t.step_id = steps.id AND t.status = 'SUCCEEDED')
-		  FROM steps WHERE id = $1`, stepID).Scan(&status, &due, &succeeded)
+		SELECT status, next_run_at, greatest(ceil(extract(epoch FROM next_run_at - now()) * 1000), 0)::bigint,
+		       EXISTS (SELECT 1 FROM transfers t WHERE t.step_id = steps.id AND t.status = 'SUCCEEDED')
+		  FROM steps WHERE id = $1`, stepID).Scan(&status, &due, &inMS, &succeeded)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return pipeline.ErrNotClaimable
@@ -118,7 +120,7 @@ func (db *DB) whyNotClaimable(ctx context.Context, from pipeline.StepStatus, ste
 	case succeeded:
 		return fmt.Errorf("step %d is %s but an attempt of it already SUCCEEDED: run settle verify", stepID, status)
 	case from == pipeline.StepReady:
-		return &pipeline.NotDueError{At: due}
+		return &pipeline.NotDueError{At: due, In: time.Duration(inMS) * time.Millisecond}
 	}
 	return pipeline.ErrNotClaimable // RUNNING with its lease still valid
 }

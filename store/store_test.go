@@ -260,6 +260,11 @@ func TestNotDueStepIsNotClaimed(t *testing.T) {
 	if _, err := db.ClaimStep(ctx, created.HeadStepID, time.Minute); !errors.As(err, &notDue) {
 		t.Fatalf("err = %v, want NotDueError", err)
 	}
+	// The wait is measured by the database's clock, so a worker whose own
+	// clock is off waits as long as the backoff says, no more, no less.
+	if notDue.In <= 59*time.Minute || notDue.In > time.Hour {
+		t.Errorf("not due for %s by the database's clock, want just under the hour of backoff", notDue.In)
+	}
 	if _, err := db.ClaimStep(ctx, 999999, time.Minute); !errors.Is(err, pipeline.ErrNotClaimable) {
 		t.Fatalf("unknown step: err = %v, want ErrNotClaimable", err)
 	}

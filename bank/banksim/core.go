@@ -86,6 +86,13 @@ type core struct {
 	total     int64 // sum of all balances; kept <= MaxInt64 so none overflows
 	nextTx    int64
 	nextTr    int64
+	// sent counts the valid transfer requests of each key, replays
+	// included, so a test can see a key sent twice that the bank
+	// deduplicated.
+	sent map[transferKey]int64
+	// forgetRefusals forgets a refused key: the same key sent again is
+	// processed anew (Faults.ForgetRefusals).
+	forgetRefusals bool
 }
 
 func newCore(now func() time.Time) *core {
@@ -102,7 +109,28 @@ func (c *core) reset() {
 	c.transfers = make(map[transferKey]*transfer)
 	c.pending = nil
 	c.journal = chunked[JournalEntry]{}
+	c.sent = make(map[transferKey]int64)
 	c.total, c.nextTx, c.nextTr = 0, 0, 0
+}
+
+// setForgetRefusals switches whether a refused key is forgotten.
+func (c *core) setForgetRefusals(on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.forgetRefusals = on
+}
+
+// sentAgain returns the keys sent more than once ("dialect/key" → times).
+func (c *core) sentAgain() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int64{}
+	for k, n := range c.sent {
+		if n > 1 {
+			out[k.dialect+"/"+k.key] = n
+		}
+	}
+	return out
 }
 
 // createAccount opens an account with an opening balance.

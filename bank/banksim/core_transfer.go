@@ -108,6 +108,10 @@ func (c *core) transfer(req transferRequest, pendingUntil time.Time) (t transfer
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.settleDueLocked()
+	c.sent[transferKey{req.Dialect, req.Key}]++
+	if old, ok := c.transfers[transferKey{req.Dialect, req.Key}]; ok && old.Status == statusFailed && c.forgetRefusals {
+		delete(c.transfers, transferKey{req.Dialect, req.Key})
+	}
 	if old, ok := c.transfers[transferKey{req.Dialect, req.Key}]; ok {
 		if !rule.same(old.Req, req) {
 			return transfer{}, false, errKeyConflict

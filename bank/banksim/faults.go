@@ -34,6 +34,10 @@ type Faults struct {
 	// bucket (burst: the same number, at least 1) and answers the rest 429
 	// with Retry-After; 0 means no limit.
 	RateLimitRPS float64 `json:"rate_limit_rps,omitempty"`
+	// ForgetRefusals makes the bank forget a key it refused: the same key
+	// sent again is processed anew and may move money, as a bank that keeps
+	// only the keys it applied may do. It draws nothing from the generator.
+	ForgetRefusals bool `json:"forget_refusals,omitempty"`
 	// Seed seeds the generator the fault decisions are drawn from: the same
 	// seed and the same requests in the same order give the same faults.
 	Seed int64 `json:"seed,omitempty"`

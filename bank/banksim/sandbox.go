@@ -91,6 +91,7 @@ func (s *Server) sandboxSetFaults(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.faults.set(f)
+	s.core.setForgetRefusals(f.ForgetRefusals)
 	s.log.Info("banksim faults set", "faults", f)
 	writeJSON(w, http.StatusOK, f)
 }
@@ -140,7 +141,9 @@ func journalParams(r *http.Request) (after int64, limit int, e *requestError) {
 }
 
 func (s *Server) sandboxStats(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.stats.snapshot(s.core.applied()))
+	st := s.stats.snapshot(s.core.applied())
+	st.SentAgain = s.core.sentAgain()
+	writeJSON(w, http.StatusOK, st)
 }
 
 // sandboxReset forgets every account, transfer, journal entry, fault and
@@ -148,6 +151,7 @@ func (s *Server) sandboxStats(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) sandboxReset(w http.ResponseWriter, _ *http.Request) {
 	s.core.reset()
 	s.faults.set(Faults{})
+	s.core.setForgetRefusals(false)
 	s.stats.reset()
 	s.log.Info("banksim reset")
 	w.WriteHeader(http.StatusNoContent)

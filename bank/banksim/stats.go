@@ -23,6 +23,9 @@ type Stats struct {
 	PendingAnswers int64 `json:"pending_answers"`
 	// TransfersApplied counts transfers that moved money.
 	TransfersApplied int64 `json:"transfers_applied"`
+	// SentAgain counts the transfer requests of each key sent more than
+	// once ("dialect/key" → times), replays the bank deduplicated included.
+	SentAgain map[string]int64 `json:"sent_again,omitempty"`
 }
 
 // stats holds the counters. The map of endpoint counters is filled when the
