@@ -54,7 +54,7 @@ func TestPausedWorkerPastItsLeaseSendsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.sweepUntil(t, func(d store.SettlementDetail) bool { return d.Steps[0].Status == "READY" }) // the bank never saw the key
-	if err := f.exec.Run(ctx, head); err != nil { // the same key, refused
+	if err := f.exec.Run(ctx, head); err != nil {                                                // the same key, refused
 		t.Fatal(err)
 	}
 	if d := settlement(t, f.db); d.Status != string(pipeline.SettlementFailed) {
