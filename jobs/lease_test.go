@@ -53,8 +53,10 @@ func TestPausedWorkerPastItsLeaseSendsNothing(t *testing.T) {
 	if _, err := f.bank.SetState(ctx, c.VA, banksim.StateFrozen, ""); err != nil {
 		t.Fatal(err)
 	}
-	f.sweepUntil(t, func(d store.SettlementDetail) bool { return d.Steps[0].Status == "READY" }) // the bank never saw the key
-	if err := f.exec.Run(ctx, head); err != nil {                                                // the same key, refused
+	// The sweep asks the bank, which never saw the key: the step is READY.
+	f.sweepUntil(t, func(d store.SettlementDetail) bool { return d.Steps[0].Status == "READY" })
+	// The same key again, refused this time.
+	if err := f.exec.Run(ctx, head); err != nil {
 		t.Fatal(err)
 	}
 	if d := settlement(t, f.db); d.Status != string(pipeline.SettlementFailed) {
