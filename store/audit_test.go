@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -307,4 +308,30 @@ func TestListAuditShowsOutcomeAndConnection(t *testing.T) {
 			t.Errorf("audit JSON %s lacks %s", b, k)
 		}
 	}
+}
+
+// Migrating down past the audit outcome refuses while a refused command's
+// row exists: without its outcome the row would read as applied.
+func TestMigrateDownKeepsRefusalsReadable(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	if _, err := db.Cancel(ctx, 999, store.Audit{Actor: "ops", Command: "cancel", Reason: "wrong id"}, false); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("cancel of an unknown settlement: %v", err)
+	}
+	hasOutcome := func() bool {
+		return count(t, db, `SELECT count(*) FROM information_schema.columns
+		                      WHERE table_schema = current_schema() AND table_name = 'audit_log' AND column_name = 'outcome'`) == 1
+	}
+	for hasOutcome() { // down from the newest migration until it is the audit outcome's
+		err := db.Migrate(ctx, "down", io.Discard)
+		if err == nil {
+			continue
+		}
+		if !strings.Contains(err.Error(), "keep this migration") || !hasOutcome() {
+			t.Fatalf("migrate down: %v", err)
+		}
+		return
+	}
+	t.Fatal("migrate down dropped the outcome of a refused command's audit row")
 }

@@ -29,10 +29,10 @@ type opFlags struct {
 
 func (o *opFlags) register(cmd *cobra.Command, dryRun bool) {
 	cmd.Flags().StringVar(&o.reason, "reason", "", "why (required; kept in the audit log)")
-	cmd.Flags().StringVar(&o.actor, "actor", defaultActor(), "who runs the command, as the audit log records it; defaults to the OS user")
+	cmd.Flags().StringVar(&o.actor, "actor", defaultActor(), "who runs the command, as the audit log records it beside the database user; defaults to the OS user")
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the outcome as JSON")
 	if dryRun {
-		cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print exactly what would happen and change nothing")
+		cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print exactly what would happen; change nothing and write no audit row")
 	}
 }
 
