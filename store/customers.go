@@ -139,17 +139,15 @@ type CustomerPatch struct {
 // transaction. Settlements already planned keep their amounts; a FAILED
 // PAYOUT picks up a new payout account when it is replayed.
 func (db *DB) UpdateCustomer(ctx context.Context, ref string, p CustomerPatch, a Audit) (CustomerView, error) {
-	if err := a.validate(); err != nil {
-		return CustomerView{}, err
-	}
 	var after CustomerView
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.audited(ctx, a, "customer:"+ref, false, func(tx *sqlx.Tx, rec *auditRecord) error {
 		var before CustomerView
 		if err := tx.GetContext(ctx, &before, customerViewQuery+` FOR UPDATE OF c, o`, ref); errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("customer %q: %w", ref, ErrNotFound)
 		} else if err != nil {
 			return err
 		}
+		rec.before = maskedView(before)
 		ob := before.Obligations()
 		setInt(&ob.Outstanding, p.Outstanding)
 		setInt(&ob.Hold, p.Hold)
@@ -172,7 +170,8 @@ func (db *DB) UpdateCustomer(ctx context.Context, ref string, p CustomerPatch, a
 		if err := tx.GetContext(ctx, &after, customerViewQuery, ref); err != nil {
 			return err
 		}
-		return insertAudit(ctx, tx, a, "customer:"+ref, maskedView(before), maskedView(after))
+		rec.after = maskedView(after)
+		return nil
 	})
 	if err != nil {
 		return CustomerView{}, fmt.Errorf("update customer %q: %w", ref, err)
@@ -193,20 +192,23 @@ func maskedView(c CustomerView) CustomerView {
 }
 
 // ImportCustomers creates every customer or, if any one cannot be created,
-// none. It returns the index (in cs) of the first that could not be.
+// none. It returns the index (in cs) of the first that could not be; a
+// customer that exists already, or whose obligations are not valid, refuses
+// the import.
 func (db *DB) ImportCustomers(ctx context.Context, cs []NewCustomer, a Audit) (bad int, err error) {
-	if err := a.validate(); err != nil {
-		return -1, err
-	}
 	bad = -1
-	err = db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err = db.audited(ctx, a, "customers", false, func(tx *sqlx.Tx, rec *auditRecord) error {
 		for i, c := range cs {
 			if _, err := createCustomer(ctx, tx, c); err != nil {
 				bad = i
+				if errors.Is(err, ErrCustomerExists) || errors.Is(err, pipeline.ErrInvalidObligations) {
+					return fmt.Errorf("%w: %w", ErrRefused, err)
+				}
 				return err
 			}
 		}
-		return insertAudit(ctx, tx, a, "customers", nil, map[string]int{"imported": len(cs)})
+		rec.after = map[string]int{"imported": len(cs)}
+		return nil
 	})
 	return bad, err
 }

@@ -14,7 +14,8 @@ import (
 )
 
 // Audit is who runs an operator command, with what, and why. Every command
-// that changes state writes one audit_log row in its own transaction.
+// that changes state writes one audit_log row, applied, refused or with
+// nothing to do (see audited); the database adds the user and host it saw.
 type Audit struct {
 	Actor   string
 	Command string
@@ -93,58 +94,137 @@ func lockSettlement(ctx context.Context, tx *sqlx.Tx, id int64) (settlementState
 	return s, err
 }
 
-// operate runs one operator command in a transaction: fn checks and changes
-// the settlement; its audit row records the state before and after. With
-// dryRun everything is rolled back, so the outcome is exactly what would
-// happen.
+// operate runs one operator command on a settlement (see audited): fn
+// checks and changes the settlement; its audit row records the state before
+// and, once applied, after.
 func (db *DB) operate(ctx context.Context, id int64, a Audit, dryRun bool,
 	fn func(tx *sqlx.Tx, s settlementState, out *Outcome) error) (Outcome, error) {
 	out := Outcome{SettlementID: id, DryRun: dryRun}
+	err := db.audited(ctx, a, fmt.Sprintf("settlement:%d", id), dryRun, func(tx *sqlx.Tx, rec *auditRecord) error {
+		before, err := lockSettlement(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		rec.before = before
+		if err := fn(tx, before, &out); err != nil {
+			return err
+		}
+		after, err := lockSettlement(ctx, tx, id)
+		rec.after = after
+		return err
+	})
+	return out, err
+}
+
+// The outcomes of an operator command an audit row records.
+const (
+	AuditApplied     = "applied"       // the change was made
+	AuditRefused     = "refused"       // not safe, not valid, or its subject does not exist
+	AuditNothingToDo = "nothing_to_do" // already where the command would take it
+)
+
+// auditRecord is the state of a command's subject its audit row keeps:
+// before, as the command read it, and after, once applied.
+type auditRecord struct{ before, after any }
+
+// audited runs one state-changing operator command and audits it whatever
+// it decides. fn checks and changes state in tx and fills in rec.
+//   - Applied (fn returns nil): the audit row is written in tx and commits
+//     with the change.
+//   - Refused (ErrRefused, ErrNotFound) or nothing to do (ErrNothingToDo):
+//     tx is rolled back, so nothing changes, and the audit row, saying
+//     what was asked and why it was not done, is written in a transaction
+//     of its own. The command's error is returned.
+//   - Any other error (the database failed, not the command) is returned
+//     unaudited: nothing was decided.
+//
+// A dry run rolls back and writes nothing, whatever the outcome. Audit
+// fields that cannot be recorded (no actor or reason) are refused before
+// anything is read, unaudited.
+func (db *DB) audited(ctx context.Context, a Audit, subject string, dryRun bool,
+	fn func(tx *sqlx.Tx, rec *auditRecord) error) error {
 	if err := a.validate(); err != nil {
-		return out, err
+		return err
 	}
 	tx, err := db.x.BeginTxx(ctx, nil)
 	if err != nil {
-		return out, err
+		return err
 	}
 	defer func() { _ = tx.Rollback() }()
-	before, err := lockSettlement(ctx, tx, id)
-	if err != nil {
-		return out, err
+	var rec auditRecord
+	if err := fn(tx, &rec); err != nil {
+		if dryRun {
+			return err
+		}
+		_ = tx.Rollback()
+		return db.auditRefusal(ctx, a, subject, err, rec.before)
 	}
-	if err := fn(tx, before, &out); err != nil {
-		return out, err
-	}
-	after, err := lockSettlement(ctx, tx, id)
-	if err != nil {
-		return out, err
-	}
-	if err := insertAudit(ctx, tx, a, fmt.Sprintf("settlement:%d", id), before, after); err != nil {
-		return out, err
+	if err := insertAudit(ctx, tx, a, subject, AuditApplied, "", rec.before, rec.after); err != nil {
+		return err
 	}
 	if dryRun {
-		return out, nil
+		return nil
 	}
-	return out, tx.Commit()
+	return tx.Commit()
 }
 
-func insertAudit(ctx context.Context, tx *sqlx.Tx, a Audit, subject string, before, after any) error {
+// auditRefusal writes, in a transaction of its own, the audit row of a
+// command that err refused or found nothing to do for, with the state it
+// saw before, and returns err. An err that decided nothing (see decision)
+// is returned unaudited. If the row cannot be written the refusal is
+// reported as a failure, never as a decision a caller may pass over.
+func (db *DB) auditRefusal(ctx context.Context, a Audit, subject string, err error, before any) error {
+	outcome := decision(err)
+	if outcome == "" {
+		return err
+	}
+	if aerr := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		return insertAudit(ctx, tx, a, subject, outcome, err.Error(), before, nil)
+	}); aerr != nil {
+		return fmt.Errorf("%s; its audit row could not be written: %w", err, aerr)
+	}
+	return err
+}
+
+// decision is the audit outcome of a command's error: refused or
+// nothing_to_do, or "" for a failure that decided nothing.
+func decision(err error) string {
+	switch {
+	case errors.Is(err, ErrNothingToDo):
+		return AuditNothingToDo
+	case errors.Is(err, ErrRefused), errors.Is(err, ErrNotFound):
+		return AuditRefused
+	}
+	return ""
+}
+
+// insertAudit writes one audit row. The database fills in the connection's
+// user and client host (migrations/00011_audit_outcome.sql).
+func insertAudit(ctx context.Context, tx *sqlx.Tx, a Audit, subject, outcome, detail string, before, after any) error {
 	args, err := json.Marshal(a.Args)
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(before)
+	b, err := nullJSON(before)
 	if err != nil {
 		return err
 	}
-	af, err := json.Marshal(after)
+	af, err := nullJSON(after)
 	if err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx, `
-		INSERT INTO audit_log (actor, command, args, reason, subject, before, after)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, a.Actor, a.Command, args, a.Reason, subject, b, af)
+		INSERT INTO audit_log (actor, command, args, reason, subject, before, after, outcome, detail)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, a.Actor, a.Command, args, a.Reason, subject, b, af, outcome, detail)
 	return err
+}
+
+// nullJSON is v as JSON, or SQL NULL for a nil v.
+func nullJSON(v any) ([]byte, error) {
+	if v == nil {
+		return nil, nil
+	}
+	return json.Marshal(v)
 }
 
 // Replay re-drives a FAILED settlement from its failed step: the step goes
@@ -372,15 +452,24 @@ func (db *DB) FailedSettlements(ctx context.Context, since time.Time, provider s
 
 // AuditRow is one audit_log entry.
 type AuditRow struct {
-	ID        int64           `db:"id" json:"id"`
-	Actor     string          `db:"actor" json:"actor"`
-	Command   string          `db:"command" json:"command"`
-	Args      json.RawMessage `db:"args" json:"args"`
-	Reason    string          `db:"reason" json:"reason"`
-	Subject   string          `db:"subject" json:"subject"`
-	Before    json.RawMessage `db:"before" json:"before"`
-	After     json.RawMessage `db:"after" json:"after"`
-	CreatedAt time.Time       `db:"created_at" json:"created_at"`
+	ID      int64           `db:"id" json:"id"`
+	Actor   string          `db:"actor" json:"actor"` // as the operator claims (--actor)
+	Command string          `db:"command" json:"command"`
+	Args    json.RawMessage `db:"args" json:"args"`
+	Reason  string          `db:"reason" json:"reason"`
+	Subject string          `db:"subject" json:"subject"`
+	// Outcome is AuditApplied, AuditRefused or AuditNothingToDo, and Detail
+	// why a command was not applied ("" when it was).
+	Outcome string          `db:"outcome" json:"outcome"`
+	Detail  string          `db:"detail" json:"detail"`
+	Before  json.RawMessage `db:"before" json:"before"`
+	After   json.RawMessage `db:"after" json:"after"` // null unless applied
+	// DBUser is the database user the command connected as and Client the
+	// host it connected from ("local" for a Unix socket), as PostgreSQL saw
+	// them; both "" for a row written before they were recorded.
+	DBUser    string    `db:"db_user" json:"db_user"`
+	Client    string    `db:"client" json:"client"`
+	CreatedAt time.Time `db:"created_at" json:"created_at"`
 }
 
 // ListAudit returns audit entries, newest first, for one subject
@@ -388,8 +477,9 @@ type AuditRow struct {
 func (db *DB) ListAudit(ctx context.Context, subject string, limit int) ([]AuditRow, error) {
 	out := []AuditRow{}
 	err := db.x.SelectContext(ctx, &out, `
-		SELECT id, actor, command, args, reason, subject, coalesce(before, 'null') AS before,
-		       coalesce(after, 'null') AS after, created_at
+		SELECT id, actor, command, args, reason, subject, outcome, detail, coalesce(before, 'null') AS before,
+		       coalesce(after, 'null') AS after, coalesce(db_user, '') AS db_user,
+		       CASE WHEN db_user IS NULL THEN '' ELSE coalesce(host(client_addr), 'local') END AS client, created_at
 		  FROM audit_log WHERE ($1 = '' OR subject = $1) ORDER BY id DESC LIMIT $2`, subject, max(limit, 1))
 	if err != nil {
 		return nil, fmt.Errorf("list audit log: %w", err)

@@ -411,17 +411,14 @@ func (db *DB) ListFindings(ctx context.Context, f FindingFilter) ([]FindingRow, 
 // row of the operator's command in the same transaction. Resolving queues
 // the alert problem's "resolved" follow-up. It returns ErrNotFound, or
 // ErrNothingToDo when the finding is already where the command would take
-// it (or resolved, for an acknowledgement).
+// it (or resolved, for an acknowledgement); both are audited (see audited).
 func (db *DB) ActOnFinding(ctx context.Context, id int64, ack bool, a Audit) (FindingRow, error) {
-	if err := a.validate(); err != nil {
-		return FindingRow{}, err
-	}
 	to := FindingResolved
 	if ack {
 		to = FindingAcknowledged
 	}
 	var after FindingRow
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.audited(ctx, a, fmt.Sprintf("reconcile_finding:%d", id), false, func(tx *sqlx.Tx, rec *auditRecord) error {
 		var before FindingRow
 		err := tx.GetContext(ctx, &before, `SELECT `+findingColumns+` FROM reconcile_findings WHERE id = $1 FOR UPDATE`, id)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -430,6 +427,7 @@ func (db *DB) ActOnFinding(ctx context.Context, id int64, ack bool, a Audit) (Fi
 		if err != nil {
 			return err
 		}
+		rec.before = before
 		if before.Status == to || before.Status == FindingResolved {
 			return fmt.Errorf("%w: finding %d is already %s", ErrNothingToDo, id, before.Status)
 		}
@@ -438,9 +436,7 @@ func (db *DB) ActOnFinding(ctx context.Context, id int64, ack bool, a Audit) (Fi
 			 WHERE id = $1 RETURNING `+findingColumns, id, to, a.Actor, a.Reason); err != nil {
 			return err
 		}
-		if err := insertAudit(ctx, tx, a, fmt.Sprintf("reconcile_finding:%d", id), before, after); err != nil {
-			return err
-		}
+		rec.after = after
 		if ack {
 			return nil
 		}

@@ -128,11 +128,14 @@ func TestActOnFindingAcknowledgesResolvesAndAudits(t *testing.T) {
 		t.Fatalf("%d resolved follow-ups, want 1", n)
 	}
 	audit, err := db.ListAudit(ctx, "reconcile_finding:"+strconv.FormatInt(id, 10), 10)
-	if err != nil || len(audit) != 2 {
+	if err != nil || len(audit) != 3 { // ack, the second ack (nothing to do), resolve
 		t.Fatalf("audit: %+v %v", audit, err)
 	}
-	if string(audit[0].Before) == "" || !strings.Contains(string(audit[1].After), "ACKNOWLEDGED") || strings.Contains(string(audit[1].After), "VA00001234") {
-		t.Fatalf("audit rows: %s / %s", audit[1].Before, audit[1].After)
+	if string(audit[0].Before) == "" || !strings.Contains(string(audit[2].After), "ACKNOWLEDGED") || strings.Contains(string(audit[2].After), "VA00001234") {
+		t.Fatalf("audit rows: %s / %s", audit[2].Before, audit[2].After)
+	}
+	if audit[1].Outcome != store.AuditNothingToDo || !strings.Contains(audit[1].Detail, "already ACKNOWLEDGED") {
+		t.Fatalf("the second ack's audit row: %s %q", audit[1].Outcome, audit[1].Detail)
 	}
 }
 

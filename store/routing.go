@@ -78,13 +78,18 @@ type MigrateOutcome struct {
 	Remaining int `json:"remaining"`
 }
 
-// errSkip carries why one customer is not moved; it rolls back only that
-// customer's transaction.
-type errSkip struct{ reason string }
+// errSkip carries why one customer is not moved this batch: a refusal, or
+// nothing to do (kind). It rolls back only that customer's transaction and
+// is audited as the customer's outcome.
+type errSkip struct {
+	reason string
+	kind   error // ErrRefused or ErrNothingToDo
+}
 
 func (e *errSkip) Error() string { return e.reason }
+func (e *errSkip) Unwrap() error { return e.kind }
 
-func skipf(format string, a ...any) error { return &errSkip{fmt.Sprintf(format, a...)} }
+func skipf(format string, a ...any) error { return &errSkip{fmt.Sprintf(format, a...), ErrRefused} }
 
 // MigrateCustomers moves up to Batch customers, in customer ID order, to
 // the provider To, each in its own transaction with its own audit row: the
@@ -150,12 +155,16 @@ func (db *DB) migratePage(ctx context.Context, req MigrateRequest, cands []Migra
 	var moves []move
 	for _, c := range cands {
 		if c.OpenSettlement != 0 {
-			out.skip(c.Ref, openReason(c.OpenSettlement, c.OpenStatus))
+			if err := db.skipCustomer(ctx, req, out, c.Ref, skipf("%s", openReason(c.OpenSettlement, c.OpenStatus))); err != nil {
+				return err
+			}
 			continue
 		}
 		num, err := req.NewVA(c)
 		if err != nil {
-			out.skip(c.Ref, err.Error())
+			if err := db.skipCustomer(ctx, req, out, c.Ref, skipf("%s", err)); err != nil {
+				return err
+			}
 			continue
 		}
 		moves = append(moves, move{c, num})
@@ -176,8 +185,10 @@ func (db *DB) migratePage(ctx context.Context, req MigrateRequest, cands []Migra
 			if open[m.num] {
 				kept = append(kept, m)
 			} else {
-				out.skip(m.c.Ref, fmt.Sprintf("virtual account %s is not open at %s: open it there first",
-					pipeline.AccountNumber(m.num), req.To))
+				if err := db.skipCustomer(ctx, req, out, m.c.Ref, skipf("virtual account %s is not open at %s: open it there first",
+					pipeline.AccountNumber(m.num), req.To)); err != nil {
+					return err
+				}
 			}
 		}
 		moves = kept
@@ -201,6 +212,20 @@ func (o *MigrateOutcome) skip(ref, reason string) {
 	o.Skipped = append(o.Skipped, SkippedCustomer{Ref: ref, Reason: reason})
 }
 
+// skipCustomer leaves a customer where it is this batch, for a reason found
+// before its move began, and audits it as refused (a dry run writes
+// nothing).
+func (db *DB) skipCustomer(ctx context.Context, req MigrateRequest, out *MigrateOutcome, ref string, skip error) error {
+	out.skip(ref, skip.Error())
+	if req.DryRun {
+		return nil
+	}
+	if err := db.auditRefusal(ctx, req.Audit, "customer:"+ref, skip, nil); !errors.Is(err, skip) {
+		return err
+	}
+	return nil
+}
+
 func openReason(id int64, status string) string {
 	return fmt.Sprintf("settlement %d is %s: the customer moves in a later batch, once it has ended", id, status)
 }
@@ -211,56 +236,48 @@ type routeState struct {
 	VAs      []string `json:"virtual_accounts"` // provider:masked number, superseded ones marked
 }
 
-// moveCustomer moves one customer in one transaction (rolled back when
-// dry). It returns *errSkip when the customer cannot move now.
+// moveCustomer moves one customer in one transaction with its audit row
+// (rolled back when dry). It returns *errSkip, audited, when the customer
+// cannot move now.
 func (db *DB) moveCustomer(ctx context.Context, req MigrateRequest, c MigrationCandidate, number string) (MigratedCustomer, error) {
 	moved := MigratedCustomer{Ref: c.Ref, From: c.Provider, To: req.To, OldVA: c.VANumber, NewVA: number}
-	tx, err := db.x.BeginTxx(ctx, nil)
-	if err != nil {
-		return moved, err
-	}
-	defer func() { _ = tx.Rollback() }()
-	before, err := lockRoute(ctx, tx, c.ID)
-	if err != nil {
-		return moved, err
-	}
-	if before.Provider == req.To {
-		return moved, skipf("already routed to %s", req.To)
-	}
-	var open struct {
-		ID     int64  `db:"id"`
-		Status string `db:"status"`
-	}
-	err = tx.GetContext(ctx, &open, `
-		SELECT id, status FROM settlements WHERE customer_id = $1 AND status IN ('RUNNING', 'FAILED', 'COMPENSATING') LIMIT 1`, c.ID)
-	if err == nil {
-		return moved, skipf("%s", openReason(open.ID, open.Status))
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return moved, err
-	}
-	if moved.NewVA, err = ensureVA(ctx, tx, c, req.To, number); err != nil {
-		return moved, err
-	}
-	if _, err := tx.ExecContext(ctx, `
-		UPDATE virtual_accounts SET superseded_at = now() WHERE customer_id = $1 AND provider <> $2 AND superseded_at IS NULL`,
-		c.ID, req.To); err != nil {
-		return moved, err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE customers SET provider = $2, updated_at = now() WHERE id = $1`, c.ID, req.To); err != nil {
-		return moved, err
-	}
-	after, err := lockRoute(ctx, tx, c.ID)
-	if err != nil {
-		return moved, err
-	}
-	if err := insertAudit(ctx, tx, req.Audit, "customer:"+c.Ref, before, after); err != nil {
-		return moved, err
-	}
-	if req.DryRun {
-		return moved, nil
-	}
-	return moved, tx.Commit()
+	err := db.audited(ctx, req.Audit, "customer:"+c.Ref, req.DryRun, func(tx *sqlx.Tx, rec *auditRecord) error {
+		before, err := lockRoute(ctx, tx, c.ID)
+		if err != nil {
+			return err
+		}
+		rec.before = before
+		if before.Provider == req.To {
+			return &errSkip{fmt.Sprintf("already routed to %s", req.To), ErrNothingToDo}
+		}
+		var open struct {
+			ID     int64  `db:"id"`
+			Status string `db:"status"`
+		}
+		err = tx.GetContext(ctx, &open, `
+			SELECT id, status FROM settlements WHERE customer_id = $1 AND status IN ('RUNNING', 'FAILED', 'COMPENSATING') LIMIT 1`, c.ID)
+		if err == nil {
+			return skipf("%s", openReason(open.ID, open.Status))
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if moved.NewVA, err = ensureVA(ctx, tx, c, req.To, number); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE virtual_accounts SET superseded_at = now() WHERE customer_id = $1 AND provider <> $2 AND superseded_at IS NULL`,
+			c.ID, req.To); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE customers SET provider = $2, updated_at = now() WHERE id = $1`, c.ID, req.To); err != nil {
+			return err
+		}
+		after, err := lockRoute(ctx, tx, c.ID)
+		rec.after = after
+		return err
+	})
+	return moved, err
 }
 
 // ensureVA gives the customer its VA at provider: the one it has there
@@ -371,20 +388,18 @@ type PaydayPatch struct {
 
 // SetCustomerPayday applies a patch with its audit row in one transaction.
 func (db *DB) SetCustomerPayday(ctx context.Context, ref string, p PaydayPatch, a Audit) (CustomerPayday, error) {
-	if err := a.validate(); err != nil {
-		return CustomerPayday{}, err
-	}
-	if p.Payday != nil && (*p.Payday < 0 || *p.Payday > 31) {
-		return CustomerPayday{}, fmt.Errorf("%w: a payday is a day of month 1..31 (0 clears it)", ErrRefused)
-	}
 	var after CustomerPayday
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.audited(ctx, a, "customer:"+ref, false, func(tx *sqlx.Tx, rec *auditRecord) error {
+		if p.Payday != nil && (*p.Payday < 0 || *p.Payday > 31) {
+			return fmt.Errorf("%w: a payday is a day of month 1..31 (0 clears it)", ErrRefused)
+		}
 		var before CustomerPayday
 		if err := tx.GetContext(ctx, &before, customerPaydayQuery+` FOR UPDATE OF c`, ref); errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("customer %q: %w", ref, ErrNotFound)
 		} else if err != nil {
 			return err
 		}
+		rec.before = before
 		_, err := tx.ExecContext(ctx, `
 			UPDATE customers SET
 			       payday = CASE WHEN $2::int IS NULL THEN payday ELSE NULLIF($2::int, 0) END,
@@ -397,7 +412,8 @@ func (db *DB) SetCustomerPayday(ctx context.Context, ref string, p PaydayPatch, 
 		if err := tx.GetContext(ctx, &after, customerPaydayQuery, ref); err != nil {
 			return err
 		}
-		return insertAudit(ctx, tx, a, "customer:"+ref, before, after)
+		rec.after = after
+		return nil
 	})
 	if err != nil {
 		return CustomerPayday{}, fmt.Errorf("set payday of customer %q: %w", ref, err)
@@ -408,28 +424,24 @@ func (db *DB) SetCustomerPayday(ctx context.Context, ref string, p PaydayPatch, 
 // SetEmployerPayday sets an employer's payday (creating the employer) with
 // its audit row, and returns how many customers name the employer.
 func (db *DB) SetEmployerPayday(ctx context.Context, employer string, payday int, a Audit) (int, error) {
-	if err := a.validate(); err != nil {
-		return 0, err
-	}
-	if payday < 1 || payday > 31 {
-		return 0, fmt.Errorf("%w: a payday is a day of month 1..31", ErrRefused)
-	}
 	var customers int
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.audited(ctx, a, "employer:"+employer, false, func(tx *sqlx.Tx, rec *auditRecord) error {
+		if payday < 1 || payday > 31 {
+			return fmt.Errorf("%w: a payday is a day of month 1..31", ErrRefused)
+		}
 		var before *int
 		err := tx.QueryRowxContext(ctx, `SELECT payday FROM employers WHERE ref = $1 FOR UPDATE`, employer).Scan(&before)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
+		rec.before = map[string]*int{"payday": before}
 		if _, err := tx.ExecContext(ctx, `
 			INSERT INTO employers (ref, payday) VALUES ($1, $2)
 			ON CONFLICT (ref) DO UPDATE SET payday = EXCLUDED.payday, updated_at = now()`, employer, payday); err != nil {
 			return err
 		}
-		if err := tx.GetContext(ctx, &customers, `SELECT count(*) FROM customers WHERE employer_ref = $1`, employer); err != nil {
-			return err
-		}
-		return insertAudit(ctx, tx, a, "employer:"+employer, map[string]*int{"payday": before}, map[string]int{"payday": payday})
+		rec.after = map[string]int{"payday": payday}
+		return tx.GetContext(ctx, &customers, `SELECT count(*) FROM customers WHERE employer_ref = $1`, employer)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("set payday of employer %q: %w", employer, err)

@@ -100,8 +100,13 @@ func TestMigrateCustomersInBatches(t *testing.T) {
 	// the VA the customer had.
 	taken := req
 	taken.NewVA = func(store.MigrationCandidate) (string, error) { return "NVA-c1", nil }
-	if out, err := db.MigrateCustomers(ctx, taken); err != nil || len(out.Moved) != 0 || !strings.Contains(out.Skipped[1].Reason, "belongs to customer") {
+	out, err = db.MigrateCustomers(ctx, taken)
+	if err != nil || len(out.Moved) != 0 || !strings.Contains(out.Skipped[1].Reason, "belongs to customer") {
 		t.Fatalf("a taken number: %+v %v", out, err)
+	}
+	if a, err := db.ListAudit(ctx, "customer:"+out.Skipped[1].Ref, 1); err != nil || len(a) != 1 ||
+		a[0].Outcome != store.AuditRefused || a[0].Detail != out.Skipped[1].Reason {
+		t.Fatalf("audit of the skipped customer: %+v %v, want refused: %s", a, err, out.Skipped[1].Reason)
 	}
 	back := store.MigrateRequest{To: "sandbox", From: "modern", Batch: 10, NewVA: newVA, Audit: audit}
 	out, err = db.MigrateCustomers(ctx, back)
@@ -156,8 +161,8 @@ func TestPaydaySources(t *testing.T) {
 	if _, err := db.SetCustomerPayday(ctx, "nobody", store.PaydayPatch{Payday: &ten}, audit); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown customer: %v", err)
 	}
-	if a, _ := db.ListAudit(ctx, "customer:p1", 10); len(a) != 3 {
-		t.Errorf("%d audit rows for p1, want 3", len(a))
+	if a, _ := db.ListAudit(ctx, "customer:p1", 10); len(a) != 4 || a[0].Outcome != store.AuditRefused {
+		t.Errorf("%d audit rows for p1, want 3 applied and the refused payday 32 (%+v)", len(a), a)
 	}
 }
 

@@ -29,10 +29,10 @@ type opFlags struct {
 
 func (o *opFlags) register(cmd *cobra.Command, dryRun bool) {
 	cmd.Flags().StringVar(&o.reason, "reason", "", "why (required; kept in the audit log)")
-	cmd.Flags().StringVar(&o.actor, "actor", defaultActor(), "who runs the command, as the audit log records it; defaults to the OS user")
+	cmd.Flags().StringVar(&o.actor, "actor", defaultActor(), "who runs the command, as the audit log records it beside the database user; defaults to the OS user")
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the outcome as JSON")
 	if dryRun {
-		cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print exactly what would happen and change nothing")
+		cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print exactly what would happen; change nothing and write no audit row")
 	}
 }
 
@@ -259,10 +259,10 @@ func newAuditCmd(g *globals) *cobra.Command {
 	var subject string
 	var limit int
 	var asJSON bool
-	cmd := &cobra.Command{Use: "audit", Short: "What operators did: who, when, what and why"}
+	cmd := &cobra.Command{Use: "audit", Short: "What operators asked for and what came of it: who, when, what, why and the outcome"}
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List audit log entries, newest first",
+		Short: "List audit log entries, newest first: applied, refused and no-op commands, with the database user and host",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, db, err := g.openStore(cmd)
@@ -278,9 +278,10 @@ func newAuditCmd(g *globals) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), rows)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTIME\tACTOR\tCOMMAND\tSUBJECT\tREASON")
+			fmt.Fprintln(tw, "ID\tTIME\tACTOR\tDB USER\tCLIENT\tCOMMAND\tSUBJECT\tREASON\tOUTCOME")
 			for _, r := range rows {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.CreatedAt.Format("2006-01-02 15:04:05"), r.Actor, r.Command, r.Subject, r.Reason)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.CreatedAt.Format("2006-01-02 15:04:05"), r.Actor,
+					orDash(r.DBUser), orDash(r.Client), r.Command, r.Subject, r.Reason, auditOutcome(r))
 			}
 			return tw.Flush()
 		},
@@ -290,6 +291,16 @@ func newAuditCmd(g *globals) *cobra.Command {
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON (with the state before and after)")
 	cmd.AddCommand(list)
 	return cmd
+}
+
+// auditOutcome is what an audited command did: "applied", or "refused: "
+// or "nothing to do: " and why.
+func auditOutcome(r store.AuditRow) string {
+	label := strings.ReplaceAll(r.Outcome, "_", " ")
+	if r.Outcome == store.AuditApplied {
+		return label
+	}
+	return label + ": " + strings.TrimPrefix(r.Detail, label+": ")
 }
 
 // progress is a one-line progress bar on a terminal, or a line every 10%

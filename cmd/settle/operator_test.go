@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -389,4 +390,44 @@ func settlementIDWith(t *testing.T, e *env, status string) int64 {
 		t.Fatalf("%s settlements: %v %v", status, rows, err)
 	}
 	return rows[0].ID
+}
+
+// Refused commands are audited, each with why and the database user and
+// host that ran it, and `settle audit list` shows them (text and JSON); a
+// refused dry run writes nothing.
+func TestRefusedCommandsAreAuditedAndListed(t *testing.T) {
+	e := newEnv(t)
+	clearSettleEnv(t)
+	cs, err := e.seeder(1).Seed(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var user, client string
+	if err := e.db.SQL().QueryRow(`SELECT session_user, coalesce(host(inet_client_addr()), 'local')`).Scan(&user, &client); err != nil {
+		t.Fatal(err)
+	}
+	e.cli(t, 1, "cancel", "999999", "--dry-run", "--reason", "wrong id")
+	if out := e.cli(t, 0, "audit", "list", "--json"); strings.TrimSpace(out) != "[]" {
+		t.Fatalf("a refused dry run wrote audit rows:\n%s", out)
+	}
+	e.cli(t, 1, "cancel", "999999", "--reason", "wrong id", "--actor", "ops-lee")
+	e.cli(t, 1, "customers", "payday", cs[0].Ref, "--day", "40", "--reason", "typo", "--actor", "ops-lee")
+	e.cli(t, 1, "reconcile", "findings", "resolve", "999999", "--reason", "wrong id", "--actor", "ops-lee")
+
+	text := e.cli(t, 0, "audit", "list")
+	for _, want := range []string{"OUTCOME", "DB USER", "CLIENT", "refused: settlement 999999: not found",
+		"refused: a payday is a day of month 1..31", "refused: finding 999999: not found", user, client} {
+		if !strings.Contains(text, want) {
+			t.Errorf("audit list does not show %q:\n%s", want, text)
+		}
+	}
+	var rows []store.AuditRow
+	if err := json.Unmarshal([]byte(e.cli(t, 0, "audit", "list", "--json")), &rows); err != nil || len(rows) != 3 {
+		t.Fatalf("audit list --json: %d rows, %v", len(rows), err)
+	}
+	for _, r := range rows {
+		if r.Outcome != store.AuditRefused || r.Detail == "" || r.Actor != "ops-lee" || r.DBUser != user || r.Client != client {
+			t.Errorf("audit row %+v, want refused by ops-lee as %s at %s", r, user, client)
+		}
+	}
 }
