@@ -199,7 +199,7 @@ func decision(err error) string {
 }
 
 // insertAudit writes one audit row. The database fills in the connection's
-// user and client host (migrations/00011_audit_outcome.sql).
+// user and client host (migrations/00012_audit_outcome.sql).
 func insertAudit(ctx context.Context, tx *sqlx.Tx, a Audit, subject, outcome, detail string, before, after any) error {
 	args, err := json.Marshal(a.Args)
 	if err != nil {
