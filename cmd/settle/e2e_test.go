@@ -230,7 +230,7 @@ func TestPaydaySettlesEndToEnd(t *testing.T) {
 	checkBalance(t, e.bank, testAccounts.Lender, sums.repay)
 	checkBalance(t, e.bank, testAccounts.Holding, sums.hold)
 	checkBalance(t, e.bank, testAccounts.Fee, sums.fee)
-	if n := settletest.CheckMoney(t, e.db, e.bank, "sandbox"); n != wantTransfers {
+	if n := settletest.CheckMoney(t, e.db, e.bank, "sandbox", rest.AttemptKey); n != wantTransfers {
 		t.Fatalf("%d transfers went through, the plans need %d", n, wantTransfers)
 	}
 	clearSettleEnv(t) // the CLI reads the test's config file, not the suite's server

@@ -423,7 +423,7 @@ func (h *harness) perCustomer() (map[string]customerSums, error) {
 func (h *harness) check(t *testing.T, cs []demo.Customer, deposits map[string]int64) {
 	t.Helper()
 	ctx := context.Background()
-	transfers := settletest.CheckMoney(t, h.db, h.bank, "sandbox")
+	transfers := settletest.CheckMoney(t, h.db, h.bank, "sandbox", rest.AttemptKey)
 	verify := exec.Command(h.bin, "verify", "--bank-journal", "--config", h.cfg)
 	verify.Env = append(os.Environ(), "SETTLE_DATABASE_URL=", "SETTLE_REDIS_URL=")
 	if out, err := verify.CombinedOutput(); err != nil {
