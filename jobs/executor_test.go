@@ -148,7 +148,7 @@ func (f *fixture) status(t *testing.T) map[string]int64 {
 
 func (f *fixture) verify(t *testing.T, wantTransfers int) {
 	t.Helper()
-	if n := settletest.CheckMoney(t, f.db, f.bank, "sandbox"); n != wantTransfers {
+	if n := settletest.CheckMoney(t, f.db, f.bank, "sandbox", rest.AttemptKey); n != wantTransfers {
 		t.Fatalf("%d transfers went through, want %d", n, wantTransfers)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/openbanking"
 	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
@@ -329,44 +330,12 @@ func TestDepositSettlesThroughTheProviderOfItsVA(t *testing.T) {
 			t.Errorf("settlement %d is %s", r.ID, r.Status)
 		}
 	}
-	if n := checkMoney(t, db, legacy.client, "legacy"); n != 3 {
+	if n := settletest.CheckMoney(t, db, legacy.client, "legacy", openbanking.AttemptKey); n != 3 {
 		t.Errorf("the legacy bank moved %d transfers, want the sweep, fee and payout of the deposit in the old VA", n)
 	}
-	if n := checkMoney(t, db, modern.client, "modern"); n != 3 {
+	if n := settletest.CheckMoney(t, db, modern.client, "modern", rest.AttemptKey); n != 3 {
 		t.Errorf("the modern bank moved %d transfers, want those of the deposit in the new VA", n)
 	}
-}
-
-// checkMoney is settletest.CheckMoney for either dialect: the openbanking
-// dialect's journal names a transfer by its bank_tran_id, which maps back
-// to the engine's attempt key.
-func checkMoney(t *testing.T, db *store.DB, client *banksim.Client, provider string) int {
-	t.Helper()
-	ctx := context.Background()
-	vs, err := db.Verify(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range vs {
-		t.Errorf("invariant %s broken for settlement %d: %s", v.Check, v.SettlementID, v.Detail)
-	}
-	journal, err := client.Journal(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, e := range journal {
-		if key, ok := openbanking.AttemptKey(e.IdempotencyKey); ok {
-			journal[i].IdempotencyKey = key
-		}
-	}
-	ours, err := db.SucceededTransfers(ctx, provider)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range pipeline.MatchJournal(ours, banksim.BankTransfers(journal), pipeline.IsAttemptKey) {
-		t.Errorf("bank journal of %s: %s %s: %s", provider, m.Kind, m.Key, m.Detail)
-	}
-	return len(ours)
 }
 
 // A cycle that runs out of time stops making calls, so it ends before the

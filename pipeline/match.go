@@ -22,16 +22,18 @@ type Mismatch struct {
 }
 
 // MatchJournal compares the transfers the engine recorded as succeeded with
-// the transfers a bank applied, by idempotency key. Every key must appear
-// once on each side with the same accounts and amount. Bank entries whose
-// key is not one of the engine's (isOurs false) are ignored.
-func MatchJournal(ours, bank []BankTransfer, isOurs func(key string) bool) []Mismatch {
+// the transfers a bank applied, by attempt key: bank holds the bank's
+// journal with each key already read back into the engine's attempt key by
+// the mapping of the bank's dialect, and without entries that map to none
+// (see banksim.BankTransfers). Every key must appear once on each side with
+// the same accounts and amount. A key the bank applied twice is always a
+// duplicate; a key the bank applied once that the engine does not record is
+// unknown to the engine unless inFlight says its attempt may still be being
+// recorded (nil: none is).
+func MatchJournal(ours, bank []BankTransfer, inFlight func(key string) bool) []Mismatch {
 	var out []Mismatch
 	applied := make(map[string]BankTransfer, len(bank))
 	for _, b := range bank {
-		if !isOurs(b.Key) {
-			continue
-		}
 		if _, dup := applied[b.Key]; dup {
 			out = append(out, Mismatch{Kind: "duplicate_at_bank", Key: b.Key, Detail: "the bank applied this key more than once"})
 			continue
@@ -51,7 +53,9 @@ func MatchJournal(ours, bank []BankTransfer, isOurs func(key string) bool) []Mis
 		}
 	}
 	for key := range applied {
-		out = append(out, Mismatch{Kind: "unknown_to_engine", Key: key, Detail: "the bank applied it; the engine does not record it as succeeded"})
+		if inFlight == nil || !inFlight(key) {
+			out = append(out, Mismatch{Kind: "unknown_to_engine", Key: key, Detail: "the bank applied it; the engine does not record it as succeeded"})
+		}
 	}
 	return out
 }

@@ -93,7 +93,12 @@ func (c *Client) SetFaults(ctx context.Context, f Faults) error {
 }
 
 // Journal returns every applied transfer with a sequence number above
-// after, following the pages.
+// after, following the pages by the rule of docs/bank-api.md: each page
+// resumes after the seq of the previous page's last entry; the journal ends
+// at a page with "has_more": false or at an empty page, so a bank that
+// sends neither has_more nor next_after is read to its end. A page whose
+// entries do not follow the cursor, or that says has_more with no entries,
+// is an error: reading on would loop or cut the journal short.
 func (c *Client) Journal(ctx context.Context, after int64) ([]JournalEntry, error) {
 	var all []JournalEntry
 	for {
@@ -102,12 +107,34 @@ func (c *Client) Journal(ctx context.Context, after int64) ([]JournalEntry, erro
 		if err := c.do(ctx, "journal", http.MethodGet, path, nil, &page); err != nil {
 			return nil, err
 		}
-		all = append(all, page.Entries...)
-		if !page.HasMore || page.NextAfter <= after {
+		if len(page.Entries) == 0 {
+			if page.HasMore != nil && *page.HasMore {
+				return nil, fmt.Errorf("banksim journal: the page after seq %d says has_more but no entries; the bank's journal paging is broken", after)
+			}
 			return all, nil
 		}
-		after = page.NextAfter
+		for _, e := range page.Entries {
+			if e.Seq <= after {
+				return nil, fmt.Errorf("banksim journal: entry seq %d does not follow %d; the bank's journal must list entries by rising seq", e.Seq, after)
+			}
+			after = e.Seq
+		}
+		all = append(all, page.Entries...)
+		if page.HasMore != nil && !*page.HasMore {
+			return all, nil
+		}
 	}
+}
+
+// Reapply makes the bank apply the succeeded transfer of a dialect's key
+// once more, under the same key, and returns the new journal entry: a
+// duplicate for the journal check to find. It fails with an APIError of
+// status 404 for a key the bank never saw and 409 for a transfer it cannot
+// apply again.
+func (c *Client) Reapply(ctx context.Context, dialect, key string) (JournalEntry, error) {
+	var out JournalEntry
+	err := c.do(ctx, "reapply", http.MethodPost, "/sandbox/transfers/reapply", reapplyRequest{Dialect: dialect, IdempotencyKey: key}, &out)
+	return out, err
 }
 
 // Stats returns the sandbox's counters since the last reset.

@@ -67,6 +67,8 @@ var (
 	errAccountExists = errors.New("account already exists")
 	errNoAccount     = errors.New("no such account")
 	errKeyConflict   = errors.New("idempotency key already used with different content")
+	errNoTransfer    = errors.New("no transfer with that key")
+	errNotApplied    = errors.New("transfer cannot be applied again")
 )
 
 type account struct {

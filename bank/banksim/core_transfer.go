@@ -245,6 +245,29 @@ func (c *core) applyLocked(t *transfer) {
 	})
 }
 
+// reapply applies the succeeded transfer of a dialect's key once more: the
+// money moves again and the journal gets a second entry under the same key.
+// It returns errNoTransfer for a key the bank never saw, and errNotApplied
+// for a transfer that did not succeed or that the refusal rules now refuse
+// (the source account may be short of the amount: credit it first).
+func (c *core) reapply(dialect, key string) (JournalEntry, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.settleDueLocked()
+	t, ok := c.transfers[transferKey{dialect, key}]
+	switch {
+	case !ok:
+		return JournalEntry{}, fmt.Errorf("%w: the %s dialect has no transfer under that key", errNoTransfer, dialect)
+	case t.Status != statusSucceeded:
+		return JournalEntry{}, fmt.Errorf("%w: it is %s, not succeeded", errNotApplied, t.Status)
+	}
+	if why := c.refusalLocked(t.Req); why != "" {
+		return JournalEntry{}, fmt.Errorf("%w: the bank would refuse it now (%s)", errNotApplied, why)
+	}
+	c.applyLocked(t)
+	return c.journal.copyRange(c.journal.len()-1, c.journal.len())[0], nil
+}
+
 // checkCurrencyLocked refuses, as an invalid request, a currency that does
 // not match an account that exists.
 func (c *core) checkCurrencyLocked(req transferRequest) error {

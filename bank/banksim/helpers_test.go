@@ -44,8 +44,16 @@ type sandbox struct {
 
 func newSandbox(t testing.TB) *sandbox {
 	t.Helper()
+	return newSandboxOpts(t, Options{})
+}
+
+// newSandboxOpts is newSandbox with more options; the token, clock and
+// logger are the suite's.
+func newSandboxOpts(t testing.TB, opts Options) *sandbox {
+	t.Helper()
 	clk := &clock{t: time.Date(2026, 11, 25, 9, 30, 0, 0, time.UTC)}
-	srv := httptest.NewServer(New(Options{Token: testToken, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)}))
+	opts.Token, opts.Now, opts.Logger = testToken, clk.Now, slog.New(slog.DiscardHandler)
+	srv := httptest.NewServer(New(opts))
 	t.Cleanup(srv.Close)
 	return &sandbox{t: t, url: srv.URL, clock: clk, client: NewClient(srv.URL, testToken, srv.Client()), http: srv.Client()}
 }

@@ -18,6 +18,7 @@ func (s *Server) registerSandbox() {
 	s.handle("PUT /sandbox/faults", s.sandboxSetFaults)
 	s.handle("GET /sandbox/faults", s.sandboxFaults)
 	s.handle("GET /sandbox/journal", s.sandboxJournal)
+	s.handle("POST /sandbox/transfers/reapply", s.sandboxReapply)
 	s.handle("GET /sandbox/stats", s.sandboxStats)
 	s.handle("POST /sandbox/reset", s.sandboxReset)
 }
@@ -100,11 +101,12 @@ func (s *Server) sandboxFaults(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.faults.get())
 }
 
-// JournalPage is one page of GET /sandbox/journal.
+// JournalPage is one page of GET /sandbox/journal. NextAfter and HasMore
+// are nil when the bank does not send them (Options.JournalWithoutHasMore).
 type JournalPage struct {
 	Entries   []JournalEntry `json:"entries"`
-	NextAfter int64          `json:"next_after"`
-	HasMore   bool           `json:"has_more"`
+	NextAfter *int64         `json:"next_after,omitempty"`
+	HasMore   *bool          `json:"has_more,omitempty"`
 }
 
 func (s *Server) sandboxJournal(w http.ResponseWriter, r *http.Request) {
@@ -114,13 +116,42 @@ func (s *Server) sandboxJournal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	entries, more := s.core.journalPage(after, limit)
-	page := JournalPage{Entries: entries, NextAfter: after, HasMore: more}
-	if n := len(entries); n > 0 {
-		page.NextAfter = entries[n-1].Seq
-	} else {
+	page := JournalPage{Entries: entries}
+	if page.Entries == nil {
 		page.Entries = []JournalEntry{}
 	}
+	if !s.bareJournal {
+		next := after
+		if n := len(entries); n > 0 {
+			next = entries[n-1].Seq
+		}
+		page.NextAfter, page.HasMore = &next, &more
+	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+// reapplyRequest is the body of POST /sandbox/transfers/reapply.
+type reapplyRequest struct {
+	Dialect        string `json:"dialect"`
+	IdempotencyKey string `json:"idempotency_key"`
+}
+
+// sandboxReapply applies a transfer the bank applied before once more, under
+// the same key: the bank that breaks its idempotency promise, which the
+// journal check must catch.
+func (s *Server) sandboxReapply(w http.ResponseWriter, r *http.Request) {
+	var q reapplyRequest
+	if e := decodeBody(w, r, &q); e != nil {
+		s.fail(w, e)
+		return
+	}
+	entry, err := s.core.reapply(q.Dialect, q.IdempotencyKey)
+	if err != nil {
+		s.coreError(w, err)
+		return
+	}
+	s.log.Warn("banksim transfer applied again", "dialect", q.Dialect, "seq", entry.Seq)
+	writeJSON(w, http.StatusOK, entry)
 }
 
 func journalParams(r *http.Request) (after int64, limit int, e *requestError) {

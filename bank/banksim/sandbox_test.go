@@ -3,8 +3,10 @@ package banksim
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -98,37 +100,116 @@ func TestCreditCannotOverflow(t *testing.T) {
 	}
 }
 
+// The journal is read to its end whether the bank says has_more or not:
+// without it the reader asks again after the last seq until a page comes
+// back empty.
 func TestJournalPaging(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		bare bool
+		page string // what the raw page after 10 (limit 5) must hold
+	}{
+		{"with has_more", false, `"next_after":15,"has_more":true`},
+		{"without has_more", true, `"seq":15,`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSandboxOpts(t, Options{JournalWithoutHasMore: c.bare})
+			s.open("A", "Kim", 1000)
+			s.open("B", "Lee", 0)
+			for i := range 25 {
+				s.send(fmt.Sprintf("k%02d", i), "A", "B", "", 1)
+			}
+			r := s.do(http.MethodGet, "/sandbox/journal?after=10&limit=5", "")
+			if !strings.Contains(string(r.body), c.page) || !strings.Contains(string(r.body), `"seq":11,`) {
+				t.Fatalf("page after 10: %s", r.body)
+			}
+			if c.bare && (strings.Contains(string(r.body), "has_more") || strings.Contains(string(r.body), "next_after")) {
+				t.Fatalf("a journal without has_more sent paging fields: %s", r.body)
+			}
+			s.client.pageSize = 7
+			all := s.journal()
+			if len(all) != 25 {
+				t.Fatalf("journal has %d entries, want 25", len(all))
+			}
+			for i, e := range all {
+				if e.Seq != int64(i+1) || e.IdempotencyKey != fmt.Sprintf("k%02d", i) || !e.AppliedAt.Equal(s.clock.Now()) {
+					t.Fatalf("entry %d: %+v", i, e)
+				}
+			}
+			tail, err := s.client.Journal(ctx(), 20)
+			if err != nil || len(tail) != 5 || tail[0].Seq != 21 {
+				t.Fatalf("journal after 20: %d entries, %v", len(tail), err)
+			}
+			if r := s.do(http.MethodGet, "/sandbox/journal?after=99", ""); !strings.Contains(string(r.body), `"entries":[]`) {
+				t.Fatalf("journal past the end: %s", r.body)
+			}
+			if r := s.do(http.MethodGet, "/sandbox/journal?after=-1", ""); r.status != http.StatusBadRequest {
+				t.Fatalf("negative after: %d", r.status)
+			}
+		})
+	}
+}
+
+// A journal page that does not move forward, or that promises more and
+// brings none, is an error that says so, never a journal cut short or a
+// reader asking forever.
+func TestJournalReaderRefusesPagesThatDoNotAdvance(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, page, want string
+	}{
+		{"seq not after the cursor", `{"entries":[{"seq":3,"idempotency_key":"k"}]}`, "seq 3 does not follow 5"},
+		{"more promised, none sent", `{"entries":[],"has_more":true}`, "has_more but no entries"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				_, _ = io.WriteString(w, c.page)
+			}))
+			t.Cleanup(srv.Close)
+			_, err := NewClient(srv.URL, testToken, srv.Client()).Journal(ctx(), 5)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("journal of %s: %v, want an error saying %q", c.page, err, c.want)
+			}
+		})
+	}
+}
+
+// The reapply switch breaks the bank's idempotency on purpose: the money
+// moves again and the journal holds the key twice. It refuses keys it never
+// saw and transfers it cannot apply again, changing nothing.
+func TestReapplyWritesTheKeyTwice(t *testing.T) {
 	t.Parallel()
 	s := newSandbox(t)
 	s.open("A", "Kim", 1000)
 	s.open("B", "Lee", 0)
-	for i := range 25 {
-		s.send(fmt.Sprintf("k%02d", i), "A", "B", "", 1)
+	s.send("k1", "A", "B", "", 400)
+	e, err := s.client.Reapply(ctx(), "rest", "k1")
+	if err != nil {
+		t.Fatal(err)
 	}
-	r := s.do(http.MethodGet, "/sandbox/journal?after=10&limit=5", "")
-	if !strings.Contains(string(r.body), `"next_after":15,"has_more":true`) || !strings.Contains(string(r.body), `"seq":11,`) {
-		t.Fatalf("page after 10: %s", r.body)
+	j := s.journal()
+	if len(j) != 2 || e != j[1] || j[0].IdempotencyKey != "k1" || j[1].IdempotencyKey != "k1" || j[1].Seq != 2 {
+		t.Fatalf("journal after a reapply: %+v (reapply answered %+v)", j, e)
 	}
-	s.client.pageSize = 7
-	all := s.journal()
-	if len(all) != 25 {
-		t.Fatalf("journal has %d entries, want 25", len(all))
+	if a, b := s.balance("A"), s.balance("B"); a != 200 || b != 800 {
+		t.Fatalf("balances A %d B %d", a, b)
 	}
-	for i, e := range all {
-		if e.Seq != int64(i+1) || e.IdempotencyKey != fmt.Sprintf("k%02d", i) || !e.AppliedAt.Equal(s.clock.Now()) {
-			t.Fatalf("entry %d: %+v", i, e)
+	var apiErr *APIError
+	for _, c := range []struct {
+		dialect, key string
+		status       int
+	}{
+		{"rest", "nope", http.StatusNotFound},
+		{"openbanking", "k1", http.StatusNotFound}, // each dialect has its own keys
+		{"rest", "k1", http.StatusConflict},        // A holds 200 < 400 now
+	} {
+		if _, err := s.client.Reapply(ctx(), c.dialect, c.key); !errors.As(err, &apiErr) || apiErr.StatusCode != c.status {
+			t.Errorf("reapply %s %s: %v, want HTTP %d", c.dialect, c.key, err, c.status)
 		}
 	}
-	tail, err := s.client.Journal(ctx(), 20)
-	if err != nil || len(tail) != 5 || tail[0].Seq != 21 {
-		t.Fatalf("journal after 20: %d entries, %v", len(tail), err)
-	}
-	if r := s.do(http.MethodGet, "/sandbox/journal?after=99", ""); !strings.Contains(string(r.body), `"entries":[]`) {
-		t.Fatalf("journal past the end: %s", r.body)
-	}
-	if r := s.do(http.MethodGet, "/sandbox/journal?after=-1", ""); r.status != http.StatusBadRequest {
-		t.Fatalf("negative after: %d", r.status)
+	if n := len(s.journal()); n != 2 {
+		t.Fatalf("refused reapplies wrote to the journal: %d entries", n)
 	}
 }
 

@@ -24,6 +24,11 @@ type Options struct {
 	// Now is the server's clock for timestamps, the rate limit and pending
 	// transfers; nil means time.Now.
 	Now func() time.Time
+	// JournalWithoutHasMore serves GET /sandbox/journal as a bank that does
+	// not say whether more follows: no has_more and no next_after, so a
+	// reader must ask again after the last entry's seq until a page comes
+	// back empty (docs/bank-api.md).
+	JournalWithoutHasMore bool
 }
 
 // Server is the sandbox bank. It implements http.Handler and is safe for
@@ -37,11 +42,13 @@ type Server struct {
 	faults *injector
 	stats  *stats
 	mux    *http.ServeMux
+	// bareJournal is Options.JournalWithoutHasMore.
+	bareJournal bool
 }
 
 // New returns an empty sandbox bank.
 func New(opts Options) *Server {
-	s := &Server{log: opts.Logger, now: opts.Now, mux: http.NewServeMux(), stats: newStats()}
+	s := &Server{log: opts.Logger, now: opts.Now, mux: http.NewServeMux(), stats: newStats(), bareJournal: opts.JournalWithoutHasMore}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -183,6 +190,10 @@ func (s *Server) coreError(w http.ResponseWriter, err error) {
 		s.fail(w, &requestError{status: http.StatusNotFound, code: "no_such_account", message: "no such account"})
 	case errors.Is(err, errAccountExists):
 		s.fail(w, &requestError{status: http.StatusConflict, code: "account_exists", message: err.Error()})
+	case errors.Is(err, errNoTransfer):
+		s.fail(w, &requestError{status: http.StatusNotFound, code: "no_such_transfer", message: err.Error()})
+	case errors.Is(err, errNotApplied):
+		s.fail(w, &requestError{status: http.StatusConflict, code: "not_applied", message: err.Error()})
 	case errors.Is(err, errKeyConflict):
 		s.fail(w, &requestError{status: http.StatusUnprocessableEntity, code: "idempotency_key_reused", message: err.Error()})
 	default:

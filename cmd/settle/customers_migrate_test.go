@@ -17,7 +17,9 @@ import (
 
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/openbanking"
+	"github.com/settle-dev/settle/bank/rest"
 	"github.com/settle-dev/settle/internal/config"
+	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
@@ -229,7 +231,8 @@ func TestMigrationWhileDepositsArrive(t *testing.T) {
 	})
 	// Each bank applied exactly the transfers the engine recorded at its
 	// provider, once.
-	legacyN, modernN := checkMoneyAt(t, e.db, e.legacy, "legacy"), checkMoneyAt(t, e.db, e.modern, "modern")
+	legacyN := settletest.CheckMoney(t, e.db, e.legacy, "legacy", openbanking.AttemptKey)
+	modernN := settletest.CheckMoney(t, e.db, e.modern, "modern", rest.AttemptKey)
 	for i := range n {
 		checkBalance(t, e.legacy, fmt.Sprintf("VA%05d", i), 0)
 		checkBalance(t, e.modern, fmt.Sprintf("NVA%05d", i), 0)
@@ -277,38 +280,6 @@ func settledPerCustomer(db *store.DB) (map[string]int64, error) {
 		out[ref] = sum
 	}
 	return out, rows.Err()
-}
-
-// checkMoneyAt is settletest.CheckMoney for either dialect: the
-// openbanking dialect's journal names a transfer by its bank_tran_id,
-// which maps back to the engine's attempt key.
-func checkMoneyAt(t *testing.T, db *store.DB, client *banksim.Client, provider string) int {
-	t.Helper()
-	ctx := context.Background()
-	vs, err := db.Verify(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range vs {
-		t.Errorf("invariant %s broken for settlement %d: %s", v.Check, v.SettlementID, v.Detail)
-	}
-	journal, err := client.Journal(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, e := range journal {
-		if key, ok := openbanking.AttemptKey(e.IdempotencyKey); ok {
-			journal[i].IdempotencyKey = key
-		}
-	}
-	ours, err := db.SucceededTransfers(ctx, provider)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range pipeline.MatchJournal(ours, banksim.BankTransfers(journal), pipeline.IsAttemptKey) {
-		t.Errorf("bank journal of %s: %s %s: %s", provider, m.Kind, m.Key, m.Detail)
-	}
-	return len(ours)
 }
 
 // The command's refusals and its dry run.

@@ -52,7 +52,8 @@ func newEnvWith(t *testing.T, notify string) *env {
 
 // envOpts vary an installation: the bank's token, a password in the
 // database URL (the test server trusts local connections, so any password
-// works), more notify keys, more top-level keys, where the daemon logs, and when it reconciles.
+// works), more notify keys, more top-level keys, where the daemon logs, when it reconciles,
+// and the dialect the provider speaks.
 type envOpts struct {
 	bankToken  string
 	dbPassword string
@@ -61,6 +62,7 @@ type envOpts struct {
 	more       string // YAML appended to the file
 	log        io.Writer
 	reconcile  string // reconcile.schedule; default never (February 30th), so no test meets a daily run by chance
+	dialect    string // the provider's dialect; default rest
 }
 
 func newEnvOpts(t *testing.T, o envOpts) *env {
@@ -91,13 +93,13 @@ reconcile: {schedule: %q}
 worker: {concurrency: 16, lease: 6s, bank_timeout: 2s, shutdown_timeout: 4s, retry_base: 100ms, retry_max: 1s}
 providers:
   - name: sandbox
-    dialect: rest
+    dialect: %s
     base_url: %q
     token: %q
     breaker_cooldown: 1s
     accounts: {collection: %s, lender: %s, holding: %s, fee: %s}
 notify: {delivery_schedule: "@every 1s"%s}
-%s`, pg, redis.URL(), o.http, cmpOr(o.reconcile, "0 0 0 30 2 *"), sim.URL, bankToken, testAccounts.Collection, testAccounts.Lender, testAccounts.Holding, testAccounts.Fee, o.notify, o.more)
+%s`, pg, redis.URL(), o.http, cmpOr(o.reconcile, "0 0 0 30 2 *"), cmpOr(o.dialect, "rest"), sim.URL, bankToken, testAccounts.Collection, testAccounts.Lender, testAccounts.Holding, testAccounts.Fee, o.notify, o.more)
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +230,7 @@ func TestPaydaySettlesEndToEnd(t *testing.T) {
 	checkBalance(t, e.bank, testAccounts.Lender, sums.repay)
 	checkBalance(t, e.bank, testAccounts.Holding, sums.hold)
 	checkBalance(t, e.bank, testAccounts.Fee, sums.fee)
-	if n := settletest.CheckMoney(t, e.db, e.bank, "sandbox"); n != wantTransfers {
+	if n := settletest.CheckMoney(t, e.db, e.bank, "sandbox", rest.AttemptKey); n != wantTransfers {
 		t.Fatalf("%d transfers went through, the plans need %d", n, wantTransfers)
 	}
 	clearSettleEnv(t) // the CLI reads the test's config file, not the suite's server

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/bank/rest"
 	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/internal/testenv"
 )
@@ -72,7 +73,7 @@ func TestMetricsAfterARealSettlement(t *testing.T) {
 	}
 	d := e.startDaemon(t)
 	e.waitSettled(t, map[string]int64{"FAILED": 1, "SETTLED": 1})
-	transfers := settletest.CheckMoney(t, e.db, e.bank, "sandbox")
+	transfers := settletest.CheckMoney(t, e.db, e.bank, "sandbox", rest.AttemptKey)
 
 	scrape := func() string { return scrapeAuth(t, d, pass) }
 

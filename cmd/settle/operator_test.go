@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/bank/rest"
 	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/notify"
@@ -83,7 +84,7 @@ func TestOperatorFixesAFrozenPayoutAndReplays(t *testing.T) {
 	e.cli(t, 0, "replay", strconv.FormatInt(id, 10), "--reason", "new payout account", "--actor", "ops-kim")
 	e.waitSettled(t, map[string]int64{"SETTLED": 1})
 
-	settletest.CheckMoney(t, e.db, e.bank, "sandbox")
+	settletest.CheckMoney(t, e.db, e.bank, "sandbox", rest.AttemptKey)
 	d, err := e.db.GetSettlement(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +158,7 @@ func TestCompensationReversesCompletedLegs(t *testing.T) {
 	if cv.Outstanding != 500_000 || cv.RepaidTotal != 0 || cv.HeldTotal != 0 {
 		t.Fatalf("obligation not restored: %+v", cv)
 	}
-	settletest.CheckMoney(t, e.db, e.bank, "sandbox")
+	settletest.CheckMoney(t, e.db, e.bank, "sandbox", rest.AttemptKey)
 	e.cli(t, 0, "verify", "--bank-journal")
 	again := e.cli(t, 0, "compensate", strconv.FormatInt(id, 10), "--reason", "again")
 	if !strings.Contains(again, "nothing to do") {

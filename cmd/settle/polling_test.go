@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/bank/openbanking"
+	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
 )
@@ -104,7 +106,7 @@ func TestThrottleKeepsTheBankLimitInUse(t *testing.T) {
 	if st.RateLimited != 0 {
 		t.Errorf("the bank answered 429 %d times: the engine went over its limit", st.RateLimited)
 	}
-	if got := checkMoneyAt(t, e.db, e.legacy, "legacy"); got != 5*n {
+	if got := settletest.CheckMoney(t, e.db, e.legacy, "legacy", openbanking.AttemptKey); got != 5*n {
 		t.Errorf("%d transfers went through, want %d", got, 5*n)
 	}
 	total := dialectCalls(st)

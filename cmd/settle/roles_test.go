@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/bank/rest"
 	"github.com/settle-dev/settle/internal/config"
 	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/internal/testenv"
@@ -82,7 +83,7 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 	}
 	run(daemonCfg, 0, "replay", id, "--reason", "payout account unfrozen", "--actor", "ops-kim")
 	e.waitSettled(t, map[string]int64{"SETTLED": 2})
-	settletest.CheckMoney(t, e.db, e.bank, "sandbox")
+	settletest.CheckMoney(t, e.db, e.bank, "sandbox", rest.AttemptKey)
 	if out := run(daemonCfg, 0, "audit", "list"); !strings.Contains(out, "ops-kim") {
 		t.Fatalf("the replay is not audited:\n%s", out)
 	}

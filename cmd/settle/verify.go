@@ -73,14 +73,20 @@ func newVerifyCmd(g *globals) *cobra.Command {
 }
 
 // verifyJournals compares each provider's journal, where it can list one,
-// with the transfers recorded as succeeded there. It works on a running
-// engine: the transfers recorded are read before the journal, so each of
-// them was applied by the time the journal is read; a key in the journal
-// whose attempt was in flight, or recorded only after that first read, is
-// in flight, not a difference (a later run checks it).
+// with the transfers recorded as succeeded there, each journal key read
+// back into the engine's attempt key by the mapping of the provider's
+// dialect. It works on a running engine: the transfers recorded are read
+// before the journal, so each of them was applied by the time the journal
+// is read; a key in the journal whose attempt was in flight, or recorded
+// only after that first read, is in flight, not a difference (a later run
+// checks it), unless the bank applied it twice.
 func verifyJournals(ctx context.Context, notes io.Writer, cfg *config.Config, db *store.DB) ([]store.Violation, error) {
 	var out []store.Violation
 	for _, p := range cfg.Providers {
+		kit, err := kitOf(p)
+		if err != nil {
+			return nil, fmt.Errorf("provider %s: %w", p.Name, err)
+		}
 		ours, err := db.SucceededTransfers(ctx, p.Name)
 		if err != nil {
 			return nil, err
@@ -102,10 +108,8 @@ func verifyJournals(ctx context.Context, notes io.Writer, cfg *config.Config, db
 		for _, o := range ours {
 			recorded[o.Key] = true
 		}
-		settled := func(key string) bool { // not in flight since the first read
-			return pipeline.IsAttemptKey(key) && (recorded[key] || !live[key])
-		}
-		for _, m := range pipeline.MatchJournal(ours, banksim.BankTransfers(journal), settled) {
+		inFlight := func(key string) bool { return !recorded[key] && live[key] }
+		for _, m := range pipeline.MatchJournal(ours, banksim.BankTransfers(journal, kit.attemptKey), inFlight) {
 			out = append(out, store.Violation{Check: "bank_journal_" + m.Kind, Detail: p.Name + " " + m.Key + ": " + m.Detail})
 		}
 	}

@@ -132,18 +132,55 @@ func buildBanks(cfg *config.Config, logger *slog.Logger, onBreaker func(throttle
 	return bank.NewRouter(banks), accounts, throttles, nil
 }
 
+// dialectKit is what settle uses of one bank API dialect's package.
+type dialectKit struct {
+	// adapter builds the provider's adapter.
+	adapter func(p config.ProviderConfig, logger *slog.Logger) (pipeline.Bank, error)
+	// batch is how many accounts one balance call asks for.
+	batch int
+	// attemptKey reads a key of the bank's journal back into the engine's
+	// attempt key; false for keys that are not settle's.
+	attemptKey func(bankKey string) (string, bool)
+}
+
+// dialectKits holds the kit of every dialect this build speaks, by the
+// name a provider's dialect key gives.
+var dialectKits = map[string]dialectKit{
+	"rest": {
+		adapter: func(p config.ProviderConfig, logger *slog.Logger) (pipeline.Bank, error) {
+			return rest.New(rest.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), Timeout: p.Timeout, Logger: logger})
+		},
+		batch: rest.BatchSize, attemptKey: rest.AttemptKey,
+	},
+	"openbanking": {
+		adapter: func(p config.ProviderConfig, logger *slog.Logger) (pipeline.Bank, error) {
+			return openbanking.New(openbanking.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), Timeout: p.Timeout, Logger: logger})
+		},
+		batch: openbanking.BatchSize, attemptKey: openbanking.AttemptKey,
+	},
+}
+
+// kitOf returns the kit of a provider's dialect.
+func kitOf(p config.ProviderConfig) (dialectKit, error) {
+	k, ok := dialectKits[p.Dialect]
+	if !ok {
+		return dialectKit{}, fmt.Errorf("dialect %q is not supported (supported: rest, openbanking)", p.Dialect)
+	}
+	return k, nil
+}
+
 // newAdapter builds the adapter of a provider's dialect and says how many
 // accounts one balance call of it asks for.
 func newAdapter(p config.ProviderConfig, logger *slog.Logger) (pipeline.Bank, int, error) {
-	switch p.Dialect {
-	case "rest":
-		c, err := rest.New(rest.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), Timeout: p.Timeout, Logger: logger})
-		return c, rest.BatchSize, err
-	case "openbanking":
-		c, err := openbanking.New(openbanking.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), Timeout: p.Timeout, Logger: logger})
-		return c, openbanking.BatchSize, err
+	k, err := kitOf(p)
+	if err != nil {
+		return nil, 0, err
 	}
-	return nil, 0, fmt.Errorf("dialect %q is not supported (supported: rest, openbanking)", p.Dialect)
+	b, err := k.adapter(p, logger)
+	if err != nil {
+		return nil, 0, err
+	}
+	return b, k.batch, nil
 }
 
 func executorConfig(cfg *config.Config, hook func(string)) pipeline.ExecutorConfig {

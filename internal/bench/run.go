@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/bank/rest"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
 )
@@ -407,7 +408,7 @@ func check(ctx context.Context, in *installation, r *Result) error {
 	if err != nil {
 		return err
 	}
-	for _, m := range pipeline.MatchJournal(ours, banksim.BankTransfers(journal), pipeline.IsAttemptKey) {
+	for _, m := range pipeline.MatchJournal(ours, banksim.BankTransfers(journal, rest.AttemptKey), nil) {
 		r.Violations = append(r.Violations, fmt.Sprintf("bank_journal_%s %s: %s", m.Kind, m.Key, m.Detail))
 	}
 	if int64(len(ours)) != r.Bank.TransfersApplied {

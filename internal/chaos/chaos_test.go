@@ -21,6 +21,7 @@ import (
 
 	"github.com/settle-dev/settle/bank"
 	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/bank/openbanking"
 	"github.com/settle-dev/settle/bank/rest"
 	"github.com/settle-dev/settle/internal/demo"
 	"github.com/settle-dev/settle/internal/settletest"
@@ -41,6 +42,7 @@ type settings struct {
 	duration    time.Duration
 	workers     int
 	crashChance float64
+	openbanking int // how many of the customers bank at a second provider, "legacy", which speaks openbanking
 }
 
 func loadSettings(t *testing.T) settings {
@@ -65,6 +67,7 @@ func loadSettings(t *testing.T) settings {
 		}
 		s.crashChance = p
 	}
+	s.openbanking = s.customers / 3
 	return s
 }
 
@@ -88,15 +91,10 @@ func TestChaos(t *testing.T) {
 		t.Skip("chaos run skipped with -short")
 	}
 	s := loadSettings(t)
-	t.Logf("chaos seed %d: replay with SETTLE_TEST_CHAOS_SEED=%d (customers %d, chaos for %s, %d workers)",
-		s.seed, s.seed, s.customers, s.duration, s.workers)
+	t.Logf("chaos seed %d: replay with SETTLE_TEST_CHAOS_SEED=%d (customers %d, %d of them on openbanking; chaos for %s, %d workers)",
+		s.seed, s.seed, s.customers, s.openbanking, s.duration, s.workers)
 	h := newHarness(t, s)
-	ctx := context.Background()
-
-	cs, err := h.seeder.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := h.seed(t)
 	deposits := h.payAll(t, cs) // the payday burst
 	h.startWorkers(t, true)
 	stopSweep := h.raceSweep(t)
@@ -123,7 +121,8 @@ type harness struct {
 	redis  *testenv.Redis
 	db     *store.DB
 	bank   *banksim.Client
-	seeder *demo.Seeder
+	seeder *demo.Seeder // the customers of the rest provider, "sandbox"; and the salaries
+	legacy *demo.Seeder // the customers of the openbanking provider, "legacy"; nil when there are none
 	sweep  *jobs.Sweep
 
 	log       *workerLog
@@ -141,6 +140,12 @@ func newHarness(t *testing.T, s settings) *harness {
 	sim := httptest.NewServer(banksim.New(banksim.Options{Token: bankToken}))
 	t.Cleanup(sim.Close)
 	h.cfg = filepath.Join(t.TempDir(), "settle.yaml")
+	legacy := "" // the same sandbox bank, spoken to in the other dialect
+	if s.openbanking > 0 {
+		legacy = fmt.Sprintf(`  - {name: legacy, dialect: openbanking, base_url: %q, token: %q,
+     accounts: {collection: %s, lender: %s, holding: %s, fee: %s}}
+`, sim.URL, bankToken, accounts.Collection, accounts.Lender, accounts.Holding, accounts.Fee)
+	}
 	yaml := fmt.Sprintf(`
 database: {url: %q, max_open_conns: 12}
 redis: {url: %q}
@@ -153,7 +158,7 @@ worker: {concurrency: 8, lease: 3s, bank_timeout: 1s, shutdown_timeout: 2s, max_
 providers:
   - {name: sandbox, dialect: rest, base_url: %q, token: %q,
      accounts: {collection: %s, lender: %s, holding: %s, fee: %s}}
-`, h.pgURL, h.redis.URL(), sim.URL, bankToken, accounts.Collection, accounts.Lender, accounts.Holding, accounts.Fee)
+%s`, h.pgURL, h.redis.URL(), sim.URL, bankToken, accounts.Collection, accounts.Lender, accounts.Holding, accounts.Fee, legacy)
 	if err := os.WriteFile(h.cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -169,10 +174,18 @@ providers:
 	h.db = db
 	h.bank = banksim.NewClient(sim.URL, bankToken, nil)
 	h.seeder = demo.NewSeeder(db, h.bank, demo.Options{Provider: "sandbox", Currency: "KRW", Accounts: accounts,
-		Customers: s.customers, Prefix: "ch-", Seed: s.seed})
+		Customers: s.customers - s.openbanking, Prefix: "ch-", Seed: s.seed})
 	adapter, err := rest.New(rest.Config{Name: "sandbox", BaseURL: sim.URL, Token: bankToken, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
+	}
+	banks := map[string]pipeline.Bank{"sandbox": adapter}
+	if s.openbanking > 0 {
+		h.legacy = demo.NewSeeder(db, h.bank, demo.Options{Provider: "legacy", Currency: "KRW", Accounts: accounts,
+			Customers: s.openbanking, Prefix: "chob-", Seed: s.seed + 1})
+		if banks["legacy"], err = openbanking.New(openbanking.Config{Name: "legacy", BaseURL: sim.URL, Token: bankToken, Timeout: time.Second}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	opt, err := jobs.ParseRedisURL(h.redis.URL())
 	if err != nil {
@@ -181,10 +194,28 @@ providers:
 	queue := jobs.NewQueue(opt, 30*time.Second)
 	t.Cleanup(func() { queue.Close() })
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	executor := pipeline.NewExecutor(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), queue,
+	executor := pipeline.NewExecutor(db, bank.NewRouter(banks), queue,
 		pipeline.ExecutorConfig{Lease: 3 * time.Second, BankTimeout: time.Second}, logger)
 	h.sweep = jobs.NewSweep(db, executor, logger)
 	return h
+}
+
+// seed creates the customers of both providers and their accounts at the
+// bank.
+func (h *harness) seed(t *testing.T) []demo.Customer {
+	t.Helper()
+	cs, err := h.seeder.Seed(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.legacy != nil {
+		more, err := h.legacy.Seed(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, more...)
+	}
+	return cs
 }
 
 // buildSettle builds the settle binary the workers run.
@@ -423,7 +454,10 @@ func (h *harness) perCustomer() (map[string]customerSums, error) {
 func (h *harness) check(t *testing.T, cs []demo.Customer, deposits map[string]int64) {
 	t.Helper()
 	ctx := context.Background()
-	transfers := settletest.CheckMoney(t, h.db, h.bank, "sandbox")
+	transfers := settletest.CheckMoney(t, h.db, h.bank, "sandbox", rest.AttemptKey)
+	if h.legacy != nil { // the same bank's journal: each provider's check leaves the other dialect's keys alone
+		transfers += settletest.CheckMoney(t, h.db, h.bank, "legacy", openbanking.AttemptKey)
+	}
 	verify := exec.Command(h.bin, "verify", "--bank-journal", "--config", h.cfg)
 	verify.Env = append(os.Environ(), "SETTLE_DATABASE_URL=", "SETTLE_REDIS_URL=")
 	if out, err := verify.CombinedOutput(); err != nil {

@@ -21,11 +21,7 @@ func TestKilledAfterSettlementsWritten(t *testing.T) {
 		t.Skip("process-kill run skipped with -short")
 	}
 	h := newHarness(t, settings{seed: 5, customers: 40, workers: 1})
-	ctx := context.Background()
-	cs, err := h.seeder.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := h.seed(t)
 	deposits := h.payAll(t, cs)
 
 	cmd := exec.Command(h.bin, "serve", "--config", h.cfg)
@@ -37,6 +33,7 @@ func TestKilledAfterSettlementsWritten(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	var err error
 	select {
 	case err = <-exited:
 	case <-time.After(2 * time.Minute):

@@ -33,10 +33,7 @@ func TestReplicasKilledMidBurst(t *testing.T) {
 	}
 	h := newHarness(t, s)
 	ctx := context.Background()
-	cs, err := h.seeder.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := h.seed(t)
 	deposits := h.payAll(t, cs)
 	start := time.Now()
 	h.startWorkers(t, false)

@@ -14,8 +14,10 @@ import (
 
 // CheckMoney fails the test unless every invariant holds and the bank
 // applied exactly the transfers the engine recorded as succeeded at
-// provider, each once. It returns how many transfers that is.
-func CheckMoney(t testing.TB, db *store.DB, bank *banksim.Client, provider string) int {
+// provider, each once. attemptKey is the mapping of the provider's dialect
+// from journal keys to attempt keys (rest.AttemptKey,
+// openbanking.AttemptKey). It returns how many transfers that is.
+func CheckMoney(t testing.TB, db *store.DB, bank *banksim.Client, provider string, attemptKey func(string) (string, bool)) int {
 	t.Helper()
 	ctx := context.Background()
 	vs, err := db.Verify(ctx)
@@ -33,8 +35,8 @@ func CheckMoney(t testing.TB, db *store.DB, bank *banksim.Client, provider strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range pipeline.MatchJournal(ours, banksim.BankTransfers(journal), pipeline.IsAttemptKey) {
-		t.Errorf("bank journal: %s %s: %s", m.Kind, m.Key, m.Detail)
+	for _, m := range pipeline.MatchJournal(ours, banksim.BankTransfers(journal, attemptKey), nil) {
+		t.Errorf("bank journal of %s: %s %s: %s", provider, m.Kind, m.Key, m.Detail)
 	}
 	return len(ours)
 }
