@@ -26,6 +26,11 @@ const (
 	// KindDailySummary is the daily summary: what settled, what failed, the
 	// oldest open settlement (DailySummaryAlert).
 	KindDailySummary = "daily_summary"
+	// KindNotifyUndelivered is a SETTLED settlement whose event the
+	// lender's app has not taken (pipeline.NotifyAlert), severity warning:
+	// the money moved; NOTIFY retries on its own, and gives up after its
+	// window. Its delivery resolves it.
+	KindNotifyUndelivered = pipeline.AlertKindNotifyUndelivered
 )
 
 // Severities, as the alerts table allows them.
