@@ -38,7 +38,7 @@ func TestNotifyRunsAfterTheSettlementIsSettled(t *testing.T) {
 	ctx := context.Background()
 	target, created := seedSettlement(t, db, "c1", 500_000, pipeline.Obligations{})
 	next := completeStep(t, db, claimStep(t, db, created.HeadStepID, time.Minute)) // SWEEP
-	notifyRef := completeStep(t, db, claimStep(t, db, next.ID, time.Minute))        // PAYOUT
+	notifyRef := completeStep(t, db, claimStep(t, db, next.ID, time.Minute))       // PAYOUT
 	if notifyRef.ID == 0 {
 		t.Fatal("no NOTIFY step follows PAYOUT")
 	}
