@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -153,6 +155,68 @@ func TestCompensateRefusesAnUndeliveredNotification(t *testing.T) {
 	}
 	if n := count(t, db, `SELECT count(*) FROM audit_log`); n != before {
 		t.Fatal("a refused compensate wrote an audit row")
+	}
+	mustVerify(t, db)
+}
+
+// The migration that moves NOTIFY after the settlement settles the
+// settlements older code left open by their NOTIFY alone: RUNNING with
+// every money step DONE, and FAILED because NOTIFY ran out of attempts
+// (its critical problem resolved, its NOTIFY retried). A settlement
+// failed by a money step stays FAILED.
+func TestMigrationSettlesWhatOnlyNotifyHeldOpen(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	moved := func(ref string) int64 {
+		_, created := seedSettlement(t, db, ref, 500_000, pipeline.Obligations{})
+		next := completeStep(t, db, claimStep(t, db, created.HeadStepID, time.Minute))
+		completeStep(t, db, claimStep(t, db, next.ID, time.Minute))
+		return created.SettlementID
+	}
+	running, failed := moved("c1"), moved("c2")
+	_, payoutFailed := seedSettlement(t, db, "c3", 500_000, pipeline.Obligations{})
+	next := completeStep(t, db, claimStep(t, db, payoutFailed.HeadStepID, time.Minute))
+	refuse(t, db, claimStep(t, db, next.ID, time.Minute), pipeline.RefusedAccountFrozen)
+	// As older code left them: NOTIFY READY in a RUNNING settlement, and
+	// NOTIFY DEAD in a FAILED one with its critical alert.
+	for _, q := range []string{
+		`UPDATE settlements SET status = 'RUNNING', finished_at = NULL WHERE id = $1`,
+	} {
+		if _, err := db.SQL().ExecContext(ctx, q, running); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{
+		`UPDATE settlements SET status = 'FAILED', finished_at = NULL, failure_reason = 'out of attempts (5)' WHERE id = $1`,
+		`UPDATE steps SET status = 'DEAD', attempts = 5 WHERE settlement_id = $1 AND kind = 'NOTIFY'`,
+		`INSERT INTO alerts (problem_key, kind, severity, settlement_id, summary, detail)
+		 VALUES ('settlement:' || $1::bigint || ':out_of_attempts', 'settlement_failed', 'critical', $1::bigint, 'failed at NOTIFY', 'x')`,
+	} {
+		if _, err := db.SQL().ExecContext(ctx, q, failed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, cmd := range []string{"down", "up"} {
+		if err := db.Migrate(ctx, cmd, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status := func(id int64) string {
+		var s string
+		if err := db.SQL().QueryRowContext(ctx, `SELECT s.status || ' ' || st.status FROM settlements s
+		      JOIN steps st ON st.settlement_id = s.id AND st.kind = 'NOTIFY' WHERE s.id = $1`, id).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for id, want := range map[int64]string{running: "SETTLED READY", failed: "SETTLED READY", payoutFailed.SettlementID: "FAILED PENDING"} {
+		if got := status(id); got != want {
+			t.Errorf("settlement %d after the migration: %s, want %s", id, got, want)
+		}
+	}
+	if got := alertsOf(t, db, fmt.Sprintf("settlement:%d:out_of_attempts", failed)); !slices.Equal(got, []string{"settlement_failed", "resolved"}) {
+		t.Errorf("the NOTIFY failure's problem: %v, want it resolved", got)
 	}
 	mustVerify(t, db)
 }
