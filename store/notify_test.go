@@ -68,6 +68,7 @@ func TestNotifyRunsAfterTheSettlementIsSettled(t *testing.T) {
 	if got := alertsOf(t, db, warn.ProblemKey); !slices.Equal(got, []string{store.AlertKindNotifyUndelivered}) {
 		t.Fatalf("alerts of %s: %v, want one warning for two failed retries", warn.ProblemKey, got)
 	}
+	notifyShown(t, db, created.SettlementID, "RUNNING", 1, 0)
 	gaveUp := pipeline.NotifyAlert(c, "evt_x", time.Hour, true)
 	if err := db.Fail(ctx, c, pipeline.Failure{Dead: true, Reason: "gave up", Alert: gaveUp}); err != nil {
 		t.Fatal(err)
@@ -80,6 +81,7 @@ func TestNotifyRunsAfterTheSettlementIsSettled(t *testing.T) {
 	if n := count(t, db, `SELECT count(*) FROM alerts WHERE severity = 'critical' OR kind = $1`, store.AlertKindSettlementFailed); n != 0 {
 		t.Fatalf("%d critical alerts for a notification", n)
 	}
+	notifyShown(t, db, created.SettlementID, "DEAD", 0, 1)
 	mustVerify(t, db)
 
 	ref := replay(t, db, created.SettlementID)
@@ -94,6 +96,20 @@ func TestNotifyRunsAfterTheSettlementIsSettled(t *testing.T) {
 		t.Fatalf("alerts of %s: %v, want the warning, the give-up and a resolution", warn.ProblemKey, got)
 	}
 	mustVerify(t, db)
+}
+
+// notifyShown checks what operators see of a settlement's notification:
+// its status in the settlement's row, and the status page's counts.
+func notifyShown(t *testing.T, db *store.DB, id int64, status string, retrying, gaveUp int64) {
+	t.Helper()
+	d, err := db.GetSettlement(context.Background(), id)
+	if err != nil || d.Status != "SETTLED" || d.Notify != status {
+		t.Fatalf("settlement %d: %s, notify %q (%v); want SETTLED, notify %s", id, d.Status, d.Notify, err, status)
+	}
+	g, err := db.Gauges(context.Background(), time.Minute)
+	if err != nil || g.NotifyRetrying != retrying || g.NotifyGaveUp != gaveUp {
+		t.Fatalf("gauges %+v (%v): want %d notifications retrying, %d given up", g, err, retrying, gaveUp)
+	}
 }
 
 // verify lets a SETTLED settlement have a NOTIFY step READY, RUNNING or
