@@ -30,6 +30,11 @@ const (
 	// the ledger holds there (BelowLedgerAlert): it is not settled until
 	// the two agree.
 	KindBelowLedger = "va_below_ledger"
+	// KindNotifyUndelivered is a SETTLED settlement whose event the
+	// lender's app has not taken (pipeline.NotifyAlert), severity warning:
+	// the money moved; NOTIFY retries on its own, and gives up after its
+	// window. Its delivery resolves it.
+	KindNotifyUndelivered = pipeline.AlertKindNotifyUndelivered
 )
 
 // Severities, as the alerts table allows them.

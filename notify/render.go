@@ -319,6 +319,9 @@ func renderStorm(s Storm) Message {
 // its settlements at once when they failed.
 func stormHint(s Storm) string {
 	hint := "Many at once usually means the provider, not the customers: check its status first."
+	if s.Kind == KindNotifyUndelivered {
+		return "Many at once means the lender's app is down or refusing events: the money moved, the settlements are SETTLED, and NOTIFY retries on its own."
+	}
 	if s.Kind != KindSettlementFailed {
 		return hint
 	}

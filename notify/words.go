@@ -205,6 +205,8 @@ func stormNoun(kind string) string {
 		return "problems resolved"
 	case KindInvariant:
 		return "invariants broken"
+	case KindNotifyUndelivered:
+		return "settled events not taken by the lender's app"
 	}
 	return strings.ReplaceAll(kind, "_", " ") + " alerts"
 }

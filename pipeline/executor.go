@@ -30,6 +30,33 @@ type ExecutorConfig struct {
 	// how long it took (metrics). Deliveries that claim nothing are not
 	// runs; neither are the sweep's resolutions.
 	Observer StepObserver
+	// Notify tunes the retries of a NOTIFY step; MaxAttempts, RetryBase and
+	// RetryMax do not apply to it.
+	Notify NotifyConfig
+}
+
+// NotifyConfig is how a NOTIFY step keeps trying to give the lender's app
+// its event. It runs after its settlement is SETTLED, so none of this holds
+// up or fails the settlement. Zero fields take the documented default.
+type NotifyConfig struct {
+	// RetryBase and RetryMax bound the exponential backoff after the app
+	// did not take the event (defaults 1m and 1h).
+	RetryBase, RetryMax time.Duration
+	// WarnAfter: a NOTIFY still failing this long after its settlement
+	// settled raises a warning, once per settlement (default 30m).
+	WarnAfter time.Duration
+	// GiveUpAfter: a NOTIFY still failing this long after its settlement
+	// settled stops: the step is DEAD, the warning says so, the settlement
+	// stays SETTLED (default 72h). settle replay sends it again.
+	GiveUpAfter time.Duration
+}
+
+func (c NotifyConfig) withDefaults() NotifyConfig {
+	c.RetryBase = cmpOr(c.RetryBase, time.Minute)
+	c.RetryMax = cmpOr(c.RetryMax, time.Hour)
+	c.WarnAfter = cmpOr(c.WarnAfter, 30*time.Minute)
+	c.GiveUpAfter = cmpOr(c.GiveUpAfter, 72*time.Hour)
+	return c
 }
 
 // The named points of a step's execution where Hook is called. The store
@@ -51,6 +78,7 @@ func (c ExecutorConfig) withDefaults() ExecutorConfig {
 	c.RetryBase = cmpOr(c.RetryBase, time.Second)
 	c.RetryMax = cmpOr(c.RetryMax, 5*time.Minute)
 	c.UnknownWait = cmpOr(c.UnknownWait, c.Lease)
+	c.Notify = c.Notify.withDefaults()
 	if c.Hook == nil {
 		c.Hook = func(string) {}
 	}
@@ -227,7 +255,8 @@ func (e *Executor) record(ctx context.Context, c Claim, r Receipt, callErr error
 }
 
 // notify runs a NOTIFY step: the event goes to the lender's app (when one
-// is configured) and the step is done; a failed send retries with a backoff.
+// is configured) and the step is done; a failed send waits on the notify
+// backoff (notifyFailed).
 func (e *Executor) notify(ctx context.Context, c Claim) (Outcome, error) {
 	if e.events != nil {
 		ev, err := e.store.SettledEvent(ctx, c)
@@ -240,10 +269,36 @@ func (e *Executor) notify(ctx context.Context, c Claim) (Outcome, error) {
 		if err != nil {
 			rctx, cancel := recordContext(ctx)
 			defer cancel()
-			return e.retry(rctx, c, fmt.Errorf("send event %s: %w", ev.ID, err))
+			return e.notifyFailed(rctx, c, ev.ID, err)
 		}
 	}
 	return e.complete(ctx, c, Receipt{State: TransferSucceeded})
+}
+
+// notifyFailed puts back a NOTIFY whose event the lender's app did not
+// take. Its settlement is SETTLED already and stays so: the step retries on
+// the notify backoff, warns once it has failed for Notify.WarnAfter since
+// the settlement settled, and is DEAD, with a warning, after
+// Notify.GiveUpAfter.
+func (e *Executor) notifyFailed(ctx context.Context, c Claim, eventID string, sendErr error) (Outcome, error) {
+	n := e.cfg.Notify
+	reason := fmt.Sprintf("send event %s: %v", eventID, sendErr)
+	if c.SettledFor >= n.GiveUpAfter {
+		a := NotifyAlert(c, eventID, n.GiveUpAfter, true)
+		e.logger.WarnContext(ctx, "lender app never took the event; NOTIFY gives up, the settlement stays SETTLED",
+			"settlement", c.SettlementID, "event", eventID, "err", sendErr)
+		return e.recorded(c, OutcomeDead, e.store.Fail(ctx, c, Failure{Dead: true, Alert: a,
+			Reason: fmt.Sprintf("gave up %s after the settlement settled: %s", n.GiveUpAfter, reason)}))
+	}
+	w := Wait{After: Backoff(c.Attempts, n.RetryBase, n.RetryMax), Reason: reason}
+	if c.SettledFor >= n.WarnAfter {
+		a := NotifyAlert(c, eventID, n.GiveUpAfter, false)
+		w.Alert = &a
+	}
+	if err := e.store.Retry(ctx, c, w); err != nil {
+		return e.recorded(c, OutcomeRetry, err)
+	}
+	return OutcomeRetry, &RetryLaterError{After: w.After, Reason: reason}
 }
 
 func (e *Executor) complete(ctx context.Context, c Claim, r Receipt) (Outcome, error) {
@@ -282,7 +337,7 @@ func (e *Executor) retry(ctx context.Context, c Claim, callErr error) (Outcome, 
 		out = OutcomeWaiting
 	}
 	after := max(Backoff(c.Attempts, e.cfg.RetryBase, e.cfg.RetryMax), RetryAfter(callErr))
-	if err := e.store.Retry(ctx, c, after, callErr.Error(), waiting); err != nil {
+	if err := e.store.Retry(ctx, c, Wait{After: after, Reason: callErr.Error(), Refund: waiting}); err != nil {
 		return e.recorded(c, out, err)
 	}
 	return out, &RetryLaterError{After: after, Reason: callErr.Error()}
@@ -334,6 +389,35 @@ func Backoff(n int, base, maxDelay time.Duration) time.Duration {
 		d *= 2
 	}
 	return min(d, maxDelay)
+}
+
+// AlertKindNotifyUndelivered is the kind of NotifyAlert.
+const AlertKindNotifyUndelivered = "notify_undelivered"
+
+// NotifyAlert is the warning about a SETTLED settlement whose event the
+// lender's app has not taken: one problem per settlement. Its detail stays
+// the same while the step retries, so it is raised once; giving up raises
+// it again with the detail that says so. Delivery resolves it.
+func NotifyAlert(c Claim, eventID string, giveUpAfter time.Duration, gaveUp bool) Alert {
+	a := Alert{
+		ProblemKey:   fmt.Sprintf("settlement:%d:notify_undelivered", c.SettlementID),
+		Kind:         AlertKindNotifyUndelivered,
+		Severity:     "warning",
+		SettlementID: c.SettlementID,
+		Summary: fmt.Sprintf("Settlement %d is SETTLED but the lender's app has not taken its event (customer %d)",
+			c.SettlementID, c.CustomerID),
+		Detail: fmt.Sprintf("The money moved as planned; only event %s is not delivered. NOTIFY keeps trying on its own "+
+			"until %s after the settlement settled; the customer is settled and polled as usual.", eventID, giveUpAfter),
+		Action: fmt.Sprintf("settle settlements show %d", c.SettlementID),
+	}
+	if gaveUp {
+		a.Summary = fmt.Sprintf("Settlement %d is SETTLED but its event never reached the lender's app: NOTIFY gave up (customer %d)",
+			c.SettlementID, c.CustomerID)
+		a.Detail = fmt.Sprintf("The money moved as planned; event %s was not taken within %s after the settlement settled, "+
+			"so NOTIFY is DEAD. Once the app answers again, settle replay sends the same event again.", eventID, giveUpAfter)
+		a.Action = fmt.Sprintf("settle replay %d --reason \"lender app back\"", c.SettlementID)
+	}
+	return a
 }
 
 // FailureAlert is the operator's message for a failed settlement.

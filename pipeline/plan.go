@@ -32,7 +32,12 @@ const (
 // Kinds lists the leg kinds in execution order.
 var Kinds = []Kind{KindSweep, KindRepay, KindHold, KindFee, KindPayout, KindNotify}
 
-// MovesMoney reports whether a leg of this kind is a bank transfer.
+// MovesMoney reports whether a leg of this kind is a bank transfer. It
+// also decides where a step stands in its settlement: a settlement is
+// SETTLED once its last step that moves money is DONE, and the steps that
+// move none (NOTIFY) run after that, on their own backoff. They never fail
+// their settlement nor keep it open: a lender's app that does not take an
+// event does not undo or hold up money that moved (docs/adr).
 func (k Kind) MovesMoney() bool { return k != KindNotify }
 
 // Obligations is what a customer owes or must have withheld at the moment a

@@ -37,6 +37,10 @@ type Claim struct {
 	Fence        int64
 	Attempts     int
 	Transfer     Attempt // zero for NOTIFY
+	// SettledFor is how long ago the settlement became SETTLED, by the
+	// database's clock; zero while it is not. A NOTIFY step's retry window
+	// counts from then.
+	SettledFor time.Duration
 }
 
 // Request is the bank request that carries out this claim's attempt.
@@ -102,10 +106,12 @@ type StepStore interface {
 	// Fail records a permanent failure: the step FAILED (or DEAD when dead),
 	// the attempt REFUSED when refused, the settlement FAILED, and the alert.
 	Fail(ctx context.Context, c Claim, f Failure) error
-	// Retry puts the step back to READY, due after the delay; the live attempt
-	// is kept, so the retry reuses its key. With refund the claim does not
-	// count as an attempt (the bank asked us to wait and did nothing).
-	Retry(ctx context.Context, c Claim, after time.Duration, reason string, refund bool) error
+	// Retry puts the step back to READY, due after w.After; the live attempt
+	// is kept, so the retry reuses its key. With w.Refund the claim does not
+	// count as an attempt (the bank asked us to wait and did nothing). With
+	// w.Alert it raises the alert in the same transaction, unless its
+	// problem is open with the same detail already.
+	Retry(ctx context.Context, c Claim, w Wait) error
 	// Unknown marks the attempt's outcome unknown; the step stays RUNNING with
 	// its lease extended by wait, until the sweep asks the bank.
 	Unknown(ctx context.Context, c Claim, wait time.Duration, reason string) error
@@ -118,6 +124,14 @@ type StepStore interface {
 	Absent(ctx context.Context, c Claim) error
 }
 
+// Wait is how a claimed step goes back to READY to be tried again.
+type Wait struct {
+	After  time.Duration
+	Reason string
+	Refund bool   // the claim does not count as an attempt
+	Alert  *Alert // raised once per open problem; nil for none
+}
+
 // Event is what the NOTIFY step tells the customer's lender app. ID is
 // stable, so a receiver drops the duplicates a retry may bring.
 type Event struct {
@@ -128,7 +142,8 @@ type Event struct {
 }
 
 // EventSink delivers events to the lender's app. An error means it was not
-// (known to be) delivered; the step retries with a backoff.
+// (known to be) delivered; the NOTIFY step retries on its own backoff
+// (ExecutorConfig.Notify), its settlement SETTLED all the while.
 type EventSink interface {
 	Send(ctx context.Context, e Event) error
 }

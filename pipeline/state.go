@@ -6,7 +6,9 @@ type SettlementStatus string
 const (
 	// SettlementRunning means the settlement's steps are being executed.
 	SettlementRunning SettlementStatus = "RUNNING"
-	// SettlementSettled means every step is DONE.
+	// SettlementSettled means every step that moves money is DONE. Its
+	// NOTIFY step may still be READY or RUNNING (the lender's app has not
+	// taken the event yet) or DEAD (it gave up): see Kind.MovesMoney.
 	SettlementSettled SettlementStatus = "SETTLED"
 	// SettlementFailed means a step failed for good; an operator must replay,
 	// cancel or compensate it. A FAILED settlement still blocks new
@@ -36,7 +38,8 @@ const (
 	StepDone StepStatus = "DONE"
 	// StepFailed was refused for good by the bank; its settlement is FAILED.
 	StepFailed StepStatus = "FAILED"
-	// StepDead ran out of attempts; its settlement is FAILED.
+	// StepDead ran out of attempts; its settlement is FAILED. A NOTIFY step
+	// is DEAD once its retry window ended: its settlement stays SETTLED.
 	StepDead StepStatus = "DEAD"
 	// StepCancelled will never run: its settlement was cancelled or
 	// compensated.

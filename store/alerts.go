@@ -24,6 +24,10 @@ const (
 	// AlertKindStepStuck is the kind of the alert about a step stuck in an
 	// unknown outcome (see UnknownSteps).
 	AlertKindStepStuck = "step_stuck"
+	// AlertKindNotifyUndelivered is the kind of pipeline.NotifyAlert: a
+	// SETTLED settlement whose event the lender's app has not taken. Its
+	// NOTIFY done resolves it.
+	AlertKindNotifyUndelivered = pipeline.AlertKindNotifyUndelivered
 )
 
 // deliveryTxTimeout bounds a delivery transaction, which holds its alerts'
@@ -522,28 +526,34 @@ func resolveProblem(ctx context.Context, tx *sqlx.Tx, key, note string) (bool, e
 func (db *DB) RaiseAlertOnce(ctx context.Context, a pipeline.Alert) (bool, error) {
 	raised := false
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
-		if err := lockProblemKey(ctx, tx, a.ProblemKey); err != nil {
-			return err
-		}
-		var last struct {
-			Kind   string `db:"kind"`
-			Detail string `db:"detail"`
-		}
-		err := tx.QueryRowxContext(ctx, `
-			SELECT kind, detail FROM alerts WHERE problem_key = $1 ORDER BY id DESC LIMIT 1`, a.ProblemKey).StructScan(&last)
-		switch {
-		case err != nil && !errors.Is(err, sql.ErrNoRows):
-			return err
-		case err == nil && last.Kind != AlertKindResolved && last.Detail == a.Detail:
-			return nil
-		}
-		raised = true
-		return insertAlert(ctx, tx, a)
+		var err error
+		raised, err = raiseOnce(ctx, tx, a)
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("raise alert %s: %w", a.ProblemKey, err)
 	}
 	return raised, nil
+}
+
+// raiseOnce is RaiseAlertOnce inside tx.
+func raiseOnce(ctx context.Context, tx *sqlx.Tx, a pipeline.Alert) (bool, error) {
+	if err := lockProblemKey(ctx, tx, a.ProblemKey); err != nil {
+		return false, err
+	}
+	var last struct {
+		Kind   string `db:"kind"`
+		Detail string `db:"detail"`
+	}
+	err := tx.QueryRowxContext(ctx, `
+		SELECT kind, detail FROM alerts WHERE problem_key = $1 ORDER BY id DESC LIMIT 1`, a.ProblemKey).StructScan(&last)
+	switch {
+	case err != nil && !errors.Is(err, sql.ErrNoRows):
+		return false, err
+	case err == nil && last.Kind != AlertKindResolved && last.Detail == a.Detail:
+		return false, nil
+	}
+	return true, insertAlert(ctx, tx, a)
 }
 
 // AlertBacklog is the undelivered part of the alert outbox.

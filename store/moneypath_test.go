@@ -294,8 +294,8 @@ func TestCompensationRestoresTheObligation(t *testing.T) {
 }
 
 // NOTIFY moves no money: its claim has no attempt, and its record writes
-// the settlement.settled event once, no attempt and no journal, and ends
-// the settlement.
+// the settlement.settled event once, no attempt and no journal; its
+// settlement was SETTLED before it ran and stays so.
 func TestNotifyRecordsTheEventAndNoMoney(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
@@ -424,7 +424,7 @@ func TestClaimHittingTheLiveAttemptIndexChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	_, created := seedSettlement(t, db, "c1", 500_000, pipeline.Obligations{})
 	c := claimStep(t, db, created.HeadStepID, time.Minute)
-	if err := db.Retry(ctx, c, 0, "busy", false); err != nil {
+	if err := db.Retry(ctx, c, pipeline.Wait{Reason: "busy"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.SQL().ExecContext(ctx, `

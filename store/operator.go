@@ -232,8 +232,15 @@ func nullJSON(v any) ([]byte, error) {
 // COMPENSATING when a reversal failed). A step the bank refused gets a new
 // attempt with a new key at its next claim; one the bank never acted on is
 // sent again with the same key. DONE steps are never repeated.
+//
+// A SETTLED settlement whose NOTIFY gave up (DEAD) is replayed by sending
+// its event again: the step is READY with its attempts reset, the
+// settlement stays SETTLED.
 func (db *DB) Replay(ctx context.Context, id int64, a Audit, dryRun bool) (Outcome, error) {
 	return db.operate(ctx, id, a, dryRun, func(tx *sqlx.Tx, s settlementState, out *Outcome) error {
+		if n, ok := undelivered(s); ok && s.Status == string(pipeline.SettlementSettled) && n.Status == string(pipeline.StepDead) {
+			return replayNotify(ctx, tx, s, n, a, out)
+		}
 		if s.Status != string(pipeline.SettlementFailed) {
 			return fmt.Errorf("%w: settlement %d is %s; only a FAILED settlement is replayed", ErrNothingToDo, id, s.Status)
 		}
@@ -273,6 +280,30 @@ func (db *DB) Replay(ctx context.Context, id int64, a Audit, dryRun bool) (Outco
 		out.Enqueue = pipeline.StepRef{ID: failed.ID, Fence: failed.Fence}
 		return nil
 	})
+}
+
+// undelivered returns the settlement's step that moves no money (NOTIFY)
+// and is not DONE, if it has one.
+func undelivered(s settlementState) (stepState, bool) {
+	return findStep(s, func(st stepState) bool {
+		return !pipeline.Kind(st.Kind).MovesMoney() && st.Status != string(pipeline.StepDone)
+	})
+}
+
+// replayNotify makes a SETTLED settlement's DEAD NOTIFY send its event
+// again, under the same event ID.
+func replayNotify(ctx context.Context, tx *sqlx.Tx, s settlementState, n stepState, a Audit, out *Outcome) error {
+	if _, err := tx.ExecContext(ctx, `
+		UPDATE steps SET status = 'READY', attempts = 0, next_run_at = now(), lease_until = NULL,
+		       last_error = 'replayed by ' || $2 || ': ' || $3, updated_at = now() WHERE id = $1`,
+		n.ID, a.Actor, a.Reason); err != nil {
+		return err
+	}
+	out.Changes = append(out.Changes,
+		fmt.Sprintf("step %d (%s, seq %d): DEAD → READY, attempts reset; settlement %d stays SETTLED", n.ID, n.Kind, n.Seq, s.ID),
+		"no bank transfer: the event is sent to the lender's app again, with the same event ID")
+	out.Enqueue = pipeline.StepRef{ID: n.ID, Fence: n.Fence}
+	return nil
 }
 
 // refreshPayee points a PAYOUT step that will make a new attempt at the
@@ -379,10 +410,15 @@ func orNone(s, def string) string {
 // VA takes it over rather than counting it as a new deposit (ADR 0005).
 func (db *DB) Compensate(ctx context.Context, id int64, a Audit, dryRun bool) (Outcome, error) {
 	return db.operate(ctx, id, a, dryRun, func(tx *sqlx.Tx, s settlementState, out *Outcome) error {
-		switch s.Status {
-		case string(pipeline.SettlementCompensating), string(pipeline.SettlementCompensated):
+		n, notifying := undelivered(s)
+		switch {
+		case s.Status == string(pipeline.SettlementCompensating), s.Status == string(pipeline.SettlementCompensated):
 			return fmt.Errorf("%w: settlement %d is already %s", ErrNothingToDo, id, s.Status)
-		case string(pipeline.SettlementFailed):
+		case s.Status == string(pipeline.SettlementSettled) && notifying:
+			return fmt.Errorf("%w: settlement %d is SETTLED: all its money moved as planned, only its notification to the lender's app "+
+				"is not delivered (step %d %s is %s). Compensating would claw back a good payout. The notification retries on its own; "+
+				"once it is DEAD, settle replay %d sends it again", ErrRefused, id, n.ID, n.Kind, n.Status, id)
+		case s.Status == string(pipeline.SettlementFailed):
 		default:
 			return fmt.Errorf("%w: settlement %d is %s; only a FAILED settlement is compensated", ErrRefused, id, s.Status)
 		}

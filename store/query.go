@@ -24,7 +24,18 @@ type SettlementRow struct {
 	FailureReason string     `db:"failure_reason" json:"failure_reason,omitempty"`
 	CreatedAt     time.Time  `db:"created_at" json:"created_at"`
 	FinishedAt    *time.Time `db:"finished_at" json:"finished_at,omitempty"`
+	// Notify is its NOTIFY step's status: PENDING until the money moved,
+	// READY or RUNNING while the lender's app has not taken the event, DONE
+	// once it has, DEAD when it gave up, CANCELLED; "" without one.
+	Notify string `db:"notify" json:"notify,omitempty"`
 }
+
+// settlementColumns is what a SettlementRow reads, from settlements s
+// joined with customers c.
+var settlementColumns = `s.id, s.customer_id, c.external_ref, s.provider, s.amount, s.currency, s.repay, s.hold, s.fee,
+	s.payout, s.status, s.failure_reason, s.created_at, s.finished_at,
+	COALESCE((SELECT st.status FROM steps st WHERE st.settlement_id = s.id AND st.kind IN (` + afterMoney + `)
+	           ORDER BY st.seq DESC LIMIT 1), '') AS notify`
 
 // SettlementFilter narrows ListSettlements. Zero fields match everything.
 type SettlementFilter struct {
@@ -39,8 +50,7 @@ type SettlementFilter struct {
 func (db *DB) ListSettlements(ctx context.Context, f SettlementFilter) ([]SettlementRow, error) {
 	out := []SettlementRow{}
 	err := db.x.SelectContext(ctx, &out, `
-		SELECT s.id, s.customer_id, c.external_ref, s.provider, s.amount, s.currency, s.repay, s.hold, s.fee,
-		       s.payout, s.status, s.failure_reason, s.created_at, s.finished_at
+		SELECT `+settlementColumns+`
 		  FROM settlements s JOIN customers c ON c.id = s.customer_id
 		 WHERE ($1 = '' OR s.status = $1) AND ($3 = '' OR c.external_ref = $3) AND ($4 = '' OR s.provider = $4)
 		   AND ($5::timestamptz IS NULL OR s.created_at >= $5) AND ($6::timestamptz IS NULL OR s.created_at < $6)
@@ -99,8 +109,7 @@ var ErrNotFound = errors.New("not found")
 func (db *DB) GetSettlement(ctx context.Context, id int64) (SettlementDetail, error) {
 	var d SettlementDetail
 	err := db.x.GetContext(ctx, &d.SettlementRow, `
-		SELECT s.id, s.customer_id, c.external_ref, s.provider, s.amount, s.currency, s.repay, s.hold, s.fee,
-		       s.payout, s.status, s.failure_reason, s.created_at, s.finished_at
+		SELECT `+settlementColumns+`
 		  FROM settlements s JOIN customers c ON c.id = s.customer_id WHERE s.id = $1`, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, fmt.Errorf("settlement %d: %w", id, ErrNotFound)

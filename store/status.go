@@ -33,15 +33,21 @@ type Gauges struct {
 	StuckReady int64
 	// AlertBacklog counts alerts not yet delivered.
 	AlertBacklog int64
+	// NotifyRetrying counts NOTIFY steps of SETTLED settlements that the
+	// lender's app did not take yet and that retry on their own backoff;
+	// NotifyGaveUp those that ran out of their window (DEAD; settle replay
+	// sends them again). Their money moved: they fail nothing.
+	NotifyRetrying, NotifyGaveUp int64
 }
 
 // gaugesQuery reads every gauge in one round trip. $1 is the READY grace in
 // milliseconds.
 //
-// DEAD steps live only in FAILED settlements (replay makes them READY,
-// cancel and compensate make them CANCELLED), so they are counted through
-// the settlements' status index rather than by scanning every step.
-const gaugesQuery = `
+// DEAD money steps live only in FAILED settlements (replay makes them
+// READY, cancel and compensate make them CANCELLED), so they are counted
+// through the settlements' status index rather than by scanning every
+// step; a DEAD NOTIFY (its settlement SETTLED) through its own index.
+var gaugesQuery = `
 	SELECT
 	  (SELECT COALESCE(json_object_agg(status, n), '{}')
 	     FROM (SELECT status, count(*) AS n FROM settlements GROUP BY status) c) AS by_status,
@@ -53,7 +59,10 @@ const gaugesQuery = `
 	  (SELECT count(*) FROM steps WHERE status = 'RUNNING' AND lease_until < now()) AS stuck_running,
 	  (SELECT count(*) FROM steps WHERE status = 'READY'
 	      AND next_run_at < now() - $1 * interval '1 millisecond') AS stuck_ready,
-	  (SELECT count(*) FROM alerts WHERE delivered_at IS NULL) AS alert_backlog`
+	  (SELECT count(*) FROM alerts WHERE delivered_at IS NULL) AS alert_backlog,
+	  (SELECT count(*) FROM steps WHERE status IN ('READY', 'RUNNING') AND kind IN (` + afterMoney + `)
+	      AND attempts > 0) AS notify_retrying,
+	  (SELECT count(*) FROM steps WHERE status = 'DEAD' AND kind IN (` + afterMoney + `)) AS notify_gave_up`
 
 // Gauges reads the gauges. A READY step due for longer than readyGrace
 // counts as stuck.
@@ -65,7 +74,8 @@ func readGauges(ctx context.Context, q sqlx.QueryerContext, readyGrace time.Dura
 	var g Gauges
 	var byStatus []byte
 	err := q.QueryRowxContext(ctx, gaugesQuery, readyGrace.Milliseconds()).Scan(
-		&byStatus, &g.Open, &g.OldestOpen, &g.DeadSteps, &g.StuckRunning, &g.StuckReady, &g.AlertBacklog)
+		&byStatus, &g.Open, &g.OldestOpen, &g.DeadSteps, &g.StuckRunning, &g.StuckReady, &g.AlertBacklog,
+		&g.NotifyRetrying, &g.NotifyGaveUp)
 	if err != nil {
 		return Gauges{}, fmt.Errorf("read gauges: %w", err)
 	}

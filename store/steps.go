@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -15,9 +17,27 @@ import (
 
 var _ pipeline.StepStore = (*DB)(nil)
 
-// claimColumns is what a claim returns about its step.
+// afterMoney is the SQL list of the step kinds that move no money
+// ('NOTIFY'): they run after their settlement is SETTLED, and never fail it
+// or keep it open (pipeline.Kind.MovesMoney).
+var afterMoney = sqlKinds(func(k pipeline.Kind) bool { return !k.MovesMoney() })
+
+// sqlKinds is the SQL list of the step kinds that match.
+func sqlKinds(match func(pipeline.Kind) bool) string {
+	var out []string
+	for _, k := range append(slices.Clone(pipeline.Kinds), pipeline.KindReverse) {
+		if match(k) {
+			out = append(out, "'"+string(k)+"'")
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// claimColumns is what a claim returns about its step; the last is how
+// many milliseconds ago its settlement became SETTLED (0 while it is not).
 const claimColumns = `steps.id, steps.settlement_id, s.customer_id, steps.seq, steps.kind, steps.amount,
-	steps.currency, steps.provider, steps.from_account, steps.to_account, steps.to_holder, steps.fence, steps.attempts`
+	steps.currency, steps.provider, steps.from_account, steps.to_account, steps.to_holder, steps.fence, steps.attempts,
+	CASE WHEN s.status = 'SETTLED' THEN (EXTRACT(EPOCH FROM now() - s.finished_at) * 1000)::bigint ELSE 0 END AS settled_ms`
 
 // claimWith builds the one statement that claims a step (the UPDATE of
 // steps named claimed, returning claimColumns; $1 is the step, $2 the
@@ -41,12 +61,12 @@ func claimWith(claimed string) string {
 		INSERT INTO transfers (step_id, attempt, idempotency_key, provider, amount, currency)
 		SELECT c.id, n.no, 'settle-s' || c.id || '-a' || n.no, c.provider, c.amount, c.currency
 		  FROM claimed c, (SELECT coalesce((SELECT attempt FROM last), 0) + 1 AS no) n
-		 WHERE c.kind <> 'NOTIFY' AND NOT EXISTS (SELECT 1 FROM live)
+		 WHERE c.kind NOT IN (` + afterMoney + `) AND NOT EXISTS (SELECT 1 FROM live)
 		RETURNING id, attempt, idempotency_key, created_at),
 	attempt AS (SELECT * FROM live UNION ALL SELECT * FROM fresh)
 	SELECT c.*, coalesce(a.id, 0), coalesce(a.attempt, 0), coalesce(a.idempotency_key, ''),
 	       coalesce(a.created_at, 'epoch'::timestamptz)
-	  FROM claimed c LEFT JOIN attempt a ON c.kind <> 'NOTIFY'`
+	  FROM claimed c LEFT JOIN attempt a ON c.kind NOT IN (` + afterMoney + `)`
 }
 
 // claimQuery moves a READY, due step to RUNNING under a new lease and
@@ -80,10 +100,12 @@ func (db *DB) ReclaimExpired(ctx context.Context, stepID int64, lease time.Durat
 func (db *DB) claim(ctx context.Context, query string, from pipeline.StepStatus, stepID int64, lease time.Duration) (pipeline.Claim, error) {
 	var c pipeline.Claim
 	var kind string
+	var settledMS int64
 	err := db.scanPrepared(ctx, query, []any{stepID, lease.Milliseconds()}, &c.StepID, &c.SettlementID, &c.CustomerID,
 		&c.Seq, &kind, &c.Amount.Amount, &c.Amount.Currency, &c.Provider, &c.From, &c.To, &c.ToHolder, &c.Fence,
-		&c.Attempts, &c.Transfer.ID, &c.Transfer.No, &c.Transfer.Key, &c.Transfer.CreatedAt)
+		&c.Attempts, &settledMS, &c.Transfer.ID, &c.Transfer.No, &c.Transfer.Key, &c.Transfer.CreatedAt)
 	c.Kind = pipeline.Kind(kind)
+	c.SettledFor = time.Duration(settledMS) * time.Millisecond
 	if errors.Is(err, sql.ErrNoRows) {
 		return pipeline.Claim{}, db.whyNotClaimable(ctx, from, stepID)
 	}
@@ -143,10 +165,12 @@ func fenced(ctx context.Context, tx *sqlx.Tx, c pipeline.Claim, set string, args
 // that moved money its attempt ($4) SUCCEEDED with the bank's reference
 // ($3) and its journal ($5 currency, $6 accounts, $7 amounts), and for a
 // REPAY or HOLD (or the REVERSE of one) the customer's ($8) obligation
-// changed by the amount ($9); for a NOTIFY the settlement.settled event;
-// then the next step READY (returned) or, after the last step, the
-// settlement SETTLED (or COMPENSATED), its VA no longer held from polling,
-// and its failure problems resolved.
+// changed by the amount ($9); for a NOTIFY the settlement.settled event and
+// its notify_undelivered problem resolved; then the next step READY
+// (returned), and after the last step that moves money the settlement
+// SETTLED (or COMPENSATED), its VA no longer held from polling, and its
+// failure problems resolved. A NOTIFY after it runs on its own
+// (pipeline.Kind.MovesMoney).
 // It returns whether the fence held.
 var completeQuery = `
 	WITH done AS (
@@ -185,29 +209,38 @@ var completeQuery = `
 	next AS (
 		UPDATE steps n SET status = 'READY', next_run_at = now(), updated_at = now()
 		  FROM done d WHERE n.settlement_id = d.settlement_id AND n.seq = d.seq + 1 AND n.status = 'PENDING'
-		RETURNING n.id, n.fence),
+		RETURNING n.id, n.fence, n.kind),
 	finished AS (
 		UPDATE settlements s SET finished_at = now(), updated_at = now(),
 		       status = CASE s.status WHEN 'COMPENSATING' THEN 'COMPENSATED' ELSE 'SETTLED' END
 		  FROM done d WHERE s.id = d.settlement_id AND s.status IN ('RUNNING', 'COMPENSATING')
-		   AND NOT EXISTS (SELECT 1 FROM next)
+		   AND NOT EXISTS (SELECT 1 FROM next WHERE next.kind NOT IN (` + afterMoney + `))
 		RETURNING s.id, s.status, s.va_id),
 	released AS (
 		-- The VA was held from polling while its money moved.
 		UPDATE virtual_accounts va SET held_until = NULL FROM finished f WHERE va.id = f.va_id),
-	resolved AS (
-		-- A settlement that failed before and was replayed or compensated
-		-- resolves its failure problems as it ends: a follow-up for each
-		-- whose latest alert is not a resolution yet. Only the last step
-		-- looks, through the index on alerts (settlement_id).
-		INSERT INTO alerts (problem_key, kind, severity, settlement_id, summary, detail)
-		SELECT a.problem_key, '` + AlertKindResolved + `', 'info', f.id, 'Resolved: ' || a.summary,
+	ended AS (
+		-- The problems this record ends: a settlement that failed before
+		-- and was replayed or compensated ends its failure problems; a
+		-- NOTIFY done ends its undelivered-event problem.
+		SELECT f.id AS settlement_id, '` + AlertKindSettlementFailed + `' AS kind,
 		       'settlement ' || f.id || ' is ' || f.status ||
-		       CASE f.status WHEN 'COMPENSATED' THEN ': its completed legs were reversed' ELSE '' END
+		       CASE f.status WHEN 'COMPENSATED' THEN ': its completed legs were reversed' ELSE '' END AS note
 		  FROM finished f
+		UNION ALL
+		SELECT d.settlement_id, '` + AlertKindNotifyUndelivered + `',
+		       'the lender''s app took the event of settlement ' || d.settlement_id || ': NOTIFY is DONE'
+		  FROM done d WHERE d.kind IN (` + afterMoney + `)),
+	resolved AS (
+		-- A follow-up for each ended problem whose latest alert is not a
+		-- resolution yet. Only the last money step and NOTIFY look, through
+		-- the index on alerts (settlement_id).
+		INSERT INTO alerts (problem_key, kind, severity, settlement_id, summary, detail)
+		SELECT a.problem_key, '` + AlertKindResolved + `', 'info', e.settlement_id, 'Resolved: ' || a.summary, e.note
+		  FROM ended e
 		  JOIN LATERAL (SELECT DISTINCT ON (problem_key) problem_key, kind, summary FROM alerts
-		                 WHERE settlement_id = f.id ORDER BY problem_key, id DESC) a ON true
-		 WHERE a.problem_key IN (SELECT problem_key FROM alerts WHERE settlement_id = f.id AND kind = '` + AlertKindSettlementFailed + `')
+		                 WHERE settlement_id = e.settlement_id ORDER BY problem_key, id DESC) a ON true
+		 WHERE a.problem_key IN (SELECT problem_key FROM alerts WHERE settlement_id = e.settlement_id AND kind = e.kind)
 		   AND a.kind <> '` + AlertKindResolved + `')
 	SELECT EXISTS (SELECT 1 FROM done), coalesce((SELECT id FROM next), 0), coalesce((SELECT fence FROM next), 0)`
 
@@ -268,10 +301,12 @@ func (db *DB) Fail(ctx context.Context, c pipeline.Claim, f pipeline.Failure) er
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `
-			UPDATE settlements SET status = 'FAILED', failure_reason = $2, updated_at = now()
-			 WHERE id = $1 AND status IN ('RUNNING', 'COMPENSATING')`, c.SettlementID, f.Reason); err != nil {
-			return err
+		if c.Kind.MovesMoney() { // a NOTIFY that gives up leaves its settlement SETTLED
+			if _, err := tx.ExecContext(ctx, `
+				UPDATE settlements SET status = 'FAILED', failure_reason = $2, updated_at = now()
+				 WHERE id = $1 AND status IN ('RUNNING', 'COMPENSATING')`, c.SettlementID, f.Reason); err != nil {
+				return err
+			}
 		}
 		return insertAlert(ctx, tx, f.Alert)
 	})
@@ -286,11 +321,18 @@ func insertAlert(ctx context.Context, tx *sqlx.Tx, a pipeline.Alert) error {
 }
 
 // Retry implements pipeline.StepStore.
-func (db *DB) Retry(ctx context.Context, c pipeline.Claim, after time.Duration, reason string, refund bool) error {
+func (db *DB) Retry(ctx context.Context, c pipeline.Claim, w pipeline.Wait) error {
 	return db.inTx(ctx, func(tx *sqlx.Tx) error {
-		return fenced(ctx, tx, c, `status = 'READY', lease_until = NULL,
+		if err := fenced(ctx, tx, c, `status = 'READY', lease_until = NULL,
 			next_run_at = now() + $3 * interval '1 millisecond', last_error = $4,
-			attempts = attempts - CASE WHEN $5 THEN 1 ELSE 0 END`, after.Milliseconds(), reason, refund)
+			attempts = attempts - CASE WHEN $5 THEN 1 ELSE 0 END`, w.After.Milliseconds(), w.Reason, w.Refund); err != nil {
+			return err
+		}
+		if w.Alert == nil {
+			return nil
+		}
+		_, err := raiseOnce(ctx, tx, *w.Alert)
+		return err
 	})
 }
 

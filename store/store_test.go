@@ -189,7 +189,7 @@ func TestFencingStopsAZombieWorker(t *testing.T) {
 	if _, err := db.Complete(ctx, zombie, pipeline.Receipt{State: pipeline.TransferSucceeded}); !errors.Is(err, pipeline.ErrLeaseLost) {
 		t.Fatalf("zombie complete: err = %v, want ErrLeaseLost", err)
 	}
-	if err := db.Retry(ctx, zombie, time.Second, "x", false); !errors.Is(err, pipeline.ErrLeaseLost) {
+	if err := db.Retry(ctx, zombie, pipeline.Wait{After: time.Second, Reason: "x"}); !errors.Is(err, pipeline.ErrLeaseLost) {
 		t.Fatalf("zombie retry: err = %v, want ErrLeaseLost", err)
 	}
 	next, err := db.Complete(ctx, owner, pipeline.Receipt{State: pipeline.TransferSucceeded, BankRef: "tr_1"})
@@ -217,7 +217,7 @@ func TestAttemptKeys(t *testing.T) {
 		return c
 	}
 	c1 := claim()
-	if err := db.Retry(ctx, c1, 0, "busy", false); err != nil {
+	if err := db.Retry(ctx, c1, pipeline.Wait{Reason: "busy"}); err != nil {
 		t.Fatal(err)
 	}
 	c2 := claim()
@@ -253,7 +253,7 @@ func TestNotDueStepIsNotClaimed(t *testing.T) {
 	ctx := context.Background()
 	_, created := seedSettlement(t, db, "c1", 500_000, pipeline.Obligations{})
 	c, _ := db.ClaimStep(ctx, created.HeadStepID, time.Minute)
-	if err := db.Retry(ctx, c, time.Hour, "busy", false); err != nil {
+	if err := db.Retry(ctx, c, pipeline.Wait{After: time.Hour, Reason: "busy"}); err != nil {
 		t.Fatal(err)
 	}
 	var notDue *pipeline.NotDueError

@@ -34,6 +34,7 @@ var (
 	deadStepsDesc     = desc("dead_steps", "Steps out of attempts, waiting for an operator (settle replay).")
 	stuckStepsDesc    = desc("stuck_steps", "Steps that should move and do not: RUNNING past their lease (reason lease_expired), READY and due for over the grace (reason ready_overdue).", "reason")
 	alertBacklogDesc  = desc("alert_outbox_backlog", "Alerts not yet delivered to operators.")
+	notifyDesc        = desc("notify_undelivered", "NOTIFY steps of SETTLED settlements whose event the lender's app has not taken: retrying on their own backoff (state retrying) or given up (state gave_up; settle replay sends them again).", "state")
 	databaseUpDesc    = desc("database_up", "1 when the last read of the database gauges succeeded, else 0 (and the settle_ gauges above are missing).")
 	gaugeReadTimeDesc = desc("database_gauges_read_seconds", "How long the last read of the database gauges took.")
 )
@@ -64,7 +65,7 @@ func newGaugeCollector(cfg MetricsConfig, logger *slog.Logger) *gaugeCollector {
 
 func (c *gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{settlementsDesc, openDesc, oldestOpenDesc, deadStepsDesc,
-		stuckStepsDesc, alertBacklogDesc, databaseUpDesc, gaugeReadTimeDesc} {
+		stuckStepsDesc, alertBacklogDesc, notifyDesc, databaseUpDesc, gaugeReadTimeDesc} {
 		ch <- d
 	}
 }
@@ -95,6 +96,8 @@ func (c *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(stuckStepsDesc, float64(g.StuckRunning), "lease_expired")
 	gauge(stuckStepsDesc, float64(g.StuckReady), "ready_overdue")
 	gauge(alertBacklogDesc, float64(g.AlertBacklog))
+	gauge(notifyDesc, float64(g.NotifyRetrying), "retrying")
+	gauge(notifyDesc, float64(g.NotifyGaveUp), "gave_up")
 }
 
 // gauges returns the cached read while it is fresh, else reads again.

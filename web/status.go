@@ -240,6 +240,9 @@ func (p *page) cards(ctx context.Context, st store.Status) []card {
 		{"Dead steps", grouped(st.DeadSteps), "out of attempts", levelIf(st.DeadSteps > 0, levelBad)},
 		p.latencyCard(ctx),
 		{"Alert backlog", grouped(st.AlertBacklog), "undelivered alerts", levelIf(st.AlertBacklog > 10, levelWarn)},
+		{"Undelivered events", grouped(st.NotifyRetrying + st.NotifyGaveUp),
+			fmt.Sprintf("settled, lender app not told: %d retrying · %d gave up", st.NotifyRetrying, st.NotifyGaveUp),
+			levelIf(st.NotifyRetrying+st.NotifyGaveUp > 0, levelWarn)},
 	}
 }
 

@@ -65,7 +65,9 @@ func newReplayCmd(g *globals) *cobra.Command {
 		Long: "Re-drive a FAILED settlement from its failed step. DONE steps are never repeated; a step the bank\n" +
 			"refused gets a new attempt with a new key (a PAYOUT goes to the customer's current payout account),\n" +
 			"a step the bank never acted on is sent again with the same key. Refused while an attempt's outcome\n" +
-			"is unknown. Replaying a settlement that is not FAILED changes nothing and says so.\n" +
+			"is unknown. A SETTLED settlement whose NOTIFY gave up sends its event to the lender's app again\n" +
+			"(same event ID); it stays SETTLED. Replaying any other settlement that is not FAILED changes nothing\n" +
+			"and says so.\n" +
 			"With --failed-since TIME (RFC 3339 or a duration such as 2h) every FAILED settlement updated since\n" +
 			"then is replayed, optionally only at --provider.",
 		Args: usageArgs(cobra.MaximumNArgs(1)),

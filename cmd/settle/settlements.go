@@ -142,15 +142,62 @@ func writeJSON(w io.Writer, v any) error {
 
 func printSettlements(w io.Writer, rows []store.SettlementRow) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCUSTOMER\tSTATUS\tDEPOSIT\tREPAY\tHOLD\tFEE\tPAYOUT\tCREATED\tREASON")
+	fmt.Fprintln(tw, "ID\tCUSTOMER\tSTATUS\tNOTIFIED\tDEPOSIT\tREPAY\tHOLD\tFEE\tPAYOUT\tCREATED\tREASON")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d %s\t%d\t%d\t%d\t%d\t%s\t%s\n", r.ID, r.CustomerRef, r.Status, r.Amount, r.Currency,
-			r.Repay, r.Hold, r.Fee, r.Payout, r.CreatedAt.Format("2006-01-02 15:04:05"), r.FailureReason)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d %s\t%d\t%d\t%d\t%d\t%s\t%s\n", r.ID, r.CustomerRef, r.Status, notified(r),
+			r.Amount, r.Currency, r.Repay, r.Hold, r.Fee, r.Payout, r.CreatedAt.Format("2006-01-02 15:04:05"), r.FailureReason)
 	}
 	if len(rows) == 0 {
 		fmt.Fprintln(tw, "(no settlements)")
 	}
 	return tw.Flush()
+}
+
+// notified says where a settlement's notification to the lender's app
+// stands, in a word.
+func notified(r store.SettlementRow) string {
+	switch r.Notify {
+	case "":
+		return "-"
+	case string(pipeline.StepDone):
+		return "yes"
+	case string(pipeline.StepReady), string(pipeline.StepRunning):
+		if r.Status == string(pipeline.SettlementSettled) {
+			return "retrying"
+		}
+		return "pending"
+	case string(pipeline.StepDead):
+		return "gave up"
+	case string(pipeline.StepCancelled):
+		return "no"
+	}
+	return "pending"
+}
+
+// notifyLine is the settlement's notification in a sentence, for show;
+// "" when it was delivered or has not come up.
+func notifyLine(d store.SettlementDetail) string {
+	var st *store.StepRow
+	for i := range d.Steps {
+		if !pipeline.Kind(d.Steps[i].Kind).MovesMoney() {
+			st = &d.Steps[i]
+		}
+	}
+	if st == nil || d.Status != string(pipeline.SettlementSettled) {
+		return ""
+	}
+	switch st.Status {
+	case string(pipeline.StepReady), string(pipeline.StepRunning):
+		if st.Attempts == 0 {
+			return ""
+		}
+		return fmt.Sprintf("Notification: not delivered yet, the lender's app did not take it on %d tries (last: %s); it retries on its own. "+
+			"The money moved: nothing to compensate.", st.Attempts, st.LastError)
+	case string(pipeline.StepDead):
+		return fmt.Sprintf("Notification: gave up after %d tries (last: %s). The money moved: nothing to compensate; "+
+			"settle replay %d sends the event again.", st.Attempts, st.LastError, d.ID)
+	}
+	return ""
 }
 
 // maskDetail hides account numbers but their last four characters.
@@ -177,6 +224,9 @@ func printSettlement(w io.Writer, d store.SettlementDetail) error {
 	fmt.Fprintln(w)
 	if d.FailureReason != "" {
 		fmt.Fprintf(w, "Failure: %s\n", d.FailureReason)
+	}
+	if line := notifyLine(d); line != "" {
+		fmt.Fprintln(w, line)
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

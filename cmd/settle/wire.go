@@ -184,10 +184,11 @@ func newAdapter(p config.ProviderConfig, logger *slog.Logger) (pipeline.Bank, in
 }
 
 func executorConfig(cfg *config.Config, hook func(string)) pipeline.ExecutorConfig {
-	w := cfg.Worker
+	w, n := cfg.Worker, cfg.Notify.Customer
 	return pipeline.ExecutorConfig{
 		Lease: w.Lease, BankTimeout: w.BankTimeout, MaxAttempts: w.MaxAttempts,
 		RetryBase: w.RetryBase, RetryMax: w.RetryMax, Hook: hook,
+		Notify: pipeline.NotifyConfig{RetryBase: n.RetryBase, RetryMax: n.RetryMax, WarnAfter: n.WarnAfter, GiveUpAfter: n.GiveUpAfter},
 	}
 }
 

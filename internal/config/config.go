@@ -175,11 +175,19 @@ type NotifyConfig struct {
 
 // WebhookConfig is where the NOTIFY step tells the lender's app that a
 // settlement settled: a signed JSON POST. Without url NOTIFY only records
-// the event.
+// the event. NOTIFY runs after its settlement is SETTLED: an app that does
+// not take the event is retried on its own backoff, warned about, and given
+// up on, and never fails the settlement (docs/architecture.md).
 type WebhookConfig struct {
 	URL     Secret        `koanf:"url" redact:"url"` // http(s) URL of the lender's app; a secret (it may carry a token); default none
 	Secret  Secret        `koanf:"secret"`           // shared HMAC-SHA256 key, at least 16 characters; required with url
 	Timeout time.Duration `koanf:"timeout"`          // one POST, more than 0s, at most 1m; default 5s
+	// Retries of an event the app did not take, counted from when the
+	// settlement settled (by the database's clock).
+	RetryBase   time.Duration `koanf:"retry_base"`    // first backoff, more than 0s; default 1m
+	RetryMax    time.Duration `koanf:"retry_max"`     // longest backoff, at least retry_base, at most 24h; default 1h
+	WarnAfter   time.Duration `koanf:"warn_after"`    // still failing this long: one warning per settlement, less than give_up_after; default 30m
+	GiveUpAfter time.Duration `koanf:"give_up_after"` // still failing this long: NOTIFY DEAD, a warning, the settlement stays SETTLED; at most 720h; default 72h
 }
 
 // SlackConfig is where alerts go in Slack: webhook_url, or bot_token and
@@ -260,8 +268,9 @@ func defaults() Config {
 		Verify:    VerifyConfig{Schedule: "@hourly"},
 		Reconcile: ReconcileConfig{Schedule: "0 30 0 * * *"},
 		Notify: NotifyConfig{
-			Slack:            SlackConfig{APIURL: "https://slack.com/api/"},
-			Customer:         WebhookConfig{Timeout: 5 * time.Second},
+			Slack: SlackConfig{APIURL: "https://slack.com/api/"},
+			Customer: WebhookConfig{Timeout: 5 * time.Second, RetryBase: time.Minute, RetryMax: time.Hour,
+				WarnAfter: 30 * time.Minute, GiveUpAfter: 72 * time.Hour},
 			DeliverySchedule: "@every 10s",
 			StormThreshold:   20,
 			StormWindow:      5 * time.Minute,

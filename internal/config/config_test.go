@@ -160,8 +160,9 @@ func TestDefaults(t *testing.T) {
 		Verify:    VerifyConfig{Schedule: "@hourly"},
 		Reconcile: ReconcileConfig{Schedule: "0 30 0 * * *"},
 		Notify: NotifyConfig{
-			Slack:            SlackConfig{APIURL: "https://slack.com/api/"},
-			Customer:         WebhookConfig{Timeout: 5 * time.Second},
+			Slack: SlackConfig{APIURL: "https://slack.com/api/"},
+			Customer: WebhookConfig{Timeout: 5 * time.Second, RetryBase: time.Minute, RetryMax: time.Hour,
+				WarnAfter: 30 * time.Minute, GiveUpAfter: 72 * time.Hour},
 			DeliverySchedule: "@every 10s", StormThreshold: 20, StormWindow: 5 * time.Minute, RepeatInterval: 5 * time.Minute,
 			DailySummary: "0 8 * * *",
 		},

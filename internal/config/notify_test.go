@@ -65,6 +65,19 @@ func TestNotifyValidation(t *testing.T) {
 		{"daily_summary in its own zone", notifyYAML("  daily_summary: \"CRON_TZ=Europe/Paris 30 7 * * 1-5\"\n"), nil},
 		{"daily_summary unknown zone", notifyYAML("  daily_summary: \"CRON_TZ=Mars/Olympus 0 8 * * *\"\n"),
 			[]string{`notify.daily_summary "CRON_TZ=Mars/Olympus 0 8 * * *": `}},
+		{"customer webhook retries", notifyYAML("  customer_webhook:\n    retry_base: 30s\n    retry_max: 2h\n    warn_after: 1h\n    give_up_after: 24h\n"), nil},
+		{"customer webhook retry_base 0", notifyYAML("  customer_webhook:\n    retry_base: 0s\n"),
+			[]string{"notify.customer_webhook.retry_base 0s: must be more than 0s"}},
+		{"customer webhook retry_max below base", notifyYAML("  customer_webhook:\n    retry_base: 2m\n    retry_max: 1m\n"),
+			[]string{"notify.customer_webhook.retry_max 1m0s: must be at least notify.customer_webhook.retry_base (2m0s)"}},
+		{"customer webhook retry_max long", notifyYAML("  customer_webhook:\n    retry_max: 25h\n"),
+			[]string{"notify.customer_webhook.retry_max 25h0m0s: must be at most 24h0m0s"}},
+		{"customer webhook warn_after not before give_up_after", notifyYAML("  customer_webhook:\n    warn_after: 3h\n    give_up_after: 2h\n"),
+			[]string{"notify.customer_webhook.warn_after 3h0m0s: must be less than notify.customer_webhook.give_up_after (2h0m0s), so operators hear of it before it gives up"}},
+		{"customer webhook give_up_after long", notifyYAML("  customer_webhook:\n    give_up_after: 721h\n"),
+			[]string{"notify.customer_webhook.give_up_after 721h0m0s: must be at most 720h0m0s"}},
+		{"customer webhook give_up_after 0", notifyYAML("  customer_webhook:\n    give_up_after: 0s\n"),
+			[]string{"notify.customer_webhook.give_up_after 0s: must be more than 0s"}},
 		// Alerts are never given up on, so there is no such key.
 		{"no max_attempts", notifyYAML("  max_attempts: 5\n"), []string{`unknown key "notify.max_attempts"`}},
 		{"secret not a string", notifyYAML("  slack:\n    bot_token: 12345\n"), []string{"notify.slack.bot_token: must be a string (quote it), not a number"}},
@@ -96,7 +109,8 @@ func TestNotifyEnvOverrides(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := NotifyConfig{
-		Customer:         WebhookConfig{Timeout: 5 * time.Second},
+		Customer: WebhookConfig{Timeout: 5 * time.Second, RetryBase: time.Minute, RetryMax: time.Hour,
+			WarnAfter: 30 * time.Minute, GiveUpAfter: 72 * time.Hour},
 		Slack:            SlackConfig{BotToken: botSecret, Channel: "#ops", APIURL: "http://127.0.0.1:1/api/"},
 		DeliverySchedule: "@every 30s", StormThreshold: 50, StormWindow: 10 * time.Minute, RepeatInterval: time.Hour,
 		DailySummary: "0 7 * * 1-5",

@@ -182,6 +182,7 @@ func (n *NotifyConfig) validate(p *problems) {
 
 // The messages below never show url or secret: both are secrets.
 func (w *WebhookConfig) validate(p *problems) {
+	w.validateRetries(p)
 	if w.URL == "" {
 		if w.Secret != "" {
 			p.add("notify.customer_webhook.secret is set but url is not: set url too, or remove the secret")
@@ -196,6 +197,22 @@ func (w *WebhookConfig) validate(p *problems) {
 	}
 	if p.positive("notify.customer_webhook.timeout", w.Timeout) && w.Timeout > time.Minute {
 		p.add("notify.customer_webhook.timeout %s: at most 1m", w.Timeout)
+	}
+}
+
+// validateRetries checks the NOTIFY backoff and its window.
+func (w *WebhookConfig) validateRetries(p *problems) {
+	const key = "notify.customer_webhook."
+	if p.positive(key+"retry_base", w.RetryBase) && w.RetryMax < w.RetryBase {
+		p.add(key+"retry_max %s: must be at least "+key+"retry_base (%s)", w.RetryMax, w.RetryBase)
+	} else {
+		p.upTo(key+"retry_max", w.RetryMax, 24*time.Hour)
+	}
+	warnOK := p.positive(key+"warn_after", w.WarnAfter)
+	p.upTo(key+"give_up_after", w.GiveUpAfter, 30*24*time.Hour)
+	if warnOK && w.GiveUpAfter > 0 && w.WarnAfter >= w.GiveUpAfter {
+		p.add(key+"warn_after %s: must be less than "+key+"give_up_after (%s), so operators hear of it before it gives up",
+			w.WarnAfter, w.GiveUpAfter)
 	}
 }
 
