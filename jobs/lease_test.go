@@ -89,7 +89,7 @@ func TestPausedWorkerPastItsLeaseSendsNothing(t *testing.T) {
 		t.Fatalf("poll of the next salary: %+v %v", res, err)
 	}
 	f.drain(t)
-	settletest.CheckMoney(t, f.db, f.bank, "sandbox")
+	settletest.CheckMoney(t, f.db, f.bank, "sandbox", rest.AttemptKey)
 	settletest.CheckBankBalances(t, f.db, f.bank, "sandbox")
 }
 

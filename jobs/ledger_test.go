@@ -52,7 +52,7 @@ func TestCancelledDepositSettlesOnceAtTheBank(t *testing.T) {
 	if got := f.status(t); got["SETTLED"] != 1 || got["CANCELLED"] != 1 {
 		t.Fatalf("statuses %v", got)
 	}
-	if n := settletest.CheckMoney(t, f.db, f.bank, "sandbox"); n < 3 {
+	if n := settletest.CheckMoney(t, f.db, f.bank, "sandbox", rest.AttemptKey); n < 3 {
 		t.Errorf("%d transfers went through", n)
 	}
 	settletest.CheckBankBalances(t, f.db, f.bank, "sandbox")
@@ -109,5 +109,5 @@ func TestVABelowItsLedgerIsNotSettled(t *testing.T) {
 		t.Errorf("%d resolutions of the below-ledger alert, want 1", n)
 	}
 	f.drain(t)
-	settletest.CheckMoney(t, f.db, f.bank, "sandbox")
+	settletest.CheckMoney(t, f.db, f.bank, "sandbox", rest.AttemptKey)
 }
