@@ -458,6 +458,11 @@ func (h *harness) check(t *testing.T, cs []demo.Customer, deposits map[string]in
 	if h.legacy != nil { // the same bank's journal: each provider's check leaves the other dialect's keys alone
 		transfers += settletest.CheckMoney(t, h.db, h.bank, "legacy", openbanking.AttemptKey)
 	}
+	providers := []string{"sandbox"}
+	if h.legacy != nil {
+		providers = append(providers, "legacy")
+	}
+	settletest.CheckBankBalances(t, h.db, h.bank, providers...)
 	verify := exec.Command(h.bin, "verify", "--bank-journal", "--config", h.cfg)
 	verify.Env = append(os.Environ(), "SETTLE_DATABASE_URL=", "SETTLE_REDIS_URL=")
 	if out, err := verify.CombinedOutput(); err != nil {
