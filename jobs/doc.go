@@ -2,6 +2,7 @@
 // workers with step IDs, the worker server, and the scheduled jobs (balance
 // poll, READY relay, reprocessing sweep, alert delivery, invariant checks,
 // daily summary, and the daily reconciliation, which runs as a task on its
-// own lowest-priority queue) driven by robfig/cron and guarded by PostgreSQL
-// advisory locks. It owns the asynq and cron libraries.
+// own lowest-priority queue) driven by robfig/cron, each tick run by the
+// holder of the job's lease in PostgreSQL (scheduler.go). It owns the asynq
+// and cron libraries.
 package jobs

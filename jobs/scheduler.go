@@ -1,7 +1,9 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,16 +23,39 @@ type Job struct {
 }
 
 // Scheduler runs jobs on their cron schedules in every replica; each tick
-// of a job runs on one replica only (store.RunJobTick) and is recorded in
-// the job-run log. "@every" schedules are aligned to the clock (every 30s
-// fires at :00 and :30), so all replicas agree on which tick is which.
+// of a job runs on one replica only, the holder of the job's lease
+// (store.ClaimJobTick), and is recorded in the job-run log. "@every"
+// schedules are aligned to the clock (every 30s fires at :00 and :30), so
+// all replicas agree on which tick is which.
+//
+// The lease expires by the database's clock unless its holder renews it,
+// which it does while the run goes on; no transaction stays open across a
+// run. A replica that finds the job's lease held by another keeps claiming
+// the job's current tick until the tick is done, so when the holder dies
+// or stalls, a waiting replica takes the tick over once the lease expired
+// (with a higher fence: the stalled holder's late writes are refused), and
+// a daily job is not lost to a replica that died running it.
 type Scheduler struct {
 	cron    *cron.Cron
 	db      *store.DB
 	replica string
+	lease   time.Duration
 	logger  *slog.Logger
 	ctx     context.Context
 	cancel  context.CancelFunc
+}
+
+// DefaultJobLease is how long a job's lease lasts unless renewed: a
+// replica that stalls mid-run holds its job back for about this long.
+const DefaultJobLease = 30 * time.Second
+
+// SchedulerConfig tunes a Scheduler.
+type SchedulerConfig struct {
+	// Replica names this process in the job-run log; default Replica().
+	Replica string
+	// Lease is how long a job's lease lasts unless renewed, at least 1s;
+	// default DefaultJobLease. Its holder renews it every third of it.
+	Lease time.Duration
 }
 
 // Replica names this process in the job-run and poll-shard logs: host and
@@ -46,12 +71,16 @@ var CronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | 
 
 // NewScheduler registers the jobs; it refuses a job whose schedule does not
 // parse.
-func NewScheduler(db *store.DB, jobs []Job, logger *slog.Logger) (*Scheduler, error) {
+func NewScheduler(db *store.DB, jobs []Job, cfg SchedulerConfig, logger *slog.Logger) (*Scheduler, error) {
+	if cfg.Lease != 0 && cfg.Lease < time.Second {
+		return nil, fmt.Errorf("job lease %s: must be at least 1s", cfg.Lease)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Scheduler{
 		cron:    cron.New(cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger))),
 		db:      db,
-		replica: Replica(),
+		replica: cmp.Or(cfg.Replica, Replica()),
+		lease:   cmp.Or(cfg.Lease, DefaultJobLease),
 		logger:  logger,
 		ctx:     ctx,
 		cancel:  cancel,
@@ -104,17 +133,105 @@ func Tick(sched cron.Schedule, now time.Time) time.Time {
 	return now.Truncate(time.Second)
 }
 
+// wrap is one activation of j on this replica: it claims j's current tick
+// and runs it, or, while another replica holds j's lease, claims again
+// every quarter of a lease, following the current tick, until the tick is
+// done elsewhere or this replica takes it over.
 func (s *Scheduler) wrap(j Job, sched cron.Schedule) func() {
 	return func() {
-		start := time.Now()
-		tick := Tick(sched, start)
-		ran, err := s.db.RunJobTick(s.ctx, j.Name, tick, s.replica, func(ctx context.Context) (any, error) { return j.Run(ctx, tick) })
-		switch {
-		case err != nil && s.ctx.Err() == nil:
-			s.logger.Error("job failed", "job", j.Name, "tick", tick, "err", err)
-		case ran:
-			s.logger.Debug("job ran", "job", j.Name, "tick", tick, "took", time.Since(start).Round(time.Millisecond))
+		for s.ctx.Err() == nil {
+			tick := Tick(sched, time.Now())
+			claim, err := s.db.ClaimJobTick(s.ctx, j.Name, tick, s.replica, s.lease)
+			switch {
+			case err != nil:
+				if s.ctx.Err() == nil {
+					s.logger.Error("job could not claim its tick", "job", j.Name, "tick", tick, "err", err)
+				}
+				return
+			case claim.Lease != nil:
+				s.run(j, *claim.Lease, claim.TookOver)
+				return
+			case claim.Holder == "":
+				return // the tick ran, or a later one began
+			}
+			select {
+			case <-s.ctx.Done():
+			case <-time.After(s.lease / 4):
+			}
 		}
+	}
+}
+
+// run runs j under lease l and records its outcome, unless the lease was
+// lost meanwhile. A run cut short by Stop releases the lease without
+// finishing the tick, so that another replica runs the tick at once.
+func (s *Scheduler) run(j Job, l store.JobLease, tookOver string) {
+	start := time.Now()
+	if tookOver != "" {
+		s.logger.Warn("job tick taken over: its holder's lease ran out before the tick finished",
+			"job", j.Name, "tick", l.Tick, "from", tookOver, "fence", l.Fence)
+	}
+	ctx, stop := s.hold(l)
+	result, runErr := j.Run(ctx, l.Tick)
+	stop()
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 10*time.Second)
+	defer cancel()
+	if runErr != nil && s.ctx.Err() != nil {
+		if err := s.db.ReleaseJobLease(wctx, l); err != nil && !errors.Is(err, store.ErrJobLeaseLost) {
+			s.logger.Warn("job lease not released on stop; it expires by itself", "job", j.Name, "tick", l.Tick, "err", err)
+		}
+		return
+	}
+	err := s.db.FinishJobRun(wctx, l, result, runErr)
+	switch {
+	case errors.Is(err, store.ErrJobLeaseLost):
+		s.logger.Warn("job run's outcome not recorded: its lease ran out and another replica may have taken the job over",
+			"job", j.Name, "tick", l.Tick, "fence", l.Fence, "run_err", runErr)
+	case err != nil || runErr != nil:
+		s.logger.Error("job failed", "job", j.Name, "tick", l.Tick, "err", errors.Join(runErr, err))
+	default:
+		s.logger.Debug("job ran", "job", j.Name, "tick", l.Tick, "took", time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// hold keeps l's lease while a run goes on, renewing it every third of a
+// lease. The context it returns is cancelled when the lease can no longer
+// be counted on: when a renewal is refused, or when a lease has passed
+// since the last renewal that went through was sent. That is timed by this
+// process's monotonic clock, which runs on while the process is stopped,
+// so a replica resumed after a SIGSTOP finds its run cancelled. stop ends
+// the renewals.
+func (s *Scheduler) hold(l store.JobLease) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	expired := time.AfterFunc(s.lease, func() { cancel(store.ErrJobLeaseLost) })
+	done := make(chan struct{})
+	go func() {
+		renew := time.NewTicker(s.lease / 3)
+		defer renew.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-renew.C:
+			}
+			sent := time.Now()
+			switch err := s.db.RenewJobLease(ctx, l, s.lease); {
+			case err == nil:
+				expired.Reset(s.lease - time.Since(sent))
+			case errors.Is(err, store.ErrJobLeaseLost):
+				cancel(err)
+				return
+			case ctx.Err() == nil:
+				s.logger.Warn("job lease not renewed; trying again", "job", l.Job, "err", err)
+			}
+		}
+	}()
+	return ctx, func() {
+		close(done)
+		expired.Stop()
+		cancel(nil)
 	}
 }
 

@@ -83,20 +83,22 @@ func (r attemptRow) transfer() pipeline.EngineTransfer {
 // ReconcileSnapshot reads, in one repeatable-read transaction, the ledger
 // balances of every account at the provider, the attempts recorded as
 // succeeded there since from, its virtual accounts, and the effects of the
-// findings stored before from.
+// findings stored before from. Its statements may run for the long
+// statement timeout.
 func (db *DB) ReconcileSnapshot(ctx context.Context, provider string, from time.Time) (ReconcileSnapshot, error) {
 	s := ReconcileSnapshot{Ledger: map[string]int64{}, Stored: map[string]int64{}, Currency: map[string]string{}}
-	tx, err := db.x.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
-	if err != nil {
-		return s, fmt.Errorf("reconcile snapshot: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	for _, read := range []func(context.Context, *sqlx.Tx, string, time.Time, *ReconcileSnapshot) error{
-		readAsOf, readLedger, readExpected, readVAs, readStored,
-	} {
-		if err := read(ctx, tx, provider, from, &s); err != nil {
-			return s, fmt.Errorf("reconcile snapshot of %s: %w", provider, err)
+	err := db.readLong(ctx, true, func(tx *sqlx.Tx) error {
+		for _, read := range []func(context.Context, *sqlx.Tx, string, time.Time, *ReconcileSnapshot) error{
+			readAsOf, readLedger, readExpected, readVAs, readStored,
+		} {
+			if err := read(ctx, tx, provider, from, &s); err != nil {
+				return fmt.Errorf("reconcile snapshot of %s: %w", provider, err)
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return s, err
 	}
 	return s, nil
 }

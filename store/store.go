@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -20,6 +21,9 @@ import (
 type DB struct {
 	x    *sqlx.DB
 	hook func(point string)
+	// long is the statement timeout of the long reads (see readLong); 0
+	// leaves the pool's.
+	long time.Duration
 	// stmts holds the prepared statements of the hot path, by query.
 	stmts sync.Map
 }
@@ -28,6 +32,18 @@ type DB struct {
 type Options struct {
 	MaxOpenConns int // default 20
 	MaxIdleConns int // default MaxOpenConns
+	// StatementTimeout and IdleInTransactionTimeout are set on every
+	// connection of the pool (PostgreSQL's statement_timeout and
+	// idle_in_transaction_session_timeout, sent as run-time parameters when
+	// it connects), so that neither a runaway statement nor a process that
+	// stalled inside a transaction holds locks and vacuum back for long.
+	// 0 leaves the server's setting.
+	StatementTimeout         time.Duration
+	IdleInTransactionTimeout time.Duration
+	// LongStatementTimeout replaces StatementTimeout for the reads that
+	// cover every settlement or a whole day (reconciliation snapshots,
+	// invariant checks); 0 leaves StatementTimeout.
+	LongStatementTimeout time.Duration
 	// Hook, when set, is called with "before_record_commit" just before a
 	// step's success is committed and with "after_settlements_commit" once
 	// a poll's settlements are written; the fault-injection tests kill the
@@ -38,10 +54,17 @@ type Options struct {
 // Open connects to PostgreSQL and checks that it answers. Errors do not
 // repeat the URL, so they never carry its password.
 func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
-	x, err := sqlx.Open("postgres", dsn)
+	cfg, err := pq.NewConfig(dsn)
+	if err != nil { // its text may quote the URL, password included
+		return nil, errors.New("database: the URL does not parse: fix database.url / SETTLE_DATABASE_URL")
+	}
+	setRuntime(cfg.Runtime, "statement_timeout", opt.StatementTimeout)
+	setRuntime(cfg.Runtime, "idle_in_transaction_session_timeout", opt.IdleInTransactionTimeout)
+	connector, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
 	}
+	x := sqlx.NewDb(sql.OpenDB(connector), "postgres")
 	x.SetMaxOpenConns(cmpOr(opt.MaxOpenConns, 20))
 	x.SetMaxIdleConns(cmpOr(opt.MaxIdleConns, cmpOr(opt.MaxOpenConns, 20)))
 	x.SetConnMaxIdleTime(5 * time.Minute)
@@ -55,7 +78,39 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	if hook == nil {
 		hook = func(string) {}
 	}
-	return &DB{x: x, hook: hook}, nil
+	return &DB{x: x, hook: hook, long: opt.LongStatementTimeout}, nil
+}
+
+// setRuntime sets a run-time parameter, in milliseconds, that lib/pq sends
+// PostgreSQL when it connects; d <= 0 leaves it as it is.
+func setRuntime(params map[string]string, name string, d time.Duration) {
+	if d > 0 {
+		params[name] = strconv.FormatInt(d.Milliseconds(), 10)
+	}
+}
+
+// readLong runs fn in a read-only transaction (repeatable read when
+// snapshot) whose statements may run for the long statement timeout.
+func (db *DB) readLong(ctx context.Context, snapshot bool, fn func(tx *sqlx.Tx) error) error {
+	opts := &sql.TxOptions{ReadOnly: true}
+	if snapshot {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	tx, err := db.x.BeginTxx(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if db.long > 0 {
+		if _, err := tx.ExecContext(ctx, `SELECT set_config('statement_timeout', $1, true)`,
+			strconv.FormatInt(db.long.Milliseconds(), 10)); err != nil {
+			return err
+		}
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // Close closes the prepared statements and the pool.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/settle-dev/settle/pipeline"
 )
 
@@ -137,15 +139,22 @@ func InvariantChecks() []string {
 }
 
 // Verify checks every invariant the database can check on its own and
-// returns each violation found. An empty result means all hold.
+// returns each violation found. An empty result means all hold. The checks
+// read every settlement: they may run for the long statement timeout.
 func (db *DB) Verify(ctx context.Context) ([]Violation, error) {
 	out := []Violation{}
-	for _, inv := range invariants {
-		var vs []Violation
-		if err := db.x.SelectContext(ctx, &vs, `SELECT '`+inv.name+`' AS check_name, q.* FROM (`+inv.query+`) q`); err != nil {
-			return nil, fmt.Errorf("verify %s: %w", inv.name, err)
+	err := db.readLong(ctx, false, func(tx *sqlx.Tx) error {
+		for _, inv := range invariants {
+			var vs []Violation
+			if err := tx.SelectContext(ctx, &vs, `SELECT '`+inv.name+`' AS check_name, q.* FROM (`+inv.query+`) q`); err != nil {
+				return fmt.Errorf("verify %s: %w", inv.name, err)
+			}
+			out = append(out, vs...)
 		}
-		out = append(out, vs...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -229,7 +229,7 @@ func (d *daemon) newScheduler(pollInterval time.Duration, exec *pipeline.Executo
 		{Name: "reconcile", Schedule: d.cfg.InTimeZone(d.cfg.Reconcile.Schedule), Run: func(ctx context.Context, tick time.Time) (any, error) {
 			return d.queue.QueueDailyReconcile(ctx, tick, d.cfg.Location())
 		}},
-	}, d.logger)
+	}, jobs.SchedulerConfig{Lease: d.cfg.Scheduler.Lease}, d.logger)
 }
 
 // anyTick makes a job's run that does the same at every tick.

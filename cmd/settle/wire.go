@@ -45,14 +45,31 @@ func newLogger(cfg config.LogConfig, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
+// openDB opens the database for `settle migrate` (and the tests' setup): a
+// migration's statements may run for database.long_statement_timeout.
 func openDB(ctx context.Context, cfg *config.Config) (*store.DB, error) {
-	return openDBWithHook(ctx, cfg, nil)
+	opt := storeOptions(cfg, nil)
+	opt.StatementTimeout = cfg.Database.LongStatementTimeout
+	return open(ctx, cfg, opt)
 }
 
 func openDBWithHook(ctx context.Context, cfg *config.Config, hook func(string)) (*store.DB, error) {
-	db, err := store.Open(ctx, cfg.Database.URL.Reveal(), store.Options{
-		MaxOpenConns: cfg.Database.MaxOpenConns, MaxIdleConns: cfg.Database.MaxIdleConns, Hook: hook,
-	})
+	return open(ctx, cfg, storeOptions(cfg, hook))
+}
+
+// storeOptions are the pool settings of the database section.
+func storeOptions(cfg *config.Config, hook func(string)) store.Options {
+	d := cfg.Database
+	return store.Options{
+		MaxOpenConns: d.MaxOpenConns, MaxIdleConns: d.MaxIdleConns,
+		StatementTimeout: d.StatementTimeout, IdleInTransactionTimeout: d.IdleInTransactionTimeout,
+		LongStatementTimeout: d.LongStatementTimeout,
+		Hook:                 hook,
+	}
+}
+
+func open(ctx context.Context, cfg *config.Config, opt store.Options) (*store.DB, error) {
+	db, err := store.Open(ctx, cfg.Database.URL.Reveal(), opt)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", config.RedactURL(cfg.Database.URL.Reveal()), err)
 	}

@@ -139,8 +139,8 @@ func (o Options) validate() error {
 	if o.Concurrency < 1 || o.Concurrency > 1000 {
 		bad("--concurrency %d: must be 1..1000 (worker.concurrency)", o.Concurrency)
 	}
-	if o.DBConns < 1 || o.DBConns > 1000 {
-		bad("--db-conns %d: must be 1..1000 (database.max_open_conns)", o.DBConns)
+	if o.DBConns < config.MinOpenConns || o.DBConns > 1000 {
+		bad("--db-conns %d: must be %d..1000 (database.max_open_conns)", o.DBConns, config.MinOpenConns)
 	}
 	if !supported(o.Dialect) {
 		bad("--dialect %q: the bench drives %s only for now (openbanking arrives with its engine adapter)", o.Dialect, strings.Join(Dialects, ", "))

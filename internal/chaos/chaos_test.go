@@ -149,6 +149,7 @@ func newHarness(t *testing.T, s settings) *harness {
 	yaml := fmt.Sprintf(`
 database: {url: %q, max_open_conns: 12}
 redis: {url: %q}
+scheduler: {lease: 3s}
 http: {addr: "127.0.0.1:0"}
 log: {level: error, format: text}
 poll: {schedule: "@every 1s", shard_size: 50}

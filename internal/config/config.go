@@ -48,6 +48,7 @@ import (
 type Config struct {
 	Database        DatabaseConfig   `koanf:"database"`
 	Redis           RedisConfig      `koanf:"redis"`
+	Scheduler       SchedulerConfig  `koanf:"scheduler"`
 	HTTP            HTTPConfig       `koanf:"http"`
 	Log             LogConfig        `koanf:"log"`
 	Currency        string           `koanf:"currency"`  // ISO 4217 code; default "KRW"
@@ -66,9 +67,25 @@ type Config struct {
 // DatabaseConfig is the PostgreSQL connection.
 type DatabaseConfig struct {
 	URL          Secret `koanf:"url" redact:"url"` // postgres://user:password@host:port/db; required
-	MaxOpenConns int    `koanf:"max_open_conns"`   // 1..1000; default 20
+	MaxOpenConns int    `koanf:"max_open_conns"`   // MinOpenConns..1000; default 20
 	MaxIdleConns int    `koanf:"max_idle_conns"`   // 0..max_open_conns; default max_open_conns
+	// Set on every connection settle opens: the longest a statement may
+	// run, and the longest a session may sit idle inside a transaction
+	// before PostgreSQL ends it (a process that stalled mid-transaction
+	// then holds no locks and no vacuum back).
+	StatementTimeout         time.Duration `koanf:"statement_timeout"`           // 1s..24h; default 30s
+	IdleInTransactionTimeout time.Duration `koanf:"idle_in_transaction_timeout"` // 1s..24h; default 1m
+	// LongStatementTimeout replaces statement_timeout for the work that
+	// legitimately runs long: migrations, reconciliation snapshots and the
+	// invariant checks; statement_timeout..24h; default 1h.
+	LongStatementTimeout time.Duration `koanf:"long_statement_timeout"`
 }
+
+// MinOpenConns is the smallest database.max_open_conns that works: a
+// scheduled job's run and its lease renewal need a connection each at once,
+// alert delivery keeps one across its Slack call, and the step workers and
+// /readyz need one more.
+const MinOpenConns = 4
 
 // RedisConfig is the Redis connection used by the queue.
 type RedisConfig struct {
@@ -115,6 +132,16 @@ type WorkerConfig struct {
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"` // wait for running steps on stop, > bank_timeout; default 15s
 	RetryBase       time.Duration `koanf:"retry_base"`       // first retry backoff; default 1s
 	RetryMax        time.Duration `koanf:"retry_max"`        // largest retry backoff, >= retry_base; default 5m
+}
+
+// SchedulerConfig is how the scheduled jobs (poll, relay, sweep, alerts,
+// verify, daily_summary, reconcile) share their ticks across replicas: each
+// job is led by a lease in the database, renewed while a run goes on.
+type SchedulerConfig struct {
+	// Lease is how long a job's lease lasts unless renewed: a replica that
+	// dies or stalls mid-run holds its job back for about this long before
+	// another takes the job over; 3s..10m; default 30s.
+	Lease time.Duration `koanf:"lease"`
 }
 
 // RelayConfig is the READY relay job (the outbox).
@@ -247,13 +274,19 @@ var providerName = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
 // Keys whose default depends on another key are filled in by fillDerived.
 func defaults() Config {
 	return Config{
-		Database: DatabaseConfig{MaxOpenConns: 20},
-		Redis:    RedisConfig{CheckNoEviction: true},
-		HTTP:     HTTPConfig{Addr: "127.0.0.1:8080"},
-		Log:      LogConfig{Level: "info", Format: "json"},
-		Currency: "KRW",
-		TimeZone: "Asia/Seoul",
-		Poll:     PollConfig{Schedule: "@every 1m", BatchSize: 100, MinDeposit: 1, IdleEvery: 6, PaydayWindow: 1, Concurrency: 4, ShardSize: 2000},
+		Database: DatabaseConfig{
+			MaxOpenConns:             20,
+			StatementTimeout:         30 * time.Second,
+			IdleInTransactionTimeout: time.Minute,
+			LongStatementTimeout:     time.Hour,
+		},
+		Scheduler: SchedulerConfig{Lease: 30 * time.Second},
+		Redis:     RedisConfig{CheckNoEviction: true},
+		HTTP:      HTTPConfig{Addr: "127.0.0.1:8080"},
+		Log:       LogConfig{Level: "info", Format: "json"},
+		Currency:  "KRW",
+		TimeZone:  "Asia/Seoul",
+		Poll:      PollConfig{Schedule: "@every 1m", BatchSize: 100, MinDeposit: 1, IdleEvery: 6, PaydayWindow: 1, Concurrency: 4, ShardSize: 2000},
 		Worker: WorkerConfig{
 			Concurrency:     20,
 			Lease:           30 * time.Second,

@@ -141,16 +141,20 @@ func TestDefaults(t *testing.T) {
 	}
 	want := Config{
 		Database: DatabaseConfig{
-			URL:          Secret("postgres://settle:" + dbSecret + "@db.internal:5432/settle?sslmode=disable"),
-			MaxOpenConns: 20,
-			MaxIdleConns: 20,
+			URL:                      Secret("postgres://settle:" + dbSecret + "@db.internal:5432/settle?sslmode=disable"),
+			MaxOpenConns:             20,
+			MaxIdleConns:             20,
+			StatementTimeout:         30 * time.Second,
+			IdleInTransactionTimeout: time.Minute,
+			LongStatementTimeout:     time.Hour,
 		},
-		Redis:    RedisConfig{URL: Secret("redis://:" + redisSecret + "@redis.internal:6379/0"), CheckNoEviction: true},
-		HTTP:     HTTPConfig{Addr: "127.0.0.1:8080"},
-		Log:      LogConfig{Level: "info", Format: "json"},
-		Currency: "KRW",
-		TimeZone: "Asia/Seoul",
-		Poll:     PollConfig{Schedule: "@every 1m", BatchSize: 100, MinDeposit: 1, IdleEvery: 6, PaydayWindow: 1, Concurrency: 4, ShardSize: 2000},
+		Redis:     RedisConfig{URL: Secret("redis://:" + redisSecret + "@redis.internal:6379/0"), CheckNoEviction: true},
+		Scheduler: SchedulerConfig{Lease: 30 * time.Second},
+		HTTP:      HTTPConfig{Addr: "127.0.0.1:8080"},
+		Log:       LogConfig{Level: "info", Format: "json"},
+		Currency:  "KRW",
+		TimeZone:  "Asia/Seoul",
+		Poll:      PollConfig{Schedule: "@every 1m", BatchSize: 100, MinDeposit: 1, IdleEvery: 6, PaydayWindow: 1, Concurrency: 4, ShardSize: 2000},
 		Worker: WorkerConfig{
 			Concurrency: 20, Lease: 30 * time.Second, BankTimeout: 10 * time.Second, MaxAttempts: 5,
 			ShutdownTimeout: 15 * time.Second, RetryBase: time.Second, RetryMax: 5 * time.Minute,
@@ -299,6 +303,8 @@ func TestValidation(t *testing.T) {
 			"providers[0].accounts.collection is required", "providers[0].accounts.lender is required",
 			"providers[0].accounts.holding is required", "providers[0].accounts.fee is required"}},
 		{"account blank", p(map[string]string{"accounts": "{collection: ' ', lender: L, holding: H, fee: F}"}), []string{"providers[0].accounts.collection is required"}},
+		{"scheduler lease short", valid + "scheduler:\n  lease: 1s\n", []string{"scheduler.lease 1s: must be from 3s to 10m0s"}},
+		{"scheduler lease", valid + "scheduler:\n  lease: 5s\n", nil},
 		{"default_provider", valid + "default_provider: nope\n", []string{`default_provider "nope": must be the name of a provider (sandbox)`}},
 		{"default_provider second", dbRedis + providers(provider(nil), provider(map[string]string{"name": "b"})) + "default_provider: b\n", nil},
 	}
@@ -324,11 +330,20 @@ func TestDatabaseConns(t *testing.T) {
 		conns string
 		want  []string
 	}{
-		{"  max_open_conns: 0\n  max_idle_conns: 0\n", []string{"database.max_open_conns 0: must be between 1 and 1000"}},
-		{"  max_open_conns: 1001\n", []string{"database.max_open_conns 1001: must be between 1 and 1000"}},
+		{"  max_open_conns: 0\n  max_idle_conns: 0\n", []string{"database.max_open_conns 0: too few to work, at least 4"}},
+		// One connection deadlocked the first scheduled tick; too few
+		// starve a job's lease renewal behind alert delivery and workers.
+		{"  max_open_conns: 1\n", []string{"database.max_open_conns 1: too few to work, at least 4"}},
+		{"  max_open_conns: 3\n", []string{"database.max_open_conns 3: too few to work, at least 4: a scheduled job and its lease renewal, alert delivery and the step workers each need a connection at once; set 20 (the default) or worker.concurrency + 4"}},
+		{"  max_open_conns: 4\n", nil},
+		{"  max_open_conns: 1001\n", []string{"database.max_open_conns 1001: must be between 4 and 1000"}},
 		{"  max_open_conns: 10\n  max_idle_conns: 11\n", []string{"database.max_idle_conns 11: must be between 0 and 10"}},
 		{"  max_idle_conns: -1\n", []string{"database.max_idle_conns -1: must be between 0 and 20"}},
 		{"  max_open_conns: 10\n  max_idle_conns: 0\n", nil},
+		{"  statement_timeout: 0s\n", []string{"database.statement_timeout 0s: must be from 1s to 24h0m0s"}},
+		{"  idle_in_transaction_timeout: 500ms\n", []string{"database.idle_in_transaction_timeout 500ms: must be from 1s to 24h0m0s"}},
+		{"  statement_timeout: 2h\n", []string{"database.long_statement_timeout 1h0m0s: must be at least database.statement_timeout (2h0m0s)"}},
+		{"  statement_timeout: 2h\n  long_statement_timeout: 3h\n", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.conns, func(t *testing.T) {

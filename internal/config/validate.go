@@ -55,6 +55,7 @@ func (c *Config) validate() []error {
 	var p problems
 	c.Database.validate(&p)
 	c.Redis.validate(&p)
+	p.within("scheduler.lease", c.Scheduler.Lease, 3*time.Second, 10*time.Minute)
 	if !validAddr(c.HTTP.Addr) {
 		p.add("http.addr %q: must be host:port, such as 127.0.0.1:8080", c.HTTP.Addr)
 	}
@@ -93,8 +94,27 @@ func (d *DatabaseConfig) validate(p *problems) {
 	} else if u, err := url.Parse(d.URL.Reveal()); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		p.add("database.url %q: must be a URL such as postgres://user:password@host:5432/db", RedactURL(d.URL.Reveal()))
 	}
-	p.between("database.max_open_conns", int64(d.MaxOpenConns), 1, 1000)
+	if d.MaxOpenConns < MinOpenConns {
+		p.add("database.max_open_conns %d: too few to work, at least %d: a scheduled job and its lease renewal, alert delivery "+
+			"and the step workers each need a connection at once; set 20 (the default) or worker.concurrency + 4", d.MaxOpenConns, MinOpenConns)
+	} else {
+		p.between("database.max_open_conns", int64(d.MaxOpenConns), MinOpenConns, 1000)
+	}
 	p.between("database.max_idle_conns", int64(d.MaxIdleConns), 0, int64(max(d.MaxOpenConns, 0)))
+	p.within("database.statement_timeout", d.StatementTimeout, time.Second, 24*time.Hour)
+	p.within("database.idle_in_transaction_timeout", d.IdleInTransactionTimeout, time.Second, 24*time.Hour)
+	if d.LongStatementTimeout < d.StatementTimeout {
+		p.add("database.long_statement_timeout %s: must be at least database.statement_timeout (%s)", d.LongStatementTimeout, d.StatementTimeout)
+	} else {
+		p.within("database.long_statement_timeout", d.LongStatementTimeout, time.Second, 24*time.Hour)
+	}
+}
+
+// within adds a problem unless lo <= d <= hi.
+func (p *problems) within(key string, d, lo, hi time.Duration) {
+	if d < lo || d > hi {
+		p.add("%s %s: must be from %s to %s", key, d, lo, hi)
+	}
 }
 
 // The messages below never show password or token: both are secrets.
