@@ -30,8 +30,29 @@ var accounts = pipeline.Accounts{Collection: "T-COL", Lender: "T-LEND", Holding:
 // memQueue records enqueued step IDs. The queue is an edge of the pipeline;
 // tests drive the executor from it directly, one delivery at a time.
 type memQueue struct {
-	mu  sync.Mutex
-	ids []int64
+	mu       sync.Mutex
+	ids      []int64
+	resolved []scheduledResolve
+}
+
+// scheduledResolve is a resolve task memQueue was asked for.
+type scheduledResolve struct {
+	ref   pipeline.StepRef
+	after time.Duration
+}
+
+// EnqueueResolve records the resolve; tests call Executor.Resolve themselves.
+func (q *memQueue) EnqueueResolve(_ context.Context, ref pipeline.StepRef, after time.Duration) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.resolved = append(q.resolved, scheduledResolve{ref: ref, after: after})
+	return nil
+}
+
+func (q *memQueue) resolves() []scheduledResolve {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]scheduledResolve(nil), q.resolved...)
 }
 
 func (q *memQueue) EnqueueStep(_ context.Context, ref pipeline.StepRef) error {

@@ -29,6 +29,9 @@ const (
 	QueueReconcile = "reconcile"
 	// TypeStep is the task type whose payload is a step ID in decimal.
 	TypeStep = "step:run"
+	// TypeResolve is the task type that resolves a step's unknown outcome
+	// by asking the bank's status call; its payload is a step ID in decimal.
+	TypeResolve = "step:resolve"
 	// QueuePoll carries poll shard tasks.
 	QueuePoll = "poll"
 	// TypePollShard is the task type whose payload is a PollShard in JSON.
@@ -41,6 +44,13 @@ const (
 // recovers it does not block the step's next delivery.
 func StepTaskID(ref pipeline.StepRef) string {
 	return "step:" + strconv.FormatInt(ref.ID, 10) + ":" + strconv.FormatInt(ref.Fence, 10)
+}
+
+// ResolveTaskID is the Asynq task ID of a step's resolve at a fence: an
+// unknown outcome is resolved once per claim, and a step claimed again
+// (whose outcome may be unknown again) gets a resolve of its own.
+func ResolveTaskID(ref pipeline.StepRef) string {
+	return "resolve:" + strconv.FormatInt(ref.ID, 10) + ":" + strconv.FormatInt(ref.Fence, 10)
 }
 
 // Queue enqueues step tasks into Asynq. It implements pipeline.Queue.
@@ -76,6 +86,20 @@ func (q *Queue) EnqueueStep(ctx context.Context, ref pipeline.StepRef) error {
 		return nil
 	}
 	return fmt.Errorf("enqueue step %d: %w", ref.ID, err)
+}
+
+// EnqueueResolve implements pipeline.Queue: the resolve task waits in
+// QueueSteps, scheduled after the delay; one already there at this fence
+// is left as it is.
+func (q *Queue) EnqueueResolve(ctx context.Context, ref pipeline.StepRef, after time.Duration) error {
+	t := asynq.NewTask(TypeResolve, []byte(strconv.FormatInt(ref.ID, 10)),
+		asynq.TaskID(ResolveTaskID(ref)), asynq.Queue(QueueSteps), asynq.ProcessIn(after),
+		asynq.MaxRetry(25), asynq.Timeout(q.timeout))
+	_, err := q.client.EnqueueContext(ctx, t)
+	if err == nil || errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	return fmt.Errorf("enqueue resolve of step %d: %w", ref.ID, err)
 }
 
 // stepQueues are the queues a step task may wait in.

@@ -29,9 +29,9 @@ type WorkerConfig struct {
 // never slows a payday down.
 var queuePriorities = map[string]int{QueuePoll: 4, QueueSteps: 3, QueueSettlements: 2, QueueReconcile: 1}
 
-// NewWorker returns an Asynq server that runs step tasks through the
-// executor and poll shard tasks through the poller. Start it with Start
-// and stop it with Shutdown.
+// NewWorker returns an Asynq server that runs step and resolve tasks
+// through the executor and poll shard tasks through the poller. Start it
+// with Start and stop it with Shutdown.
 func NewWorker(redis asynq.RedisConnOpt, exec *pipeline.Executor, poller *Poller, cfg WorkerConfig, logger *slog.Logger) (*asynq.Server, *asynq.ServeMux) {
 	srv := asynq.NewServer(redis, asynq.Config{
 		Concurrency:     cfg.Concurrency,
@@ -42,10 +42,14 @@ func NewWorker(redis asynq.RedisConnOpt, exec *pipeline.Executor, poller *Poller
 		// 1s). A settlement's steps are chained task after task, so this
 		// interval is paid once per step whenever the queue runs dry.
 		TaskCheckInterval: 20 * time.Millisecond,
-		RetryDelayFunc:    retryDelay,
-		IsFailure:         isFailure,
-		Logger:            asynqLogger{logger},
-		LogLevel:          asynq.WarnLevel,
+		// Scheduled tasks (a resolve waiting for its step's lease to end, a
+		// step waiting for its backoff) are made pending this often after
+		// they are due (Asynq's default is 5s).
+		DelayedTaskCheckInterval: time.Second,
+		RetryDelayFunc:           retryDelay,
+		IsFailure:                isFailure,
+		Logger:                   asynqLogger{logger},
+		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			if isFailure(err) {
 				logger.ErrorContext(ctx, "task failed", "task", t.Type(), "err", err)
@@ -59,6 +63,13 @@ func NewWorker(redis asynq.RedisConnOpt, exec *pipeline.Executor, poller *Poller
 			return err
 		}
 		return exec.Run(ctx, id)
+	})
+	mux.HandleFunc(TypeResolve, func(ctx context.Context, t *asynq.Task) error {
+		id, err := ParseStepPayload(t.Payload())
+		if err != nil {
+			return err
+		}
+		return exec.Resolve(ctx, id)
 	})
 	mux.HandleFunc(TypePollShard, func(ctx context.Context, t *asynq.Task) error {
 		s, err := ParsePollShardPayload(t.Payload())

@@ -20,8 +20,8 @@ type ExecutorConfig struct {
 	// RetryBase and RetryMax bound the exponential backoff after a transient
 	// error (defaults 1s and 5m).
 	RetryBase, RetryMax time.Duration
-	// UnknownWait is how long an unknown outcome waits before the sweep asks
-	// the bank again (default Lease).
+	// UnknownWait is how long an unknown outcome waits before a resolve task
+	// asks the bank for its status (default Lease).
 	UnknownWait time.Duration
 	// Hook, when set, is called at each named point of a step's execution.
 	// The fault-injection tests use it to kill the process right there.
@@ -197,13 +197,18 @@ const recordTimeout = 10 * time.Second
 
 // Resolve takes over a step whose lease expired and settles its outcome by
 // asking the bank for the attempt's status: it never sends the transfer
-// again blindly. It returns nil when the step needs no resolving.
+// again blindly. It returns nil when the step needs no resolving (it is not
+// RUNNING), and *RetryLaterError when its lease has not ended yet by the
+// database's clock: a resolve task that arrives early waits, it is not lost.
 func (e *Executor) Resolve(ctx context.Context, stepID int64) error {
 	c, err := e.store.ReclaimExpired(ctx, stepID, e.cfg.Lease)
-	if errors.Is(err, ErrNotClaimable) {
+	var notDue *NotDueError
+	switch {
+	case errors.Is(err, ErrNotClaimable):
 		return nil
-	}
-	if err != nil {
+	case errors.As(err, &notDue):
+		return &RetryLaterError{After: notDue.In, Reason: "lease not ended"}
+	case err != nil:
 		return fmt.Errorf("reclaim step %d: %w", stepID, err)
 	}
 	if !c.Kind.MovesMoney() {
@@ -343,9 +348,18 @@ func (e *Executor) retry(ctx context.Context, c Claim, callErr error) (Outcome, 
 	return out, &RetryLaterError{After: after, Reason: callErr.Error()}
 }
 
+// unknown keeps the step RUNNING for UnknownWait with its attempt UNKNOWN
+// and schedules a resolve task for when that lease ends. If the task is
+// lost, the sweep resolves the step.
 func (e *Executor) unknown(ctx context.Context, c Claim, reason string) (Outcome, error) {
-	e.logger.WarnContext(ctx, "transfer outcome unknown; the sweep will ask the bank", "step", c.StepID, "attempt", c.Transfer.No, "reason", reason)
-	return e.recorded(c, OutcomeUnknown, e.store.Unknown(ctx, c, e.cfg.UnknownWait, reason))
+	e.logger.WarnContext(ctx, "transfer outcome unknown; the bank's status is asked when the lease ends", "step", c.StepID, "attempt", c.Transfer.No, "reason", reason)
+	if err := e.store.Unknown(ctx, c, e.cfg.UnknownWait, reason); err != nil {
+		return e.recorded(c, OutcomeUnknown, err)
+	}
+	if err := e.queue.EnqueueResolve(ctx, StepRef{ID: c.StepID, Fence: c.Fence}, e.cfg.UnknownWait); err != nil {
+		e.logger.WarnContext(ctx, "enqueue resolve failed; the sweep will resolve the step", "step", c.StepID, "err", err)
+	}
+	return OutcomeUnknown, nil
 }
 
 func (e *Executor) absent(ctx context.Context, c Claim) error {

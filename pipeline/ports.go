@@ -76,8 +76,8 @@ var (
 )
 
 // NotDueError is returned by ClaimStep for a READY step whose backoff has not
-// ended: At is when it ends, In how long that is from now, both by the
-// database's clock. A worker waits In, never At minus its own clock, which
+// ended, and by ReclaimExpired for a RUNNING step whose lease has not: At is
+// when it ends, In how long that is from now, both by the database's clock. A worker waits In, never At minus its own clock, which
 // may be minutes off the database's.
 type NotDueError struct {
 	At time.Time
@@ -95,8 +95,8 @@ type StepStore interface {
 	ClaimStep(ctx context.Context, stepID int64, lease time.Duration) (Claim, error)
 	// ReclaimExpired takes over a RUNNING step whose lease has expired (by the
 	// database's clock) under a new lease and fencing token, without counting
-	// an attempt. It returns ErrNotClaimable when the step is not RUNNING or
-	// its lease is still valid.
+	// an attempt. It returns ErrNotClaimable when the step is not RUNNING, and
+	// *NotDueError when its lease is still valid.
 	ReclaimExpired(ctx context.Context, stepID int64, lease time.Duration) (Claim, error)
 	// Complete records success: the step is DONE, its attempt SUCCEEDED, its
 	// ledger journal and obligation changes written, and the next step READY
@@ -113,7 +113,8 @@ type StepStore interface {
 	// problem is open with the same detail already.
 	Retry(ctx context.Context, c Claim, w Wait) error
 	// Unknown marks the attempt's outcome unknown; the step stays RUNNING with
-	// its lease extended by wait, until the sweep asks the bank.
+	// its lease extended by wait, until a resolve task (or the sweep) asks the
+	// bank.
 	Unknown(ctx context.Context, c Claim, wait time.Duration, reason string) error
 	// SettledEvent returns the event the claim's NOTIFY step sends.
 	SettledEvent(ctx context.Context, c Claim) (Event, error)
@@ -172,6 +173,10 @@ type Queue interface {
 	// EnqueueStep asks a worker to run the step. Enqueueing a step that is
 	// already queued with the same fence is not an error.
 	EnqueueStep(ctx context.Context, step StepRef) error
+	// EnqueueResolve asks a worker to resolve the step's unknown outcome
+	// (Executor.Resolve) after the delay, when its lease ends. Enqueueing a
+	// resolve already scheduled with the same fence is not an error.
+	EnqueueResolve(ctx context.Context, step StepRef, after time.Duration) error
 }
 
 // StepObserver hears how each run of a claimed step ended: the step's

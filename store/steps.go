@@ -119,19 +119,20 @@ func (db *DB) claim(ctx context.Context, query string, from pipeline.StepStatus,
 }
 
 // whyNotClaimable tells why a claim from status found nothing: a READY
-// step waiting for its backoff (*pipeline.NotDueError), a step whose
-// attempt already succeeded while it is not DONE (a broken invariant, an
-// error that says to run settle verify), or anything else
-// (pipeline.ErrNotClaimable).
+// step waiting for its backoff or a RUNNING step whose lease has not ended
+// (*pipeline.NotDueError, by the database's clock), a step whose attempt
+// already succeeded while it is not DONE (a broken invariant, an error that
+// says to run settle verify), or anything else (pipeline.ErrNotClaimable).
 func (db *DB) whyNotClaimable(ctx context.Context, from pipeline.StepStatus, stepID int64) error {
 	var status string
 	var due time.Time
 	var inMS int64
 	var succeeded bool
 	err := db.x.QueryRowxContext(ctx, `
-		SELECT status, next_run_at, greatest(ceil(extract(epoch FROM next_run_at - now()) * 1000), 0)::bigint,
+		SELECT status, d.due, greatest(ceil(extract(epoch FROM d.due - now()) * 1000), 0)::bigint,
 		       EXISTS (SELECT 1 FROM transfers t WHERE t.step_id = steps.id AND t.status = 'SUCCEEDED')
-		  FROM steps WHERE id = $1`, stepID).Scan(&status, &due, &inMS, &succeeded)
+		  FROM steps, LATERAL (SELECT coalesce(CASE status WHEN 'RUNNING' THEN lease_until ELSE next_run_at END, now()) AS due) d
+		 WHERE id = $1`, stepID).Scan(&status, &due, &inMS, &succeeded)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return pipeline.ErrNotClaimable
@@ -141,10 +142,8 @@ func (db *DB) whyNotClaimable(ctx context.Context, from pipeline.StepStatus, ste
 		return pipeline.ErrNotClaimable
 	case succeeded:
 		return fmt.Errorf("step %d is %s but an attempt of it already SUCCEEDED: run settle verify", stepID, status)
-	case from == pipeline.StepReady:
-		return &pipeline.NotDueError{At: due, In: time.Duration(inMS) * time.Millisecond}
 	}
-	return pipeline.ErrNotClaimable // RUNNING with its lease still valid
+	return &pipeline.NotDueError{At: due, In: time.Duration(inMS) * time.Millisecond}
 }
 
 // fenced updates the claimed step only while the claim's fence holds.

@@ -134,6 +134,11 @@ func (q *listQueue) EnqueueStep(_ context.Context, ref pipeline.StepRef) error {
 	return nil
 }
 
+// EnqueueResolve drops the resolve: web tests resolve nothing.
+func (q *listQueue) EnqueueResolve(context.Context, pipeline.StepRef, time.Duration) error {
+	return nil
+}
+
 func (q *listQueue) pop() (int64, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -23,6 +23,7 @@ type benchFlags struct {
 	latency, dialect, chart, cpuProfile        string
 	dbParams                                   string
 	rateLimit, arrivalRate                     float64
+	faults                                     bench.BankFaults
 	pollEvery, timeout, floorDuration          time.Duration
 	seed                                       uint64
 	floor, jsonOnly, keepDB                    bool
@@ -48,6 +49,9 @@ func newBenchCmd() *cobra.Command {
 	fl.IntVar(&f.dbConns, "db-conns", 0, "database.max_open_conns per process (default: the larger of 20 and concurrency+4)")
 	fl.StringVar(&f.latency, "latency", "0", `bank answer delay in ms: fixed ("20") or a distribution ("p50,p99", e.g. "20,200")`)
 	fl.Float64Var(&f.rateLimit, "rate-limit", 0, "bank rate limit in requests/s (0: none)")
+	fl.Float64Var(&f.faults.ErrorRate, "error-rate", 0, "share of bank requests answered HTTP 500 without doing anything (0..1)")
+	fl.Float64Var(&f.faults.ApplyThenDrop, "apply-then-drop", 0, "share of transfers the bank applies and then drops the connection: outcome unknown (0..1)")
+	fl.Float64Var(&f.faults.Processing, "processing", 0, `share of transfers the bank answers "processing": outcome unknown until asked (0..1)`)
 	fl.StringVar(&f.dialect, "dialect", "rest", "bank dialect of the provider (rest; openbanking is not supported yet)")
 	fl.IntVar(&f.processes, "processes", 0, "0: run the engine in this process; N: start N `settle serve` worker processes")
 	fl.Float64Var(&f.arrivalRate, "arrival-rate", 0, "deposits per second spread over the run (0: all at once, the payday)")
@@ -115,7 +119,7 @@ func (f benchFlags) options() (bench.Options, error) {
 	o := bench.Options{
 		AdminURL: os.Getenv("SETTLE_DATABASE_URL"), DBParams: f.dbParams,
 		Customers: f.customers, Concurrency: f.concurrency, DBConns: f.dbConns,
-		Latency: lat, RateLimit: f.rateLimit, Dialect: f.dialect, Processes: f.processes,
+		Latency: lat, RateLimit: f.rateLimit, Faults: f.faults, Dialect: f.dialect, Processes: f.processes,
 		ArrivalRate: f.arrivalRate, PollEvery: f.pollEvery, Seed: f.seed, Timeout: f.timeout,
 		Floor: f.floor, FloorDuration: f.floorDuration, KeepDB: f.keepDB,
 		NewEngine: newBenchEngine,

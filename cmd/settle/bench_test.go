@@ -26,6 +26,8 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		{"latency upside down", []string{"--latency", "200,20"}, admin, "p99 must not be below p50"},
 		{"no customers", []string{"--customers", "-5"}, admin, "--customers -5"},
 		{"sub-second poll", []string{"--poll-every", "500ms"}, admin, "--poll-every"},
+		{"error rate above 1", []string{"--error-rate", "1.5"}, admin, "--error-rate 1.5: must be 0..1"},
+		{"negative drop rate", []string{"--apply-then-drop", "-0.1"}, admin, "--apply-then-drop -0.1: must be 0..1"},
 		{"no database server", nil, "", "SETTLE_DATABASE_URL"},
 	}
 	for _, tc := range tests {

@@ -43,12 +43,19 @@ func startBank(lat Latency, seed uint64) (*bankServer, error) {
 	return b, nil
 }
 
-// setFaults sets the fixed latency and the rate limit.
-func (b *bankServer) setFaults(ctx context.Context, lat Latency, rateLimit float64) error {
-	f := banksim.Faults{RateLimitRPS: rateLimit}
-	if lat.Fixed() {
-		f.LatencyMS = int(lat.P50 / time.Millisecond)
+// sandboxFaults are the sandbox's own faults for a run: the fixed latency,
+// the rate limit and the fault rates, drawn from the run's seed.
+func sandboxFaults(o Options) banksim.Faults {
+	f := banksim.Faults{RateLimitRPS: o.RateLimit, ErrorRate: o.Faults.ErrorRate,
+		TimeoutAfterApplyRate: o.Faults.ApplyThenDrop, ProcessingRate: o.Faults.Processing, Seed: int64(o.Seed)}
+	if o.Latency.Fixed() {
+		f.LatencyMS = int(o.Latency.P50 / time.Millisecond)
 	}
+	return f
+}
+
+// setFaults sets the sandbox's faults.
+func (b *bankServer) setFaults(ctx context.Context, f banksim.Faults) error {
 	return b.client.SetFaults(ctx, f)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/jobs"
 )
 
@@ -80,15 +82,41 @@ func TestLatencyDistributionHitsItsPercentiles(t *testing.T) {
 
 func TestOptionsAreCheckedAllAtOnce(t *testing.T) {
 	t.Parallel()
-	o := Options{AdminURL: "", Customers: -1, Dialect: "openbanking", RateLimit: -1, Processes: 2, PollEvery: 1500 * time.Millisecond}.withDefaults()
+	o := Options{AdminURL: "", Customers: -1, Dialect: "openbanking", RateLimit: -1, Processes: 2, PollEvery: 1500 * time.Millisecond,
+		Faults: BankFaults{ErrorRate: 1.5, ApplyThenDrop: -0.1, Processing: math.NaN()}}.withDefaults()
 	err := o.validate()
 	if !errors.Is(err, ErrUsage) {
 		t.Fatalf("validate = %v, want ErrUsage", err)
 	}
 	for _, want := range []string{"SETTLE_DATABASE_URL", "--customers -1", `--dialect "openbanking"`, "rest only",
-		"--rate-limit", "settle binary", "--poll-every 1.5s"} {
+		"--rate-limit", "settle binary", "--poll-every 1.5s", "--error-rate 1.5", "--apply-then-drop -0.1", "--processing NaN"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("validate's message lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// The bank fault flags reach the sandbox's faults, seeded by the run's
+// seed, and the result's parameters.
+func TestBankFaultsReachTheSandboxAndTheParams(t *testing.T) {
+	t.Parallel()
+	o := Options{Latency: Latency{P50: 5 * time.Millisecond, P99: 5 * time.Millisecond}, RateLimit: 100, Seed: 9,
+		Faults: BankFaults{ErrorRate: 0.2, ApplyThenDrop: 0.05, Processing: 0.1}}.withDefaults()
+	want := banksim.Faults{LatencyMS: 5, RateLimitRPS: 100, ErrorRate: 0.2, TimeoutAfterApplyRate: 0.05, ProcessingRate: 0.1, Seed: 9}
+	if got := sandboxFaults(o); got != want {
+		t.Errorf("sandbox faults %+v, want %+v", got, want)
+	}
+	p := paramsOf(o)
+	if p.ErrorRate != 0.2 || p.ApplyThenDrop != 0.05 || p.Processing != 0.1 {
+		t.Errorf("params %+v do not report the bank faults", p)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"error_rate":0.2`, `"apply_then_drop_rate":0.05`, `"processing_rate":0.1`} {
+		if !strings.Contains(string(b), key) {
+			t.Errorf("params JSON %s lacks %s", b, key)
 		}
 	}
 }

@@ -53,6 +53,9 @@ type Options struct {
 	Latency Latency
 	// RateLimit is the bank's limit in requests per second (0: none).
 	RateLimit float64
+	// Faults are the bank's fault rates on its dialect endpoints (zero:
+	// none), drawn from the run's seed.
+	Faults BankFaults
 	// Dialect is the bank dialect the provider speaks (default "rest").
 	Dialect string
 	// Processes is 0 to run the engine inside the bench process, or how
@@ -88,6 +91,19 @@ type Options struct {
 	// CPUProfile, when set, receives a CPU profile of the bench process
 	// while the engine runs.
 	CPUProfile io.Writer
+}
+
+// BankFaults are the sandbox bank's fault rates, each a probability 0..1
+// per dialect request.
+type BankFaults struct {
+	// ErrorRate answers HTTP 500 without doing anything (--error-rate).
+	ErrorRate float64
+	// ApplyThenDrop applies a transfer, then closes the connection without
+	// an answer: its outcome is unknown (--apply-then-drop).
+	ApplyThenDrop float64
+	// Processing answers a new transfer "processing": its outcome is
+	// unknown until its status is asked (--processing).
+	Processing float64
 }
 
 // ErrUsage marks an Options problem the user must fix (bad flag values).
@@ -147,6 +163,14 @@ func (o Options) validate() error {
 	}
 	if o.RateLimit < 0 || o.RateLimit > 1_000_000 {
 		bad("--rate-limit %g: must be 0 (none) to 1000000 requests/s", o.RateLimit)
+	}
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{{"--error-rate", o.Faults.ErrorRate}, {"--apply-then-drop", o.Faults.ApplyThenDrop}, {"--processing", o.Faults.Processing}} {
+		if !(r.v >= 0 && r.v <= 1) {
+			bad("%s %g: must be 0..1 (a probability per bank request)", r.flag, r.v)
+		}
 	}
 	if o.Processes < 0 || o.Processes > 64 {
 		bad("--processes %d: must be 0 (in-process) to 64", o.Processes)

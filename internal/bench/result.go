@@ -129,18 +129,23 @@ type Params struct {
 	DBConns     int     `json:"db_conns"`
 	Latency     string  `json:"latency_ms"`
 	RateLimit   float64 `json:"rate_limit_rps"`
-	Dialect     string  `json:"dialect"`
-	Processes   int     `json:"processes"`
-	ArrivalRate float64 `json:"arrival_rate"`
-	PollEvery   string  `json:"poll_every"`
-	Seed        uint64  `json:"seed"`
-	DBParams    string  `json:"db_params,omitempty"`
+	// The bank's fault rates (BankFaults).
+	ErrorRate     float64 `json:"error_rate"`
+	ApplyThenDrop float64 `json:"apply_then_drop_rate"`
+	Processing    float64 `json:"processing_rate"`
+	Dialect       string  `json:"dialect"`
+	Processes     int     `json:"processes"`
+	ArrivalRate   float64 `json:"arrival_rate"`
+	PollEvery     string  `json:"poll_every"`
+	Seed          uint64  `json:"seed"`
+	DBParams      string  `json:"db_params,omitempty"`
 }
 
 func paramsOf(o Options) Params {
 	return Params{Customers: o.Customers, Concurrency: o.Concurrency, DBConns: o.DBConns, Latency: o.Latency.String(),
 		RateLimit: o.RateLimit, Dialect: o.Dialect, Processes: o.Processes, ArrivalRate: o.ArrivalRate,
-		PollEvery: o.PollEvery.String(), Seed: o.Seed, DBParams: o.DBParams}
+		PollEvery: o.PollEvery.String(), Seed: o.Seed, DBParams: o.DBParams,
+		ErrorRate: o.Faults.ErrorRate, ApplyThenDrop: o.Faults.ApplyThenDrop, Processing: o.Faults.Processing}
 }
 
 // Machine describes where the run ran.

@@ -89,7 +89,7 @@ func prepare(ctx context.Context, in *installation, o Options, p *progress, rc *
 	if r.RedisBytesPerQueuedTask, err = bytesPerQueuedTask(ctx, rc, opt, n); err != nil {
 		return err
 	}
-	return in.bank.setFaults(ctx, o.Latency, o.RateLimit)
+	return in.bank.setFaults(ctx, sandboxFaults(o))
 }
 
 // payday pays the customers, runs the engine until every settlement ended

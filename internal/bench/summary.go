@@ -25,6 +25,9 @@ func WriteSummary(w io.Writer, r *Result) error {
 	row("", "credit → settled (the poll's wait included) p50 %.0f ms, p99 %.0f ms", r.DepositLatencyP50MS, r.DepositLatencyP99MS)
 	row("detection", "the poll found 99%% of the deposits %.1fs after the engine started", r.DetectionP99MS/1000)
 	row("bank", "%.2f calls per settlement %v, %d rate limited", r.BankCallsPerSettlement, r.Bank.Calls, r.Bank.RateLimited)
+	if p := r.Params; p.ErrorRate > 0 || p.ApplyThenDrop > 0 || p.Processing > 0 {
+		row("", "faults: %g HTTP 500, %g applied then dropped, %g processing", p.ErrorRate, p.ApplyThenDrop, p.Processing)
+	}
 	if r.Params.RateLimit > 0 {
 		row("", "%.1f transfers/s through the burst: %.1f%% of the bank's limit", r.TransfersPerSec, 100*r.RateInUse)
 	}
