@@ -57,6 +57,7 @@ type fixture struct {
 	dialect    string                      // the provider's dialect: rest or openbanking
 	attemptKey func(string) (string, bool) // its journal keys read back into attempt keys
 	bankURL    string
+	pgURL      string // the fixture's own database
 	db         *store.DB
 	bank       *banksim.Client
 	queue      *memQueue
@@ -76,7 +77,8 @@ func newFixture(t *testing.T, cfg pipeline.ExecutorConfig) *fixture {
 func newFixtureOn(t *testing.T, cfg pipeline.ExecutorConfig, dialect string) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, testenv.PostgresURL(t), store.Options{MaxOpenConns: 16})
+	pgURL := testenv.PostgresURL(t)
+	db, err := store.Open(ctx, pgURL, store.Options{MaxOpenConns: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +96,7 @@ func newFixtureOn(t *testing.T, cfg pipeline.ExecutorConfig, dialect string) *fi
 	client := banksim.NewClient(sim.URL, token, nil)
 	return &fixture{
 		dialect: dialect, attemptKey: attemptKey,
-		bankURL: sim.URL, db: db, bank: client, queue: q, exec: exec,
+		bankURL: sim.URL, pgURL: pgURL, db: db, bank: client, queue: q, exec: exec,
 		poller: jobs.NewPoller(db, banks, q, jobs.PollConfig{Accounts: map[string]pipeline.Accounts{"sandbox": accounts}}, logger),
 		sweep:  jobs.NewSweep(db, exec, logger),
 		seeder: demo.NewSeeder(db, client, demo.Options{Provider: "sandbox", Currency: "KRW", Accounts: accounts, Customers: 1, Seed: 7}),
