@@ -14,6 +14,7 @@ import (
 
 	"github.com/settle-dev/settle/bank"
 	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/bank/openbanking"
 	"github.com/settle-dev/settle/bank/rest"
 	"github.com/settle-dev/settle/internal/demo"
 	"github.com/settle-dev/settle/internal/settletest"
@@ -74,20 +75,31 @@ func (q *memQueue) pop() (int64, bool) {
 }
 
 type fixture struct {
-	bankURL string
-	db      *store.DB
-	bank    *banksim.Client
-	queue   *memQueue
-	exec    *pipeline.Executor
-	poller  *jobs.Poller
-	sweep   *jobs.Sweep
-	seeder  *demo.Seeder
+	dialect    string                      // the provider's dialect: rest or openbanking
+	attemptKey func(string) (string, bool) // its journal keys read back into attempt keys
+	bankURL    string
+	pgURL      string // the fixture's own database
+	db         *store.DB
+	bank       *banksim.Client
+	queue      *memQueue
+	exec       *pipeline.Executor
+	poller     *jobs.Poller
+	sweep      *jobs.Sweep
+	seeder     *demo.Seeder
 }
 
 func newFixture(t *testing.T, cfg pipeline.ExecutorConfig) *fixture {
 	t.Helper()
+	return newFixtureOn(t, cfg, "rest")
+}
+
+// newFixtureOn is newFixture with a provider, "sandbox", that speaks
+// dialect (rest or openbanking) to the sandbox bank.
+func newFixtureOn(t *testing.T, cfg pipeline.ExecutorConfig, dialect string) *fixture {
+	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, testenv.PostgresURL(t), store.Options{MaxOpenConns: 16})
+	pgURL := testenv.PostgresURL(t)
+	db, err := store.Open(ctx, pgURL, store.Options{MaxOpenConns: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,21 +109,42 @@ func newFixture(t *testing.T, cfg pipeline.ExecutorConfig) *fixture {
 	}
 	sim := httptest.NewServer(banksim.New(banksim.Options{Token: token}))
 	t.Cleanup(sim.Close)
-	adapter, err := rest.New(rest.Config{Name: "sandbox", BaseURL: sim.URL, Token: token, Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	adapter, attemptKey := dialectAdapter(t, dialect, sim.URL)
 	banks := bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	q := &memQueue{}
 	exec := pipeline.NewExecutor(db, banks, q, cfg, logger)
 	client := banksim.NewClient(sim.URL, token, nil)
 	return &fixture{
-		bankURL: sim.URL, db: db, bank: client, queue: q, exec: exec,
+		dialect: dialect, attemptKey: attemptKey,
+		bankURL: sim.URL, pgURL: pgURL, db: db, bank: client, queue: q, exec: exec,
 		poller: jobs.NewPoller(db, banks, q, jobs.PollConfig{Accounts: map[string]pipeline.Accounts{"sandbox": accounts}}, logger),
 		sweep:  jobs.NewSweep(db, exec, logger),
 		seeder: demo.NewSeeder(db, client, demo.Options{Provider: "sandbox", Currency: "KRW", Accounts: accounts, Customers: 1, Seed: 7}),
 	}
+}
+
+// dialectAdapter is a provider named "sandbox" speaking dialect to the
+// sandbox bank at url, and the dialect's mapping of journal keys.
+func dialectAdapter(t *testing.T, dialect, url string) (pipeline.Bank, func(string) (string, bool)) {
+	t.Helper()
+	var adapter pipeline.Bank
+	var attemptKey func(string) (string, bool)
+	var err error
+	switch dialect {
+	case "rest":
+		adapter, err = rest.New(rest.Config{Name: "sandbox", BaseURL: url, Token: token, Timeout: 2 * time.Second})
+		attemptKey = rest.AttemptKey
+	case "openbanking":
+		adapter, err = openbanking.New(openbanking.Config{Name: "sandbox", BaseURL: url, Token: token, Timeout: 2 * time.Second})
+		attemptKey = openbanking.AttemptKey
+	default:
+		t.Fatalf("no dialect %q", dialect)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return adapter, attemptKey
 }
 
 // payday seeds one customer, pays them and polls: the settlement is created
@@ -169,7 +202,7 @@ func (f *fixture) status(t *testing.T) map[string]int64 {
 
 func (f *fixture) verify(t *testing.T, wantTransfers int) {
 	t.Helper()
-	if n := settletest.CheckMoney(t, f.db, f.bank, "sandbox", rest.AttemptKey); n != wantTransfers {
+	if n := settletest.CheckMoney(t, f.db, f.bank, "sandbox", f.attemptKey); n != wantTransfers {
 		t.Fatalf("%d transfers went through, want %d", n, wantTransfers)
 	}
 }
@@ -203,6 +236,10 @@ func TestDuplicateDeliveriesMoveMoneyOnce(t *testing.T) {
 		t.Fatalf("statuses %v", got)
 	}
 	f.verify(t, 4) // SWEEP, REPAY, FEE, PAYOUT for the seeded obligations
+	if n := f.transferPosts(t); n != 4 {
+		t.Errorf("%d transfer requests reached the bank, want one per step (4)", n)
+	}
+	f.noKeySentTwice(t)
 }
 
 // The bank applies the transfer and the connection dies: the outcome is

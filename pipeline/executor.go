@@ -30,6 +30,12 @@ type ExecutorConfig struct {
 	// how long it took (metrics). Deliveries that claim nothing are not
 	// runs; neither are the sweep's resolutions.
 	Observer StepObserver
+	// KeyRetention is, by provider, how long the bank keeps an idempotency
+	// key it was sent (default DefaultKeyRetention). An attempt older than
+	// that, by the database's clock, whose status call says the bank never
+	// saw it is not sent again: the bank may have applied it and forgotten
+	// the key since.
+	KeyRetention map[string]time.Duration
 	// Notify tunes the retries of a NOTIFY step; MaxAttempts, RetryBase and
 	// RetryMax do not apply to it.
 	Notify NotifyConfig
@@ -223,6 +229,9 @@ func (e *Executor) Resolve(ctx context.Context, stepID int64) error {
 	defer cancel()
 	switch Classify(r, err) {
 	case ClassAbsent:
+		if c.Transfer.Age >= e.keyRetention(c.Provider) {
+			return errOnly(e.keyExpired(ctx, c))
+		}
 		return e.absent(ctx, c)
 	case ClassTransient:
 		return errOnly(e.unknown(ctx, c, "status check: "+err.Error()))
@@ -249,7 +258,7 @@ func (e *Executor) record(ctx context.Context, c Claim, r Receipt, callErr error
 	case ClassTransient:
 		return e.retry(ctx, c, callErr)
 	case ClassKeyConflict:
-		return e.fail(ctx, c, Failure{Dead: true, Reason: "halted: " + callErr.Error()})
+		return e.fail(ctx, c, Failure{Dead: true, Cause: "key_reused", Reason: "halted: " + callErr.Error()})
 	default: // unknown, or absent from a transfer call (a bank bug): ask later
 		reason := "bank answered " + string(r.State)
 		if callErr != nil {
@@ -372,6 +381,37 @@ func (e *Executor) absent(ctx context.Context, c Claim) error {
 	return nil
 }
 
+// DefaultKeyRetention is how long a bank is taken to keep an idempotency
+// key when its provider does not say: both dialects keep keys at least 30
+// days (ADR 0002).
+const DefaultKeyRetention = 30 * 24 * time.Hour
+
+// keyRetention is how long the provider's bank keeps a key.
+func (e *Executor) keyRetention(provider string) time.Duration {
+	if d, ok := e.cfg.KeyRetention[provider]; ok && d > 0 {
+		return d
+	}
+	return DefaultKeyRetention
+}
+
+// keyExpired halts a step whose attempt is older than its bank's key
+// retention and which the bank says it never saw: the bank may have applied
+// it and forgotten the key, so sending the key again may pay twice. The
+// step is DEAD, its attempt UNKNOWN (settle replay refuses it), and the
+// alert says to check the bank statement.
+func (e *Executor) keyExpired(ctx context.Context, c Claim) (Outcome, error) {
+	retention := e.keyRetention(c.Provider)
+	return e.fail(ctx, c, Failure{Dead: true, Cause: "key_past_retention", Unresolved: true,
+		Reason: fmt.Sprintf("halted: the bank does not know key %s, made %s ago, past its key retention of %s: "+
+			"it may have applied it and forgotten the key; not sent again", c.Transfer.Key, c.Transfer.Age.Round(time.Second), retention),
+		Detail: fmt.Sprintf("Attempt %s of step %d (%s, %s %d %s → %s) is older than provider %s's key retention (%s) and its bank "+
+			"no longer knows the key. Sending it again could pay twice, so the step is halted. Check the bank statement for a "+
+			"transfer of this amount from %s to %s around %s.", c.Transfer.Key, c.StepID, c.Kind, c.Amount.Currency, c.Amount.Amount,
+			AccountNumber(c.From).Masked(), AccountNumber(c.To).Masked(), c.Provider, retention, AccountNumber(c.From).Masked(), AccountNumber(c.To).Masked(),
+			c.Transfer.CreatedAt.UTC().Format(time.RFC3339)),
+	})
+}
+
 func (e *Executor) fail(ctx context.Context, c Claim, f Failure) (Outcome, error) {
 	f.Alert = FailureAlert(c, f)
 	e.logger.ErrorContext(ctx, "settlement failed", "settlement", c.SettlementID, "step", c.StepID, "kind", c.Kind, "reason", f.Reason)
@@ -436,7 +476,7 @@ func NotifyAlert(c Claim, eventID string, giveUpAfter time.Duration, gaveUp bool
 
 // FailureAlert is the operator's message for a failed settlement.
 func FailureAlert(c Claim, f Failure) Alert {
-	cause := "out_of_attempts"
+	cause := cmpOr(f.Cause, "out_of_attempts")
 	if f.Refused != nil {
 		cause = string(f.Refused.Code)
 	}
@@ -446,7 +486,7 @@ func FailureAlert(c Claim, f Failure) Alert {
 		Severity:     "critical",
 		SettlementID: c.SettlementID,
 		Summary:      fmt.Sprintf("Settlement %d failed at %s (step %d of customer %d): %s", c.SettlementID, c.Kind, c.Seq, c.CustomerID, cause),
-		Detail:       f.Reason,
+		Detail:       cmpOr(f.Detail, f.Reason),
 		Action:       fmt.Sprintf("settle settlements show %d", c.SettlementID),
 	}
 }

@@ -13,6 +13,9 @@ type Attempt struct {
 	No        int
 	Key       string
 	CreatedAt time.Time
+	// Age is how long ago the attempt was made, by the database's clock,
+	// as of its claim.
+	Age time.Duration
 }
 
 // AttemptKey is the idempotency key of attempt no of a step: deterministic, so
@@ -153,8 +156,16 @@ type EventSink interface {
 type Failure struct {
 	Dead    bool // out of attempts or halted, rather than refused by the bank
 	Refused *RefusedError
-	Reason  string
-	Alert   Alert
+	// Cause names why a step halted, in its alert (default out_of_attempts);
+	// a refusal names its code instead.
+	Cause  string
+	Reason string
+	// Unresolved: the bank may have applied the attempt; it is kept UNKNOWN
+	// so that nothing, a replay included, sends its key again.
+	Unresolved bool
+	// Detail, when set, is the alert's detail instead of Reason.
+	Detail string
+	Alert  Alert
 }
 
 // StepRef names a step as it stands: its ID and its fencing token. The token

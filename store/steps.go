@@ -65,7 +65,8 @@ func claimWith(claimed string) string {
 		RETURNING id, attempt, idempotency_key, created_at),
 	attempt AS (SELECT * FROM live UNION ALL SELECT * FROM fresh)
 	SELECT c.*, coalesce(a.id, 0), coalesce(a.attempt, 0), coalesce(a.idempotency_key, ''),
-	       coalesce(a.created_at, 'epoch'::timestamptz)
+	       coalesce(a.created_at, 'epoch'::timestamptz),
+	       coalesce((EXTRACT(EPOCH FROM now() - a.created_at) * 1000)::bigint, 0)
 	  FROM claimed c LEFT JOIN attempt a ON c.kind NOT IN (` + afterMoney + `)`
 }
 
@@ -100,12 +101,13 @@ func (db *DB) ReclaimExpired(ctx context.Context, stepID int64, lease time.Durat
 func (db *DB) claim(ctx context.Context, query string, from pipeline.StepStatus, stepID int64, lease time.Duration) (pipeline.Claim, error) {
 	var c pipeline.Claim
 	var kind string
-	var settledMS int64
+	var settledMS, ageMS int64
 	err := db.scanPrepared(ctx, query, []any{stepID, lease.Milliseconds()}, &c.StepID, &c.SettlementID, &c.CustomerID,
 		&c.Seq, &kind, &c.Amount.Amount, &c.Amount.Currency, &c.Provider, &c.From, &c.To, &c.ToHolder, &c.Fence,
-		&c.Attempts, &settledMS, &c.Transfer.ID, &c.Transfer.No, &c.Transfer.Key, &c.Transfer.CreatedAt)
+		&c.Attempts, &settledMS, &c.Transfer.ID, &c.Transfer.No, &c.Transfer.Key, &c.Transfer.CreatedAt, &ageMS)
 	c.Kind = pipeline.Kind(kind)
 	c.SettledFor = time.Duration(settledMS) * time.Millisecond
+	c.Transfer.Age = time.Duration(ageMS) * time.Millisecond
 	if errors.Is(err, sql.ErrNoRows) {
 		return pipeline.Claim{}, db.whyNotClaimable(ctx, from, stepID)
 	}
@@ -297,6 +299,13 @@ func (db *DB) Fail(ctx context.Context, c pipeline.Claim, f pipeline.Failure) er
 			if _, err := tx.ExecContext(ctx, `
 				UPDATE transfers SET status = 'REFUSED', bank_code = $2, bank_message = $3, updated_at = now()
 				 WHERE id = $1`, c.Transfer.ID, f.Refused.BankCode, f.Refused.Error()); err != nil {
+				return err
+			}
+		}
+		if f.Unresolved { // the bank may have applied it: nothing sends its key again
+			if _, err := tx.ExecContext(ctx, `
+				UPDATE transfers SET status = 'UNKNOWN', updated_at = now() WHERE id = $1 AND status = 'SENDING'`,
+				c.Transfer.ID); err != nil {
 				return err
 			}
 		}

@@ -137,6 +137,13 @@ func (c *Client) Reapply(ctx context.Context, dialect, key string) (JournalEntry
 	return out, err
 }
 
+// Forget makes the bank forget a dialect's key, as a bank past its key
+// retention does: the key's status call answers "never seen" and the key
+// sent again is a new transfer. The journal keeps what was applied.
+func (c *Client) Forget(ctx context.Context, dialect, key string) error {
+	return c.do(ctx, "forget", http.MethodPost, "/sandbox/transfers/forget", reapplyRequest{Dialect: dialect, IdempotencyKey: key}, nil)
+}
+
 // Stats returns the sandbox's counters since the last reset.
 func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	var out Stats

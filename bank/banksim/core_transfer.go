@@ -268,6 +268,25 @@ func (c *core) reapply(dialect, key string) (JournalEntry, error) {
 	return c.journal.copyRange(c.journal.len()-1, c.journal.len())[0], nil
 }
 
+// forget drops the bank's record of a dialect's key, as a bank past its
+// key retention does: the journal keeps the transfer, but the key sent
+// again is a new transfer and its status call answers "never seen". It
+// returns errNoTransfer for a key the bank does not know.
+func (c *core) forget(dialect, key string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.settleDueLocked()
+	t, ok := c.transfers[transferKey{dialect, key}]
+	if !ok {
+		return fmt.Errorf("%w: the %s dialect has no transfer under that key", errNoTransfer, dialect)
+	}
+	if t.heapIndex >= 0 {
+		heap.Remove(&c.pending, t.heapIndex)
+	}
+	delete(c.transfers, transferKey{dialect, key})
+	return nil
+}
+
 // checkCurrencyLocked refuses, as an invalid request, a currency that does
 // not match an account that exists.
 func (c *core) checkCurrencyLocked(req transferRequest) error {

@@ -19,6 +19,7 @@ func (s *Server) registerSandbox() {
 	s.handle("GET /sandbox/faults", s.sandboxFaults)
 	s.handle("GET /sandbox/journal", s.sandboxJournal)
 	s.handle("POST /sandbox/transfers/reapply", s.sandboxReapply)
+	s.handle("POST /sandbox/transfers/forget", s.sandboxForget)
 	s.handle("GET /sandbox/stats", s.sandboxStats)
 	s.handle("POST /sandbox/reset", s.sandboxReset)
 }
@@ -152,6 +153,23 @@ func (s *Server) sandboxReapply(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Warn("banksim transfer applied again", "dialect", q.Dialect, "seq", entry.Seq)
 	writeJSON(w, http.StatusOK, entry)
+}
+
+// sandboxForget drops the bank's record of a key (the body is a
+// reapplyRequest): the bank past its key retention, which no longer knows a
+// key it applied long ago.
+func (s *Server) sandboxForget(w http.ResponseWriter, r *http.Request) {
+	var q reapplyRequest
+	if e := decodeBody(w, r, &q); e != nil {
+		s.fail(w, e)
+		return
+	}
+	if err := s.core.forget(q.Dialect, q.IdempotencyKey); err != nil {
+		s.coreError(w, err)
+		return
+	}
+	s.log.Warn("banksim key forgotten", "dialect", q.Dialect)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func journalParams(r *http.Request) (after int64, limit int, e *requestError) {

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -202,9 +203,13 @@ func newAdapter(p config.ProviderConfig, logger *slog.Logger) (pipeline.Bank, in
 
 func executorConfig(cfg *config.Config, hook func(string)) pipeline.ExecutorConfig {
 	w, n := cfg.Worker, cfg.Notify.Customer
+	retention := map[string]time.Duration{}
+	for _, p := range cfg.Providers {
+		retention[p.Name] = p.KeyRetention
+	}
 	return pipeline.ExecutorConfig{
 		Lease: w.Lease, BankTimeout: w.BankTimeout, MaxAttempts: w.MaxAttempts,
-		RetryBase: w.RetryBase, RetryMax: w.RetryMax, Hook: hook,
+		RetryBase: w.RetryBase, RetryMax: w.RetryMax, Hook: hook, KeyRetention: retention,
 		Notify: pipeline.NotifyConfig{RetryBase: n.RetryBase, RetryMax: n.RetryMax, WarnAfter: n.WarnAfter, GiveUpAfter: n.GiveUpAfter},
 	}
 }

@@ -243,7 +243,11 @@ type ProviderConfig struct {
 	BreakerCooldown time.Duration  `koanf:"breaker_cooldown"` // how long it stays open before a probe, >0; default 30s
 	Accounts        AccountsConfig `koanf:"accounts"`
 	PollBudget      int            `koanf:"poll_budget"` // balance calls per poll cycle, 0 = no limit; default 0 (polling.go)
-	Maintenance     string         `koanf:"maintenance"` // daily windows in time_zone, "23:30-00:30,04:00-04:10"; default none (polling.go)
+	// KeyRetention is how long the bank keeps an idempotency key; an
+	// attempt older than this that the bank says it never saw is halted,
+	// not sent again (> worker.lease; default 720h, ADR 0002).
+	KeyRetention time.Duration `koanf:"key_retention"`
+	Maintenance  string        `koanf:"maintenance"` // daily windows in time_zone, "23:30-00:30,04:00-04:10"; default none (polling.go)
 }
 
 // AccountsConfig names the settle-owned accounts at a provider that the legs
@@ -358,6 +362,9 @@ func (c *Config) fillDerived(set map[string]bool) {
 		}
 		if !set[key+"breaker_failures"] {
 			pc.BreakerFailures = 5
+		}
+		if !set[key+"key_retention"] {
+			pc.KeyRetention = 30 * 24 * time.Hour
 		}
 		if !set[key+"breaker_cooldown"] {
 			pc.BreakerCooldown = 30 * time.Second

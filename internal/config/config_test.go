@@ -172,7 +172,7 @@ func TestDefaults(t *testing.T) {
 		},
 		Providers: []ProviderConfig{{
 			Name: "sandbox", Dialect: "rest", BaseURL: "http://127.0.0.1:8181", Token: tokenSecret,
-			Timeout: 10 * time.Second, MaxInFlight: 64, BreakerFailures: 5, BreakerCooldown: 30 * time.Second,
+			Timeout: 10 * time.Second, MaxInFlight: 64, BreakerFailures: 5, BreakerCooldown: 30 * time.Second, KeyRetention: 720 * time.Hour,
 			Accounts: AccountsConfig{Collection: "C", Lender: "L", Holding: "H", Fee: "F"},
 		}},
 		DefaultProvider: "sandbox",
@@ -288,6 +288,8 @@ func TestValidation(t *testing.T) {
 		{"max_in_flight zero", p(map[string]string{"max_in_flight": "0"}), []string{"providers[0].max_in_flight 0: must be from 1 to 10000"}},
 		{"rate limit negative", p(map[string]string{"rate_limit_rps": "-1", "burst": "1"}), []string{"providers[0].rate_limit_rps -1: must be from 0 to 100000"}},
 		{"breaker cooldown zero", p(map[string]string{"breaker_cooldown": "0s"}), []string{"providers[0].breaker_cooldown"}},
+		{"key retention within the lease", p(map[string]string{"key_retention": "10s"}),
+			[]string{"providers[0].key_retention 10s: must be more than worker.lease (30s)"}},
 		{"dialect unknown", p(map[string]string{"dialect": "soap"}), []string{`providers[0].dialect "soap": must be one of rest`}},
 		{"dialect unknown", p(map[string]string{"dialect": "swift"}), []string{`providers[0].dialect "swift"`}},
 		{"base_url missing", p(map[string]string{"base_url": "-"}), []string{"providers[0].base_url is required"}},

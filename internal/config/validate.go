@@ -378,6 +378,10 @@ func (pc *ProviderConfig) validate(p *problems, key string, lease time.Duration)
 		}
 	}
 	p.positive(key+".breaker_cooldown", pc.BreakerCooldown)
+	if pc.KeyRetention <= lease {
+		p.add("%s.key_retention %s: must be more than worker.lease (%s); the bank's documented key retention, e.g. 720h",
+			key, pc.KeyRetention, lease)
+	}
 	accounts := []struct{ name, value string }{
 		{"collection", pc.Accounts.Collection}, {"lender", pc.Accounts.Lender},
 		{"holding", pc.Accounts.Holding}, {"fee", pc.Accounts.Fee},
