@@ -238,6 +238,10 @@ func (failingQueue) EnqueueStep(context.Context, pipeline.StepRef) error {
 	return errors.New("redis: connection refused")
 }
 
+func (failingQueue) EnqueueResolve(context.Context, pipeline.StepRef, time.Duration) error {
+	return errors.New("redis: connection refused")
+}
+
 // An enqueue that fails after the record committed leaves the next step
 // READY in PostgreSQL and in no queue: one run of the READY relay delivers
 // it.
