@@ -18,6 +18,10 @@ type Attempt struct {
 	Age time.Duration
 }
 
+// Same reports whether a and b are the same attempt, whenever each was
+// read (their Age may differ).
+func (a Attempt) Same(b Attempt) bool { return a.ID == b.ID && a.No == b.No && a.Key == b.Key }
+
 // AttemptKey is the idempotency key of attempt no of a step: deterministic, so
 // the same attempt always carries the same key, and a new attempt a new one.
 func AttemptKey(stepID int64, no int) string {

@@ -169,7 +169,7 @@ func TestConcurrentReclaimsOneWins(t *testing.T) {
 		t.Fatalf("%d concurrent reclaims won, want 1", len(won))
 	}
 	c := won[0]
-	if c.Fence != zombie.Fence+1 || c.Transfer != zombie.Transfer || c.Attempts != zombie.Attempts {
+	if c.Fence != zombie.Fence+1 || !c.Transfer.Same(zombie.Transfer) || c.Attempts != zombie.Attempts {
 		t.Fatalf("reclaim: fence %d attempt %+v attempts %d; want fence %d, the attempt %+v, attempts %d",
 			c.Fence, c.Transfer, c.Attempts, zombie.Fence+1, zombie.Transfer, zombie.Attempts)
 	}

@@ -228,7 +228,7 @@ func TestAttemptKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	c3 := claim()
-	if c2.Transfer != c1.Transfer || c3.Transfer != c1.Transfer || c3.Attempts != 3 {
+	if !c2.Transfer.Same(c1.Transfer) || !c3.Transfer.Same(c1.Transfer) || c3.Attempts != 3 {
 		t.Fatalf("retries must reuse the attempt: %+v, %+v, %+v", c1.Transfer, c2.Transfer, c3.Transfer)
 	}
 	refused := &pipeline.RefusedError{Code: pipeline.RefusedAccountFrozen, BankCode: "account_frozen"}

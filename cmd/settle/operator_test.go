@@ -295,7 +295,7 @@ func TestNotifyPostsSignedEvents(t *testing.T) {
 		w.WriteHeader(rec.Code)
 	}))
 	t.Cleanup(app.Close)
-	e := newEnvWith(t, fmt.Sprintf(", customer_webhook: {url: %q, secret: %q}", app.URL, secret))
+	e := newEnvWith(t, fmt.Sprintf(", customer_webhook: {url: %q, secret: %q, retry_base: 100ms, retry_max: 500ms}", app.URL, secret))
 	ctx := context.Background()
 	s := e.seeder(5)
 	cs, err := s.Seed(ctx)
@@ -309,6 +309,12 @@ func TestNotifyPostsSignedEvents(t *testing.T) {
 	}
 	e.startDaemon(t)
 	e.waitSettled(t, map[string]int64{"SETTLED": 5})
+	// NOTIFY runs after its settlement is SETTLED, on its own backoff.
+	testenv.Eventually(t, time.Minute, func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 5, fmt.Sprintf("the app got %d events", len(got))
+	})
 	rows, err := e.db.ListSettlements(ctx, store.SettlementFilter{Limit: 10})
 	if err != nil {
 		t.Fatal(err)
