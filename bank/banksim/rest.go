@@ -171,12 +171,13 @@ func validKey(key string) bool {
 type restTransactionsResponse struct {
 	Transactions []Transaction `json:"transactions"`
 	NextCursor   string        `json:"next_cursor"`
-	HasMore      bool          `json:"has_more"`
+	HasMore      *bool         `json:"has_more,omitempty"`
 }
 
 // restTransactions serves GET /v1/accounts/<id>/transactions. The cursor is
 // opaque to callers; next_cursor is always set, so a caller can keep it and
-// ask later for what arrived since.
+// ask later for what arrived since, except with bareStatements: then there
+// is no has_more and the last page's next_cursor is empty.
 func (s *Server) restTransactions(w http.ResponseWriter, r *http.Request, _ decision) {
 	after, limit, e := pageParams(r)
 	if e != nil {
@@ -191,7 +192,14 @@ func (s *Server) restTransactions(w http.ResponseWriter, r *http.Request, _ deci
 	if page == nil {
 		page = []Transaction{}
 	}
-	writeJSON(w, http.StatusOK, restTransactionsResponse{Transactions: page, NextCursor: strconv.Itoa(next), HasMore: more})
+	out := restTransactionsResponse{Transactions: page, NextCursor: strconv.Itoa(next), HasMore: &more}
+	if s.bareStatements {
+		out.HasMore = nil
+		if !more {
+			out.NextCursor = ""
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func pageParams(r *http.Request) (after, limit int, e *requestError) {

@@ -234,7 +234,7 @@ func TestTransactionsArePaged(t *testing.T) {
 		}
 		all = append(all, page.Transactions...)
 		cursor = page.NextCursor
-		if !page.HasMore {
+		if page.HasMore == nil || !*page.HasMore {
 			break
 		}
 	}

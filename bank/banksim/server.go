@@ -29,6 +29,10 @@ type Options struct {
 	// reader must ask again after the last entry's seq until a page comes
 	// back empty (docs/bank-api.md).
 	JournalWithoutHasMore bool
+	// StatementsWithoutHasMore serves GET /v1/accounts/<id>/transactions as
+	// many real banks do: no has_more, and the statement's last page says
+	// so with an empty next_cursor (docs/bank-api.md).
+	StatementsWithoutHasMore bool
 }
 
 // Server is the sandbox bank. It implements http.Handler and is safe for
@@ -44,11 +48,14 @@ type Server struct {
 	mux    *http.ServeMux
 	// bareJournal is Options.JournalWithoutHasMore.
 	bareJournal bool
+	// bareStatements is Options.StatementsWithoutHasMore.
+	bareStatements bool
 }
 
 // New returns an empty sandbox bank.
 func New(opts Options) *Server {
-	s := &Server{log: opts.Logger, now: opts.Now, mux: http.NewServeMux(), stats: newStats(), bareJournal: opts.JournalWithoutHasMore}
+	s := &Server{log: opts.Logger, now: opts.Now, mux: http.NewServeMux(), stats: newStats(), bareJournal: opts.JournalWithoutHasMore,
+		bareStatements: opts.StatementsWithoutHasMore}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -66,6 +66,10 @@ type Config struct {
 	// BankCode is the bank_code_std of the accounts (three digits); ""
 	// means DefaultBankCode.
 	BankCode string
+	// Location is the time zone of tran_dtime and of org_bank_tran_date:
+	// the day a transfer is filed under at the bank. nil means Korea
+	// Standard Time, as the Korean open-banking API uses.
+	Location *time.Location
 }
 
 // Client speaks the openbanking dialect to one provider. It is safe for
@@ -80,6 +84,7 @@ type Client struct {
 	http     *http.Client
 	log      *slog.Logger
 	now      func() time.Time
+	loc      *time.Location
 }
 
 var _ pipeline.Bank = (*Client)(nil)
@@ -92,7 +97,10 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{name: cfg.Name, base: base, auth: "Bearer " + cfg.Token, token: []byte(cfg.Token),
 		timeout: cmp(cfg.Timeout, DefaultTimeout), bankCode: cmp(cfg.BankCode, DefaultBankCode),
-		http: cfg.HTTPClient, log: cfg.Logger, now: cfg.Now}
+		http: cfg.HTTPClient, log: cfg.Logger, now: cfg.Now, loc: cfg.Location}
+	if c.loc == nil {
+		c.loc = kst
+	}
 	if c.http == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 64
@@ -195,7 +203,7 @@ func (c *Client) balance(ctx context.Context, account string) (pipeline.Balance,
 	}
 	q := url.Values{
 		"bank_code_std": {c.bankCode}, "account_num": {account},
-		"bank_tran_id": {queryTranID()}, "tran_dtime": {c.now().In(kst).Format(dtimeLayout)},
+		"bank_tran_id": {queryTranID()}, "tran_dtime": {c.now().In(c.loc).Format(dtimeLayout)},
 	}
 	const path = "/v2.0/account/balance/acnt_num"
 	a, err := c.do(ctx, request{method: http.MethodGet, path: path + "?" + q.Encode(), shown: path + "?account_num=" + maskAccount(account)})
@@ -266,12 +274,12 @@ func (c *Client) transfer(ctx context.Context, req pipeline.TransferRequest) (pi
 }
 
 // tranTime is the time a transfer is dated by: its attempt's creation time,
-// or now when the request has none, in Korea Standard Time.
+// or now when the request has none, in the provider's zone.
 func (c *Client) tranTime(req pipeline.TransferRequest) time.Time {
 	if req.AttemptDay.IsZero() {
-		return c.now().In(kst)
+		return c.now().In(c.loc)
 	}
-	return req.AttemptDay.In(kst)
+	return req.AttemptDay.In(c.loc)
 }
 
 func checkTransfer(req pipeline.TransferRequest) error {
@@ -323,7 +331,7 @@ func (c *Client) transferStatus(ctx context.Context, req pipeline.TransferReques
 	}
 	id := BankTranID(req.Key)
 	body, err := json.Marshal(resultBody{
-		CheckType: "2", TranDtime: c.now().In(kst).Format(dtimeLayout), ReqCnt: "1",
+		CheckType: "2", TranDtime: c.now().In(c.loc).Format(dtimeLayout), ReqCnt: "1",
 		ReqList: []resultItem{{
 			TranNo: "1", OrgBankTranID: id, OrgBankTranDate: c.tranTime(req).Format(dateLayout),
 			OrgTranAmt: strconv.FormatInt(req.Amount.Amount, 10),

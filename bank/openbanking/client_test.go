@@ -135,6 +135,34 @@ func TestRetryAfterMidnightKeepsTheDate(t *testing.T) {
 	banktest.WantClass(t, "status the next day", s, err, pipeline.ClassSuccess)
 }
 
+// The day a transfer is filed under is the provider's: KST by default, or
+// the configured zone. At 23:30 UTC it is already the next day in Seoul.
+func TestTransferDateInTheProvidersZone(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 25, 23, 30, 0, 0, time.UTC)
+	for _, c := range []struct {
+		loc  *time.Location
+		want string
+	}{{nil, "20261126"}, {time.UTC, "20261125"}} {
+		rec := &recorder{reply: `{"rsp_code":"A0000","res_list":[{"bank_rsp_code":"000"}]}`}
+		cl, err := openbanking.New(openbanking.Config{Name: "test", BaseURL: rec.serve(t), Token: banktest.Token,
+			Now: func() time.Time { return at }, Location: c.loc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := banktest.Transfer("settle-s1-a1", "A", "B", "", 10)
+		req.AttemptDay = at
+		_, _ = cl.Transfer(bg(), req)
+		_, _ = cl.TransferStatus(bg(), req)
+		if got, _ := rec.json(t, 0)["tran_dtime"].(string); !strings.HasPrefix(got, c.want) {
+			t.Errorf("zone %v: transfer tran_dtime %s, want the day %s", c.loc, got, c.want)
+		}
+		if got := item(rec.json(t, 1))["org_bank_tran_date"]; got != c.want {
+			t.Errorf("zone %v: result call org_bank_tran_date %v, want %s", c.loc, got, c.want)
+		}
+	}
+}
+
 // TestStatusNamingAnotherDateIsNeverAbsent: a result call with the wrong
 // date or amount must not read as "never seen".
 func TestStatusNamingAnotherDateIsNeverAbsent(t *testing.T) {

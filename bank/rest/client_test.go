@@ -273,6 +273,40 @@ func TestBalancesInBatches(t *testing.T) {
 	}
 }
 
+// A statement is read to its end whichever way the bank ends it: with
+// has_more false, or (without has_more) with an empty next_cursor.
+func TestStatementEndsEitherWay(t *testing.T) {
+	t.Parallel()
+	for _, bare := range []bool{false, true} {
+		e := newEnvWith(t, banksim.Options{StatementsWithoutHasMore: bare})
+		e.open("A", "Kim", 0)
+		e.open("B", "Lee", 0)
+		if _, err := e.sim.Credit(ctx(), "A", 500, "ACME payroll"); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 4 {
+			if _, err := e.bank.Transfer(ctx(), transfer(fmt.Sprintf("k%d", i), "A", "B", "", 10)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var lines, pages int
+		for cursor := ""; ; pages++ {
+			p, err := e.bank.Transactions(ctx(), "A", cursor, 2)
+			if err != nil {
+				t.Fatalf("without has_more %v: page %d: %v", bare, pages+1, err)
+			}
+			lines += len(p.Transactions)
+			if !p.HasMore {
+				break
+			}
+			cursor = p.NextCursor
+		}
+		if lines != 5 || pages != 2 {
+			t.Errorf("without has_more %v: %d lines in %d pages, want the 5 lines in 3 pages", bare, lines, pages+1)
+		}
+	}
+}
+
 func TestTransactions(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -216,8 +216,9 @@ type Transaction struct {
 // TransactionPage is one page of an account's statement. NextCursor is where
 // to resume, now or later. HasMore says whether more lines follow already:
 // the bank's has_more when it sends one; has_more is not part of the
-// documented answer, so without it a page with lines counts as followed by
-// more, and the statement ends with an empty page.
+// documented answer, so without it a page with lines and a next_cursor
+// counts as followed by more, and the statement ends with an empty page or
+// with a page whose next_cursor is empty or absent (docs/bank-api.md).
 type TransactionPage struct {
 	Transactions []Transaction
 	NextCursor   string
@@ -247,7 +248,7 @@ func decodeTransactions(a answer) (TransactionPage, error) {
 	if err := decodeJSON(a, &rt); err != nil {
 		return TransactionPage{}, err
 	}
-	page := TransactionPage{NextCursor: rt.NextCursor, HasMore: len(rt.Transactions) > 0}
+	page := TransactionPage{NextCursor: rt.NextCursor, HasMore: len(rt.Transactions) > 0 && rt.NextCursor != ""}
 	if rt.HasMore != nil {
 		page.HasMore = *rt.HasMore
 	}

@@ -118,7 +118,9 @@ func FuzzDecodeTransactions(f *testing.F) {
 }
 
 // has_more is not part of the documented answer: a bank that leaves it
-// out is paged until it returns an empty page.
+// out is paged until it returns an empty page, or a page whose next_cursor
+// is empty or absent (the statement's end, as many banks say it). A page
+// that says more follow with no cursor past it is malformed.
 func TestDecodeTransactionsWithoutHasMore(t *testing.T) {
 	for _, c := range []struct {
 		body string
@@ -128,7 +130,10 @@ func TestDecodeTransactionsWithoutHasMore(t *testing.T) {
 		{body: `{"transactions":[{"id":"tx_1","amount":5,"direction":"credit"}],"next_cursor":"1"}`, more: true},
 		{body: `{"transactions":[],"next_cursor":"1"}`, more: false},
 		{body: `{"transactions":[{"id":"tx_1","amount":5,"direction":"credit"}],"next_cursor":"1","has_more":false}`, more: false},
-		{body: `{"transactions":[{"id":"tx_1","amount":5,"direction":"credit"}]}`, bad: true},
+		{body: `{"transactions":[{"id":"tx_1","amount":5,"direction":"credit"}]}`, more: false},
+		{body: `{"transactions":[{"id":"tx_1","amount":5,"direction":"credit"}],"next_cursor":""}`, more: false},
+		{body: `{"transactions":[{"id":"tx_1","amount":5,"direction":"credit"}],"next_cursor":"","has_more":true}`, bad: true},
+		{body: `{"transactions":[{"id":"tx_1","amount":5,"direction":"credit"}],"has_more":true}`, bad: true},
 	} {
 		p, err := decodeTransactions(answer{status: 200, contentType: "application/json", body: []byte(c.body)})
 		switch {

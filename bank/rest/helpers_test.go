@@ -38,8 +38,15 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, banksim.Options{})
+}
+
+// newEnvWith is newEnv with the sandbox's switches of opts.
+func newEnvWith(t *testing.T, opts banksim.Options) *env {
+	t.Helper()
 	clk := &clock{t: time.Date(2026, 11, 25, 9, 30, 0, 0, time.UTC)}
-	srv := httptest.NewServer(banksim.New(banksim.Options{Token: token, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)}))
+	opts.Token, opts.Now, opts.Logger = token, clk.Now, slog.New(slog.DiscardHandler)
+	srv := httptest.NewServer(banksim.New(opts))
 	t.Cleanup(srv.Close)
 	e := &env{t: t, url: srv.URL, sim: banksim.NewClient(srv.URL, token, srv.Client())}
 	e.bank = e.adapter(rest.Config{})

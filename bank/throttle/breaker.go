@@ -26,13 +26,29 @@ const (
 	HalfOpen State = "half-open"
 )
 
+// Operation is what a call does at the bank. Each has a breaker of its
+// own, so a statement that cannot be read never pauses transfers.
+type Operation string
+
+// The operations of a provider.
+const (
+	OpBalances   Operation = "balances"
+	OpTransfers  Operation = "transfers"
+	OpStatus     Operation = "status"
+	OpStatements Operation = "statements"
+)
+
+// Operations lists every operation, in a fixed order.
+var Operations = []Operation{OpBalances, OpTransfers, OpStatus, OpStatements}
+
 // Transition is one change of a breaker's state.
 type Transition struct {
-	Provider string
-	From, To State
-	At       time.Time
-	Failures int   // consecutive failures counted so far
-	Err      error // the failure that opened the breaker; nil for other transitions
+	Provider  string
+	Operation Operation
+	From, To  State
+	At        time.Time
+	Failures  int   // consecutive failures counted so far
+	Err       error // the failure that opened the breaker; nil for other transitions
 }
 
 // outcome is what a call's result says about the bank's health.
@@ -51,20 +67,21 @@ func outcomeOf(ctx context.Context, err error) outcome {
 	var ne net.Error
 	switch {
 	case err == nil, errors.As(err, &refused), errors.Is(err, pipeline.ErrNotFound), errors.Is(err, pipeline.ErrKeyReused),
-		errors.Is(err, pipeline.ErrRateLimited), errors.Is(err, pipeline.ErrUnauthorized):
-		return healthy
+		errors.Is(err, pipeline.ErrRateLimited), errors.Is(err, pipeline.ErrUnavailable), errors.Is(err, pipeline.ErrUnauthorized):
+		return healthy // the bank answered; busy (ErrUnavailable) and 429 slow the provider down instead
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return neutral
-	case errors.Is(err, pipeline.ErrUnavailable), errors.Is(err, pipeline.ErrBadResponse),
+	case errors.Is(err, pipeline.ErrBadResponse),
 		errors.As(err, &ue), errors.As(err, &ne), errors.Is(err, context.DeadlineExceeded), errors.Is(err, io.ErrUnexpectedEOF):
 		return failed
 	}
 	return neutral
 }
 
-// breaker is the circuit breaker of one provider.
+// breaker is the circuit breaker of one operation of a provider.
 type breaker struct {
 	name      string
+	op        Operation
 	threshold int
 	coolDown  time.Duration
 	clock     Clock
@@ -77,8 +94,8 @@ type breaker struct {
 	probing  bool      // when half-open: the probe is out
 }
 
-func newBreaker(cfg Config, notify func(Transition)) *breaker {
-	return &breaker{name: cfg.Name, threshold: cfg.FailureThreshold, coolDown: cfg.CoolDown, clock: cfg.Clock,
+func newBreaker(cfg Config, op Operation, notify func(Transition)) *breaker {
+	return &breaker{name: cfg.Name, op: op, threshold: cfg.FailureThreshold, coolDown: cfg.CoolDown, clock: cfg.Clock,
 		notify: notify, state: Closed}
 }
 
@@ -177,7 +194,7 @@ func (br *breaker) openLocked(now time.Time, err error) *Transition {
 }
 
 func (br *breaker) moveLocked(now time.Time, to State, err error) *Transition {
-	t := &Transition{Provider: br.name, From: br.state, To: to, At: now, Failures: br.failures, Err: err}
+	t := &Transition{Provider: br.name, Operation: br.op, From: br.state, To: to, At: now, Failures: br.failures, Err: err}
 	br.state = to
 	return t
 }
@@ -192,6 +209,6 @@ func (br *breaker) emit(t *Transition) {
 // openError is the error of a call failed fast; wait is how long until a
 // probe may go.
 func (br *breaker) openError(wait time.Duration) error {
-	err := fmt.Errorf("throttle %s: %w, nothing sent: %w", br.name, ErrCircuitOpen, pipeline.ErrUnavailable)
+	err := fmt.Errorf("throttle %s (%s): %w, nothing sent: %w", br.name, br.op, ErrCircuitOpen, pipeline.ErrUnavailable)
 	return &pipeline.RetryAfterError{Err: err, After: wait}
 }

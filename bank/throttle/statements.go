@@ -8,9 +8,10 @@ import (
 
 // Statements returns the provider's statement lister behind this throttle:
 // its calls take the same rate-limit tokens and in-flight slots as every
-// other call to the provider, wait out the same Retry-After pause and pass
-// the same breaker. Reading statements so never pushes the bank past the
-// limit that settlement's transfers rely on.
+// other call to the provider and wait out the same pauses, so reading
+// statements never pushes the bank past the limit that settlement's
+// transfers rely on; they pass a breaker of their own (OpStatements), so a
+// statement the bank cannot serve never pauses transfers.
 func (b *Bank) Statements(inner pipeline.Statements) pipeline.Statements {
 	return statements{b: b, inner: inner}
 }
@@ -23,7 +24,7 @@ type statements struct {
 // Transactions lists one page of the account's statement through the
 // throttle.
 func (s statements) Transactions(ctx context.Context, account, cursor string, limit int) (pipeline.StatementPage, error) {
-	return throttled(s.b, ctx, func(ctx context.Context) (pipeline.StatementPage, error) {
+	return throttled(s.b, ctx, OpStatements, func(ctx context.Context) (pipeline.StatementPage, error) {
 		return s.inner.Transactions(ctx, account, cursor, limit)
 	})
 }

@@ -1,14 +1,22 @@
 // Package throttle guards one bank provider: it wraps the provider's
 // pipeline.Bank with
 //
-//   - a token-bucket rate limit (golang.org/x/time/rate) on every call,
+//   - a token-bucket rate limit (golang.org/x/time/rate) on every call that
+//     never lets more than RPS calls through in any second,
 //   - a cap on the calls in flight,
 //   - a pause of every call when the bank answers 429 with Retry-After, until
-//     the time it asked for has passed, and
-//   - a circuit breaker: after FailureThreshold consecutive failures
-//     (transport errors, 5xx and garbage answers, ErrUnavailable) it opens and
-//     fails calls fast for CoolDown, then lets one probe call through
-//     (half-open); the probe's success closes it, its failure opens it again.
+//     the time it asked for has passed,
+//   - a slow-down when the bank says it is busy (ErrUnavailable: gateway
+//     busy, nothing done): every call pauses for a backoff that doubles
+//     while the bank stays busy, and the rate halves (down to a tenth of
+//     RPS), growing back by a twentieth of RPS with each answer that is not
+//     busy, and
+//   - a circuit breaker per operation (balances, transfers, status,
+//     statements): after FailureThreshold consecutive failures (transport
+//     errors, 5xx and garbage answers) it opens and fails that operation's
+//     calls fast for CoolDown, then lets one probe call through (half-open);
+//     the probe's success closes it, its failure opens it again. A statement
+//     the bank cannot serve never pauses transfers.
 //
 // A call the throttle does not send returns an error that classifies as
 // transient, never as a failure or an unknown outcome: an open breaker's
@@ -21,8 +29,8 @@
 // Statements puts a provider's statement lister behind the same throttle,
 // so reconciliation's reads share the provider's limits with settlement.
 //
-// Refusals, not-found, key conflicts, 429s and 401s are the bank answering:
-// they count as the bank being up. Invalid requests and the caller's own
+// Refusals, not-found, key conflicts, busy answers, 429s and 401s are the
+// bank answering: they count as the bank being up. Invalid requests and the caller's own
 // cancellation count as nothing.
 package throttle
 
@@ -51,6 +59,13 @@ const (
 // maxPause caps the pause a bank's Retry-After may impose.
 const maxPause = time.Hour
 
+// The pause after a busy answer starts at busyPause, doubles with each busy
+// answer in a row and stops at maxBusyPause.
+const (
+	busyPause    = 250 * time.Millisecond
+	maxBusyPause = 10 * time.Second
+)
+
 // ErrCircuitOpen is wrapped, with pipeline.ErrUnavailable, by the error of a
 // call the open circuit breaker failed fast: nothing was sent.
 var ErrCircuitOpen = errors.New("circuit breaker open")
@@ -77,7 +92,8 @@ type Config struct {
 	// DefaultRPS (10); math.Inf(1) means no limit.
 	RPS float64
 	// Burst is the bucket's size: calls that may go at once after a quiet
-	// spell; 0 means RPS rounded down, at least 1.
+	// spell; 0 means 1. The bucket refills at RPS − (Burst − 1) a second, so
+	// no second ever sees more than RPS calls; Burst may not exceed RPS.
 	Burst int
 	// MaxInFlight caps the calls in progress at once; 0 means
 	// DefaultMaxInFlight (8).
@@ -116,7 +132,10 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("field CoolDown must not be negative (got %s); 0 means %s", cfg.CoolDown, DefaultCoolDown)
 	}
 	cfg.RPS = orDefault(cfg.RPS, DefaultRPS)
-	cfg.Burst = orDefault(cfg.Burst, max(1, int(min(cfg.RPS, math.MaxInt32))))
+	cfg.Burst = orDefault(cfg.Burst, 1)
+	if float64(cfg.Burst) > cfg.RPS {
+		return cfg, fmt.Errorf("field Burst (%d) must not exceed RPS (%v): a burst above the rate would let more than the rate through in one second", cfg.Burst, cfg.RPS)
+	}
 	cfg.MaxInFlight = orDefault(cfg.MaxInFlight, DefaultMaxInFlight)
 	cfg.FailureThreshold = orDefault(cfg.FailureThreshold, DefaultFailureThreshold)
 	cfg.CoolDown = orDefault(cfg.CoolDown, DefaultCoolDown)
@@ -139,14 +158,16 @@ func orDefault[T comparable](v, def T) T {
 
 // Bank is a throttled pipeline.Bank. It is safe for concurrent use.
 type Bank struct {
-	inner   pipeline.Bank
-	cfg     Config
-	limiter *rate.Limiter
-	slots   chan struct{}
-	breaker *breaker
+	inner    pipeline.Bank
+	cfg      Config
+	refill   rate.Limit // the limiter's rate when the bank is not busy
+	limiter  *rate.Limiter
+	slots    chan struct{}
+	breakers map[Operation]*breaker
 
-	mu          sync.Mutex // guards pausedUntil and orders reservations
+	mu          sync.Mutex // guards pausedUntil and busy, and orders reservations
 	pausedUntil time.Time
+	busy        int // busy answers in a row
 }
 
 var _ pipeline.Bank = (*Bank)(nil)
@@ -157,33 +178,53 @@ func Wrap(inner pipeline.Bank, cfg Config) (*Bank, error) {
 	if err != nil {
 		return nil, fmt.Errorf("throttle %s: config: %w", cfg.Name, err)
 	}
-	limit := rate.Limit(cfg.RPS)
+	limit := rate.Limit(cfg.RPS - float64(cfg.Burst-1))
 	if math.IsInf(cfg.RPS, 1) {
 		limit = rate.Inf
 	}
 	b := &Bank{
-		inner: inner, cfg: cfg,
-		limiter: rate.NewLimiter(limit, cfg.Burst),
-		slots:   make(chan struct{}, cfg.MaxInFlight),
+		inner: inner, cfg: cfg, refill: limit,
+		limiter:  rate.NewLimiter(limit, cfg.Burst),
+		slots:    make(chan struct{}, cfg.MaxInFlight),
+		breakers: make(map[Operation]*breaker, len(Operations)),
 	}
-	b.breaker = newBreaker(cfg, b.transitioned)
+	for _, op := range Operations {
+		b.breakers[op] = newBreaker(cfg, op, b.transitioned)
+	}
 	return b, nil
 }
 
-// State returns the breaker's state now; an open breaker whose cool-down
-// has passed is half-open.
-func (b *Bank) State() State { return b.breaker.current() }
+// State returns the worst state now of the breakers that guard the money
+// (balances, transfers, status); an open breaker whose cool-down has passed
+// is half-open. StateOf tells each operation's.
+func (b *Bank) State() State {
+	worst := Closed
+	for _, op := range []Operation{OpBalances, OpTransfers, OpStatus} {
+		switch s := b.StateOf(op); {
+		case s == Open, s == HalfOpen && worst == Closed:
+			worst = s
+		}
+	}
+	return worst
+}
+
+// StateOf returns the state now of one operation's breaker.
+func (b *Bank) StateOf(op Operation) State { return b.breakers[op].current() }
+
+// Rate is the calls a second the throttle lets through now: less than the
+// configured rate while the bank keeps saying it is busy.
+func (b *Bank) Rate() float64 { return float64(b.limiter.Limit()) }
 
 // Balances asks the wrapped bank, in calls of BalanceBatch accounts.
 func (b *Bank) Balances(ctx context.Context, accounts []string) ([]pipeline.Balance, error) {
 	size := b.cfg.BalanceBatch
 	if size == 0 || len(accounts) <= size {
-		return throttled(b, ctx, func(ctx context.Context) ([]pipeline.Balance, error) { return b.inner.Balances(ctx, accounts) })
+		return throttled(b, ctx, OpBalances, func(ctx context.Context) ([]pipeline.Balance, error) { return b.inner.Balances(ctx, accounts) })
 	}
 	var out []pipeline.Balance
 	for start := 0; start < len(accounts); start += size {
 		batch := accounts[start:min(start+size, len(accounts))]
-		got, err := throttled(b, ctx, func(ctx context.Context) ([]pipeline.Balance, error) { return b.inner.Balances(ctx, batch) })
+		got, err := throttled(b, ctx, OpBalances, func(ctx context.Context) ([]pipeline.Balance, error) { return b.inner.Balances(ctx, batch) })
 		if err != nil {
 			return nil, err
 		}
@@ -194,20 +235,21 @@ func (b *Bank) Balances(ctx context.Context, accounts []string) ([]pipeline.Bala
 
 // Transfer sends the transfer through the throttle.
 func (b *Bank) Transfer(ctx context.Context, req pipeline.TransferRequest) (pipeline.Receipt, error) {
-	return throttled(b, ctx, func(ctx context.Context) (pipeline.Receipt, error) { return b.inner.Transfer(ctx, req) })
+	return throttled(b, ctx, OpTransfers, func(ctx context.Context) (pipeline.Receipt, error) { return b.inner.Transfer(ctx, req) })
 }
 
 // TransferStatus asks for the transfer's status through the throttle.
 func (b *Bank) TransferStatus(ctx context.Context, req pipeline.TransferRequest) (pipeline.Receipt, error) {
-	return throttled(b, ctx, func(ctx context.Context) (pipeline.Receipt, error) { return b.inner.TransferStatus(ctx, req) })
+	return throttled(b, ctx, OpStatus, func(ctx context.Context) (pipeline.Receipt, error) { return b.inner.TransferStatus(ctx, req) })
 }
 
-// throttled runs one call of the wrapped bank: fail fast if the breaker is
-// open, take a slot, wait out any pause, take a token, pass the breaker,
-// call, and learn from the result.
-func throttled[T any](b *Bank, ctx context.Context, call func(context.Context) (T, error)) (T, error) {
+// throttled runs one call of the wrapped bank: fail fast if the
+// operation's breaker is open, take a slot, wait out any pause, take a
+// token, pass the breaker, call, and learn from the result.
+func throttled[T any](b *Bank, ctx context.Context, op Operation, call func(context.Context) (T, error)) (T, error) {
 	var zero T
-	if err := b.breaker.check(); err != nil {
+	br := b.breakers[op]
+	if err := br.check(); err != nil {
 		return zero, err
 	}
 	release, err := b.acquire(ctx)
@@ -221,13 +263,13 @@ func throttled[T any](b *Bank, ctx context.Context, call func(context.Context) (
 	if err := b.waitToken(ctx); err != nil {
 		return zero, err
 	}
-	probe, err := b.breaker.admit()
+	probe, err := br.admit()
 	if err != nil {
 		return zero, err
 	}
 	v, err := call(ctx)
-	b.learn(err)
-	b.breaker.record(probe, outcomeOf(ctx, err), err)
+	b.learn(ctx, err)
+	br.record(probe, outcomeOf(ctx, err), err)
 	return v, err
 }
 
@@ -304,13 +346,26 @@ func (b *Bank) notSent(cause error, waitingFor string, hint time.Duration) error
 	return &pipeline.RetryAfterError{Err: err, After: hint}
 }
 
-// learn pauses every call when the bank asks for it with a Retry-After.
-func (b *Bank) learn(err error) {
+// learn pauses every call when the bank asks for it with a Retry-After,
+// and slows the provider down while the bank says it is busy.
+func (b *Bank) learn(ctx context.Context, err error) {
+	if errors.Is(err, pipeline.ErrUnavailable) {
+		b.slowDown()
+		return
+	}
+	if outcomeOf(ctx, err) == healthy {
+		b.speedUp()
+	}
 	after := pipeline.RetryAfter(err)
 	if after <= 0 || !errors.Is(err, pipeline.ErrRateLimited) {
 		return
 	}
-	until := b.cfg.Clock.Now().Add(min(after, maxPause))
+	b.pause(min(after, maxPause), "bank asked to slow down; pausing calls")
+}
+
+// pause holds every call back for d, unless a longer pause is on.
+func (b *Bank) pause(d time.Duration, why string) {
+	until := b.cfg.Clock.Now().Add(d)
 	b.mu.Lock()
 	extended := until.After(b.pausedUntil)
 	if extended {
@@ -318,12 +373,37 @@ func (b *Bank) learn(err error) {
 	}
 	b.mu.Unlock()
 	if extended {
-		b.cfg.Logger.Info("bank asked to slow down; pausing calls", "provider", b.cfg.Name, "until", until)
+		b.cfg.Logger.Info(why, "provider", b.cfg.Name, "until", until)
+	}
+}
+
+// slowDown answers a busy bank: a pause that doubles with each busy answer
+// in a row, and half the rate, down to a tenth of the configured one.
+func (b *Bank) slowDown() {
+	b.mu.Lock()
+	b.busy++
+	d := busyPause << min(b.busy-1, 16)
+	b.mu.Unlock()
+	if b.refill != rate.Inf {
+		now := b.cfg.Clock.Now()
+		b.limiter.SetLimitAt(now, max(b.limiter.Limit()/2, b.refill/10))
+	}
+	b.pause(min(d, maxBusyPause), "bank busy; slowing down")
+}
+
+// speedUp grows the rate back by a twentieth of the configured one after
+// an answer that is not busy.
+func (b *Bank) speedUp() {
+	b.mu.Lock()
+	b.busy = 0
+	b.mu.Unlock()
+	if lim := b.limiter.Limit(); lim < b.refill {
+		b.limiter.SetLimitAt(b.cfg.Clock.Now(), min(lim+b.refill/20, b.refill))
 	}
 }
 
 func (b *Bank) transitioned(t Transition) {
-	b.cfg.Logger.Warn("bank circuit breaker "+string(t.To), "provider", t.Provider, "from", string(t.From),
+	b.cfg.Logger.Warn("bank circuit breaker "+string(t.To), "provider", t.Provider, "operation", string(t.Operation), "from", string(t.From),
 		"failures", t.Failures, "err", t.Err)
 	if b.cfg.OnStateChange != nil {
 		b.cfg.OnStateChange(t)

@@ -19,7 +19,8 @@ import (
 
 // TestRateLimitHolds sends many calls at once and checks, call pair by call
 // pair, that no stretch of time saw more calls than the bucket allows:
-// Burst + RPS × its length.
+// Burst + (RPS − Burst + 1) × its length, so never more than RPS in a
+// second.
 func TestRateLimitHolds(t *testing.T) {
 	t.Parallel()
 	const n, rps, burst = 40, 10.0, 3
@@ -46,12 +47,12 @@ func TestRateLimitHolds(t *testing.T) {
 	slices.SortFunc(calls, func(a, b time.Time) int { return a.Compare(b) })
 	for i := range calls {
 		for j := i; j < len(calls); j++ {
-			if allowed := burst + rps*calls[j].Sub(calls[i]).Seconds() + 1e-9; float64(j-i+1) > allowed {
+			if allowed := burst + (rps-burst+1)*calls[j].Sub(calls[i]).Seconds() + 1e-9; float64(j-i+1) > allowed {
 				t.Fatalf("%d calls between %s and %s: more than %v", j-i+1, calls[i].Sub(t0), calls[j].Sub(t0), allowed)
 			}
 		}
 	}
-	if took, least := calls[n-1].Sub(t0), time.Duration(float64(n-burst)/rps*float64(time.Second)); took < least {
+	if took, least := calls[n-1].Sub(t0), time.Duration(float64(n-burst)/(rps-burst+1)*float64(time.Second)); took < least {
 		t.Fatalf("%d calls took %s, want at least %s", n, took, least)
 	}
 }
@@ -139,7 +140,7 @@ func TestBreakerOpensHalfOpensAndCloses(t *testing.T) {
 	t.Parallel()
 	transport := &url.Error{Op: "Post", URL: "https://bank.example/v1/transfers", Err: errors.New("connection reset")}
 	bad := fmt.Errorf("HTTP 502: %w", pipeline.ErrBadResponse)
-	f := &fakeBank{clock: newFakeClock(), answer: failing(bad, transport, nil, bad, transport, pipeline.ErrUnavailable)}
+	f := &fakeBank{clock: newFakeClock(), answer: failing(bad, transport, nil, bad, transport, bad)}
 	var rec recorder
 	b := wrap(t, f, throttle.Config{RPS: math.Inf(1), FailureThreshold: 3, CoolDown: 10 * time.Second, OnStateChange: rec.add})
 	for i := range 5 { // two failures, a success, two failures: still closed
@@ -153,7 +154,8 @@ func TestBreakerOpensHalfOpensAndCloses(t *testing.T) {
 		t.Fatalf("state %s, transitions %v; want open", b.State(), rec.path())
 	}
 	rec.mu.Lock()
-	if tr := rec.ts[0]; tr.Provider != "acme" || tr.Failures != 3 || !errors.Is(tr.Err, pipeline.ErrUnavailable) || !tr.At.Equal(t0) {
+	if tr := rec.ts[0]; tr.Provider != "acme" || tr.Operation != throttle.OpTransfers || tr.Failures != 3 ||
+		!errors.Is(tr.Err, pipeline.ErrBadResponse) || !tr.At.Equal(t0) {
 		t.Fatalf("transition %+v", tr)
 	}
 	rec.mu.Unlock()
@@ -172,7 +174,7 @@ func TestBreakerOpensHalfOpensAndCloses(t *testing.T) {
 	go func() { _, err := b.Transfer(bg(), transfer()); probe <- err }()
 	waitFor(t, "the probe", func() bool { return f.inFlightNow() == 1 })
 	wantFastFail(t, b, f, 7, 0) // only one probe at a time
-	f.gate <- pipeline.ErrUnavailable
+	f.gate <- bad
 	<-probe
 	if b.State() != throttle.Open {
 		t.Fatalf("after a failed probe: %s, want open", b.State())
@@ -207,7 +209,7 @@ func TestAnswersDoNotTripTheBreaker(t *testing.T) {
 	refused := &pipeline.RefusedError{Code: pipeline.RefusedInsufficientFunds, BankCode: "551"}
 	answers := []error{
 		refused, refused, refused, fmt.Errorf("x: %w", pipeline.ErrNotFound), pipeline.ErrKeyReused,
-		&pipeline.RetryAfterError{Err: pipeline.ErrRateLimited}, pipeline.ErrUnauthorized,
+		&pipeline.RetryAfterError{Err: pipeline.ErrRateLimited}, pipeline.ErrUnauthorized, pipeline.ErrUnavailable,
 	}
 	f := &fakeBank{clock: newFakeClock(), answer: failing(answers...)}
 	b := wrap(t, f, throttle.Config{RPS: math.Inf(1), FailureThreshold: 2})
@@ -223,7 +225,8 @@ func TestAnAnswerResetsTheCountAndNothingDoesNot(t *testing.T) {
 	t.Parallel()
 	invalid := errors.New("request invalid, nothing sent")
 	refused := &pipeline.RefusedError{Code: pipeline.RefusedAccountClosed, BankCode: "415"}
-	f := &fakeBank{clock: newFakeClock(), answer: failing(pipeline.ErrUnavailable, refused, pipeline.ErrUnavailable, invalid, pipeline.ErrUnavailable)}
+	bad := fmt.Errorf("HTTP 502: %w", pipeline.ErrBadResponse)
+	f := &fakeBank{clock: newFakeClock(), answer: failing(bad, refused, bad, invalid, bad)}
 	b := wrap(t, f, throttle.Config{RPS: math.Inf(1), FailureThreshold: 2})
 	for i := range 4 {
 		_, _ = b.Transfer(bg(), transfer())
@@ -394,5 +397,118 @@ func TestStatementsShareTheThrottle(t *testing.T) {
 	}
 	if calls, _, _ := f.snapshot(); len(calls) != 3 || calls[2].Before(t0.Add(6*time.Second)) {
 		t.Fatalf("calls at %v: the transfer went inside the pause", calls)
+	}
+}
+
+// A bank that keeps saying it is busy (gateway busy, nothing done) slows
+// the provider down: every call waits out a pause that doubles, the rate
+// halves; the breaker stays closed. Answers that are not busy bring the
+// rate back.
+func TestBusyBankSlowsTheProviderDown(t *testing.T) {
+	t.Parallel()
+	busy := fmt.Errorf("A0001 gateway busy: %w", pipeline.ErrUnavailable)
+	f := &fakeBank{clock: newFakeClock(), answer: failing(busy, busy, busy, busy, busy, busy)}
+	b := wrap(t, f, throttle.Config{RPS: 40, FailureThreshold: 2})
+	pauses := []time.Duration{0, 250 * time.Millisecond, 500 * time.Millisecond, time.Second}
+	for i, pause := range pauses {
+		done := make(chan error)
+		go func() { _, err := b.Transfer(bg(), transfer()); done <- err }()
+		if pause > 0 {
+			waitFor(t, "the call to wait out the busy pause", func() bool { return f.clock.Sleepers() == 1 })
+			if f.callCount() != i {
+				t.Fatalf("call %d reached the bank inside the pause", i+1)
+			}
+			f.clock.Advance(pause)
+		}
+		if err := <-done; !errors.Is(err, pipeline.ErrUnavailable) {
+			t.Fatalf("call %d: %v, want the bank's busy answer", i+1, err)
+		}
+	}
+	if b.State() != throttle.Closed {
+		t.Fatalf("%s after 4 busy answers, want closed: busy is the bank answering", b.State())
+	}
+	if r := b.Rate(); r != 4 {
+		t.Fatalf("rate %v after 4 busy answers, want 40 halved down to its floor of 4", r)
+	}
+	f.answer = nil
+	f.clock.Advance(2 * time.Second) // the last pause
+	for range 20 {
+		if _, err := b.Transfer(bg(), transfer()); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(time.Second)
+	}
+	if r := b.Rate(); r != 40 {
+		t.Fatalf("rate %v after 20 answers, want back to 40", r)
+	}
+}
+
+// Each operation has its own breaker: statements the bank cannot serve
+// open the statements breaker and leave transfers flowing.
+func TestStatementFailuresNeverPauseTransfers(t *testing.T) {
+	t.Parallel()
+	bad := fmt.Errorf("HTTP 500: %w", pipeline.ErrBadResponse)
+	f := &fakeBank{clock: newFakeClock()}
+	var rec recorder
+	b := wrap(t, f, throttle.Config{RPS: math.Inf(1), FailureThreshold: 2, OnStateChange: rec.add})
+	lister := b.Statements(f)
+	f.answer = func(int) error { return bad }
+	for range 3 {
+		_, _ = lister.Transactions(bg(), "A", "", 10)
+	}
+	if b.StateOf(throttle.OpStatements) != throttle.Open {
+		t.Fatalf("statements breaker %s after 3 failures, want open", b.StateOf(throttle.OpStatements))
+	}
+	f.answer = nil
+	if _, err := b.Transfer(bg(), transfer()); err != nil {
+		t.Fatalf("a transfer while statements fail: %v", err)
+	}
+	if b.State() != throttle.Closed || b.StateOf(throttle.OpTransfers) != throttle.Closed {
+		t.Fatalf("provider %s, transfers %s: want both closed", b.State(), b.StateOf(throttle.OpTransfers))
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.ts) != 1 || rec.ts[0].Operation != throttle.OpStatements {
+		t.Fatalf("transitions %+v, want the statements breaker's only", rec.ts)
+	}
+}
+
+// The default burst is 1: no second sees more calls than the rate, even
+// the first after a quiet spell; a burst above the rate is refused.
+func TestDefaultBurstKeepsEverySecondWithinTheRate(t *testing.T) {
+	t.Parallel()
+	f := &fakeBank{clock: newFakeClock()}
+	b := wrap(t, f, throttle.Config{RPS: 5, MaxInFlight: 20})
+	f.clock.Advance(time.Minute) // a quiet spell: the bucket is full
+	var wg sync.WaitGroup
+	var done atomic.Int64
+	for range 20 {
+		wg.Go(func() {
+			if _, err := b.Transfer(bg(), transfer()); err != nil {
+				t.Error(err)
+			}
+			done.Add(1)
+		})
+	}
+	for done.Load() < 20 {
+		waitFor(t, "every call to finish or sleep", func() bool { return int(done.Load())+f.clock.Sleepers() == 20 })
+		if done.Load() < 20 {
+			f.clock.Advance(10 * time.Millisecond)
+		}
+	}
+	wg.Wait()
+	calls, _, _ := f.snapshot()
+	slices.SortFunc(calls, func(a, b time.Time) int { return a.Compare(b) })
+	for i := range calls {
+		n := 0
+		for j := i; j < len(calls) && calls[j].Before(calls[i].Add(time.Second)); j++ {
+			n++
+		}
+		if n > 5 {
+			t.Fatalf("%d calls in the second from %s, want at most the rate, 5", n, calls[i].Sub(t0))
+		}
+	}
+	if _, err := throttle.Wrap(f, throttle.Config{Name: "acme", RPS: 5, Burst: 6}); err == nil || !strings.Contains(err.Error(), "Burst") {
+		t.Fatalf("burst 6 over rate 5: %v, want refused", err)
 	}
 }

@@ -236,7 +236,8 @@ func TestImportCustomersAllOrNothingThenPlan(t *testing.T) {
 	}
 }
 
-// A provider answering 500 to everything opens its breaker: operators get
+// A provider answering 500 to everything opens the breaker of its balance
+// calls (the poll is the first to call it): operators get
 // one alert, calls pause; when it answers again a probe closes the breaker
 // and the problem is marked resolved.
 func TestBreakerAlertsAndRecovers(t *testing.T) {
@@ -260,7 +261,7 @@ func TestBreakerAlertsAndRecovers(t *testing.T) {
 	}
 	testenv.Eventually(t, time.Minute, func() (bool, string) {
 		var resolved bool
-		err := e.db.SQL().QueryRow(`SELECT resolved_at IS NOT NULL FROM alert_problems WHERE problem_key = 'provider:sandbox:breaker'`).Scan(&resolved)
+		err := e.db.SQL().QueryRow(`SELECT resolved_at IS NOT NULL FROM alert_problems WHERE problem_key = 'provider:sandbox:breaker:balances'`).Scan(&resolved)
 		return err == nil && resolved, fmt.Sprintf("breaker problem not resolved yet (%v)", err)
 	})
 	var n int

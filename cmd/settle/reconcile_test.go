@@ -380,3 +380,20 @@ func TestServeReconcilesOnSchedule(t *testing.T) {
 		t.Fatalf("reconcile queue: %+v %v; want tasks processed there", q, err)
 	}
 }
+
+// A balance drift shows what the engine accounts for in ENGINE and the
+// bank's balance in BANK: a VA holding 888000 the ledger knows nothing of
+// reads 0 against 888000, not 888000 against 888000.
+func TestFindingsListShowsADriftAgainstTheLedger(t *testing.T) {
+	var out strings.Builder
+	rows := []store.FindingRow{{ID: 1, Status: "open", Provider: "sandbox", Kind: string(pipeline.FindingBalanceDrift),
+		Account: "VA00001234", Amount: 888000, BankAmount: 888000, SeenCount: 1, Detail: "bank balance 888000, ledger balance 0"}}
+	if err := printFindings(&out, rows); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	fields := strings.Fields(lines[1])
+	if len(lines) != 2 || fields[6] != "0" || fields[7] != "888000" {
+		t.Fatalf("findings list:\n%s\nwant ENGINE 0 and BANK 888000", out.String())
+	}
+}

@@ -242,7 +242,7 @@ func anyTick[T any](run func(context.Context) (T, error)) func(context.Context, 
 func (d *daemon) breakerAlert(tr throttle.Transition) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	key := "provider:" + tr.Provider + ":breaker"
+	key := "provider:" + tr.Provider + ":breaker:" + string(tr.Operation)
 	switch tr.To {
 	case throttle.Open:
 		if tr.From == throttle.HalfOpen {
@@ -252,9 +252,13 @@ func (d *daemon) breakerAlert(tr throttle.Transition) {
 		if tr.Err != nil {
 			cause = tr.Err.Error()
 		}
+		severity, effect := "critical", "steps wait, none fail"
+		if tr.Operation == throttle.OpStatements {
+			severity, effect = "warning", "reconciliation waits; transfers go on"
+		}
 		err := d.db.RaiseAlert(ctx, pipeline.Alert{
-			ProblemKey: key, Kind: "provider_breaker", Severity: "critical",
-			Summary: fmt.Sprintf("Bank provider %s is failing: calls to it are paused; steps wait, none fail", tr.Provider),
+			ProblemKey: key, Kind: "provider_breaker", Severity: severity,
+			Summary: fmt.Sprintf("Bank provider %s is failing its %s calls: they are paused; %s", tr.Provider, tr.Operation, effect),
 			Detail:  fmt.Sprintf("%d failures in a row, the last: %s. A probe call goes through every breaker_cooldown.", tr.Failures, cause),
 			Action:  "check the provider's status; settle resumes by itself when a probe succeeds",
 		})
@@ -262,7 +266,7 @@ func (d *daemon) breakerAlert(tr throttle.Transition) {
 			d.logger.Error("could not record the breaker alert", "provider", tr.Provider, "err", err)
 		}
 	case throttle.Closed:
-		if _, err := d.db.ResolveProblem(ctx, key, "provider "+tr.Provider+" answers again; calls resumed"); err != nil {
+		if _, err := d.db.ResolveProblem(ctx, key, "provider "+tr.Provider+" answers its "+string(tr.Operation)+" calls again; they resumed"); err != nil {
 			d.logger.Error("could not resolve the breaker alert", "provider", tr.Provider, "err", err)
 		}
 	}

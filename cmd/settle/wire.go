@@ -172,7 +172,8 @@ var dialectKits = map[string]dialectKit{
 	},
 	"openbanking": {
 		adapter: func(p config.ProviderConfig, logger *slog.Logger) (pipeline.Bank, error) {
-			return openbanking.New(openbanking.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), Timeout: p.Timeout, Logger: logger})
+			return openbanking.New(openbanking.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), Timeout: p.Timeout,
+				Logger: logger, Location: p.Location()})
 		},
 		batch: openbanking.BatchSize, attemptKey: openbanking.AttemptKey,
 	},

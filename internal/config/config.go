@@ -237,7 +237,7 @@ type ProviderConfig struct {
 	// Throttling of every call to this bank: a token bucket, a cap on calls
 	// in flight, and a breaker that pauses calls after consecutive failures.
 	RateLimitRPS    int            `koanf:"rate_limit_rps"`   // calls a second, 0 = no limit, up to 100000; default 0
-	Burst           int            `koanf:"burst"`            // calls allowed at once above the rate, 0..100000; default rate_limit_rps
+	Burst           int            `koanf:"burst"`            // calls allowed at once after a quiet spell, 0..rate_limit_rps; default 1
 	MaxInFlight     int            `koanf:"max_in_flight"`    // calls under way at once, 1..10000; default 64
 	BreakerFailures int            `koanf:"breaker_failures"` // consecutive failures that open the breaker, 1..1000; default 5
 	BreakerCooldown time.Duration  `koanf:"breaker_cooldown"` // how long it stays open before a probe, >0; default 30s
@@ -248,6 +248,20 @@ type ProviderConfig struct {
 	// not sent again (> worker.lease; default 720h, ADR 0002).
 	KeyRetention time.Duration `koanf:"key_retention"`
 	Maintenance  string        `koanf:"maintenance"` // daily windows in time_zone, "23:30-00:30,04:00-04:10"; default none (polling.go)
+	// TimeZone is the IANA zone the bank dates transfers in: the day of an
+	// openbanking transfer's tran_dtime and of its result call's
+	// org_bank_tran_date. Default "Asia/Seoul", as the Korean open-banking
+	// API uses.
+	TimeZone string `koanf:"time_zone"`
+}
+
+// Location returns the provider's time zone. Load has checked it loads.
+func (pc ProviderConfig) Location() *time.Location {
+	loc, err := time.LoadLocation(pc.TimeZone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
 }
 
 // AccountsConfig names the settle-owned accounts at a provider that the legs
@@ -354,11 +368,14 @@ func (c *Config) fillDerived(set map[string]bool) {
 		if !set[key+"timeout"] {
 			pc.Timeout = c.Worker.BankTimeout
 		}
-		if !set[key+"burst"] {
-			pc.Burst = pc.RateLimitRPS
+		if !set[key+"burst"] && pc.RateLimitRPS > 0 {
+			pc.Burst = 1
 		}
 		if !set[key+"max_in_flight"] {
 			pc.MaxInFlight = 64
+		}
+		if !set[key+"time_zone"] {
+			pc.TimeZone = "Asia/Seoul"
 		}
 		if !set[key+"breaker_failures"] {
 			pc.BreakerFailures = 5

@@ -172,7 +172,7 @@ func TestDefaults(t *testing.T) {
 		},
 		Providers: []ProviderConfig{{
 			Name: "sandbox", Dialect: "rest", BaseURL: "http://127.0.0.1:8181", Token: tokenSecret,
-			Timeout: 10 * time.Second, MaxInFlight: 64, BreakerFailures: 5, BreakerCooldown: 30 * time.Second, KeyRetention: 720 * time.Hour,
+			Timeout: 10 * time.Second, MaxInFlight: 64, BreakerFailures: 5, BreakerCooldown: 30 * time.Second, KeyRetention: 720 * time.Hour, TimeZone: "Asia/Seoul",
 			Accounts: AccountsConfig{Collection: "C", Lender: "L", Holding: "H", Fee: "F"},
 		}},
 		DefaultProvider: "sandbox",
@@ -207,6 +207,13 @@ worker:
 	}
 	if cfg.DefaultProvider != "sandbox" {
 		t.Errorf("default_provider = %q, want the first provider", cfg.DefaultProvider)
+	}
+	limited, err := load(t, dbRedis+providers(provider(map[string]string{"rate_limit_rps": "50"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := limited.Providers[0].Burst; got != 1 {
+		t.Errorf("providers[0].burst = %d with rate_limit_rps 50, want 1: a burst of the rate let twice the limit through in a second", got)
 	}
 }
 
@@ -287,6 +294,10 @@ func TestValidation(t *testing.T) {
 		{"dialect missing", p(map[string]string{"dialect": "-"}), []string{"providers[0].dialect is required: one of rest"}},
 		{"max_in_flight zero", p(map[string]string{"max_in_flight": "0"}), []string{"providers[0].max_in_flight 0: must be from 1 to 10000"}},
 		{"rate limit negative", p(map[string]string{"rate_limit_rps": "-1", "burst": "1"}), []string{"providers[0].rate_limit_rps -1: must be from 0 to 100000"}},
+		{"provider time zone", p(map[string]string{"time_zone": "Mars/Olympus"}),
+			[]string{`providers[0].time_zone "Mars/Olympus": must be an IANA time zone`}},
+		{"burst above the rate", p(map[string]string{"rate_limit_rps": "20", "burst": "21"}),
+			[]string{"providers[0].burst 21: must not exceed rate_limit_rps (20)"}},
 		{"breaker cooldown zero", p(map[string]string{"breaker_cooldown": "0s"}), []string{"providers[0].breaker_cooldown"}},
 		{"key retention within the lease", p(map[string]string{"key_retention": "10s"}),
 			[]string{"providers[0].key_retention 10s: must be more than worker.lease (30s)"}},

@@ -122,7 +122,7 @@ func TestDemoFile(t *testing.T) {
 	}
 	want := []ProviderConfig{{
 		Name: "sandbox", Dialect: "rest", BaseURL: "http://127.0.0.1:8181", Token: "demo-sandbox-token",
-		Timeout: defaults().Worker.BankTimeout, MaxInFlight: 64, BreakerFailures: 5, BreakerCooldown: 30 * time.Second, KeyRetention: 720 * time.Hour,
+		Timeout: defaults().Worker.BankTimeout, MaxInFlight: 64, BreakerFailures: 5, BreakerCooldown: 30 * time.Second, KeyRetention: 720 * time.Hour, TimeZone: "Asia/Seoul",
 		Accounts: AccountsConfig{
 			Collection: "SETTLE-COLLECTION", Lender: "SETTLE-LENDER", Holding: "SETTLE-HOLDING", Fee: "SETTLE-FEE",
 		},

@@ -377,6 +377,13 @@ func (pc *ProviderConfig) validate(p *problems, key string, lease time.Duration)
 			p.add("%s.%s %d: must be from %d to %d", key, r.name, r.v, r.lo, r.hi)
 		}
 	}
+	if _, err := time.LoadLocation(pc.TimeZone); err != nil || pc.TimeZone == "" {
+		p.add("%s.time_zone %q: must be an IANA time zone such as Asia/Seoul or UTC (the zone the bank dates transfers in)", key, pc.TimeZone)
+	}
+	if pc.RateLimitRPS > 0 && pc.Burst > pc.RateLimitRPS {
+		p.add("%s.burst %d: must not exceed rate_limit_rps (%d): the throttle refills at rate_limit_rps − (burst − 1) so that "+
+			"no second sees more than the bank's limit; set burst to at most %d", key, pc.Burst, pc.RateLimitRPS, pc.RateLimitRPS)
+	}
 	p.positive(key+".breaker_cooldown", pc.BreakerCooldown)
 	if pc.KeyRetention <= lease {
 		p.add("%s.key_retention %s: must be more than worker.lease (%s); the bank's documented key retention, e.g. 720h",
