@@ -68,9 +68,11 @@ func (sandboxClock) Sleep(ctx context.Context, _ time.Duration) error {
 	return ctx.Err()
 }
 
-// TestThrottleOverRealAdapters: the breaker opens on the failures each
-// adapter really returns from the sandbox's error fault, and the sandbox's
-// 429 pauses the provider.
+// TestThrottleOverRealAdapters: the breaker opens on the failures the rest
+// adapter really returns from the sandbox's error fault (HTTP 500), while
+// the openbanking one's answer to it (A0001, gateway busy, nothing done)
+// slows the provider down and leaves the breaker closed; the sandbox's 429
+// pauses the provider.
 func TestThrottleOverRealAdapters(t *testing.T) {
 	t.Parallel()
 	sb := banktest.NewSandbox(t)
@@ -78,22 +80,35 @@ func TestThrottleOverRealAdapters(t *testing.T) {
 	sb.Open("B", "Lee", 0)
 	viaRest, viaOB := adapters(t, sb)
 	sb.Faults(banksim.Faults{ErrorRate: 1})
-	for i, inner := range []pipeline.Bank{viaRest, viaOB} {
-		b, err := throttle.Wrap(inner, throttle.Config{Name: "acme", RPS: 1000, Burst: 10, FailureThreshold: 2, Clock: sandboxClock{sb.Clock}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range 2 {
-			_, _ = b.Transfer(bg(), banktest.Transfer("settle-s9-a1", "A", "B", "", 1))
-		}
-		_, err = b.Transfer(bg(), banktest.Transfer("settle-s9-a1", "A", "B", "", 1))
-		if b.State() != throttle.Open || !errors.Is(err, throttle.ErrCircuitOpen) {
-			t.Fatalf("adapter %d: %s, %v; want the breaker open", i, b.State(), err)
-		}
+	b, err := throttle.Wrap(viaRest, throttle.Config{Name: "acme", RPS: 1000, Burst: 10, FailureThreshold: 2, Clock: sandboxClock{sb.Clock}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		_, _ = b.Transfer(bg(), banktest.Transfer("settle-s9-a1", "A", "B", "", 1))
+	}
+	_, err = b.Transfer(bg(), banktest.Transfer("settle-s9-a1", "A", "B", "", 1))
+	if b.State() != throttle.Open || !errors.Is(err, throttle.ErrCircuitOpen) {
+		t.Fatalf("rest: %s, %v; want the breaker open", b.State(), err)
+	}
+	busy, err := throttle.Wrap(viaOB, throttle.Config{Name: "acme", RPS: 1000, Burst: 10, FailureThreshold: 2, Clock: sandboxClock{sb.Clock}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := busy.Transfer(bg(), banktest.Transfer("settle-s9-a1", "A", "B", "", 1)); !errors.Is(err, pipeline.ErrUnavailable) {
+		t.Fatalf("openbanking under the error fault: %v, want the bank's busy answer", err)
+	}
+	short, cancel := context.WithTimeout(bg(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := busy.Transfer(short, banktest.Transfer("settle-s9-a1", "A", "B", "", 1)); !errors.Is(err, throttle.ErrNotSent) {
+		t.Fatalf("openbanking right after a busy answer: %v, want held back by the busy pause", err)
+	}
+	if busy.State() != throttle.Closed || busy.Rate() >= 1000 {
+		t.Fatalf("openbanking after a busy answer: breaker %s, rate %v; want closed and slowed down", busy.State(), busy.Rate())
 	}
 
 	sb.Faults(banksim.Faults{RateLimitRPS: 1})
-	b, err := throttle.Wrap(viaRest, throttle.Config{Name: "acme", RPS: 1000, Burst: 10, Clock: sandboxClock{sb.Clock}})
+	b, err = throttle.Wrap(viaRest, throttle.Config{Name: "acme", RPS: 1000, Burst: 10, Clock: sandboxClock{sb.Clock}})
 	if err != nil {
 		t.Fatal(err)
 	}
