@@ -36,6 +36,18 @@ func settleAgain(t *testing.T, db *store.DB, va string, balance int64) (store.Cr
 		Target: target, Plan: plan, Steps: plan.Steps(target.Number, accounts, target.Payee())})
 }
 
+// cancelledDeposit seeds a customer whose settlement of the deposit was
+// cancelled before any money moved: the money is in the VA, at the bank and
+// in the ledger.
+func cancelledDeposit(t *testing.T, db *store.DB, ref string, deposit int64) (store.PollTarget, store.Created) {
+	t.Helper()
+	target, created := seedSettlement(t, db, ref, deposit, pipeline.Obligations{})
+	if _, err := db.Cancel(context.Background(), created.SettlementID, operatorAudit, false); err != nil {
+		t.Fatal(err)
+	}
+	return target, created
+}
+
 // runToEnd completes every step from head on and returns how many ran.
 func runToEnd(t *testing.T, db *store.DB, head int64) int {
 	t.Helper()
@@ -126,10 +138,7 @@ func TestCompensatedDepositIsTakenOverWithTheNewMoney(t *testing.T) {
 func TestBalanceBelowTheLedgerIsNotSettled(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
-	target, first := seedSettlement(t, db, "c1", 1_000_000, pipeline.Obligations{})
-	if _, err := db.Cancel(context.Background(), first.SettlementID, operatorAudit, false); err != nil {
-		t.Fatal(err)
-	}
+	target, _ := cancelledDeposit(t, db, "c1", 1_000_000)
 	got, err := settleAgain(t, db, target.Number, 400_000)
 	if !errors.Is(err, store.ErrBelowLedger) || !got.BelowLedger() || got.LedgerHolds != 1_000_000 {
 		t.Fatalf("settle 400000 over a ledger of 1000000: %+v, %v; want ErrBelowLedger", got, err)
@@ -149,10 +158,7 @@ func TestTheDatabaseRefusesADepositCountedTwice(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	ctx := context.Background()
-	target, first := seedSettlement(t, db, "c1", 1_000_000, pipeline.Obligations{})
-	if _, err := db.Cancel(ctx, first.SettlementID, operatorAudit, false); err != nil {
-		t.Fatal(err)
-	}
+	target, first := cancelledDeposit(t, db, "c1", 1_000_000)
 	_, err := db.SQL().ExecContext(ctx, `
 		WITH s AS (
 			INSERT INTO settlements (customer_id, va_id, provider, amount, currency, repay, hold, fee, payout)
@@ -177,10 +183,7 @@ func TestVerifyFindsTheLedgerOffTheMovements(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	ctx := context.Background()
-	target, first := seedSettlement(t, db, "c1", 1_000_000, pipeline.Obligations{})
-	if _, err := db.Cancel(ctx, first.SettlementID, operatorAudit, false); err != nil {
-		t.Fatal(err)
-	}
+	target, _ := cancelledDeposit(t, db, "c1", 1_000_000)
 	// What settle wrote before the ledger took deposits over: a new
 	// settlement posting the whole balance again.
 	for _, q := range []string{
