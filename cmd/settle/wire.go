@@ -210,7 +210,7 @@ func executorConfig(cfg *config.Config, hook func(string)) pipeline.ExecutorConf
 	}
 	return pipeline.ExecutorConfig{
 		Lease: w.Lease, BankTimeout: w.BankTimeout, MaxAttempts: w.MaxAttempts,
-		RetryBase: w.RetryBase, RetryMax: w.RetryMax, Hook: hook, KeyRetention: retention,
+		RetryBase: w.RetryBase, RetryMax: w.RetryMax, UnknownWait: w.UnknownWait, Hook: hook, KeyRetention: retention,
 		Notify: pipeline.NotifyConfig{RetryBase: n.RetryBase, RetryMax: n.RetryMax, WarnAfter: n.WarnAfter, GiveUpAfter: n.GiveUpAfter},
 	}
 }

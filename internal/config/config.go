@@ -132,6 +132,10 @@ type WorkerConfig struct {
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"` // wait for running steps on stop, > bank_timeout; default 15s
 	RetryBase       time.Duration `koanf:"retry_base"`       // first retry backoff; default 1s
 	RetryMax        time.Duration `koanf:"retry_max"`        // largest retry backoff, >= retry_base; default 5m
+	// UnknownWait is how long a step whose bank outcome is unknown (a
+	// timeout, a 5xx, "processing") waits before its resolve task asks the
+	// bank's status call; more than 0s, at most lease; default 2s.
+	UnknownWait time.Duration `koanf:"unknown_wait"`
 }
 
 // SchedulerConfig is how the scheduled jobs (poll, relay, sweep, alerts,
@@ -313,6 +317,7 @@ func defaults() Config {
 			ShutdownTimeout: 15 * time.Second,
 			RetryBase:       time.Second,
 			RetryMax:        5 * time.Minute,
+			UnknownWait:     2 * time.Second,
 		},
 		Relay:     RelayConfig{Schedule: "@every 30s"},
 		Sweep:     SweepConfig{Schedule: "@every 3m", StuckAfter: 15 * time.Minute},

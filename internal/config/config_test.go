@@ -157,7 +157,7 @@ func TestDefaults(t *testing.T) {
 		Poll:      PollConfig{Schedule: "@every 1m", BatchSize: 100, MinDeposit: 1, IdleEvery: 6, PaydayWindow: 1, Concurrency: 4, ShardSize: 2000},
 		Worker: WorkerConfig{
 			Concurrency: 20, Lease: 30 * time.Second, BankTimeout: 10 * time.Second, MaxAttempts: 5,
-			ShutdownTimeout: 15 * time.Second, RetryBase: time.Second, RetryMax: 5 * time.Minute,
+			ShutdownTimeout: 15 * time.Second, RetryBase: time.Second, RetryMax: 5 * time.Minute, UnknownWait: 2 * time.Second,
 		},
 		Relay:     RelayConfig{Schedule: "@every 30s"},
 		Sweep:     SweepConfig{Schedule: "@every 3m", StuckAfter: 15 * time.Minute},
@@ -296,6 +296,7 @@ func TestValidation(t *testing.T) {
 		{"rate limit negative", p(map[string]string{"rate_limit_rps": "-1", "burst": "1"}), []string{"providers[0].rate_limit_rps -1: must be from 0 to 100000"}},
 		{"provider time zone", p(map[string]string{"time_zone": "Mars/Olympus"}),
 			[]string{`providers[0].time_zone "Mars/Olympus": must be an IANA time zone`}},
+		{"unknown_wait above the lease", valid + "worker:\n  unknown_wait: 31s\n", []string{"worker.unknown_wait 31s: must be at most worker.lease (30s)"}},
 		{"burst above the rate", p(map[string]string{"rate_limit_rps": "20", "burst": "21"}),
 			[]string{"providers[0].burst 21: must not exceed rate_limit_rps (20)"}},
 		{"breaker cooldown zero", p(map[string]string{"breaker_cooldown": "0s"}), []string{"providers[0].breaker_cooldown"}},

@@ -189,6 +189,9 @@ func (w *WorkerConfig) validate(p *problems) {
 	if p.positive("worker.retry_base", w.RetryBase) && w.RetryMax < w.RetryBase {
 		p.add("worker.retry_max %s: must be at least worker.retry_base (%s)", w.RetryMax, w.RetryBase)
 	}
+	if p.positive("worker.unknown_wait", w.UnknownWait) && leaseOK && w.UnknownWait > w.Lease {
+		p.add("worker.unknown_wait %s: must be at most worker.lease (%s)", w.UnknownWait, w.Lease)
+	}
 }
 
 func (n *NotifyConfig) validate(p *problems) {
