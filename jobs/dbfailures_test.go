@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"log/slog"
@@ -50,7 +51,7 @@ func TestConnectionDroppedDuringTheRecord(t *testing.T) {
 	}{{"once", false}, {"every_try", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cfg := pipeline.ExecutorConfig{Lease: 300 * time.Millisecond}
+			cfg := pipeline.ExecutorConfig{Lease: 2 * time.Second}
 			f := newFixture(t, cfg)
 			ctx := context.Background()
 			f.payday(t, 2_000_000)
@@ -60,9 +61,19 @@ func TestConnectionDroppedDuringTheRecord(t *testing.T) {
 			ran := make(chan struct{})
 			terminated := make(chan error, 1)
 			hook := func(point string) {
-				if point == pipeline.PointBeforeRecordCommit {
-					once.Do(func() { go func() { terminated <- holdAndCut(ctx, f.db, head, tc.every, ran) }() })
+				if point != pipeline.PointBeforeRecordCommit {
+					return
 				}
+				once.Do(func() {
+					// The row is locked before the record is sent, so the
+					// record always waits on it, however busy the machine.
+					lock, err := lockStep(ctx, f.db, head)
+					if err != nil {
+						terminated <- err
+						return
+					}
+					go func() { terminated <- cutWaiters(ctx, f.db, lock, tc.every, ran) }()
+				})
 			}
 			recorder := openStore(t, f.pgURL, store.Options{MaxOpenConns: 4, Hook: hook})
 			runErr := f.executorOn(t, recorder, cfg).Run(ctx, head)
@@ -93,18 +104,24 @@ func TestConnectionDroppedDuringTheRecord(t *testing.T) {
 	}
 }
 
-// holdAndCut locks step id's row, waits for a backend to wait on it and
-// terminates it; with every, it goes on terminating each new waiter until
-// done closes. It releases the lock before it returns.
-func holdAndCut(ctx context.Context, db *store.DB, id int64, every bool, done <-chan struct{}) error {
+// lockStep locks step id's row in a transaction of its own.
+func lockStep(ctx context.Context, db *store.DB, id int64) (*sql.Tx, error) {
 	lock, err := db.SQL().BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() { _ = lock.Rollback() }()
 	if _, err := lock.ExecContext(ctx, `SELECT 1 FROM steps WHERE id = $1 FOR UPDATE`, id); err != nil {
-		return err
+		_ = lock.Rollback()
+		return nil, err
 	}
+	return lock, nil
+}
+
+// cutWaiters waits for a backend to wait on the lock and terminates it;
+// with every, it goes on terminating each new waiter until done closes. It
+// releases the lock before it returns.
+func cutWaiters(ctx context.Context, db *store.DB, lock *sql.Tx, every bool, done <-chan struct{}) error {
+	defer func() { _ = lock.Rollback() }()
 	if err := terminateWaiting(ctx, db); err != nil || !every {
 		return err
 	}
