@@ -12,9 +12,9 @@
 // cased with dots as underscores: SETTLE_DATABASE_URL sets database.url,
 // SETTLE_POLL_BATCH_SIZE sets poll.batch_size, SETTLE_WORKER_LEASE sets
 // worker.lease. A provider's token and base URL are overridden by
-// SETTLE_PROVIDERS_<NAME>_TOKEN and SETTLE_PROVIDERS_<NAME>_BASE_URL, where
+// SETTLE_PROVIDERS_<NAME>_TOKEN, _CLIENT_SECRET and _BASE_URL, where
 // NAME is the provider's name upper cased with '-' written as '_'; a token set
-// this way replaces the provider's token_file. An empty value counts as unset.
+// or client secret set this way replaces its file. An empty value counts as unset.
 //
 // Any other SETTLE_ variable is refused, so that a misspelt override is not
 // ignored, except the variables used by tooling rather than by the daemon:
