@@ -19,13 +19,16 @@ import (
 	"time"
 
 	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/bank/transport"
 	"github.com/settle-dev/settle/pipeline"
 )
 
 // Conn is where an adapter under test finds its bank.
 type Conn struct {
 	BaseURL    string
-	Token      string
+	Token      string           // "": Token, unless OAuth is set
+	OAuth      *transport.OAuth // client credentials instead of Token
+	TLS        *transport.TLS   // mutual TLS
 	Timeout    time.Duration    // 0: the adapter's default
 	HTTPClient *http.Client     // nil: the adapter's default
 	Now        func() time.Time // the sandbox's clock
@@ -102,7 +105,7 @@ func (e *env) adapter(conn Conn) pipeline.Bank {
 	if conn.BaseURL == "" {
 		conn.BaseURL = e.URL
 	}
-	if conn.Token == "" {
+	if conn.Token == "" && conn.OAuth == nil {
 		conn.Token = Token
 	}
 	conn.Now = e.Clock.Now
@@ -147,6 +150,10 @@ func Run(t *testing.T, d Dialect) {
 		{"wrong token", wrongToken},
 		{"balances", balances},
 		{"cancelled context", cancelled},
+		{"oauth token reused and refreshed", oauthReuse},
+		{"oauth 401 refreshes and resends once", oauthRefused},
+		{"oauth wrong client secret", oauthWrongSecret},
+		{"mutual tls", mutualTLS},
 	}
 	for _, s := range scenarios {
 		t.Run(s.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/settle-dev/settle/bank/transport"
 	"github.com/settle-dev/settle/pipeline"
 )
 
@@ -48,13 +49,20 @@ type Config struct {
 	// BaseURL is the bank's API root, e.g. "https://openapi.bank.example".
 	// Required: http or https, with no credentials, query or fragment.
 	BaseURL string
-	// Token is the bearer token. Required; it is never logged nor put in an
-	// error.
+	// Token is a static bearer token; or OAuth. It is never logged nor put
+	// in an error.
 	Token string
+	// OAuth fetches bearer tokens with OAuth 2.0 client credentials instead
+	// of Token, as the Korean open-banking API issues them; a 401 refreshes
+	// the token and resends the call once.
+	OAuth *transport.OAuth
+	// TLS adds a client certificate and the bank's CA (mutual TLS); nil
+	// means plain TLS with the system's roots.
+	TLS *transport.TLS
 	// Timeout limits each HTTP call; 0 means DefaultTimeout.
 	Timeout time.Duration
 	// HTTPClient sends the calls; nil means a client of its own with pooled
-	// connections. Its own Timeout, if any, also applies.
+	// connections. Its own Timeout, if any, also applies. Not with TLS.
 	HTTPClient *http.Client
 	// Logger receives debug logs of each call; nil discards them. Account
 	// numbers in logs are masked.
@@ -77,11 +85,9 @@ type Config struct {
 type Client struct {
 	name     string
 	base     string // without a trailing slash
-	auth     string
-	token    []byte
 	timeout  time.Duration
 	bankCode string
-	http     *http.Client
+	http     *transport.Client
 	log      *slog.Logger
 	now      func() time.Time
 	loc      *time.Location
@@ -95,16 +101,16 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("openbanking %s: config: %w", cfg.Name, err)
 	}
-	c := &Client{name: cfg.Name, base: base, auth: "Bearer " + cfg.Token, token: []byte(cfg.Token),
+	c := &Client{name: cfg.Name, base: base,
 		timeout: cmp(cfg.Timeout, DefaultTimeout), bankCode: cmp(cfg.BankCode, DefaultBankCode),
-		http: cfg.HTTPClient, log: cfg.Logger, now: cfg.Now, loc: cfg.Location}
+		log: cfg.Logger, now: cfg.Now, loc: cfg.Location}
 	if c.loc == nil {
 		c.loc = kst
 	}
-	if c.http == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 64
-		c.http = &http.Client{Transport: t}
+	c.http, err = transport.New(transport.Config{Token: cfg.Token, OAuth: cfg.OAuth, TLS: cfg.TLS,
+		HTTPClient: cfg.HTTPClient, Timeout: c.timeout})
+	if err != nil {
+		return nil, fmt.Errorf("openbanking %s: config: %w", cfg.Name, err)
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -130,8 +136,6 @@ func (cfg Config) validate() (string, error) {
 	switch {
 	case !validName(cfg.Name):
 		return "", errors.New(`field Name must be 1 to 64 letters, digits, '-', '_' or '.', such as "acme-ob"`)
-	case cfg.Token == "" || strings.ContainsFunc(cfg.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }):
-		return "", errors.New("field Token must be set and hold no spaces or control characters")
 	case cfg.Timeout < 0:
 		return "", fmt.Errorf("field Timeout must not be negative (got %s); 0 means %s", cfg.Timeout, DefaultTimeout)
 	case cfg.BankCode != "" && (len(cfg.BankCode) != 3 || !allDigits(cfg.BankCode)):

@@ -13,7 +13,7 @@ import (
 var dialect = banktest.Dialect{
 	Name: "openbanking",
 	New: func(c banktest.Conn) (pipeline.Bank, error) {
-		return openbanking.New(openbanking.Config{Name: "sandbox", BaseURL: c.BaseURL, Token: c.Token,
+		return openbanking.New(openbanking.Config{Name: "sandbox", BaseURL: c.BaseURL, Token: c.Token, OAuth: c.OAuth, TLS: c.TLS,
 			Timeout: c.Timeout, HTTPClient: c.HTTPClient, Now: c.Now})
 	},
 	JournalKey: openbanking.BankTranID,

@@ -28,6 +28,11 @@ func (c *Client) do(ctx context.Context, rq request) (answer, error) {
 		return answer{}, err
 	}
 	start := time.Now()
+	// Do sets the credentials and, with OAuth, resends the request once
+	// after a 401 with a fresh token. Every call of this dialect is safe to
+	// send twice: a 401 means the bank did nothing, reads change nothing,
+	// and a transfer carries its bank_tran_id, which the bank dedupes, in
+	// the body sent again.
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return answer{}, c.transportError(rq, err)
@@ -51,7 +56,6 @@ func (c *Client) newRequest(ctx context.Context, rq request) (*http.Request, err
 	if err != nil {
 		return nil, errors.New("cannot build the request for " + rq.shownPath())
 	}
-	req.Header.Set("Authorization", c.auth)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "settle-openbanking/1")
 	if rq.body != nil {
@@ -76,7 +80,7 @@ func (c *Client) readAnswer(resp *http.Response) (answer, error) {
 		a.body, a.truncated = body[:maxAnswer], true
 	}
 	// A bank that echoes our token must not put it into our errors.
-	a.body = bytes.ReplaceAll(a.body, c.token, []byte("[redacted]"))
+	a.body = c.http.Redact(a.body)
 	return a, nil
 }
 

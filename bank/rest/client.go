@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/settle-dev/settle/bank/transport"
 	"github.com/settle-dev/settle/pipeline"
 )
 
@@ -34,13 +35,19 @@ type Config struct {
 	// BaseURL is the bank's API root, e.g. "https://bank.example/api".
 	// Required: http or https, with no credentials, query or fragment.
 	BaseURL string
-	// Token is the bearer token. Required; it is never logged nor put in an
-	// error.
+	// Token is a static bearer token; or OAuth. It is never logged nor put
+	// in an error.
 	Token string
+	// OAuth fetches bearer tokens with OAuth 2.0 client credentials instead
+	// of Token; a 401 refreshes the token and resends the call once.
+	OAuth *transport.OAuth
+	// TLS adds a client certificate and the bank's CA (mutual TLS); nil
+	// means plain TLS with the system's roots.
+	TLS *transport.TLS
 	// Timeout limits each HTTP call; 0 means DefaultTimeout.
 	Timeout time.Duration
 	// HTTPClient sends the calls; nil means a client of its own with pooled
-	// connections. Its own Timeout, if any, also applies.
+	// connections. Its own Timeout, if any, also applies. Not with TLS.
 	HTTPClient *http.Client
 	// Logger receives debug logs of each call; nil discards them.
 	Logger *slog.Logger
@@ -53,10 +60,8 @@ type Config struct {
 type Client struct {
 	name    string
 	base    string // without a trailing slash
-	auth    string
-	token   []byte
 	timeout time.Duration
-	http    *http.Client
+	http    *transport.Client
 	log     *slog.Logger
 	now     func() time.Time
 }
@@ -69,13 +74,14 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rest %s: config: %w", cfg.Name, err)
 	}
-	c := &Client{name: cfg.Name, base: base, auth: "Bearer " + cfg.Token, token: []byte(cfg.Token), timeout: cfg.Timeout,
-		http: cfg.HTTPClient, log: cfg.Logger, now: cfg.Now}
+	c := &Client{name: cfg.Name, base: base, timeout: cfg.Timeout, log: cfg.Logger, now: cfg.Now}
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout
 	}
-	if c.http == nil {
-		c.http = newHTTPClient()
+	c.http, err = transport.New(transport.Config{Token: cfg.Token, OAuth: cfg.OAuth, TLS: cfg.TLS,
+		HTTPClient: cfg.HTTPClient, Timeout: c.timeout})
+	if err != nil {
+		return nil, fmt.Errorf("rest %s: config: %w", cfg.Name, err)
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -86,20 +92,11 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-func newHTTPClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 64
-	return &http.Client{Transport: t}
-}
-
 // validate checks the config and returns the base URL without a trailing
 // slash.
 func (cfg Config) validate() (string, error) {
 	if !validName(cfg.Name) {
 		return "", errors.New(`field Name must be 1 to 64 letters, digits, '-', '_' or '.', such as "acme-rest"`)
-	}
-	if cfg.Token == "" || strings.ContainsFunc(cfg.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return "", errors.New("field Token must be set and hold no spaces or control characters")
 	}
 	if cfg.Timeout < 0 {
 		return "", fmt.Errorf("field Timeout must not be negative (got %s); 0 means %s", cfg.Timeout, DefaultTimeout)

@@ -13,7 +13,7 @@ import (
 var dialect = banktest.Dialect{
 	Name: "rest",
 	New: func(c banktest.Conn) (pipeline.Bank, error) {
-		return rest.New(rest.Config{Name: "sandbox", BaseURL: c.BaseURL, Token: c.Token,
+		return rest.New(rest.Config{Name: "sandbox", BaseURL: c.BaseURL, Token: c.Token, OAuth: c.OAuth, TLS: c.TLS,
 			Timeout: c.Timeout, HTTPClient: c.HTTPClient, Now: c.Now})
 	},
 	ErrorFault: pipeline.ClassUnknown,

@@ -29,6 +29,10 @@ func (c *Client) call(ctx context.Context, cl call) (answer, error) {
 		return answer{}, err
 	}
 	start := time.Now()
+	// Do sets the credentials and, with OAuth, resends the request once
+	// after a 401 with a fresh token. Every call of this dialect is safe to
+	// send twice: a 401 means the bank did nothing, reads change nothing,
+	// and a transfer carries its Idempotency-Key header, sent again.
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return answer{}, c.transportError(cl, err)
@@ -53,7 +57,6 @@ func (c *Client) newRequest(ctx context.Context, cl call) (*http.Request, error)
 	if err != nil {
 		return nil, errors.New("cannot build the request for " + c.shownPath(cl))
 	}
-	req.Header.Set("Authorization", c.auth)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "settle-rest/1")
 	if cl.body != nil {
@@ -81,7 +84,7 @@ func (c *Client) readAnswer(resp *http.Response) (answer, error) {
 		a.body, a.truncated = body[:maxAnswer], true
 	}
 	// A bank that echoes our token must not put it into our errors.
-	a.body = bytes.ReplaceAll(a.body, c.token, []byte("[redacted]"))
+	a.body = c.http.Redact(a.body)
 	return a, nil
 }
 

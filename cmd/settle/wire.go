@@ -17,6 +17,7 @@ import (
 	"github.com/settle-dev/settle/bank/openbanking"
 	"github.com/settle-dev/settle/bank/rest"
 	"github.com/settle-dev/settle/bank/throttle"
+	"github.com/settle-dev/settle/bank/transport"
 	"github.com/settle-dev/settle/internal/config"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
@@ -166,17 +167,36 @@ type dialectKit struct {
 var dialectKits = map[string]dialectKit{
 	"rest": {
 		adapter: func(p config.ProviderConfig, logger *slog.Logger) (pipeline.Bank, error) {
-			return rest.New(rest.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), Timeout: p.Timeout, Logger: logger})
+			oauth, tls := credentials(p)
+			return rest.New(rest.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), OAuth: oauth, TLS: tls,
+				Timeout: p.Timeout, Logger: logger})
 		},
 		batch: rest.BatchSize, attemptKey: rest.AttemptKey,
 	},
 	"openbanking": {
 		adapter: func(p config.ProviderConfig, logger *slog.Logger) (pipeline.Bank, error) {
-			return openbanking.New(openbanking.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), Timeout: p.Timeout,
-				Logger: logger, Location: p.Location()})
+			oauth, tls := credentials(p)
+			return openbanking.New(openbanking.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), OAuth: oauth, TLS: tls,
+				Timeout: p.Timeout, Logger: logger, Location: p.Location()})
 		},
 		batch: openbanking.BatchSize, attemptKey: openbanking.AttemptKey,
 	},
+}
+
+// credentials returns a provider's OAuth client credentials and mutual TLS
+// files for its adapter, nil for those it does not use.
+func credentials(p config.ProviderConfig) (*transport.OAuth, *transport.TLS) {
+	var oauth *transport.OAuth
+	if p.OAuth() {
+		oauth = &transport.OAuth{TokenURL: p.TokenURL, ClientID: p.ClientID, ClientSecret: p.ClientSecret.Reveal(),
+			Scopes: strings.Fields(p.Scopes)}
+	}
+	var tls *transport.TLS
+	if p.HasTLS() {
+		t := p.TLS
+		tls = &transport.TLS{CertFile: t.CertFile, KeyFile: t.KeyFile, CAFile: t.CAFile, ServerName: t.ServerName}
+	}
+	return oauth, tls
 }
 
 // kitOf returns the kit of a provider's dialect.

@@ -12,9 +12,9 @@
 // cased with dots as underscores: SETTLE_DATABASE_URL sets database.url,
 // SETTLE_POLL_BATCH_SIZE sets poll.batch_size, SETTLE_WORKER_LEASE sets
 // worker.lease. A provider's token and base URL are overridden by
-// SETTLE_PROVIDERS_<NAME>_TOKEN and SETTLE_PROVIDERS_<NAME>_BASE_URL, where
+// SETTLE_PROVIDERS_<NAME>_TOKEN, _CLIENT_SECRET and _BASE_URL, where
 // NAME is the provider's name upper cased with '-' written as '_'; a token set
-// this way replaces the provider's token_file. An empty value counts as unset.
+// or client secret set this way replaces its file. An empty value counts as unset.
 //
 // Any other SETTLE_ variable is refused, so that a misspelt override is not
 // ignored, except the variables used by tooling rather than by the daemon:
@@ -232,12 +232,21 @@ type SlackConfig struct {
 
 // ProviderConfig is one bank provider the router can send a customer to.
 type ProviderConfig struct {
-	Name      string        `koanf:"name"`       // [a-z0-9_-]{1,32}, unique
-	Dialect   string        `koanf:"dialect"`    // bank API dialect; see dialects
-	BaseURL   string        `koanf:"base_url"`   // absolute http(s) URL
-	Token     Secret        `koanf:"token"`      // API token; or token_file
-	TokenFile string        `koanf:"token_file"` // file holding the token, read at load; relative to the config file
-	Timeout   time.Duration `koanf:"timeout"`    // HTTP timeout of one call, < worker.lease; default worker.bank_timeout
+	Name      string `koanf:"name"`       // [a-z0-9_-]{1,32}, unique
+	Dialect   string `koanf:"dialect"`    // bank API dialect; see dialects
+	BaseURL   string `koanf:"base_url"`   // absolute http(s) URL
+	Token     Secret `koanf:"token"`      // static bearer token; or token_file; or the OAuth keys below, not both
+	TokenFile string `koanf:"token_file"` // file holding the token, read at load; relative to the config file
+	// OAuth 2.0 client credentials, instead of token: a bearer token is
+	// fetched from token_url, cached, refreshed a minute before it expires
+	// and after a 401 (bank/transport).
+	TokenURL         string        `koanf:"token_url"`          // token endpoint, https:// (http:// only to this machine); default none
+	ClientID         string        `koanf:"client_id"`          // required with token_url
+	ClientSecret     Secret        `koanf:"client_secret"`      // required with token_url; or client_secret_file; a secret
+	ClientSecretFile string        `koanf:"client_secret_file"` // file holding client_secret, read at load; relative to the config file
+	Scopes           string        `koanf:"scopes"`             // scope names separated by spaces, as sent; default none
+	TLS              ProviderTLS   `koanf:"tls"`
+	Timeout          time.Duration `koanf:"timeout"` // HTTP timeout of one call, < worker.lease; default worker.bank_timeout
 	// Throttling of every call to this bank: a token bucket, a cap on calls
 	// in flight, and a breaker that pauses calls after consecutive failures.
 	RateLimitRPS    int            `koanf:"rate_limit_rps"`   // calls a second, 0 = no limit, up to 100000; default 0
@@ -258,6 +267,23 @@ type ProviderConfig struct {
 	// API uses.
 	TimeZone string `koanf:"time_zone"`
 }
+
+// ProviderTLS is mutual TLS to a provider: the client certificate the bank
+// asks for and the CA of its server certificate. Paths are relative to the
+// config file; Load checks that they read, that the key is the
+// certificate's and that the CA parses.
+type ProviderTLS struct {
+	CertFile   string `koanf:"cert_file"`   // PEM client certificate (chain); with key_file; default none
+	KeyFile    string `koanf:"key_file"`    // PEM private key of cert_file; default none
+	CAFile     string `koanf:"ca_file"`     // PEM CA bundle for the bank's certificate; default the system's roots
+	ServerName string `koanf:"server_name"` // name the bank's certificate must carry; default base_url's host
+}
+
+// OAuth reports whether the provider uses OAuth client credentials.
+func (pc ProviderConfig) OAuth() bool { return pc.TokenURL != "" }
+
+// HasTLS reports whether any tls key is set.
+func (pc ProviderConfig) HasTLS() bool { return pc.TLS != ProviderTLS{} }
 
 // Location returns the provider's time zone. Load has checked it loads.
 func (pc ProviderConfig) Location() *time.Location {
@@ -355,6 +381,7 @@ func Load(path string, environ []string) (*Config, error) {
 	errs = append(errs, d.errs...)
 	cfg.fillDerived(d.set)
 	errs = append(errs, cfg.readTokenFiles(filepath.Dir(path))...)
+	errs = append(errs, cfg.checkTLSFiles(filepath.Dir(path))...)
 	errs = append(errs, cfg.validate()...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

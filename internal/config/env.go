@@ -102,18 +102,20 @@ func settleVars(environ []string) map[string]string {
 	return vars
 }
 
-// applyProviderEnv applies SETTLE_PROVIDERS_<NAME>_TOKEN or _BASE_URL to the
+// applyProviderEnv applies SETTLE_PROVIDERS_<NAME>_TOKEN, _CLIENT_SECRET or _BASE_URL to the
 // provider items (as loaded from the file) whose name matches.
 func applyProviderEnv(items []any, name, value string, origin map[string]string) error {
 	rest := strings.TrimPrefix(name, providerEnvPrefix)
 	var key string
 	switch {
+	case strings.HasSuffix(rest, "_CLIENT_SECRET"):
+		key, rest = "client_secret", strings.TrimSuffix(rest, "_CLIENT_SECRET")
 	case strings.HasSuffix(rest, "_TOKEN"):
 		key, rest = "token", strings.TrimSuffix(rest, "_TOKEN")
 	case strings.HasSuffix(rest, "_BASE_URL"):
 		key, rest = "base_url", strings.TrimSuffix(rest, "_BASE_URL")
 	default:
-		return fmt.Errorf("config: environment variable %s: only SETTLE_PROVIDERS_<NAME>_TOKEN and SETTLE_PROVIDERS_<NAME>_BASE_URL can be set for a provider", name)
+		return fmt.Errorf("config: environment variable %s: only SETTLE_PROVIDERS_<NAME>_TOKEN, _CLIENT_SECRET and _BASE_URL can be set for a provider", name)
 	}
 	var found []int
 	for i, item := range items {
@@ -132,9 +134,8 @@ func applyProviderEnv(items []any, name, value string, origin map[string]string)
 	}
 	m := items[found[0]].(map[string]any)
 	m[key] = value
-	if key == "token" {
-		delete(m, "token_file")
-	}
+	delete(m, key+"_file") // token_file, client_secret_file
+
 	origin[fmt.Sprintf("providers[%d].%s", found[0], key)] = name
 	return nil
 }
@@ -163,6 +164,7 @@ func unknownEnv(name string, known map[string]string, items []any) error {
 	for _, p := range itemNames(items) {
 		candidates = append(candidates,
 			providerEnvPrefix+providerEnvName(p)+"_TOKEN",
+			providerEnvPrefix+providerEnvName(p)+"_CLIENT_SECRET",
 			providerEnvPrefix+providerEnvName(p)+"_BASE_URL")
 	}
 	sort.Strings(candidates)

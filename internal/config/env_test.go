@@ -88,7 +88,7 @@ func TestEnvErrors(t *testing.T) {
 		{"unknown provider", []string{"SETTLE_PROVIDERS_NOPE_TOKEN=" + tokenSecret},
 			[]string{"config: environment variable SETTLE_PROVIDERS_NOPE_TOKEN: no provider in the file is named nope (providers: sandbox)"}},
 		{"provider key not overridable", []string{"SETTLE_PROVIDERS_SANDBOX_TIMEOUT=1s"},
-			[]string{"SETTLE_PROVIDERS_SANDBOX_TIMEOUT: only SETTLE_PROVIDERS_<NAME>_TOKEN and SETTLE_PROVIDERS_<NAME>_BASE_URL"}},
+			[]string{"SETTLE_PROVIDERS_SANDBOX_TIMEOUT: only SETTLE_PROVIDERS_<NAME>_TOKEN, _CLIENT_SECRET and _BASE_URL"}},
 		{"provider base_url invalid", []string{"SETTLE_PROVIDERS_SANDBOX_BASE_URL=ftp://bank"},
 			[]string{`providers[0].base_url "ftp://bank": must be an absolute http:// or https:// URL`}},
 		{"secret url invalid", []string{"SETTLE_DATABASE_URL=mysql://settle:" + dbSecret + "@db/x"},

@@ -41,10 +41,12 @@ func redactedList(v reflect.Value) []any {
 	out := make([]any, v.Len())
 	for i := range v.Len() {
 		m := redactedMap(v.Index(i))
-		if m["token_file"] != "" {
-			delete(m, "token")
-		} else {
-			delete(m, "token_file")
+		for _, key := range []string{"token", "client_secret"} {
+			if m[key+"_file"] != "" {
+				delete(m, key)
+			} else {
+				delete(m, key+"_file")
+			}
 		}
 		out[i] = m
 	}

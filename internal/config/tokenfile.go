@@ -15,27 +15,39 @@ import (
 const maxTokenFile = 64 << 10
 
 // readTokenFiles sets the token of each provider that names a token_file,
-// read relative to dir (the config file's directory). A provider may have a
-// token or a token_file, not both.
+// and the client_secret of each that names a client_secret_file, read
+// relative to dir (the config file's directory). A provider may have a
+// secret or its file, not both.
 func (c *Config) readTokenFiles(dir string) []error {
 	var errs []error
 	for i := range c.Providers {
 		pc := &c.Providers[i]
-		if pc.TokenFile == "" {
-			continue
+		for _, f := range []struct {
+			key, file string
+			secret    *Secret
+		}{{"token", pc.TokenFile, &pc.Token}, {"client_secret", pc.ClientSecretFile, &pc.ClientSecret}} {
+			if err := readSecretFile(f.key, f.file, dir, f.secret); err != nil {
+				errs = append(errs, fmt.Errorf("config: providers[%d]%s", i, err))
+			}
 		}
-		if pc.Token != "" {
-			errs = append(errs, fmt.Errorf("config: providers[%d]: set token or token_file, not both", i))
-			continue
-		}
-		tok, err := readToken(pc.TokenFile, dir)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("config: providers[%d].token_file %q: %w", i, pc.TokenFile, err))
-			continue
-		}
-		pc.Token = Secret(tok)
 	}
 	return errs
+}
+
+// readSecretFile sets *secret from the file named by key_file, if any.
+func readSecretFile(key, file, dir string, secret *Secret) error {
+	if file == "" {
+		return nil
+	}
+	if *secret != "" {
+		return fmt.Errorf(": set %s or %s_file, not both", key, key)
+	}
+	tok, err := readToken(file, dir)
+	if err != nil {
+		return fmt.Errorf(".%s_file %q: %w", key, file, err)
+	}
+	*secret = Secret(tok)
+	return nil
 }
 
 func readToken(name, dir string) (string, error) {

@@ -364,9 +364,7 @@ func (pc *ProviderConfig) validate(p *problems, key string, lease time.Duration)
 	} else if u.User != nil {
 		p.add("%s.base_url %q: must not hold a user or password (set token)", key, RedactURL(pc.BaseURL))
 	}
-	if pc.Token == "" && pc.TokenFile == "" {
-		p.add("%s.token is required: set token, token_file or SETTLE_PROVIDERS_%s_TOKEN", key, providerEnvName(pc.Name))
-	}
+	pc.validateCredentials(p, key)
 	if p.positive(key+".timeout", pc.Timeout) && pc.Timeout >= lease {
 		p.add("%s.timeout %s: must be less than worker.lease (%s)", key, pc.Timeout, lease)
 	}
