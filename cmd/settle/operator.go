@@ -56,6 +56,13 @@ func defaultActor() string {
 // settlementOp is replay, cancel or compensate of one settlement.
 type settlementOp func(db *store.DB, ctx context.Context, id int64, a store.Audit, dryRun bool) (store.Outcome, error)
 
+// opFor is the operator command to run with the configuration loaded.
+type opFor func(cfg *config.Config) settlementOp
+
+// withoutConfig is an operator command that reads nothing of the
+// configuration.
+func withoutConfig(op settlementOp) opFor { return func(*config.Config) settlementOp { return op } }
+
 func newReplayCmd(g *globals) *cobra.Command {
 	var o opFlags
 	var since, provider string
@@ -86,7 +93,7 @@ func newReplayCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runSettlementOp(cmd, g, o, a, id, (*store.DB).Replay)
+			return runSettlementOp(cmd, g, o, a, id, replayWith)
 		},
 	}
 	o.register(cmd, true)
@@ -110,7 +117,7 @@ func newCancelCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runSettlementOp(cmd, g, o, a, id, (*store.DB).Cancel)
+			return runSettlementOp(cmd, g, o, a, id, withoutConfig((*store.DB).Cancel))
 		},
 	}
 	o.register(cmd, true)
@@ -132,22 +139,30 @@ func newCompensateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runSettlementOp(cmd, g, o, a, id, (*store.DB).Compensate)
+			return runSettlementOp(cmd, g, o, a, id, withoutConfig((*store.DB).Compensate))
 		},
 	}
 	o.register(cmd, true)
 	return cmd
 }
 
+// replayWith replays a settlement, re-reading its engine accounts from
+// the configuration the command loaded (see store.DB.Replay).
+func replayWith(cfg *config.Config) settlementOp {
+	return func(db *store.DB, ctx context.Context, id int64, a store.Audit, dryRun bool) (store.Outcome, error) {
+		return db.Replay(ctx, id, engineAccounts(cfg), a, dryRun)
+	}
+}
+
 // runSettlementOp runs one operator command, prints its outcome and wakes
 // the step it made READY.
-func runSettlementOp(cmd *cobra.Command, g *globals, o opFlags, a store.Audit, id int64, op settlementOp) error {
+func runSettlementOp(cmd *cobra.Command, g *globals, o opFlags, a store.Audit, id int64, op opFor) error {
 	cfg, db, err := g.openStore(cmd)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	out, err := op(db, cmd.Context(), id, a, o.dryRun)
+	out, err := op(cfg)(db, cmd.Context(), id, a, o.dryRun)
 	if errors.Is(err, store.ErrNothingToDo) {
 		fmt.Fprintln(cmd.OutOrStdout(), "nothing to do:", strings.TrimPrefix(err.Error(), store.ErrNothingToDo.Error()+": "))
 		return nil
@@ -211,7 +226,7 @@ func replayMany(cmd *cobra.Command, g *globals, o opFlags, a store.Audit, since,
 	bar := newProgress(cmd.ErrOrStderr(), len(ids), "replay")
 	var replayed, refused int
 	for _, id := range ids {
-		out, err := db.Replay(cmd.Context(), id, a, o.dryRun)
+		out, err := db.Replay(cmd.Context(), id, engineAccounts(cfg), a, o.dryRun)
 		switch {
 		case errors.Is(err, store.ErrNothingToDo):
 		case err != nil:
