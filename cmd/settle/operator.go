@@ -69,10 +69,12 @@ func newReplayCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "replay [SETTLEMENT_ID] --reason TEXT",
 		Short: "Re-drive a FAILED settlement from its failed step (or many with --failed-since)",
-		Long: "Re-drive a FAILED settlement from its failed step. DONE steps are never repeated; a step the bank\n" +
-			"refused gets a new attempt with a new key (a PAYOUT goes to the customer's current payout account),\n" +
-			"a step the bank never acted on is sent again with the same key. Refused while an attempt's outcome\n" +
-			"is unknown. A SETTLED settlement whose NOTIFY gave up sends its event to the lender's app again\n" +
+		Long: "Re-drive a FAILED settlement from its failed step. DONE steps are never repeated and keep their\n" +
+			"accounts; the failed step and the steps after it are routed again: engine accounts from the\n" +
+			"configuration as it is now, the payout account from the customer's record (--dry-run shows old → new).\n" +
+			"A step the bank refused, or never acted on but whose accounts changed, gets a new attempt with a new\n" +
+			"key; one the bank never acted on is otherwise sent again with the same key. Refused while an attempt's\n" +
+			"outcome is unknown, when the provider is no longer configured, or when the customer is CLOSED. A SETTLED settlement whose NOTIFY gave up sends its event to the lender's app again\n" +
 			"(same event ID); it stays SETTLED. Replaying any other settlement that is not FAILED changes nothing\n" +
 			"and says so.\n" +
 			"With --failed-since TIME (RFC 3339 or a duration such as 2h) every FAILED settlement updated since\n" +
