@@ -485,3 +485,6 @@ func TestPausedWorkerSendingLateDoesNotPayTwice(t *testing.T) {
 	f.drain(t)
 	f.verify(t, 4)
 }
+
+// sandboxAccounts are the engine's accounts as configured, for replay.
+var sandboxAccounts = map[string]pipeline.Accounts{"sandbox": accounts}

@@ -172,7 +172,7 @@ func TestKeyPastItsRetentionIsNotSentAgain(t *testing.T) {
 			if severity != "critical" || !strings.Contains(detail, "bank statement") {
 				t.Errorf("alert %s %q: want critical, telling to check the bank statement", severity, detail)
 			}
-			_, err := f.db.Replay(ctx, d.ID, store.Audit{Actor: "ops", Command: "replay", Reason: "test"}, false)
+			_, err := f.db.Replay(ctx, d.ID, sandboxAccounts, store.Audit{Actor: "ops", Command: "replay", Reason: "test"}, false)
 			if !errors.Is(err, store.ErrRefused) {
 				t.Errorf("replay of the halted step: %v, want refused until its outcome is known", err)
 			}

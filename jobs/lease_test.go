@@ -95,7 +95,7 @@ func TestPausedWorkerPastItsLeaseSendsNothing(t *testing.T) {
 
 func replay(t *testing.T, db *store.DB, id int64) {
 	t.Helper()
-	if _, err := db.Replay(context.Background(), id, store.Audit{Actor: "ops", Command: "replay", Reason: "unfrozen"}, false); err != nil {
+	if _, err := db.Replay(context.Background(), id, sandboxAccounts, store.Audit{Actor: "ops", Command: "replay", Reason: "unfrozen"}, false); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -394,7 +394,7 @@ func TestNotifyGivesUpAfterItsWindowAndReplaySendsIt(t *testing.T) {
 	f.verify(t, moneySteps(all))
 
 	app.setUp(true)
-	out, err := f.db.Replay(ctx, d.ID, store.Audit{Actor: "ops", Command: "replay", Reason: "app back"}, false)
+	out, err := f.db.Replay(ctx, d.ID, sandboxAccounts, store.Audit{Actor: "ops", Command: "replay", Reason: "app back"}, false)
 	if err != nil || out.Enqueue.ID != notifyStep(d).ID {
 		t.Fatalf("replay: %+v, %v; want the DEAD NOTIFY re-driven", out, err)
 	}

@@ -140,7 +140,7 @@ func TestReplayThatSettlesResolvesTheFailureAlertOnce(t *testing.T) {
 	if _, err := f.bank.SetState(ctx, c.Payout, banksim.StateActive, ""); err != nil {
 		t.Fatal(err)
 	}
-	out, err := f.db.Replay(ctx, d.ID, store.Audit{Actor: "ops", Command: "replay", Reason: "account unfrozen"}, false)
+	out, err := f.db.Replay(ctx, d.ID, sandboxAccounts, store.Audit{Actor: "ops", Command: "replay", Reason: "account unfrozen"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -188,6 +188,9 @@ func fixHint(a Alert) string {
 		return fmt.Sprintf("Have the customer get the freeze lifted, or take a new payout account with `settle customers update %s --payout-account NUMBER --reason \"…\"`; then %s.", a.Customer, replay)
 	case refused && payout && r.payoutFix != "":
 		return fmt.Sprintf("Take the right value from the customer with `settle customers update %s %s --reason \"…\"`; then %s.", a.Customer, r.payoutFix, replay)
+	case refused && !payout:
+		return "Put the account right at the bank, or, if the configuration names the wrong account, correct the provider's " +
+			"accounts (providers[].accounts) in it; then " + replay + ": it reads the configured accounts again and sends to them with a new key."
 	case refused:
 		return "Put the account right at the bank; then " + replay + "."
 	}

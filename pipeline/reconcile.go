@@ -158,7 +158,16 @@ const (
 	AttemptUnknown   = "UNKNOWN"
 	AttemptSucceeded = "SUCCEEDED"
 	AttemptRefused   = "REFUSED"
+	// AttemptSuperseded is an attempt the bank never acted on whose step a
+	// replay sent to other accounts: its key is never sent again.
+	AttemptSuperseded = "SUPERSEDED"
 )
+
+// settledNothing reports whether the engine recorded the attempt as one
+// that moved no money: refused by the bank, or superseded by a replay.
+func (t EngineTransfer) settledNothing() bool {
+	return t.Status == AttemptRefused || t.Status == AttemptSuperseded
+}
 
 // EngineTransfer is one transfer attempt as the engine records it.
 type EngineTransfer struct {
@@ -183,7 +192,31 @@ const (
 	RoleLender     Role = "lender"
 	RoleHolding    Role = "holding"
 	RoleFee        Role = "fee"
+	RolePayout     Role = "payout" // the customer's payout account: a step's, never reconciled
 )
+
+// Customer reports whether the role is a customer's account (shown masked
+// to its last four characters) rather than one of the engine's.
+func (r Role) Customer() bool { return r == RoleVA || r == RolePayout }
+
+// Key names the role for an operator: an engine account by its
+// configuration key (accounts.fee), a customer's by what it is (payout).
+func (r Role) Key() string {
+	if r.Customer() {
+		return string(r)
+	}
+	return "accounts." + string(r)
+}
+
+// Shown is an account that plays the role as an operator sees it: an
+// engine account as it is configured, a customer's masked to its last four
+// characters.
+func (r Role) Shown(account string) string {
+	if r.Customer() {
+		return AccountNumber(account).Masked()
+	}
+	return account
+}
 
 // Roles lists the engine's own accounts with their roles; empty accounts are
 // left out and an account named twice keeps its first role.
@@ -369,7 +402,7 @@ func (m *matcher) settledBefore(t EngineTransfer, known bool) bool {
 // says whether the ledger read as of AsOf holds the attempt's postings.
 func (m *matcher) matchKey(key string, lines []StatementLine, t EngineTransfer, known, settled bool) {
 	bank := m.bankSide(lines)
-	inFlight := known && len(lines) > 0 && !settled && t.Status != AttemptRefused
+	inFlight := known && len(lines) > 0 && !settled && !t.settledNothing()
 	if inFlight {
 		m.out.Stats.InFlight++
 		addAll(m.observed, bank, 1) // the bank moved it; the ledger read does not hold it yet
@@ -379,7 +412,7 @@ func (m *matcher) matchKey(key string, lines []StatementLine, t EngineTransfer, 
 	}
 	m.out.Stats.Lines += len(lines)
 	var engine map[string]int64
-	if known && t.Status != AttemptRefused {
+	if known && !t.settledNothing() {
 		engine = map[string]int64{t.From: -t.Amount, t.To: t.Amount}
 	}
 	f, ok := m.compare(key, lines, t, known, bank, engine)
@@ -475,8 +508,8 @@ func (m *matcher) unknownDetail(key string, lines []StatementLine, t EngineTrans
 	what := fmt.Sprintf("the bank moved %s under key %s", describeLines(lines), key)
 	step, no := ParseAttemptKey(key)
 	switch {
-	case known && t.Status == AttemptRefused:
-		return what + fmt.Sprintf("; settle recorded that attempt as refused (settlement %d, step %d), so its ledger does not hold it", t.SettlementID, t.StepID)
+	case known && t.settledNothing():
+		return what + fmt.Sprintf("; settle recorded that attempt as %s (settlement %d, step %d), so its ledger does not hold it", strings.ToLower(t.Status), t.SettlementID, t.StepID)
 	case step != 0:
 		return what + fmt.Sprintf("; the key is settle's attempt %d of step %d, of which settle has no record: an attempt it lost track of", no, step)
 	}

@@ -61,27 +61,74 @@ func Reversals(done []DoneLeg) []StepSpec {
 	return out
 }
 
-// Steps turns a plan into the settlement's ordered steps: SWEEP from the
-// virtual account to collection, the split legs from collection to their
-// accounts, and NOTIFY last.
+// Roles returns where a step of the kind takes money from and sends it to:
+// SWEEP from the VA to collection, REPAY, HOLD and FEE from collection to
+// the lender, holding and fee accounts, PAYOUT from collection to the
+// customer's payout account. A NOTIFY moves nothing, and a REVERSE takes
+// the accounts of the step it undoes, swapped: both "".
+func (k Kind) Roles() (from, to Role) {
+	switch k {
+	case KindSweep:
+		return RoleVA, RoleCollection
+	case KindRepay:
+		return RoleCollection, RoleLender
+	case KindHold:
+		return RoleCollection, RoleHolding
+	case KindFee:
+		return RoleCollection, RoleFee
+	case KindPayout:
+		return RoleCollection, RolePayout
+	}
+	return "", ""
+}
+
+// Endpoints are the accounts a settlement's steps move money between: its
+// virtual account, the engine's accounts at its provider and the
+// customer's payout account.
+type Endpoints struct {
+	VA       string
+	Accounts Accounts
+	Payee    Payee
+}
+
+// Account returns the account that plays the role ("" for none).
+func (e Endpoints) Account(r Role) string {
+	switch r {
+	case RoleVA:
+		return e.VA
+	case RoleCollection:
+		return e.Accounts.Collection
+	case RoleLender:
+		return e.Accounts.Lender
+	case RoleHolding:
+		return e.Accounts.Holding
+	case RoleFee:
+		return e.Accounts.Fee
+	case RolePayout:
+		return e.Payee.Account
+	}
+	return ""
+}
+
+// Route returns a step of the kind's accounts among the endpoints (see
+// Kind.Roles): from, to and, for a PAYOUT, the payee's holder name.
+func (e Endpoints) Route(k Kind) (from, to, holder string) {
+	fr, tr := k.Roles()
+	if tr == RolePayout {
+		holder = e.Payee.Holder
+	}
+	return e.Account(fr), e.Account(tr), holder
+}
+
+// Steps turns a plan into the settlement's ordered steps, each routed by
+// Endpoints.Route: SWEEP from the virtual account to collection, the split
+// legs from collection to their accounts, and NOTIFY last.
 func (p Plan) Steps(va string, acc Accounts, payee Payee) []StepSpec {
+	e := Endpoints{VA: va, Accounts: acc, Payee: payee}
 	out := make([]StepSpec, 0, len(p.Legs))
 	for i, l := range p.Legs {
-		s := StepSpec{Seq: i + 1, Kind: l.Kind, Amount: l.Amount, From: acc.Collection}
-		switch l.Kind {
-		case KindSweep:
-			s.From, s.To = va, acc.Collection
-		case KindRepay:
-			s.To = acc.Lender
-		case KindHold:
-			s.To = acc.Holding
-		case KindFee:
-			s.To = acc.Fee
-		case KindPayout:
-			s.To, s.ToHolder = payee.Account, payee.Holder
-		case KindNotify:
-			s.From = ""
-		}
+		s := StepSpec{Seq: i + 1, Kind: l.Kind, Amount: l.Amount}
+		s.From, s.To, s.ToHolder = e.Route(l.Kind)
 		out = append(out, s)
 	}
 	return out

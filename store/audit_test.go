@@ -108,7 +108,7 @@ func TestRefusedAndNoOpSettlementCommandsAreAudited(t *testing.T) {
 	}{
 		{"cancel after money moved", moved.SettlementID, "cancel", db.Cancel, store.ErrRefused, "refused", "money may have moved"},
 		{"compensate a RUNNING settlement", moved.SettlementID, "compensate", db.Compensate, store.ErrRefused, "refused", "only a FAILED settlement is compensated"},
-		{"replay a SETTLED settlement", settled.SettlementID, "replay", db.Replay, store.ErrNothingToDo, "nothing_to_do", "is SETTLED"},
+		{"replay a SETTLED settlement", settled.SettlementID, "replay", replayer(db), store.ErrNothingToDo, "nothing_to_do", "is SETTLED"},
 		{"cancel a CANCELLED settlement", cancelled.SettlementID, "cancel", db.Cancel, store.ErrNothingToDo, "nothing_to_do", "already CANCELLED"},
 		{"cancel a settlement that does not exist", 999_999, "cancel", db.Cancel, store.ErrNotFound, "refused", "not found"},
 	} {

@@ -79,7 +79,7 @@ func refuse(t *testing.T, db *store.DB, c pipeline.Claim, code pipeline.RefusalC
 
 func replay(t *testing.T, db *store.DB, settlementID int64) int64 {
 	t.Helper()
-	out, err := db.Replay(context.Background(), settlementID, store.Audit{Actor: "ops", Command: "replay", Reason: "fixed"}, false)
+	out, err := db.Replay(context.Background(), settlementID, sandboxAccounts, store.Audit{Actor: "ops", Command: "replay", Reason: "fixed"}, false)
 	if err != nil {
 		t.Fatalf("replay %d: %v", settlementID, err)
 	}

@@ -66,11 +66,18 @@ type stepState struct {
 	Amount   int64  `json:"amount" db:"amount"`
 	From     string `json:"-" db:"from_account"`
 	To       string `json:"-" db:"to_account"`
-	Fence    int64  `json:"-" db:"fence"`
-	Attempt  int    `json:"attempt,omitempty" db:"attempt"`
-	Key      string `json:"key,omitempty" db:"idempotency_key"`
-	Transfer string `json:"transfer,omitempty" db:"transfer_status"`
-	BankCode string `json:"bank_code,omitempty" db:"bank_code"`
+	ToHolder string `json:"-" db:"to_holder"`
+	Reverses int64  `json:"-" db:"reverses"`
+	// ShownFrom and ShownTo are the step's accounts as the audit row
+	// keeps them: an engine account by its configuration key, a
+	// customer's masked (see stepRoles).
+	ShownFrom string `json:"from,omitempty" db:"-"`
+	ShownTo   string `json:"to,omitempty" db:"-"`
+	Fence     int64  `json:"-" db:"fence"`
+	Attempt   int    `json:"attempt,omitempty" db:"attempt"`
+	Key       string `json:"key,omitempty" db:"idempotency_key"`
+	Transfer  string `json:"transfer,omitempty" db:"transfer_status"`
+	BankCode  string `json:"bank_code,omitempty" db:"bank_code"`
 }
 
 // lockSettlement reads a settlement and its steps, each with its latest
@@ -85,13 +92,34 @@ func lockSettlement(ctx context.Context, tx *sqlx.Tx, id int64) (settlementState
 		return s, err
 	}
 	err = tx.SelectContext(ctx, &s.Steps, `
-		SELECT st.id, st.seq, st.kind, st.status, st.amount, st.from_account, st.to_account, st.fence,
+		SELECT st.id, st.seq, st.kind, st.status, st.amount, st.from_account, st.to_account, st.to_holder,
+		       coalesce(st.reverses, 0) AS reverses, st.fence,
 		       coalesce(t.attempt, 0) AS attempt, coalesce(t.idempotency_key, '') AS idempotency_key,
 		       coalesce(t.status, '') AS transfer_status, coalesce(t.bank_code, '') AS bank_code
 		  FROM steps st
 		  LEFT JOIN LATERAL (SELECT * FROM transfers WHERE step_id = st.id ORDER BY attempt DESC LIMIT 1) t ON true
 		 WHERE st.settlement_id = $1 ORDER BY st.seq FOR UPDATE OF st`, id)
+	for i, st := range s.Steps {
+		from, to := stepRoles(s, st)
+		if from != "" {
+			s.Steps[i].ShownFrom = from.Key() + " " + from.Shown(st.From)
+		}
+		if to != "" {
+			s.Steps[i].ShownTo = to.Key() + " " + to.Shown(st.To)
+		}
+	}
 	return s, err
+}
+
+// stepRoles returns what the step's accounts are (pipeline.Kind.Roles); a
+// REVERSE's are those of the step it undoes, swapped.
+func stepRoles(s settlementState, st stepState) (from, to pipeline.Role) {
+	if st.Kind != string(pipeline.KindReverse) {
+		return pipeline.Kind(st.Kind).Roles()
+	}
+	undone, _ := findStep(s, func(o stepState) bool { return o.ID == st.Reverses })
+	to, from = pipeline.Kind(undone.Kind).Roles()
+	return from, to
 }
 
 // operate runs one operator command on a settlement (see audited): fn
@@ -229,14 +257,24 @@ func nullJSON(v any) ([]byte, error) {
 
 // Replay re-drives a FAILED settlement from its failed step: the step goes
 // back to READY with its attempts reset, and the settlement to RUNNING (or
-// COMPENSATING when a reversal failed). A step the bank refused gets a new
-// attempt with a new key at its next claim; one the bank never acted on is
-// sent again with the same key. DONE steps are never repeated.
+// COMPENSATING when a reversal failed). DONE steps are never repeated.
+//
+// The failed step and the steps after it are routed again (see reroute):
+// an engine account from accounts, the provider's accounts as configured
+// now, a customer's from the customer's record as it is now, so a replay
+// after fixing the configuration or the payout account sends to the fixed
+// account. Steps before it, DONE, stay as they are.
+//
+// A step the bank refused gets a new attempt with a new key at its next
+// claim. One the bank never acted on is sent again with the same key if
+// its accounts are unchanged; if they changed, that attempt is SUPERSEDED
+// and the next claim makes a new one with a new key, so no key is ever sent
+// with other content (ADR 0002).
 //
 // A SETTLED settlement whose NOTIFY gave up (DEAD) is replayed by sending
 // its event again: the step is READY with its attempts reset, the
 // settlement stays SETTLED.
-func (db *DB) Replay(ctx context.Context, id int64, a Audit, dryRun bool) (Outcome, error) {
+func (db *DB) Replay(ctx context.Context, id int64, accounts map[string]pipeline.Accounts, a Audit, dryRun bool) (Outcome, error) {
 	return db.operate(ctx, id, a, dryRun, func(tx *sqlx.Tx, s settlementState, out *Outcome) error {
 		if n, ok := undelivered(s); ok && s.Status == string(pipeline.SettlementSettled) && n.Status == string(pipeline.StepDead) {
 			return replayNotify(ctx, tx, s, n, a, out)
@@ -251,6 +289,10 @@ func (db *DB) Replay(ctx context.Context, id int64, a Audit, dryRun bool) (Outco
 		if failed.Transfer == "UNKNOWN" || failed.Transfer == "SUCCEEDED" {
 			return fmt.Errorf("%w: step %d's attempt %d is %s at the bank: the engine must learn its outcome before anything is sent again",
 				ErrRefused, failed.ID, failed.Attempt, failed.Transfer)
+		}
+		routes, err := reroute(ctx, tx, s, failed, accounts)
+		if err != nil {
+			return err
 		}
 		status := pipeline.SettlementRunning
 		if failed.Kind == string(pipeline.KindReverse) {
@@ -268,15 +310,21 @@ func (db *DB) Replay(ctx context.Context, id int64, a Audit, dryRun bool) (Outco
 		}
 		out.Changes = append(out.Changes,
 			fmt.Sprintf("settlement %d: FAILED → %s", id, status),
-			fmt.Sprintf("step %d (%s, seq %d): %s → READY, attempts reset", failed.ID, failed.Kind, failed.Seq, failed.Status),
-			describeNextAttempt(failed))
-		if failed.Kind == string(pipeline.KindPayout) && (failed.Attempt == 0 || failed.Transfer == "REFUSED") {
-			change, err := refreshPayee(ctx, tx, failed)
+			fmt.Sprintf("step %d (%s, seq %d): %s → READY, attempts reset", failed.ID, failed.Kind, failed.Seq, failed.Status))
+		moved := false
+		for _, r := range routes {
+			changes, err := r.apply(ctx, tx)
 			if err != nil {
 				return err
 			}
-			out.Changes = append(out.Changes, change)
+			moved = moved || (r.step.ID == failed.ID && len(changes) > 0)
+			out.Changes = append(out.Changes, changes...)
 		}
+		next, err := nextAttempt(ctx, tx, failed, moved)
+		if err != nil {
+			return err
+		}
+		out.Changes = append(out.Changes, next)
 		out.Enqueue = pipeline.StepRef{ID: failed.ID, Fence: failed.Fence}
 		return nil
 	})
@@ -306,38 +354,135 @@ func replayNotify(ctx context.Context, tx *sqlx.Tx, s settlementState, n stepSta
 	return nil
 }
 
-// refreshPayee points a PAYOUT step that will make a new attempt at the
-// customer's payout account as it is now (an operator may have changed it
-// after the bank refused the old one).
-func refreshPayee(ctx context.Context, tx *sqlx.Tx, st stepState) (string, error) {
-	var to string
-	err := tx.QueryRowxContext(ctx, `
-		UPDATE steps SET to_account = c.payout_account, to_holder = c.payout_holder_name
-		  FROM settlements s JOIN customers c ON c.id = s.customer_id
-		 WHERE steps.id = $1 AND s.id = steps.settlement_id
-		RETURNING steps.to_account`, st.ID).Scan(&to)
-	if err != nil {
-		return "", err
-	}
-	if to == st.To {
-		return fmt.Sprintf("the payout goes to %s, as before", pipeline.AccountNumber(to)), nil
-	}
-	return fmt.Sprintf("the payout goes to the customer's current payout account %s (was %s)",
-		pipeline.AccountNumber(to), pipeline.AccountNumber(st.To)), nil
+// route is where a step that replay re-drives goes now: its accounts as
+// they are routed again, beside the step as it is.
+type route struct {
+	step             stepState
+	from, to, holder string
+	fromRole, toRole pipeline.Role
 }
 
-func describeNextAttempt(st stepState) string {
+// reroute routes the failed step and every step after it that is not DONE
+// again, the way a settlement's steps are planned (pipeline.Endpoints):
+// engine accounts from the provider's accounts as configured now, the
+// virtual account and the payout account from the settlement's VA and the
+// customer's record as they are now. Money a DONE leg already moved stays
+// where it went: once the SWEEP is DONE, the legs after it take the money
+// from the collection account the SWEEP paid, whatever is configured now.
+// A REVERSE undoes its step, so it takes that step's accounts swapped.
+// It refuses when the routes cannot be read: the provider is no longer
+// configured, or the customer is CLOSED.
+func reroute(ctx context.Context, tx *sqlx.Tx, s settlementState, failed stepState,
+	accounts map[string]pipeline.Accounts) ([]route, error) {
+	var at struct {
+		Provider string `db:"provider"`
+		VA       string `db:"number"`
+		Account  string `db:"payout_account"`
+		Holder   string `db:"payout_holder_name"`
+		Status   string `db:"status"`
+		Ref      string `db:"external_ref"`
+	}
+	if err := tx.GetContext(ctx, &at, `
+		SELECT s.provider, va.number, c.payout_account, c.payout_holder_name, c.status, c.external_ref
+		  FROM settlements s JOIN virtual_accounts va ON va.id = s.va_id JOIN customers c ON c.id = s.customer_id
+		 WHERE s.id = $1`, s.ID); err != nil {
+		return nil, err
+	}
+	acc, configured := accounts[at.Provider]
+	if sweep, ok := findStep(s, func(st stepState) bool {
+		return st.Kind == string(pipeline.KindSweep) && st.Status == string(pipeline.StepDone)
+	}); ok {
+		acc.Collection = sweep.To
+	}
+	e := pipeline.Endpoints{VA: at.VA, Accounts: acc, Payee: pipeline.Payee{Account: at.Account, Holder: at.Holder}}
+	var out []route
+	for _, st := range s.Steps {
+		if st.Seq < failed.Seq || st.Status == string(pipeline.StepDone) || !pipeline.Kind(st.Kind).MovesMoney() {
+			continue
+		}
+		r := route{step: st}
+		r.fromRole, r.toRole = stepRoles(s, st)
+		if st.Kind == string(pipeline.KindReverse) {
+			undone, _ := findStep(s, func(o stepState) bool { return o.ID == st.Reverses })
+			r.from, r.to, r.holder = undone.To, undone.From, st.ToHolder
+			out = append(out, r)
+			continue
+		}
+		for _, role := range []pipeline.Role{r.fromRole, r.toRole} {
+			switch {
+			case role.Customer() && at.Status == "CLOSED":
+				return nil, fmt.Errorf("%w: customer %s is CLOSED: replay reads step %d's (%s) %s from the customer's record "+
+					"and will not pay a closed customer; settle compensate %d returns the money to the virtual account",
+					ErrRefused, at.Ref, st.ID, st.Kind, role.Key(), s.ID)
+			case !role.Customer() && !configured:
+				return nil, fmt.Errorf("%w: provider %s is not in the configuration (providers[]): replay reads step %d's (%s) "+
+					"%s from it; configure the provider again, or settle compensate %d", ErrRefused, at.Provider, st.ID, st.Kind, role.Key(), s.ID)
+			}
+		}
+		r.from, r.to, r.holder = e.Route(pipeline.Kind(st.Kind))
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// apply points the step at its route, if that changed, and says what
+// changed: old → new for each account (a customer's masked), and whether the
+// payee's holder name changed (never shown).
+func (r route) apply(ctx context.Context, tx *sqlx.Tx) ([]string, error) {
+	st := r.step
+	if r.from == st.From && r.to == st.To && r.holder == st.ToHolder {
+		return nil, nil
+	}
+	if _, err := tx.ExecContext(ctx, `
+		UPDATE steps SET from_account = $2, to_account = $3, to_holder = $4, updated_at = now() WHERE id = $1`,
+		st.ID, r.from, r.to, r.holder); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, c := range []struct {
+		dir      string
+		role     pipeline.Role
+		old, now string
+	}{{"from", r.fromRole, st.From, r.from}, {"to", r.toRole, st.To, r.to}} {
+		if c.old != c.now {
+			out = append(out, fmt.Sprintf("step %d (%s, seq %d): %s %s %s → %s", st.ID, st.Kind, st.Seq, c.dir,
+				c.role.Key(), c.role.Shown(c.old), c.role.Shown(c.now)))
+		}
+	}
+	if r.holder != st.ToHolder {
+		out = append(out, fmt.Sprintf("step %d (%s, seq %d): the payee's holder name is the customer's current one", st.ID, st.Kind, st.Seq))
+	}
+	return out, nil
+}
+
+// nextAttempt says what the failed step sends at its next claim. moved
+// says whether replay changed its accounts: then an attempt the bank never
+// acted on is SUPERSEDED, so the claim makes a new attempt with a new key
+// and the old key is never sent with other content (ADR 0002). That is
+// safe: the step is FAILED, so the last claim recorded its outcome and
+// every earlier claim's lease had ended before the next one was made, and
+// no worker calls the bank past its lease (pipeline.Executor), so nothing
+// can still send the old key; and the bank's last word on it was that it
+// did not act.
+func nextAttempt(ctx context.Context, tx *sqlx.Tx, st stepState, moved bool) (string, error) {
 	switch {
 	case !pipeline.Kind(st.Kind).MovesMoney():
-		return "no bank transfer: the step moves no money"
+		return "no bank transfer: the step moves no money", nil
 	case st.Attempt == 0:
-		return fmt.Sprintf("its first attempt, key %s, will be sent", pipeline.AttemptKey(st.ID, 1))
+		return fmt.Sprintf("its first attempt, key %s, will be sent", pipeline.AttemptKey(st.ID, 1)), nil
 	case st.Transfer == "REFUSED":
 		return fmt.Sprintf("the bank refused attempt %d (%s): attempt %d with the new key %s will be sent",
-			st.Attempt, st.BankCode, st.Attempt+1, pipeline.AttemptKey(st.ID, st.Attempt+1))
-	default:
-		return fmt.Sprintf("attempt %d was never acted on by the bank: it will be sent again with the same key %s", st.Attempt, st.Key)
+			st.Attempt, st.BankCode, st.Attempt+1, pipeline.AttemptKey(st.ID, st.Attempt+1)), nil
+	case !moved:
+		return fmt.Sprintf("attempt %d was never acted on by the bank: it will be sent again with the same key %s", st.Attempt, st.Key), nil
 	}
+	if _, err := tx.ExecContext(ctx, `
+		UPDATE transfers SET status = 'SUPERSEDED', updated_at = now() WHERE step_id = $1 AND attempt = $2 AND status = 'SENDING'`,
+		st.ID, st.Attempt); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("attempt %d (key %s) was never acted on by the bank and its accounts changed: it is SUPERSEDED and its key "+
+		"never sent again; attempt %d with the new key %s will be sent", st.Attempt, st.Key, st.Attempt+1, pipeline.AttemptKey(st.ID, st.Attempt+1)), nil
 }
 
 // Cancel stops a settlement before any money moved: every step not DONE is

@@ -328,3 +328,13 @@ func TestVerifyReportsViolations(t *testing.T) {
 		}
 	}
 }
+
+// sandboxAccounts are the engine's accounts as configured, for replay.
+var sandboxAccounts = map[string]pipeline.Accounts{"sandbox": accounts}
+
+// replayer is db.Replay with the configured accounts.
+func replayer(db *store.DB) func(context.Context, int64, store.Audit, bool) (store.Outcome, error) {
+	return func(ctx context.Context, id int64, a store.Audit, dryRun bool) (store.Outcome, error) {
+		return db.Replay(ctx, id, sandboxAccounts, a, dryRun)
+	}
+}

@@ -180,7 +180,7 @@ func TestSettlingAfterAReplayResolvesTheFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := raise(t, db, "reconcile:1:missing_at_bank", "reconcile", failed.SettlementID)
-	out, err := db.Replay(ctx, failed.SettlementID, store.Audit{Actor: "ops", Command: "replay", Reason: "unfrozen"}, false)
+	out, err := db.Replay(ctx, failed.SettlementID, sandboxAccounts, store.Audit{Actor: "ops", Command: "replay", Reason: "unfrozen"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,16 +56,25 @@ func defaultActor() string {
 // settlementOp is replay, cancel or compensate of one settlement.
 type settlementOp func(db *store.DB, ctx context.Context, id int64, a store.Audit, dryRun bool) (store.Outcome, error)
 
+// opFor is the operator command to run with the configuration loaded.
+type opFor func(cfg *config.Config) settlementOp
+
+// withoutConfig is an operator command that reads nothing of the
+// configuration.
+func withoutConfig(op settlementOp) opFor { return func(*config.Config) settlementOp { return op } }
+
 func newReplayCmd(g *globals) *cobra.Command {
 	var o opFlags
 	var since, provider string
 	cmd := &cobra.Command{
 		Use:   "replay [SETTLEMENT_ID] --reason TEXT",
 		Short: "Re-drive a FAILED settlement from its failed step (or many with --failed-since)",
-		Long: "Re-drive a FAILED settlement from its failed step. DONE steps are never repeated; a step the bank\n" +
-			"refused gets a new attempt with a new key (a PAYOUT goes to the customer's current payout account),\n" +
-			"a step the bank never acted on is sent again with the same key. Refused while an attempt's outcome\n" +
-			"is unknown. A SETTLED settlement whose NOTIFY gave up sends its event to the lender's app again\n" +
+		Long: "Re-drive a FAILED settlement from its failed step. DONE steps are never repeated and keep their\n" +
+			"accounts; the failed step and the steps after it are routed again: engine accounts from the\n" +
+			"configuration as it is now, the payout account from the customer's record (--dry-run shows old → new).\n" +
+			"A step the bank refused, or never acted on but whose accounts changed, gets a new attempt with a new\n" +
+			"key; one the bank never acted on is otherwise sent again with the same key. Refused while an attempt's\n" +
+			"outcome is unknown, when the provider is no longer configured, or when the customer is CLOSED. A SETTLED settlement whose NOTIFY gave up sends its event to the lender's app again\n" +
 			"(same event ID); it stays SETTLED. Replaying any other settlement that is not FAILED changes nothing\n" +
 			"and says so.\n" +
 			"With --failed-since TIME (RFC 3339 or a duration such as 2h) every FAILED settlement updated since\n" +
@@ -86,7 +95,7 @@ func newReplayCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runSettlementOp(cmd, g, o, a, id, (*store.DB).Replay)
+			return runSettlementOp(cmd, g, o, a, id, replayWith)
 		},
 	}
 	o.register(cmd, true)
@@ -110,7 +119,7 @@ func newCancelCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runSettlementOp(cmd, g, o, a, id, (*store.DB).Cancel)
+			return runSettlementOp(cmd, g, o, a, id, withoutConfig((*store.DB).Cancel))
 		},
 	}
 	o.register(cmd, true)
@@ -132,22 +141,30 @@ func newCompensateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runSettlementOp(cmd, g, o, a, id, (*store.DB).Compensate)
+			return runSettlementOp(cmd, g, o, a, id, withoutConfig((*store.DB).Compensate))
 		},
 	}
 	o.register(cmd, true)
 	return cmd
 }
 
+// replayWith replays a settlement, re-reading its engine accounts from
+// the configuration the command loaded (see store.DB.Replay).
+func replayWith(cfg *config.Config) settlementOp {
+	return func(db *store.DB, ctx context.Context, id int64, a store.Audit, dryRun bool) (store.Outcome, error) {
+		return db.Replay(ctx, id, engineAccounts(cfg), a, dryRun)
+	}
+}
+
 // runSettlementOp runs one operator command, prints its outcome and wakes
 // the step it made READY.
-func runSettlementOp(cmd *cobra.Command, g *globals, o opFlags, a store.Audit, id int64, op settlementOp) error {
+func runSettlementOp(cmd *cobra.Command, g *globals, o opFlags, a store.Audit, id int64, op opFor) error {
 	cfg, db, err := g.openStore(cmd)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	out, err := op(db, cmd.Context(), id, a, o.dryRun)
+	out, err := op(cfg)(db, cmd.Context(), id, a, o.dryRun)
 	if errors.Is(err, store.ErrNothingToDo) {
 		fmt.Fprintln(cmd.OutOrStdout(), "nothing to do:", strings.TrimPrefix(err.Error(), store.ErrNothingToDo.Error()+": "))
 		return nil
@@ -211,7 +228,7 @@ func replayMany(cmd *cobra.Command, g *globals, o opFlags, a store.Audit, since,
 	bar := newProgress(cmd.ErrOrStderr(), len(ids), "replay")
 	var replayed, refused int
 	for _, id := range ids {
-		out, err := db.Replay(cmd.Context(), id, a, o.dryRun)
+		out, err := db.Replay(cmd.Context(), id, engineAccounts(cfg), a, o.dryRun)
 		switch {
 		case errors.Is(err, store.ErrNothingToDo):
 		case err != nil:

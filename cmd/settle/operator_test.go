@@ -91,6 +91,16 @@ func TestOperatorFixesAFrozenPayoutAndReplays(t *testing.T) {
 	}
 	checkBalance(t, e.bank, newAccount, d.Payout)
 	checkBalance(t, e.bank, c.Payout, 0)
+	var payout int64
+	if err := e.db.SQL().QueryRow(`SELECT id FROM steps WHERE settlement_id = $1 AND kind = 'PAYOUT'`, id).Scan(&payout); err != nil {
+		t.Fatal(err)
+	}
+	// Both accounts end in 0001, so masked they read alike: the row keeps
+	// the destination the replay sent to.
+	rows, err := e.db.ListAudit(ctx, "settlement:"+strconv.FormatInt(id, 10), 1)
+	if err != nil || len(rows) != 1 || feeTo(t, rows[0].After, payout) != "payout ****0001" {
+		t.Fatalf("the replay's audit row does not record the payout's destination (%v): %s", err, rows[0].After)
+	}
 	again := e.cli(t, 0, "replay", strconv.FormatInt(id, 10), "--reason", "again")
 	if !strings.Contains(again, "nothing to do") || !strings.Contains(again, "SETTLED") {
 		t.Fatalf("second replay: %s", again)

@@ -120,7 +120,6 @@ func checkRedis(ctx context.Context, cfg *config.Config, opt asynq.RedisConnOpt)
 func buildBanks(cfg *config.Config, logger *slog.Logger, onBreaker func(throttle.Transition), obs bank.Observer) (*bank.Router, map[string]pipeline.Accounts, map[string]*throttle.Bank, error) {
 	banks := map[string]pipeline.Bank{}
 	throttles := map[string]*throttle.Bank{}
-	accounts := map[string]pipeline.Accounts{}
 	for _, p := range cfg.Providers {
 		adapter, batch, err := newAdapter(p, logger)
 		if err != nil {
@@ -145,10 +144,18 @@ func buildBanks(cfg *config.Config, logger *slog.Logger, onBreaker func(throttle
 		// Outside the throttle: a call held for a window is not a failure
 		// of the bank's, so it never opens the breaker.
 		banks[p.Name], throttles[p.Name] = bank.WithMaintenance(t, p.Name, m, nil), t
-		a := p.Accounts
-		accounts[p.Name] = pipeline.Accounts{Collection: a.Collection, Lender: a.Lender, Holding: a.Holding, Fee: a.Fee}
 	}
-	return bank.NewRouter(banks), accounts, throttles, nil
+	return bank.NewRouter(banks), engineAccounts(cfg), throttles, nil
+}
+
+// engineAccounts are the engine's accounts at each configured provider.
+func engineAccounts(cfg *config.Config) map[string]pipeline.Accounts {
+	out := make(map[string]pipeline.Accounts, len(cfg.Providers))
+	for _, p := range cfg.Providers {
+		a := p.Accounts
+		out[p.Name] = pipeline.Accounts{Collection: a.Collection, Lender: a.Lender, Holding: a.Holding, Fee: a.Fee}
+	}
+	return out
 }
 
 // dialectKit is what settle uses of one bank API dialect's package.
