@@ -65,8 +65,8 @@ type Result struct {
 	Key      string `json:"key"`   // the configuration key it is about
 	// Account is the engine account an account check is about, masked.
 	Account pipeline.AccountNumber `json:"account,omitempty"`
-	Status   Status `json:"status"`
-	Message  string `json:"message"`
+	Status  Status                 `json:"status"`
+	Message string                 `json:"message"`
 }
 
 // String is the result's line: status, provider, key and what was found.
