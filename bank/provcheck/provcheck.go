@@ -71,11 +71,16 @@ type Result struct {
 
 // String is the result's line: status, provider, key and what was found.
 func (r Result) String() string {
-	key := r.Key
+	return fmt.Sprintf("%-11s %s %s: %s", r.Status, r.Provider, r.Subject(), r.Message)
+}
+
+// Subject is what the result is about: its key, and the account (masked)
+// for an account check.
+func (r Result) Subject() string {
 	if r.Account != "" {
-		key += fmt.Sprintf(" %q", r.Account)
+		return fmt.Sprintf("%s %q", r.Key, r.Account)
 	}
-	return fmt.Sprintf("%-11s %s %s: %s", r.Status, r.Provider, key, r.Message)
+	return r.Key
 }
 
 // Check runs every check of p; the bank is asked once for the balances of
