@@ -105,7 +105,7 @@ func checkBanks(ctx context.Context, cfg *config.Config, banks *bank.Router, onl
 
 // checkedProvider is provider i of the configuration as provcheck checks it.
 func checkedProvider(cfg *config.Config, i int, p config.ProviderConfig, b pipeline.Bank, interval time.Duration) provcheck.Provider {
-	key := fmt.Sprintf("providers[%d]", i)
+	key := providerKey(i)
 	tokenKey := key + ".token"
 	if p.TokenFile != "" {
 		tokenKey = key + ".token_file"

@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/settle-dev/settle/bank/provcheck"
+	"github.com/settle-dev/settle/internal/testenv"
 )
 
 // variant writes e's configuration with old replaced by new and returns its
@@ -134,4 +137,43 @@ func TestServeRefusesAMisspeltEngineAccount(t *testing.T) {
 	if !strings.Contains(log.String(), "provider not checked at start: its bank did not answer") {
 		t.Fatalf("bank down at start: no warning in %s", log.String())
 	}
+}
+
+// A fee account misspelt in the configuration, with the check at start
+// off: the settlement fails at FEE with no_such_account, and its alert, as
+// stored and as the notifier words it, names providers[0].accounts.fee and
+// the command that checks it, not the customer.
+func TestFeeRefusalAlertNamesTheConfigKey(t *testing.T) {
+	var log syncBuffer
+	e := newEnvOpts(t, envOpts{log: &log})
+	ctx := context.Background()
+	s := e.seeder(1)
+	cs, err := s.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pay(ctx, cs[0], 3_000_000); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.ProvidersCheckAtStart = false
+	e.cfg.Providers[0].Accounts.Fee = "E2E-FEEE"
+	e.startDaemon(t)
+	e.waitSettled(t, map[string]int64{"FAILED": 1})
+	id := settlementID(t, e)
+
+	var summary, action, key, reason string
+	if err := e.db.SQL().QueryRow(`
+		SELECT a.summary, a.action, a.config_key, s.failure_reason FROM alerts a JOIN settlements s ON s.id = a.settlement_id
+		 WHERE a.settlement_id = $1 AND a.kind = 'settlement_failed'`, id).Scan(&summary, &action, &key, &reason); err != nil {
+		t.Fatal(err)
+	}
+	if key != "providers[0].accounts.fee" || !strings.Contains(summary, "failed at FEE") ||
+		!strings.Contains(summary, "no_such_account at the engine's own account providers[0].accounts.fee") ||
+		action != "settle providers check --provider sandbox" || !strings.Contains(reason, "fix providers[0].accounts.fee") {
+		t.Fatalf("alert: key %q summary %q action %q; failure reason %q", key, summary, action, reason)
+	}
+	want := fmt.Sprintf("Settlement %d failed at FEE: no such account at providers[0].accounts.fee", id)
+	testenv.Eventually(t, time.Minute, func() (bool, string) { // delivered to the log notifier, worded
+		return strings.Contains(log.String(), want), "no delivered alert says " + want
+	})
 }

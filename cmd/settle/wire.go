@@ -144,11 +144,19 @@ func buildBanks(cfg *config.Config, logger *slog.Logger, onBreaker func(throttle
 		// Outside the throttle: a call held for a window is not a failure
 		// of the bank's, so it never opens the breaker.
 		banks[p.Name], throttles[p.Name] = bank.WithMaintenance(t, p.Name, m, nil), t
-		a := p.Accounts
-		accounts[p.Name] = pipeline.Accounts{Collection: a.Collection, Lender: a.Lender, Holding: a.Holding, Fee: a.Fee}
+		accounts[p.Name] = accountsOf(p)
 	}
 	return bank.NewRouter(banks), accounts, throttles, nil
 }
+
+// accountsOf returns the engine's accounts at a provider.
+func accountsOf(p config.ProviderConfig) pipeline.Accounts {
+	a := p.Accounts
+	return pipeline.Accounts{Collection: a.Collection, Lender: a.Lender, Holding: a.Holding, Fee: a.Fee}
+}
+
+// providerKey is the configuration key of provider i, "providers[0]".
+func providerKey(i int) string { return fmt.Sprintf("providers[%d]", i) }
 
 // dialectKit is what settle uses of one bank API dialect's package.
 type dialectKit struct {
@@ -205,12 +213,14 @@ func newAdapter(p config.ProviderConfig, logger *slog.Logger) (pipeline.Bank, in
 func executorConfig(cfg *config.Config, hook func(string)) pipeline.ExecutorConfig {
 	w, n := cfg.Worker, cfg.Notify.Customer
 	retention := map[string]time.Duration{}
-	for _, p := range cfg.Providers {
+	accountKeys := map[string]map[string]string{}
+	for i, p := range cfg.Providers {
 		retention[p.Name] = p.KeyRetention
+		accountKeys[p.Name] = accountsOf(p).ConfigKeys(providerKey(i))
 	}
 	return pipeline.ExecutorConfig{
 		Lease: w.Lease, BankTimeout: w.BankTimeout, MaxAttempts: w.MaxAttempts,
-		RetryBase: w.RetryBase, RetryMax: w.RetryMax, Hook: hook, KeyRetention: retention,
+		RetryBase: w.RetryBase, RetryMax: w.RetryMax, Hook: hook, KeyRetention: retention, AccountKeys: accountKeys,
 		Notify: pipeline.NotifyConfig{RetryBase: n.RetryBase, RetryMax: n.RetryMax, WarnAfter: n.WarnAfter, GiveUpAfter: n.GiveUpAfter},
 	}
 }
