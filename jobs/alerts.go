@@ -313,7 +313,7 @@ func stormAction(kind string) string {
 func toAlert(r store.AlertRow) notify.Alert {
 	a := notify.Alert{
 		ID: r.ID, ProblemKey: r.ProblemKey, Kind: r.Kind, Severity: r.Severity, SettlementID: r.SettlementID,
-		Summary: r.Summary, Detail: r.Detail, Action: r.Action, CreatedAt: r.CreatedAt,
+		Summary: r.Summary, Detail: r.Detail, Action: r.Action, ConfigKey: r.ConfigKey, CreatedAt: r.CreatedAt,
 		Customer: r.CustomerRef, PayoutAccount: pipeline.AccountNumber(r.PayoutAccount), Provider: r.Provider,
 		Deposit: pipeline.Money{Amount: r.Deposit, Currency: r.Currency},
 	}

@@ -33,6 +33,29 @@ func refusedAlert() notify.Alert {
 	}
 }
 
+// engineAccountAlert is a settlement whose FEE the bank refused: the fee
+// account the configuration names does not exist there.
+func engineAccountAlert() notify.Alert {
+	return notify.Alert{
+		ID: 20, ProblemKey: "settlement:44:no_such_account", Kind: notify.KindSettlementFailed, Severity: notify.SeverityCritical,
+		SettlementID: 44,
+		Summary: "Settlement 44 failed at FEE (step 4 of customer 9): no_such_account at the engine's own account " +
+			"providers[0].accounts.fee: fix the configuration, not the customer",
+		Detail: "bank refused the transfer: no_such_account: the account does not exist; the account is the engine's own: " +
+			"fix providers[0].accounts.fee",
+		Action:    "settle providers check --provider sandbox",
+		ConfigKey: "providers[0].accounts.fee",
+		CreatedAt: t0.Add(20 * time.Second),
+		Customer:  "cust-0044", PayoutAccount: "3333-01-9988776", Provider: "sandbox", Deposit: krw(2_500_000),
+		Step: &notify.Step{
+			Kind: "FEE", Seq: 4, Status: "FAILED", Amount: krw(25_000), From: "SETTLE-COLLECTION", To: "SETTLE-FEEE",
+			Attempts: 1, FirstTry: t0.Add(19 * time.Second),
+			LastError: "bank refused the transfer: no_such_account: the account does not exist",
+			BankCode:  "no_such_account", BankMessage: "the account does not exist",
+		},
+	}
+}
+
 // outOfAttemptsAlert is a settlement whose sweep never got through.
 func outOfAttemptsAlert() notify.Alert {
 	return notify.Alert{
@@ -156,6 +179,9 @@ func examples() []example {
 		{name: "failed_refused", title: "Settlement failed: refused by the bank",
 			when: "A bank refused a transfer for good (frozen, closed or unknown account, holder name mismatch, insufficient funds). The settlement is FAILED and waits for an operator.",
 			n:    notify.Notice{Alert: refused, Occurrences: 1, FirstAt: refused.CreatedAt}},
+		{name: "failed_engine_account", title: "Settlement failed: the bank refused an engine account",
+			when: "The refused account is one of the engine's own (`providers[].accounts`), not the customer's: it does not exist at the bank, or is closed or frozen. The alert names the configuration key to fix; `settle providers check` confirms the fix, and `settle serve` runs that check at start.",
+			n:    notify.Notice{Alert: engineAccountAlert(), Occurrences: 1, FirstAt: engineAccountAlert().CreatedAt}},
 		{name: "failed_out_of_attempts", title: "Settlement failed: out of attempts",
 			when: "A step kept failing without a definite answer (bank unavailable, rate-limited, unusable answers) until it ran out of attempts. The step is DEAD and the settlement FAILED.",
 			n:    notify.Notice{Alert: outOfAttemptsAlert(), Occurrences: 1, FirstAt: outOfAttemptsAlert().CreatedAt}},

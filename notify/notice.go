@@ -52,15 +52,19 @@ const CauseOutOfAttempts = "out_of_attempts"
 // what the engine knew about its settlement when it was delivered. It
 // marshals to JSON with account numbers masked.
 type Alert struct {
-	ID           int64     `json:"id"`
-	ProblemKey   string    `json:"problem_key"`
-	Kind         string    `json:"kind"`
-	Severity     string    `json:"severity"`
-	SettlementID int64     `json:"settlement_id,omitempty"`
-	Summary      string    `json:"summary"`
-	Detail       string    `json:"detail,omitempty"`
-	Action       string    `json:"action,omitempty"` // the command that fixes it
-	CreatedAt    time.Time `json:"created_at"`
+	ID           int64  `json:"id"`
+	ProblemKey   string `json:"problem_key"`
+	Kind         string `json:"kind"`
+	Severity     string `json:"severity"`
+	SettlementID int64  `json:"settlement_id,omitempty"`
+	Summary      string `json:"summary"`
+	Detail       string `json:"detail,omitempty"`
+	Action       string `json:"action,omitempty"` // the command that fixes it
+	// ConfigKey is the configuration key of the engine account the bank
+	// refused ("providers[0].accounts.fee"): the configuration is at
+	// fault, not the customer. "" otherwise.
+	ConfigKey string    `json:"config_key,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 
 	// About the settlement; empty when the alert names none.
 	Customer      string                 `json:"customer,omitempty"` // the customer's external reference

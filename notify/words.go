@@ -60,6 +60,9 @@ func shortCause(cause string) string {
 func title(a Alert) string {
 	switch a.Kind {
 	case KindSettlementFailed:
+		if a.ConfigKey != "" {
+			return fmt.Sprintf("Settlement %d failed%s: %s at %s", a.SettlementID, atStep(a), shortCause(a.Cause()), a.ConfigKey)
+		}
 		return fmt.Sprintf("Settlement %d failed%s: %s", a.SettlementID, atStep(a), shortCause(a.Cause()))
 	case KindStepStuck:
 		return fmt.Sprintf("Settlement %d stuck%s: the bank has not said whether the money moved", a.SettlementID, atStep(a))
@@ -90,6 +93,9 @@ func why(a Alert) string {
 	switch r, refused := refusals[cause]; {
 	case a.Kind == KindSettlementFailed && refused:
 		fmt.Fprintf(&b, r.why, refusedAccount(a, cause))
+		if a.ConfigKey != "" {
+			b.WriteString(" It is the engine's own account, not the customer's: the configuration names it, so fix the configuration.")
+		}
 	case a.Kind == KindSettlementFailed && cause == CauseOutOfAttempts:
 		b.WriteString("The transfer did not go through on any try, and the bank never refused it outright: it was unavailable, rate-limited, or gave answers that could not be used.")
 	case a.Kind == KindStepStuck:
@@ -110,8 +116,13 @@ func why(a Alert) string {
 	return strings.TrimSpace(b.String())
 }
 
-// refusedAccount is the account a refusal is about, masked.
+// refusedAccount is the account a refusal is about: the configuration key
+// of an engine account, else the step's source for insufficient funds or
+// its destination, masked.
 func refusedAccount(a Alert, cause string) string {
+	if a.ConfigKey != "" {
+		return a.ConfigKey
+	}
 	if a.Step == nil {
 		return "(unknown)"
 	}
@@ -182,6 +193,9 @@ func fixHint(a Alert) string {
 	r, refused := refusals[cause]
 	payout := a.Step != nil && a.Step.Kind == "PAYOUT" && a.Customer != ""
 	switch {
+	case refused && a.ConfigKey != "":
+		return fmt.Sprintf("Correct %s in the configuration (or the account at the bank) and confirm with the command above; "+
+			"restart settle serve, then %s.", a.ConfigKey, replay)
 	case cause == CauseOutOfAttempts:
 		return "Check the provider's status; once it answers again, " + replay + ": it sends the same key again, so nothing moves twice."
 	case refused && payout && cause == string(pipeline.RefusedAccountFrozen):

@@ -39,6 +39,12 @@ type ExecutorConfig struct {
 	// Notify tunes the retries of a NOTIFY step; MaxAttempts, RetryBase and
 	// RetryMax do not apply to it.
 	Notify NotifyConfig
+	// AccountKeys names the engine's own accounts, by provider: account
+	// number → the configuration key that names it (Accounts.ConfigKeys).
+	// A transfer refused because such an account does not exist, is closed
+	// or is frozen is the configuration's problem, not the customer's: its
+	// alert names the key.
+	AccountKeys map[string]map[string]string
 }
 
 // NotifyConfig is how a NOTIFY step keeps trying to give the lender's app
@@ -254,7 +260,11 @@ func (e *Executor) record(ctx context.Context, c Claim, r Receipt, callErr error
 	case ClassRefused:
 		var refused *RefusedError
 		errors.As(callErr, &refused)
-		return e.fail(ctx, c, Failure{Refused: refused, Reason: refused.Error()})
+		f := Failure{Refused: refused, Reason: refused.Error(), ConfigKey: e.engineAccountKey(c, refused.Code)}
+		if f.ConfigKey != "" {
+			f.Reason += "; the account is the engine's own: fix " + f.ConfigKey
+		}
+		return e.fail(ctx, c, f)
 	case ClassTransient:
 		return e.retry(ctx, c, callErr)
 	case ClassKeyConflict:
@@ -474,13 +484,29 @@ func NotifyAlert(c Claim, eventID string, giveUpAfter time.Duration, gaveUp bool
 	return a
 }
 
-// FailureAlert is the operator's message for a failed settlement.
+// engineAccountKey is the configuration key of the engine account a
+// refusal of c is about: its destination, else its source, when the code
+// says an account is missing, closed or frozen and that account is one of
+// the provider's engine accounts; "" otherwise (a customer's account).
+func (e *Executor) engineAccountKey(c Claim, code RefusalCode) string {
+	switch code {
+	case RefusedNoSuchAccount, RefusedAccountClosed, RefusedAccountFrozen:
+	default:
+		return ""
+	}
+	keys := e.cfg.AccountKeys[c.Provider]
+	return cmpOr(keys[c.To], keys[c.From])
+}
+
+// FailureAlert is the operator's message for a failed settlement. One
+// about an engine account names its configuration key, and the command
+// that checks it.
 func FailureAlert(c Claim, f Failure) Alert {
 	cause := cmpOr(f.Cause, "out_of_attempts")
 	if f.Refused != nil {
 		cause = string(f.Refused.Code)
 	}
-	return Alert{
+	a := Alert{
 		ProblemKey:   fmt.Sprintf("settlement:%d:%s", c.SettlementID, cause),
 		Kind:         "settlement_failed",
 		Severity:     "critical",
@@ -489,4 +515,10 @@ func FailureAlert(c Claim, f Failure) Alert {
 		Detail:       cmpOr(f.Detail, f.Reason),
 		Action:       fmt.Sprintf("settle settlements show %d", c.SettlementID),
 	}
+	if f.ConfigKey != "" {
+		a.ConfigKey = f.ConfigKey
+		a.Summary += " at the engine's own account " + f.ConfigKey + ": fix the configuration, not the customer"
+		a.Action = "settle providers check --provider " + c.Provider
+	}
+	return a
 }

@@ -69,6 +69,10 @@ type Alert struct {
 	Summary      string
 	Detail       string
 	Action       string // the command that fixes it
+	// ConfigKey names the configuration key to fix when the problem is an
+	// engine account the bank refused ("providers[0].accounts.fee"); ""
+	// otherwise.
+	ConfigKey string
 }
 
 // Store errors.
@@ -169,7 +173,10 @@ type Failure struct {
 	Unresolved bool
 	// Detail, when set, is the alert's detail instead of Reason.
 	Detail string
-	Alert  Alert
+	// ConfigKey is the configuration key of the engine account a refusal
+	// is about (ExecutorConfig.AccountKeys), "" when it is not about one.
+	ConfigKey string
+	Alert     Alert
 }
 
 // StepRef names a step as it stands: its ID and its fencing token. The token

@@ -233,6 +233,17 @@ func (a Accounts) Roles() map[string]Role {
 	return out
 }
 
+// ConfigKeys maps each of the accounts to the configuration key that names
+// it under the provider's key prefix: "providers[0]" gives
+// "providers[0].accounts.fee" for the fee account.
+func (a Accounts) ConfigKeys(prefix string) map[string]string {
+	out := map[string]string{}
+	for acc, role := range a.Roles() {
+		out[acc] = prefix + ".accounts." + string(role)
+	}
+	return out
+}
+
 // ReconcileInput is everything one provider's reconciliation compares. The
 // ledger is read first (AsOf), then the bank's balances, then its statements,
 // so that money the bank moved after the ledger was read shows up as a

@@ -47,6 +47,7 @@ type AlertRow struct {
 	Summary      string    `db:"summary"`
 	Detail       string    `db:"detail"`
 	Action       string    `db:"action"`
+	ConfigKey    string    `db:"config_key"` // the engine account's configuration key, or ""
 	CreatedAt    time.Time `db:"created_at"`
 	Attempts     int       `db:"attempts"` // delivery attempts that failed so far
 
@@ -251,7 +252,7 @@ func loadAlerts(ctx context.Context, tx *sqlx.Tx, ids []int64) ([]AlertRow, erro
 	var rows []AlertRow
 	err := tx.SelectContext(ctx, &rows, `
 		SELECT a.id, a.problem_key, a.kind, a.severity, COALESCE(a.settlement_id, 0) AS settlement_id,
-		       a.summary, a.detail, a.action, a.created_at, a.attempts,
+		       a.summary, a.detail, a.action, a.config_key, a.created_at, a.attempts,
 		       COALESCE(c.external_ref, '') AS customer_ref, COALESCE(c.payout_account, '') AS payout_account,
 		       COALESCE(s.provider, '') AS provider, COALESCE(s.amount, 0) AS deposit, COALESCE(s.currency, '') AS currency,
 		       COALESCE(st.kind, '') AS step_kind, COALESCE(st.seq, 0) AS step_seq, COALESCE(st.status, '') AS step_status,

@@ -322,9 +322,9 @@ func (db *DB) Fail(ctx context.Context, c pipeline.Claim, f pipeline.Failure) er
 
 func insertAlert(ctx context.Context, tx *sqlx.Tx, a pipeline.Alert) error {
 	_, err := tx.ExecContext(ctx, `
-		INSERT INTO alerts (problem_key, kind, severity, settlement_id, summary, detail, action)
-		VALUES ($1, $2, $3, NULLIF($4::bigint, 0), $5, $6, $7)`,
-		a.ProblemKey, a.Kind, a.Severity, a.SettlementID, a.Summary, a.Detail, a.Action)
+		INSERT INTO alerts (problem_key, kind, severity, settlement_id, summary, detail, action, config_key)
+		VALUES ($1, $2, $3, NULLIF($4::bigint, 0), $5, $6, $7, $8)`,
+		a.ProblemKey, a.Kind, a.Severity, a.SettlementID, a.Summary, a.Detail, a.Action, a.ConfigKey)
 	return err
 }
 

@@ -116,7 +116,11 @@ notify: {delivery_schedule: "@every 1s"%s}
 	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	return &env{path: path, cfg: cfg, db: db, bank: banksim.NewClient(sim.URL, bankToken, nil), redis: redis, log: o.log}
+	bank := banksim.NewClient(sim.URL, bankToken, nil)
+	for _, id := range []string{testAccounts.Collection, testAccounts.Lender, testAccounts.Holding, testAccounts.Fee} {
+		openAccount(t, bank, id) // the engine's accounts exist, as settle serve checks at start
+	}
+	return &env{path: path, cfg: cfg, db: db, bank: bank, redis: redis, log: o.log}
 }
 
 func cmpOr(s, def string) string {

@@ -82,6 +82,7 @@ func newRootCmd() *cobra.Command {
 		newPlanCmd(g),
 		newCustomersCmd(g),
 		newReconcileCmd(g),
+		newProvidersCmd(g),
 	)
 	refuseUnknownCommands(root)
 	explainDenied(root)

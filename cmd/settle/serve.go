@@ -152,6 +152,9 @@ func (d *daemon) build(ctx context.Context) (err error) {
 		return err
 	}
 	d.throttles = throttles
+	if err := d.checkProvidersAtStart(ctx, banks); err != nil {
+		return err
+	}
 	// A step task may run for the bank timeout plus two short transactions.
 	d.queue = jobs.NewQueue(redis, cfg.Worker.BankTimeout+20*time.Second)
 	execCfg := executorConfig(cfg, crashHook)

@@ -152,11 +152,19 @@ func buildBanks(cfg *config.Config, logger *slog.Logger, onBreaker func(throttle
 func engineAccounts(cfg *config.Config) map[string]pipeline.Accounts {
 	out := make(map[string]pipeline.Accounts, len(cfg.Providers))
 	for _, p := range cfg.Providers {
-		a := p.Accounts
-		out[p.Name] = pipeline.Accounts{Collection: a.Collection, Lender: a.Lender, Holding: a.Holding, Fee: a.Fee}
+		out[p.Name] = accountsOf(p)
 	}
 	return out
 }
+
+// accountsOf returns the engine's accounts at a provider.
+func accountsOf(p config.ProviderConfig) pipeline.Accounts {
+	a := p.Accounts
+	return pipeline.Accounts{Collection: a.Collection, Lender: a.Lender, Holding: a.Holding, Fee: a.Fee}
+}
+
+// providerKey is the configuration key of provider i, "providers[0]".
+func providerKey(i int) string { return fmt.Sprintf("providers[%d]", i) }
 
 // dialectKit is what settle uses of one bank API dialect's package.
 type dialectKit struct {
@@ -232,12 +240,15 @@ func newAdapter(p config.ProviderConfig, logger *slog.Logger) (pipeline.Bank, in
 func executorConfig(cfg *config.Config, hook func(string)) pipeline.ExecutorConfig {
 	w, n := cfg.Worker, cfg.Notify.Customer
 	retention := map[string]time.Duration{}
-	for _, p := range cfg.Providers {
+	accountKeys := map[string]map[string]string{}
+	for i, p := range cfg.Providers {
 		retention[p.Name] = p.KeyRetention
+		accountKeys[p.Name] = accountsOf(p).ConfigKeys(providerKey(i))
 	}
 	return pipeline.ExecutorConfig{
 		Lease: w.Lease, BankTimeout: w.BankTimeout, MaxAttempts: w.MaxAttempts,
 		RetryBase: w.RetryBase, RetryMax: w.RetryMax, UnknownWait: w.UnknownWait, Hook: hook, KeyRetention: retention,
+		AccountKeys: accountKeys,
 		Notify: pipeline.NotifyConfig{RetryBase: n.RetryBase, RetryMax: n.RetryMax, WarnAfter: n.WarnAfter, GiveUpAfter: n.GiveUpAfter},
 	}
 }

@@ -62,6 +62,11 @@ type Config struct {
 	Notify          NotifyConfig     `koanf:"notify"`
 	Providers       []ProviderConfig `koanf:"providers"`        // at least one
 	DefaultProvider string           `koanf:"default_provider"` // default: the first provider
+	// ProvidersCheckAtStart makes settle serve check every provider's
+	// credentials and engine accounts against its bank before it starts
+	// (settle providers check), and refuse to start on a failed check; a
+	// bank that does not answer is logged and serve goes on. Default true.
+	ProvidersCheckAtStart bool `koanf:"providers_check_at_start"`
 }
 
 // DatabaseConfig is the PostgreSQL connection.
@@ -328,13 +333,14 @@ func defaults() Config {
 			IdleInTransactionTimeout: time.Minute,
 			LongStatementTimeout:     time.Hour,
 		},
-		Scheduler: SchedulerConfig{Lease: 30 * time.Second},
-		Redis:     RedisConfig{CheckNoEviction: true},
-		HTTP:      HTTPConfig{Addr: "127.0.0.1:8080"},
-		Log:       LogConfig{Level: "info", Format: "json"},
-		Currency:  "KRW",
-		TimeZone:  "Asia/Seoul",
-		Poll:      PollConfig{Schedule: "@every 1m", BatchSize: 100, MinDeposit: 1, IdleEvery: 6, PaydayWindow: 1, Concurrency: 4, ShardSize: 2000},
+		Scheduler:             SchedulerConfig{Lease: 30 * time.Second},
+		Redis:                 RedisConfig{CheckNoEviction: true},
+		HTTP:                  HTTPConfig{Addr: "127.0.0.1:8080"},
+		Log:                   LogConfig{Level: "info", Format: "json"},
+		Currency:              "KRW",
+		TimeZone:              "Asia/Seoul",
+		ProvidersCheckAtStart: true,
+		Poll:                  PollConfig{Schedule: "@every 1m", BatchSize: 100, MinDeposit: 1, IdleEvery: 6, PaydayWindow: 1, Concurrency: 4, ShardSize: 2000},
 		Worker: WorkerConfig{
 			Concurrency:     20,
 			Lease:           30 * time.Second,

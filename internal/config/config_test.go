@@ -175,7 +175,8 @@ func TestDefaults(t *testing.T) {
 			Timeout: 10 * time.Second, MaxInFlight: 64, BreakerFailures: 5, BreakerCooldown: 30 * time.Second, KeyRetention: 720 * time.Hour, TimeZone: "Asia/Seoul",
 			Accounts: AccountsConfig{Collection: "C", Lender: "L", Holding: "H", Fee: "F"},
 		}},
-		DefaultProvider: "sandbox",
+		DefaultProvider:       "sandbox",
+		ProvidersCheckAtStart: true,
 	}
 	if !reflect.DeepEqual(*cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *cfg, want)

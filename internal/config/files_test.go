@@ -55,6 +55,7 @@ func TestExampleFile(t *testing.T) {
 		{"notify", cfg.Notify, def.Notify},
 		{"providers[0].timeout", cfg.Providers[0].Timeout, def.Worker.BankTimeout},
 		{"default_provider", cfg.DefaultProvider, cfg.Providers[0].Name},
+		{"providers_check_at_start", cfg.ProvidersCheckAtStart, def.ProvidersCheckAtStart},
 	} {
 		if !reflect.DeepEqual(c.got, c.want) {
 			t.Errorf("example %s = %+v, but the default is %+v", c.key, c.got, c.want)

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/settle-dev/settle/bank/provcheck"
+	"github.com/settle-dev/settle/internal/testenv"
+)
+
+// variant writes e's configuration with old replaced by new and returns its
+// path.
+func (e *env) variant(t *testing.T, old, new string) string {
+	t.Helper()
+	body := readFile(t, e.path)
+	if !strings.Contains(body, old) {
+		t.Fatalf("configuration has no %q", old)
+	}
+	p := filepath.Join(t.TempDir(), "variant.yaml")
+	if err := os.WriteFile(p, []byte(strings.Replace(body, old, new, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// settle providers check against the sandbox bank over real HTTP: a good
+// configuration passes with a line per check; a misspelt fee account and a
+// wrong token each fail, exit 3, naming the key to fix; --json and
+// --provider work.
+func TestProvidersCheck(t *testing.T) {
+	e := newEnv(t)
+	clearSettleEnv(t)
+	out, msg, code := runCLI(t, "providers", "check", "--config", e.path)
+	if code != 0 || strings.Count(out, "\nok ") != 6 || !strings.HasPrefix(out, "ok ") {
+		t.Fatalf("good configuration: exit %d %s\n%s", code, msg, out)
+	}
+	for _, key := range []string{"providers[0].token", "providers[0].time_zone", "providers[0].accounts.collection",
+		"providers[0].accounts.lender", "providers[0].accounts.holding", "providers[0].accounts.fee"} {
+		if !strings.Contains(out, " sandbox "+key) {
+			t.Errorf("good configuration: no line for %s:\n%s", key, out)
+		}
+	}
+
+	misspelt := e.variant(t, "fee: E2E-FEE", "fee: E2E-FEEE")
+	out, msg, code = runCLI(t, "providers", "check", "--config", misspelt)
+	if code != 3 || !strings.Contains(out, `FAILED      sandbox providers[0].accounts.fee "****FEEE": the bank has no such account in KRW`) ||
+		strings.Count(out, "FAILED") != 1 || !strings.Contains(msg, "1 checks failed") {
+		t.Fatalf("misspelt fee account: exit %d %s\n%s", code, msg, out)
+	}
+
+	wrongToken := e.variant(t, "token: \""+bankToken+"\"", "token: \"not-the-bank-token\"")
+	out, msg, code = runCLI(t, "providers", "check", "--config", wrongToken)
+	if code != 3 || !strings.Contains(out, "FAILED      sandbox providers[0].token: the bank refused the credentials") ||
+		strings.Contains(out+msg, "not-the-bank-token") {
+		t.Fatalf("wrong token: exit %d %s\n%s", code, msg, out)
+	}
+
+	out, msg, code = runCLI(t, "providers", "check", "--json", "--provider", "sandbox", "--config", misspelt)
+	var rs []provcheck.Result
+	if err := json.Unmarshal([]byte(out), &rs); err != nil || code != 3 {
+		t.Fatalf("--json: exit %d %s %v\n%s", code, msg, err, out)
+	}
+	failed := 0
+	for _, r := range rs {
+		if r.Status == provcheck.Failed {
+			failed++
+			if r.Key != "providers[0].accounts.fee" || r.Account != "****FEEE" {
+				t.Errorf("--json: failed %+v", r)
+			}
+		}
+	}
+	if failed != 1 {
+		t.Errorf("--json: %d failed, want 1: %s", failed, out)
+	}
+	if _, msg, code = runCLI(t, "providers", "check", "--provider", "nope", "--config", e.path); code != 2 || !strings.Contains(msg, `--provider "nope": no such provider`) {
+		t.Fatalf("--provider nope: exit %d %s", code, msg)
+	}
+}
+
+// settle serve with a misspelt fee account refuses to start, naming the key,
+// and moves no money although a deposit waits; a bank that is down at start
+// is a warning, not a refusal; providers_check_at_start: false skips the
+// check.
+func TestServeRefusesAMisspeltEngineAccount(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	s := e.seeder(1)
+	cs, err := s.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pay(ctx, cs[0], 1_000_000); err != nil {
+		t.Fatal(err)
+	}
+	clearSettleEnv(t)
+	misspelt := e.variant(t, "fee: E2E-FEE", "fee: E2E-FEEE")
+	_, msg, code := runCLI(t, "serve", "--config", misspelt)
+	if code != 1 || !strings.Contains(msg, `provider sandbox: providers[0].accounts.fee "****FEEE": the bank has no such account in KRW`) ||
+		!strings.Contains(msg, "nothing was started") {
+		t.Fatalf("serve with a misspelt fee account: exit %d %q", code, msg)
+	}
+	if n, err := e.db.StatusCounts(ctx); err != nil || len(n) != 0 {
+		t.Fatalf("settlements after a refused start: %v %v", n, err)
+	}
+	checkBalance(t, e.bank, cs[0].VA, 1_000_000)
+	checkBalance(t, e.bank, testAccounts.Collection, 0)
+
+	// Off: the same configuration builds a daemon (nothing started here).
+	cfg := e.cfg
+	off := *cfg
+	off.ProvidersCheckAtStart = false
+	off.Providers = append(off.Providers[:0:0], cfg.Providers...)
+	off.Providers[0].Accounts.Fee = "E2E-FEEE"
+	d, err := newDaemon(ctx, &off, slog.New(slog.DiscardHandler), roleAll)
+	if err != nil {
+		t.Fatalf("providers_check_at_start false: %v", err)
+	}
+	d.stop(ctx)
+
+	// A bank that does not answer at start: a warning, and the daemon builds.
+	down := *cfg
+	down.Providers = append(down.Providers[:0:0], cfg.Providers...)
+	down.Providers[0].BaseURL = "http://127.0.0.1:1"
+	var log syncBuffer
+	d, err = newDaemon(ctx, &down, slog.New(slog.NewJSONHandler(&log, nil)), roleAll)
+	if err != nil {
+		t.Fatalf("bank down at start: %v", err)
+	}
+	d.stop(ctx)
+	if !strings.Contains(log.String(), "provider not checked at start: its bank did not answer") {
+		t.Fatalf("bank down at start: no warning in %s", log.String())
+	}
+}
+
+// A fee account misspelt in the configuration, with the check at start
+// off: the settlement fails at FEE with no_such_account, and its alert, as
+// stored and as the notifier words it, names providers[0].accounts.fee and
+// the command that checks it, not the customer.
+func TestFeeRefusalAlertNamesTheConfigKey(t *testing.T) {
+	var log syncBuffer
+	e := newEnvOpts(t, envOpts{log: &log})
+	ctx := context.Background()
+	s := e.seeder(1)
+	cs, err := s.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pay(ctx, cs[0], 3_000_000); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.ProvidersCheckAtStart = false
+	e.cfg.Providers[0].Accounts.Fee = "E2E-FEEE"
+	e.startDaemon(t)
+	e.waitSettled(t, map[string]int64{"FAILED": 1})
+	id := settlementID(t, e)
+
+	var summary, action, key, reason string
+	if err := e.db.SQL().QueryRow(`
+		SELECT a.summary, a.action, a.config_key, s.failure_reason FROM alerts a JOIN settlements s ON s.id = a.settlement_id
+		 WHERE a.settlement_id = $1 AND a.kind = 'settlement_failed'`, id).Scan(&summary, &action, &key, &reason); err != nil {
+		t.Fatal(err)
+	}
+	if key != "providers[0].accounts.fee" || !strings.Contains(summary, "failed at FEE") ||
+		!strings.Contains(summary, "no_such_account at the engine's own account providers[0].accounts.fee") ||
+		action != "settle providers check --provider sandbox" || !strings.Contains(reason, "fix providers[0].accounts.fee") {
+		t.Fatalf("alert: key %q summary %q action %q; failure reason %q", key, summary, action, reason)
+	}
+	want := fmt.Sprintf("Settlement %d failed at FEE: no such account at providers[0].accounts.fee", id)
+	testenv.Eventually(t, time.Minute, func() (bool, string) { // delivered to the log notifier, worded
+		return strings.Contains(log.String(), want), "no delivered alert says " + want
+	})
+}
