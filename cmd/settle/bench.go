@@ -52,7 +52,7 @@ func newBenchCmd() *cobra.Command {
 	fl.Float64Var(&f.faults.ErrorRate, "error-rate", 0, "share of bank requests answered HTTP 500 without doing anything (0..1)")
 	fl.Float64Var(&f.faults.ApplyThenDrop, "apply-then-drop", 0, "share of transfers the bank applies and then drops the connection: outcome unknown (0..1)")
 	fl.Float64Var(&f.faults.Processing, "processing", 0, `share of transfers the bank answers "processing": outcome unknown until asked (0..1)`)
-	fl.StringVar(&f.dialect, "dialect", "rest", "bank dialect of the provider (rest; openbanking is not supported yet)")
+	fl.StringVar(&f.dialect, "dialect", "rest", "bank dialect of the provider (rest, or openbanking: one account per balance call)")
 	fl.IntVar(&f.processes, "processes", 0, "0: run the engine in this process; N: start N `settle serve` worker processes")
 	fl.Float64Var(&f.arrivalRate, "arrival-rate", 0, "deposits per second spread over the run (0: all at once, the payday)")
 	fl.DurationVar(&f.pollEvery, "poll-every", 30*time.Second, "balance poll interval (poll.schedule); the engine starts a second before a tick. Near-payday VAs are polled at every tick, so a short interval costs calls and queries")

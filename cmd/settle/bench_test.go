@@ -21,7 +21,7 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		env  string // SETTLE_DATABASE_URL
 		want string
 	}{
-		{"openbanking", []string{"--dialect", "openbanking"}, admin, "rest only"},
+		{"unknown dialect", []string{"--dialect", "soap"}, admin, `--dialect "soap": the bench drives rest or openbanking`},
 		{"png chart", []string{"--chart", "payday.png"}, admin, "only SVG"},
 		{"latency upside down", []string{"--latency", "200,20"}, admin, "p99 must not be below p50"},
 		{"no customers", []string{"--customers", "-5"}, admin, "--customers -5"},
@@ -61,6 +61,45 @@ func TestBenchSmallPayday(t *testing.T) {
 	svg, err := os.ReadFile(chart)
 	if err != nil || !bytes.Contains(svg, []byte("<polyline")) {
 		t.Fatalf("chart: %v\n%.300s", err, svg)
+	}
+}
+
+// TestBenchOpenBankingPayday runs a small payday against the sandbox's
+// openbanking dialect, one account per balance call, under a rate limit:
+// the money adds up through the dialect's transfer IDs, and the result
+// reports the dialect, how long detection took and what it cost.
+func TestBenchOpenBankingPayday(t *testing.T) {
+	if os.Getenv("SETTLE_DATABASE_URL") == "" {
+		t.Fatal(`SETTLE_DATABASE_URL is not set: run make test, or eval "$(scripts/devenv.sh up test)" first`)
+	}
+	const customers = 40
+	out, msg, code := runCLI(t, "bench", "--dialect", "openbanking", "--customers", "40", "--rate-limit", "100",
+		"--poll-every", "2s", "--json-only")
+	if code != 0 {
+		t.Fatalf("settle bench --dialect openbanking: exit %d: %s\n%s", code, msg, out)
+	}
+	r := decodeResult(t, out)
+	checkResult(t, r, customers)
+	d := r.Detection
+	if r.Dialect != "openbanking" || r.Params.Dialect != "openbanking" || d.AccountsPerCall != 1 {
+		t.Errorf("dialect %q (params %q), %d accounts a call: want openbanking, 1", r.Dialect, r.Params.Dialect, d.AccountsPerCall)
+	}
+	if r.Bank.Calls["GET /v2.0/account/balance/acnt_num"] < customers || r.Bank.Calls["POST /v1/balances:batchGet"] != 0 {
+		t.Errorf("bank calls %v: want a balance call per account, all in the openbanking dialect", r.Bank.Calls)
+	}
+	// Every VA was asked about once at least before its deposit was found;
+	// the calls until then are within the whole run's.
+	if d.BalanceCalls < customers || d.BalanceCalls > d.BalanceCallsRun || d.CallsPerDeposit < 1 {
+		t.Errorf("detection %+v: want at least one balance call per deposit, within the run's", d)
+	}
+	if !(d.CreditP50MS > 0 && d.CreditP99MS >= d.CreditP50MS && d.Sec >= d.EngineSec && d.EngineSec > 0) {
+		t.Errorf("detection %+v: want credit → detected p50 <= p99 and first credit → last detected >= engine start → last detected > 0", d)
+	}
+	if !(d.RateShare > 0 && d.RateShare <= 1.2 && d.PollShare > 0 && d.PollShare <= d.RateShare) {
+		t.Errorf("detection %+v: want a share of the 100/s limit in use, polling's part of it", d)
+	}
+	if r.Bank.RateLimited != 0 {
+		t.Errorf("the bank answered %d requests 429: the throttle should keep within its limit", r.Bank.RateLimited)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -22,7 +23,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/bank/openbanking"
+	"github.com/settle-dev/settle/internal/config"
 	"github.com/settle-dev/settle/jobs"
+	"github.com/settle-dev/settle/pipeline"
 )
 
 func TestParseLatency(t *testing.T) {
@@ -82,17 +86,46 @@ func TestLatencyDistributionHitsItsPercentiles(t *testing.T) {
 
 func TestOptionsAreCheckedAllAtOnce(t *testing.T) {
 	t.Parallel()
-	o := Options{AdminURL: "", Customers: -1, Dialect: "openbanking", RateLimit: -1, Processes: 2, PollEvery: 1500 * time.Millisecond,
+	o := Options{AdminURL: "", Customers: -1, Dialect: "soap", RateLimit: -1, Processes: 2, PollEvery: 1500 * time.Millisecond,
 		Faults: BankFaults{ErrorRate: 1.5, ApplyThenDrop: -0.1, Processing: math.NaN()}}.withDefaults()
 	err := o.validate()
 	if !errors.Is(err, ErrUsage) {
 		t.Fatalf("validate = %v, want ErrUsage", err)
 	}
-	for _, want := range []string{"SETTLE_DATABASE_URL", "--customers -1", `--dialect "openbanking"`, "rest only",
+	for _, want := range []string{"SETTLE_DATABASE_URL", "--customers -1", `--dialect "soap"`, "rest or openbanking",
 		"--rate-limit", "settle binary", "--poll-every 1.5s", "--error-rate 1.5", "--apply-then-drop -0.1", "--processing NaN"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("validate's message lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// Both dialects are driven: the options accept them, the journal's keys of
+// each read back into the engine's attempt keys, and the balance calls of
+// each are counted, not the sandbox's own endpoints.
+func TestBothDialectsAreDriven(t *testing.T) {
+	t.Parallel()
+	for _, d := range []string{"rest", "openbanking"} {
+		o := Options{AdminURL: "postgres://x", Dialect: d, NewEngine: func(context.Context, *config.Config, *slog.Logger) (Engine, error) {
+			return nil, nil
+		}}.withDefaults()
+		if err := o.validate(); err != nil {
+			t.Errorf("dialect %s: %v", d, err)
+		}
+	}
+	key := pipeline.AttemptKey(42, 1)
+	for d, bankKey := range map[string]string{"rest": key, "openbanking": openbanking.BankTranID(key)} {
+		if got, ok := journalKey(d)(bankKey); !ok || got != key {
+			t.Errorf("%s journal key %q reads back as %q, %v; want %q", d, bankKey, got, ok, key)
+		}
+	}
+	if accountsPerCall("openbanking") != 1 || accountsPerCall("rest") != 100 {
+		t.Errorf("accounts a balance call: openbanking %d, rest %d; want 1 and 100", accountsPerCall("openbanking"), accountsPerCall("rest"))
+	}
+	st := banksim.Stats{Requests: map[string]int64{"GET /v2.0/account/balance/acnt_num": 7, "POST /v1/balances:batchGet": 2,
+		"POST /v2.0/transfer/deposit/acnt_num": 5, "POST /sandbox/accounts/{id}/credit": 100, "GET /sandbox/balance": 9}}
+	if balanceCalls(st) != 9 || dialectCalls(st) != 14 {
+		t.Errorf("balance calls %d, dialect calls %d; want 9 and 14", balanceCalls(st), dialectCalls(st))
 	}
 }
 

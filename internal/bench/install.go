@@ -38,6 +38,7 @@ type installation struct {
 	monitor  *sql.DB      // one connection: progress and statistics
 	own      atomic.Int64 // queries sent through monitor, left out of the statistics
 	deposits []deposit    // the salaries of the payday, one per customer
+	detected *bankMark    // the bank's counters once every deposit was detected
 }
 
 // install assembles the installation; on error, what was built is torn
@@ -209,3 +210,13 @@ func (in *installation) customerCount(ctx context.Context) (int64, error) {
 }
 
 var errStalled = errors.New("no settlement ended for too long")
+
+// markDetected keeps the bank's counters at the moment every deposit was
+// seen detected; a failed read leaves the mark unset (the detection's
+// calls are then not reported).
+func (in *installation) markDetected(ctx context.Context) {
+	st, err := in.bank.client.Stats(ctx)
+	if err == nil {
+		in.detected = &bankMark{at: time.Now(), stats: st}
+	}
+}

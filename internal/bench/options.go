@@ -27,9 +27,9 @@ type Engine interface {
 // does; cmd/settle passes its own daemon wiring.
 type EngineFactory func(ctx context.Context, cfg *config.Config, logger *slog.Logger) (Engine, error)
 
-// Dialects the bench can drive; the sandbox bank speaks more, the engine
-// adapter for the others is not in this build yet.
-var Dialects = []string{"rest"}
+// Dialects the bench can drive: the sandbox bank serves both on one
+// server, and the provider of the bench's configuration speaks one.
+var Dialects = []string{"rest", "openbanking"}
 
 // Options are one benchmark run's parameters. Zero fields take the default
 // named in their comment.
@@ -56,7 +56,8 @@ type Options struct {
 	// Faults are the bank's fault rates on its dialect endpoints (zero:
 	// none), drawn from the run's seed.
 	Faults BankFaults
-	// Dialect is the bank dialect the provider speaks (default "rest").
+	// Dialect is the bank dialect the provider speaks (default "rest"):
+	// "openbanking" asks about one account per balance call.
 	Dialect string
 	// Processes is 0 to run the engine inside the bench process, or how
 	// many `settle serve` worker processes to start (Executable).
@@ -159,7 +160,7 @@ func (o Options) validate() error {
 		bad("--db-conns %d: must be %d..1000 (database.max_open_conns)", o.DBConns, config.MinOpenConns)
 	}
 	if !supported(o.Dialect) {
-		bad("--dialect %q: the bench drives %s only for now (openbanking arrives with its engine adapter)", o.Dialect, strings.Join(Dialects, ", "))
+		bad("--dialect %q: the bench drives %s", o.Dialect, strings.Join(Dialects, " or "))
 	}
 	if o.RateLimit < 0 || o.RateLimit > 1_000_000 {
 		bad("--rate-limit %g: must be 0 (none) to 1000000 requests/s", o.RateLimit)

@@ -32,14 +32,18 @@ type Result struct {
 	DepositLatencyP99MS float64 `json:"deposit_to_settled_p99_ms"`
 	// DetectionP99MS is engine start → detection for the 99th percentile
 	// deposit: how long the poll took to find the payday's deposits.
-	DetectionP99MS            float64 `json:"detection_p99_ms"`
-	BankCallsPerSettlement    float64 `json:"bank_calls_per_settlement"`
-	DBRoundTripsPerSettlement float64 `json:"db_round_trips_per_settlement"`
-	DBRoundTripsMethod        string  `json:"db_round_trips_method"`
-	RedisBytesPerQueuedTask   float64 `json:"redis_bytes_per_queued_task"`
-	PeakRSSBytes              int64   `json:"peak_rss_bytes"`
-	CPUSecondsPerSettlement   float64 `json:"cpu_seconds_per_settlement"`
-	VerifyOK                  bool    `json:"verify_ok"`
+	DetectionP99MS float64 `json:"detection_p99_ms"`
+	// Dialect is the bank dialect the provider spoke; Detection how long
+	// the poll took to find the deposits in it, and what that cost.
+	Dialect                   string    `json:"dialect"`
+	Detection                 Detection `json:"detection"`
+	BankCallsPerSettlement    float64   `json:"bank_calls_per_settlement"`
+	DBRoundTripsPerSettlement float64   `json:"db_round_trips_per_settlement"`
+	DBRoundTripsMethod        string    `json:"db_round_trips_method"`
+	RedisBytesPerQueuedTask   float64   `json:"redis_bytes_per_queued_task"`
+	PeakRSSBytes              int64     `json:"peak_rss_bytes"`
+	CPUSecondsPerSettlement   float64   `json:"cpu_seconds_per_settlement"`
+	VerifyOK                  bool      `json:"verify_ok"`
 	// TransfersPerSec is the rate of the transfers the bank applied from
 	// the 5th to the 95th percentile of their times: the burst, without
 	// its ramp and its tail. RateInUse is its share of the bank's rate

@@ -14,7 +14,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/settle-dev/settle/bank/banksim"
-	"github.com/settle-dev/settle/bank/rest"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
 )
@@ -36,7 +35,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer in.close()
 	rc := redis.NewClient(&redis.Options{Addr: in.redis.addr()})
 	defer rc.Close()
-	r := &Result{Params: paramsOf(o), Machine: machine(ctx, in, rc)}
+	r := &Result{Params: paramsOf(o), Machine: machine(ctx, in, rc), Dialect: o.Dialect}
 	if o.KeepDB {
 		r.Database = in.dbName
 	}
@@ -46,7 +45,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := payday(ctx, in, o, p, rc, r); err != nil {
 		return nil, err
 	}
-	if err := check(ctx, in, r); err != nil {
+	if err := check(ctx, in, o, r); err != nil {
 		return nil, err
 	}
 	if o.RateLimit > 0 {
@@ -135,6 +134,9 @@ func payday(ctx context.Context, in *installation, o Options, p *progress, rc *r
 	}
 	fill(r, t, before, after, usage, pgCPU, in, run)
 	r.DB.Tables = tables
+	if err := measureDetection(ctx, in, o, start, before.bank, after.bank, in.detected, r); err != nil {
+		return fmt.Errorf("detection: %w", err)
+	}
 	return depositLatency(ctx, in, r)
 }
 
@@ -234,6 +236,9 @@ func waitEnded(ctx context.Context, in *installation, o Options, p *progress, rc
 			r.DB.LongestWriteTxSec = max(r.DB.LongestWriteTxSec, age)
 		}
 		p.bar("payday", ended, total, fmt.Sprintf("detected %d  failed %d", created, failed))
+		if created >= total && paid && in.detected == nil {
+			in.markDetected(ctx)
+		}
 		if ended >= total && paid {
 			p.end()
 			return nil
@@ -390,7 +395,7 @@ func fill(r *Result, t throughput, before, after counters, u procUsage, pgCPU fl
 
 // check verifies the money: every invariant the database holds, and the
 // bank's journal against the transfers the engine recorded.
-func check(ctx context.Context, in *installation, r *Result) error {
+func check(ctx context.Context, in *installation, o Options, r *Result) error {
 	vs, err := in.db.Verify(ctx)
 	if err != nil {
 		return err
@@ -408,7 +413,7 @@ func check(ctx context.Context, in *installation, r *Result) error {
 	if err != nil {
 		return err
 	}
-	for _, m := range pipeline.MatchJournal(ours, banksim.BankTransfers(journal, rest.AttemptKey), nil) {
+	for _, m := range pipeline.MatchJournal(ours, banksim.BankTransfers(journal, journalKey(o.Dialect)), nil) {
 		r.Violations = append(r.Violations, fmt.Sprintf("bank_journal_%s %s: %s", m.Kind, m.Key, m.Detail))
 	}
 	if int64(len(ours)) != r.Bank.TransfersApplied {

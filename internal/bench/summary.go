@@ -24,6 +24,13 @@ func WriteSummary(w io.Writer, r *Result) error {
 		r.LatencyP50MS, r.LatencyP95MS, r.LatencyP99MS, r.LatencyMaxMS, r.SteadyLatencyP99MS)
 	row("", "credit → settled (the poll's wait included) p50 %.0f ms, p99 %.0f ms", r.DepositLatencyP50MS, r.DepositLatencyP99MS)
 	row("detection", "the poll found 99%% of the deposits %.1fs after the engine started", r.DetectionP99MS/1000)
+	d := r.Detection
+	row("", "%s dialect (%d accounts a balance call): first credit → last detected %.1fs (engine start → last detected %.1fs); credit → detected p50 %.0f ms, p99 %.0f ms",
+		r.Dialect, d.AccountsPerCall, d.Sec, d.EngineSec, d.CreditP50MS, d.CreditP99MS)
+	row("", "%d balance calls until every deposit was detected (%.2f a deposit), %d over the run", d.BalanceCalls, d.CallsPerDeposit, d.BalanceCallsRun)
+	if r.Params.RateLimit > 0 {
+		row("", "until then the engine used %.1f%% of the bank's rate limit, polling %.1f%%", 100*d.RateShare, 100*d.PollShare)
+	}
 	row("bank", "%.2f calls per settlement %v, %d rate limited", r.BankCallsPerSettlement, r.Bank.Calls, r.Bank.RateLimited)
 	if p := r.Params; p.ErrorRate > 0 || p.ApplyThenDrop > 0 || p.Processing > 0 {
 		row("", "faults: %g HTTP 500, %g applied then dropped, %g processing", p.ErrorRate, p.ApplyThenDrop, p.Processing)
