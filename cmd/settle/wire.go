@@ -249,7 +249,7 @@ func executorConfig(cfg *config.Config, hook func(string)) pipeline.ExecutorConf
 		Lease: w.Lease, BankTimeout: w.BankTimeout, MaxAttempts: w.MaxAttempts,
 		RetryBase: w.RetryBase, RetryMax: w.RetryMax, UnknownWait: w.UnknownWait, Hook: hook, KeyRetention: retention,
 		AccountKeys: accountKeys,
-		Notify: pipeline.NotifyConfig{RetryBase: n.RetryBase, RetryMax: n.RetryMax, WarnAfter: n.WarnAfter, GiveUpAfter: n.GiveUpAfter},
+		Notify:      pipeline.NotifyConfig{RetryBase: n.RetryBase, RetryMax: n.RetryMax, WarnAfter: n.WarnAfter, GiveUpAfter: n.GiveUpAfter},
 	}
 }
 
