@@ -180,7 +180,7 @@ func examples() []example {
 			when: "A bank refused a transfer for good (frozen, closed or unknown account, holder name mismatch, insufficient funds). The settlement is FAILED and waits for an operator. " +
 				"When the refused account is one of the engine's (a SWEEP, REPAY, HOLD or FEE) the fix says to put it right at the bank or, if the configuration names the wrong account, " +
 				"to correct `providers[].accounts` and replay: replay reads the configured accounts again and sends to them with a new key (`settle replay ID --dry-run` shows old → new).",
-			n:    notify.Notice{Alert: refused, Occurrences: 1, FirstAt: refused.CreatedAt}},
+			n: notify.Notice{Alert: refused, Occurrences: 1, FirstAt: refused.CreatedAt}},
 		{name: "failed_engine_account", title: "Settlement failed: the bank refused an engine account",
 			when: "The refused account is one of the engine's own (`providers[].accounts`), not the customer's: it does not exist at the bank, or is closed or frozen. The alert names the configuration key to fix; `settle providers check` confirms the fix, and `settle serve` runs that check at start.",
 			n:    notify.Notice{Alert: engineAccountAlert(), Occurrences: 1, FirstAt: engineAccountAlert().CreatedAt}},
