@@ -132,6 +132,11 @@ func TestPaydays(t *testing.T) {
 			t.Errorf("%s: payday %d near = %v, want %v (%s)", c.now, c.day, got, c.near, c.why)
 		}
 	}
+	for _, o := range p.OpenPaydays(at("2026-10-24 12:00")) {
+		if o.Day == 25 && !o.Since.Equal(at("2026-10-22 00:00")) {
+			t.Errorf("the window of the 25th (paid Friday the 23rd) opened %s, want Thursday the 22nd", o.Since)
+		}
+	}
 	iv, err := jobs.ScheduleInterval("@every 30m", time.Now())
 	if err != nil || iv != 30*time.Minute {
 		t.Errorf("interval of @every 30m = %s %v", iv, err)
