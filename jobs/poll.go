@@ -173,7 +173,7 @@ func (p *Poller) RunShard(ctx context.Context, shard PollShard) (PollResult, err
 	if p.cfg.Schedule.Interval > 0 {
 		deadline = shardDeadline(shard.Tick, p.cfg.Schedule.Interval)
 	}
-	paydays := p.cfg.Schedule.Paydays(start)
+	paydays := p.cfg.Schedule.OpenPaydays(start)
 	results := make([]ProviderPollResult, len(providers))
 	var wg sync.WaitGroup
 	for i, name := range providers {

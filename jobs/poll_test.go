@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -363,4 +364,125 @@ func TestPollCycleIsCutShortBeforeTheNextTick(t *testing.T) {
 	if p := res.Providers["sandbox"]; err != nil || !p.CutShort || res.Polled != 10 || res.Calls != 10 || res.DueLeft != 15 {
 		t.Fatalf("cut short: %+v %v", res, err)
 	}
+}
+
+// A VA whose salary was found in the open payday window goes back on the
+// idle schedule until the window closes: with 10 VAs near payday and a
+// budget of 5 calls a cycle, once near-000's deposit is found and settled
+// the next cycles spend their calls on the nine still waiting for their
+// salary, not on it; it is still polled every IdleEvery cycles (a second
+// deposit is found), and near payday again in the next window.
+func TestPollSendsAPaidVAToTheIdleScheduleUntilItsWindowCloses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, sb := openDB(t), newSandbox(t)
+	vas := addCustomers(t, db, sb, "sandbox", "near-", 10, time.Now().UTC().Day())
+	adapter, err := openbanking.New(openbanking.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	banks := bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter})
+	q := &memQueue{}
+	f := &fixture{db: db, queue: q, exec: pipeline.NewExecutor(db, banks, q, pipeline.ExecutorConfig{}, quiet())}
+	newPoller := func(budget int) *jobs.Poller {
+		return jobs.NewPoller(db, banks, q, jobs.PollConfig{
+			Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
+			Schedule: jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6, PaydayWindow: 2},
+			Providers: map[string]jobs.ProviderPolling{
+				"sandbox": {Budget: budget, AccountsPerCall: openbanking.BatchSize},
+			},
+			Concurrency: 1, // requests in the order dispatched: the order of last polls is known
+		}, quiet())
+	}
+	tight, unlimited := newPoller(5), newPoller(0)
+	// run runs a cycle and returns the numbers of the VAs it polled (their
+	// last poll moved), in VA order.
+	run := func(step string, poller *jobs.Poller, wantFound int) ([]string, jobs.PollResult) {
+		t.Helper()
+		before := lastPolls(t, db)
+		res, err := poller.RunOnce(ctx)
+		if err != nil || res.Found != wantFound {
+			t.Fatalf("%s: %+v %v; want %d found", step, res, err, wantFound)
+		}
+		var polled []string
+		for va, at := range lastPolls(t, db) {
+			if !at.Equal(before[va]) {
+				polled = append(polled, va)
+			}
+		}
+		slices.Sort(polled)
+		return polled, res
+	}
+	expect := func(step string, got []string, want ...int) {
+		t.Helper()
+		var names []string
+		for _, i := range want {
+			names = append(names, vas[i])
+		}
+		if !slices.Equal(got, names) {
+			t.Errorf("%s: polled %v, want %v", step, got, names)
+		}
+	}
+
+	sb.credit(t, vas[0], 2_000_000)
+	got, _ := run("first cycle", tight, 1)
+	expect("first cycle", got, 0, 1, 2, 3, 4)
+	f.drain(t) // near-000's settlement ends: its hold is released
+	ageRows(t, db, time.Minute)
+	got, _ = run("second cycle", tight, 0)
+	expect("second cycle", got, 5, 6, 7, 8, 9)
+	ageRows(t, db, time.Minute)
+	got, res := run("third cycle", tight, 0)
+	expect("third cycle: the unpaid ones least recently polled first, not the paid one", got, 1, 2, 3, 4, 5)
+	if res.Near != 5 || res.Calls != 5 {
+		t.Errorf("third cycle: %d near, %d calls; want the whole budget on 5 near payday", res.Near, res.Calls)
+	}
+	ageRows(t, db, time.Minute)
+	got, _ = run("fourth cycle", tight, 0)
+	expect("fourth cycle", got, 1, 6, 7, 8, 9)
+
+	// A second deposit (a correction, a bonus) is found on the idle
+	// schedule: the reserve polls near-000 once its idle poll is due.
+	sb.credit(t, vas[0], 300_000)
+	ageRows(t, db, 5*time.Minute) // 8 intervals since its poll
+	got, _ = run("idle poll of the paid VA", tight, 1)
+	expect("idle poll of the paid VA", got, 0, 2, 3, 4, 5)
+	f.drain(t)
+
+	ageRows(t, db, time.Minute)
+	if got, res = run("every due VA", unlimited, 0); res.Near != 9 || len(got) != 9 || slices.Contains(got, vas[0]) {
+		t.Errorf("every due VA in this window: polled %v, %d near; want the nine unpaid, near-000 idle", got, res.Near)
+	}
+	// Its next payday's window: the deposits found are older than its
+	// opening, so near-000 is near payday again.
+	if _, err := db.SQL().Exec(`UPDATE settlements SET created_at = created_at - interval '40 days'`); err != nil {
+		t.Fatal(err)
+	}
+	ageRows(t, db, time.Minute)
+	if got, res = run("the next window", unlimited, 0); res.Near != 10 || len(got) != 10 {
+		t.Errorf("the next window: polled %v, %d near; want all ten near payday", got, res.Near)
+	}
+}
+
+// lastPolls returns every VA's last poll, by number.
+func lastPolls(t *testing.T, db *store.DB) map[string]time.Time {
+	t.Helper()
+	rows, err := db.SQL().Query(`SELECT number, coalesce(last_polled_at, 'epoch') FROM virtual_accounts`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var va string
+		var at time.Time
+		if err := rows.Scan(&va, &at); err != nil {
+			t.Fatal(err)
+		}
+		out[va] = at
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -2,6 +2,8 @@ package jobs
 
 import (
 	"time"
+
+	"github.com/settle-dev/settle/store"
 )
 
 // PollPolicy decides when each virtual account is polled. It is pure: the
@@ -10,8 +12,11 @@ import (
 //
 //   - A VA whose customer is near payday is due at every cycle: its payday
 //     (day of month: set by an operator, per employer, or learned from past
-//     deposits) has an open window (Paydays).
-//   - Any other VA is due every IdleEvery cycles.
+//     deposits) has an open window (OpenPaydays), and no deposit was found
+//     in the VA since that window opened.
+//   - Any other VA is due every IdleEvery cycles: so is one whose deposit
+//     was found in the open window, until the window closes (a second
+//     deposit is still found, on the idle schedule).
 //   - Within a provider's budget of calls per cycle, IdleReserve of the
 //     budget goes first to due idle VAs (most overdue first), so they are
 //     never starved; then near-payday VAs (least recently polled first);
@@ -57,23 +62,22 @@ func (p PollPolicy) loc() *time.Location {
 	return p.Location
 }
 
-// Paydays returns the paydays (days of month 1..31) whose window is open
-// at now: the window of payday d runs over whole local days from
-// PaydayWindow days before the expected payday to PaydayWindow days after
-// it. The expected payday is day d of the month (its last day when the
-// month is shorter), moved back to Friday when it falls on a weekend, as
-// employers pay before a weekend; public holidays are not known, which
-// PaydayWindow absorbs. Months before and after now's are considered, so a
-// window may cross a month's end.
-func (p PollPolicy) Paydays(now time.Time) []int {
-	loc := p.loc()
-	local := now.In(loc)
-	var out []int
+// OpenPaydays returns the paydays (days of month 1..31) whose window is
+// open at now, each with when its window opened: the window of payday d
+// runs over whole local days from PaydayWindow days before the expected
+// payday to PaydayWindow days after it. The expected payday is day d of
+// the month (its last day when the month is shorter), moved back to Friday
+// when it falls on a weekend, as employers pay before a weekend; public
+// holidays are not known, which PaydayWindow absorbs. Months before and
+// after now's are considered, so a window may cross a month's end.
+func (p PollPolicy) OpenPaydays(now time.Time) []store.OpenPayday {
+	local := now.In(p.loc())
+	var out []store.OpenPayday
 	for d := 1; d <= 31; d++ {
 		for _, mo := range []int{-1, 0, 1} {
 			open, close := p.window(local.Year(), local.Month()+time.Month(mo), d)
 			if !now.Before(open) && now.Before(close) {
-				out = append(out, d)
+				out = append(out, store.OpenPayday{Day: d, Since: open})
 				break
 			}
 		}

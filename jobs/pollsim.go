@@ -124,7 +124,8 @@ type simVA struct {
 	payday     int // 0: unknown to the engine
 	lastPolled int32
 	nextPoll   int32
-	busy       bool // a settlement is moving its money: not polled
+	found      int32 // the last cycle that found a deposit in it; -1: none
+	busy       bool  // a settlement is moving its money: not polled
 	deposits   []simDeposit
 	next       int // the first deposit not found yet
 }
@@ -187,7 +188,7 @@ func (s *sim) newVA(rng *rand.Rand) simVA {
 	cfg := s.cfg
 	day := drawPayday(rng, cfg.Paydays)
 	known := rng.Float64() >= cfg.Unknown
-	v := simVA{lastPolled: -1, nextPoll: 0}
+	v := simVA{lastPolled: -1, nextPoll: 0, found: -1}
 	kind := kindPayday
 	if known {
 		v.payday = day
@@ -262,9 +263,11 @@ func (s *sim) running(n int) bool {
 func (s *sim) cycle(n int) {
 	s.rep.Cycles++
 	now := s.cfg.Start.Add(time.Duration(n) * s.interval)
-	var near [32]bool
-	for _, d := range s.cfg.Policy.Paydays(now) {
-		near[d] = true
+	var near paydayCycles
+	for _, p := range s.cfg.Policy.OpenPaydays(now) {
+		near.open[p.Day] = true
+		// The first cycle at or after the window opened.
+		near.since[p.Day] = int32(math.Ceil(float64(p.Since.Sub(s.cfg.Start)) / float64(s.interval)))
 	}
 	s.collect(int32(n), &near)
 	order := s.plan()
@@ -283,10 +286,23 @@ func (s *sim) cycle(n int) {
 	}
 }
 
+// paydayCycles are the paydays whose window is open at a cycle (by day of
+// month), with the first cycle of each window.
+type paydayCycles struct {
+	open  [32]bool
+	since [32]int32
+}
+
+// near reports whether VA v is near payday: its payday's window is open
+// and no deposit was found in it since the window opened.
+func (p *paydayCycles) near(v *simVA) bool {
+	return v.payday != 0 && p.open[v.payday] && v.found < p.since[v.payday]
+}
+
 // collect sorts the due VAs into near-payday ones (least recently polled
 // first) and idle ones (most overdue first), each stable by ID, and
 // measures the oldest poll.
-func (s *sim) collect(n int32, near *[32]bool) {
+func (s *sim) collect(n int32, near *paydayCycles) {
 	s.nearDue, s.idleDue = s.nearDue[:0], s.idleDue[:0]
 	var nearCount int
 	var oldest int32
@@ -296,7 +312,7 @@ func (s *sim) collect(n int32, near *[32]bool) {
 			continue
 		}
 		oldest = max(oldest, n-v.lastPolled)
-		if v.payday != 0 && near[v.payday] {
+		if near.near(v) {
 			nearCount++
 			if v.lastPolled < n {
 				s.nearDue = append(s.nearDue, i)
@@ -384,7 +400,7 @@ func (s *sim) poll(i int, n int32, at time.Duration) {
 		}
 	}
 	if found {
-		v.busy = true
+		v.busy, v.found = true, n
 		s.queue = append(s.queue, i)
 	}
 }

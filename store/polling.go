@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math"
 	"time"
@@ -23,14 +24,22 @@ type DueTarget struct {
 	Near bool // selected as near payday
 }
 
+// OpenPayday is a payday (day of month 1..31) whose window is open, and
+// when the window opened: a VA in which a deposit was found since is not
+// near payday any more.
+type OpenPayday struct {
+	Day   int
+	Since time.Time
+}
+
 // DueQuery selects the due virtual accounts of one provider in one class.
 type DueQuery struct {
 	Provider string
 	// Near selects VAs whose customer is near payday: their payday (day of
-	// month) is one of Paydays, those whose window is open. Otherwise the
-	// others.
+	// month) is one of Paydays, those whose window is open, and no deposit
+	// was found in the VA since that window opened. Otherwise the others.
 	Near    bool
-	Paydays []int
+	Paydays []OpenPayday
 	// CycleStart is the cycle's start by the database's clock (DB.Now). A VA
 	// polled since is never due again in the same cycle.
 	CycleStart time.Time
@@ -54,8 +63,10 @@ func (q DueQuery) vaRange() (int64, int64) {
 }
 
 // customerOfVA looks up, for each virtual account va, what polling needs
-// of its customer (x): the payout account and obligations, whether the
-// customer is near payday ($2 the paydays whose window is open), and
+// of its customer (x): the payout account and obligations, whether the VA
+// is near payday (its customer's payday has an open window, $2[day] when
+// it opened, and no deposit was found in the VA since: a settlement
+// created from it, not cancelled), and
 // whether its VAs are polled at all (an active customer with no open
 // settlement, whose money is being moved). OFFSET 0 keeps it a lookup per
 // VA through the primary keys, so a query costs what it reads of the
@@ -63,12 +74,15 @@ func (q DueQuery) vaRange() (int64, int64) {
 const customerOfVA = `
 	LEFT JOIN LATERAL (
 		SELECT c.payout_account, c.payout_holder_name, o.outstanding, o.hold_amount, o.fee_fixed, o.fee_bps,
-		       coalesce(coalesce(c.payday, e.payday, c.learned_payday) = ANY($2::int[]), false) AS near,
+		       coalesce(w.since IS NOT NULL AND NOT EXISTS (SELECT 1 FROM settlements f
+		            WHERE f.customer_id = c.id AND f.created_at >= w.since AND f.va_id = va.id
+		              AND f.status <> 'CANCELLED'), false) AS near,
 		       c.status = 'ACTIVE' AND NOT EXISTS (SELECT 1 FROM settlements s
 		            WHERE s.customer_id = c.id AND s.status IN ('RUNNING', 'FAILED', 'COMPENSATING')) AS polled
 		  FROM customers c
 		  JOIN obligations o ON o.customer_id = c.id
 		  LEFT JOIN employers e ON e.ref = c.employer_ref
+		 CROSS JOIN LATERAL (SELECT ($2::timestamptz[])[coalesce(c.payday, e.payday, c.learned_payday)] AS since) w
 		 WHERE c.id = va.customer_id
 		OFFSET 0) x ON true`
 
@@ -146,12 +160,16 @@ func (db *DB) DuePollTargets(ctx context.Context, q DueQuery) (DuePage, error) {
 	return page, nil
 }
 
-func paydayArray(ps []int) pq.Int64Array {
-	out := make(pq.Int64Array, len(ps))
-	for i, p := range ps {
-		out[i] = int64(p)
+// paydayArray is, for days of month 1..31 (the array's indexes), when the
+// window of each open payday opened; NULL for the others.
+func paydayArray(ps []OpenPayday) pq.GenericArray {
+	out := make([]sql.NullString, 31)
+	for _, p := range ps {
+		if p.Day >= 1 && p.Day <= 31 {
+			out[p.Day-1] = sql.NullString{String: p.Since.Format(time.RFC3339Nano), Valid: true}
+		}
 	}
-	return out
+	return pq.GenericArray{A: out}
 }
 
 // MarkPolled records that the bank is being asked about the virtual

@@ -11,6 +11,7 @@ import (
 
 	"github.com/settle-dev/settle/internal/demo"
 	"github.com/settle-dev/settle/jobs"
+	"github.com/settle-dev/settle/store"
 )
 
 // deposit is one salary to pay into a customer's virtual account.
@@ -182,12 +183,13 @@ func tick(d time.Duration, fn func()) (stop func()) {
 func setPayday(ctx context.Context, in *installation) error {
 	pol := jobs.PollPolicy{PaydayWindow: in.cfg.Poll.PaydayWindow, Location: in.cfg.Location()}
 	now := time.Now()
-	open := pol.Paydays(now)
+	open := pol.OpenPaydays(now)
 	if len(open) == 0 {
 		return fmt.Errorf("no payday window is open at %s with poll.payday_window %d", now.Format(time.RFC3339), pol.PaydayWindow)
 	}
-	day := open[0]
-	if today := now.In(pol.Location).Day(); slices.Contains(open, today) {
+	day := open[0].Day
+	today := now.In(pol.Location).Day()
+	if slices.ContainsFunc(open, func(p store.OpenPayday) bool { return p.Day == today }) {
 		day = today
 	}
 	if _, err := in.db.SQL().ExecContext(ctx, `UPDATE customers SET payday = $1`, day); err != nil {
