@@ -342,8 +342,13 @@ func TestFoundDepositHoldsItsVA(t *testing.T) {
 		t.Fatalf("%d VAs held after the settlement SETTLED, want 0", n)
 	}
 	// The steps were recorded without moving the money: the balance is
-	// still there, and the released VA shows it again.
-	found("after it settled, polled again", 2, 1)
+	// still there. The released VA was paid this payday, so it waits for
+	// the idle schedule (docs/polling.md), and then shows it again.
+	found("after it settled, the paid VA waits for the idle schedule", 1, 0)
+	ageRows(t, db, 6*time.Minute)
+	if res, err := poller.RunOnce(ctx); err != nil || res.Polled != 2 || res.Found != 1 {
+		t.Fatalf("on the idle schedule: %+v %v, want 2 polled and 1 found", res, err)
+	}
 }
 
 // A worker finishes the settlements under way before it starts a new one:
