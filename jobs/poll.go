@@ -301,10 +301,7 @@ func (c *cycle) closed(t time.Time) (time.Time, bool) {
 // feedAll dispatches the due VAs in the policy's order. It reports whether
 // it went through every due VA (nothing was left for lack of budget).
 func (c *cycle) feedAll(ctx context.Context, work chan<- []store.DueTarget) (bool, error) {
-	budget := c.pp.Budget
-	if budget <= 0 {
-		budget = int(^uint(0) >> 1)
-	}
+	budget := c.budget()
 	reserve := budget
 	if c.pp.Budget > 0 {
 		reserve = c.p.cfg.Schedule.Reserve(budget)
@@ -391,6 +388,43 @@ func (c *cycle) take(batch []store.DueTarget, limit int) bool {
 	return true
 }
 
+// balanceTries is how many times one request's balances are asked for
+// within a cycle; the waits between tries start at balanceRetryWait.
+const (
+	balanceTries     = 3
+	balanceRetryWait = 100 * time.Millisecond
+)
+
+// balances asks the bank for the balances of one request, and asks again
+// (up to balanceTries, within the budget) after a failure that may be
+// passing: a 5xx, a timeout, a garbled answer. A balance call is a read,
+// so asking again is safe, and a payday's deposits are not left for the
+// next cycle by one 5xx. A bank that is busy, rate-limits or is in
+// maintenance is not asked again: the cycle pauses the provider.
+func (c *cycle) balances(ctx context.Context, bank pipeline.Bank, targets []store.DueTarget, numbers []string) ([]pipeline.Balance, error) {
+	wait := balanceRetryWait
+	for try := 1; ; try++ {
+		got, err := bank.Balances(ctx, numbers)
+		switch {
+		case err == nil, errors.Is(err, pipeline.ErrUnavailable), errors.Is(err, pipeline.ErrRateLimited),
+			try == balanceTries, ctx.Err() != nil, !c.take(targets, c.budget()):
+			return got, err
+		}
+		if sleepErr := sleep(ctx, wait); sleepErr != nil {
+			return nil, err
+		}
+		wait *= 2
+	}
+}
+
+// budget is the most calls the cycle may spend.
+func (c *cycle) budget() int {
+	if c.pp.Budget <= 0 {
+		return int(^uint(0) >> 1)
+	}
+	return c.pp.Budget
+}
+
 // pollBatch asks the bank about one request's VAs and settles every
 // deposit found. The VAs are marked polled, except those whose settlement
 // could not be written, which stay due.
@@ -405,7 +439,7 @@ func (c *cycle) pollBatch(ctx context.Context, bank pipeline.Bank, targets []sto
 		c.failed(ctx, len(targets), err)
 		return
 	}
-	balances, err := bank.Balances(ctx, numbers)
+	balances, err := c.balances(ctx, bank, targets, numbers)
 	if err != nil {
 		c.failed(ctx, len(targets), err)
 		c.due(ctx, ids)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -485,4 +486,60 @@ func lastPolls(t *testing.T, db *store.DB) map[string]time.Time {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// flakyBalances fails the first fail balance calls with err, then asks the
+// bank it wraps.
+type flakyBalances struct {
+	pipeline.Bank
+	mu    sync.Mutex
+	fail  int
+	err   error
+	calls int
+}
+
+func (f *flakyBalances) Balances(ctx context.Context, accounts []string) ([]pipeline.Balance, error) {
+	f.mu.Lock()
+	f.calls++
+	failing := f.calls <= f.fail
+	f.mu.Unlock()
+	if failing {
+		return nil, f.err
+	}
+	return f.Bank.Balances(ctx, accounts)
+}
+
+// A balance call that fails the way a passing fault does (a 5xx, a
+// garbled answer) is asked again within the cycle, so one 5xx does not
+// leave a payday's deposit for the next cycle; a bank that says it is busy
+// is not asked again: the cycle pauses it.
+func TestFailedBalanceCallIsAskedAgainWithinTheCycle(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, c := range []struct {
+		name         string
+		err          error
+		calls, found int
+	}{
+		{"5xx", fmt.Errorf("HTTP 500: %w", pipeline.ErrBadResponse), 2, 1},
+		{"busy", fmt.Errorf("A0001: %w", pipeline.ErrUnavailable), 1, 0},
+	} {
+		db, sb := openDB(t), newSandbox(t)
+		vas := addCustomers(t, db, sb, "sandbox", "flaky-", 1, time.Now().UTC().Day())
+		sb.credit(t, vas[0], 1_000_000)
+		adapter, err := rest.New(rest.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		flaky := &flakyBalances{Bank: adapter, fail: 1, err: c.err}
+		poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": flaky}), &memQueue{}, jobs.PollConfig{
+			Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
+			Schedule: jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6, PaydayWindow: 1},
+		}, quiet())
+		res, err := poller.RunOnce(ctx)
+		if err != nil || res.Found != c.found || flaky.calls != c.calls || res.Calls != c.calls {
+			t.Errorf("%s: %+v %v, %d calls reached the bank; want %d calls counted and made, %d found",
+				c.name, res, err, flaky.calls, c.calls, c.found)
+		}
+	}
 }

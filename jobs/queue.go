@@ -93,7 +93,7 @@ func (q *Queue) EnqueueStep(ctx context.Context, ref pipeline.StepRef) error {
 // is left as it is.
 func (q *Queue) EnqueueResolve(ctx context.Context, ref pipeline.StepRef, after time.Duration) error {
 	t := asynq.NewTask(TypeResolve, []byte(strconv.FormatInt(ref.ID, 10)),
-		asynq.TaskID(ResolveTaskID(ref)), asynq.Queue(QueueSteps), asynq.ProcessIn(after),
+		asynq.TaskID(ResolveTaskID(ref)), asynq.Queue(QueueSteps), asynq.ProcessAt(dueNoSooner(time.Now().Add(after))),
 		asynq.MaxRetry(25), asynq.Timeout(q.timeout))
 	_, err := q.client.EnqueueContext(ctx, t)
 	if err == nil || errors.Is(err, asynq.ErrTaskIDConflict) {
@@ -101,6 +101,14 @@ func (q *Queue) EnqueueResolve(ctx context.Context, ref pipeline.StepRef, after 
 	}
 	return fmt.Errorf("enqueue resolve of step %d: %w", ref.ID, err)
 }
+
+// dueNoSooner is the time to schedule a task due at: the next whole second
+// from it. Asynq files a scheduled task under its due second (Unix time in
+// whole seconds) and makes it pending once that second begins, so a task
+// scheduled within a second would run up to a second early: a resolve task
+// before its step's lease ended, answered "not yet" again and again until
+// Asynq gave up on it.
+func dueNoSooner(at time.Time) time.Time { return at.Truncate(time.Second).Add(time.Second) }
 
 // stepQueues are the queues a step task may wait in.
 var stepQueues = []string{QueueSettlements, QueueSteps}

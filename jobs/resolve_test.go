@@ -125,3 +125,32 @@ func TestEarlyResolveIsRetriedNotDropped(t *testing.T) {
 	f.drain(t)
 	f.verify(t, 4)
 }
+
+// Asynq makes a scheduled task pending once the whole second it is filed
+// under begins, so a resolve task is scheduled for the next whole second
+// at or after its step's lease ends: never early, however short the wait.
+func TestResolveTaskIsNeverDueBeforeItsWait(t *testing.T) {
+	t.Parallel()
+	opt, err := jobs.ParseRedisURL(testenv.StartRedis(t).URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := jobs.NewQueue(opt, time.Minute)
+	t.Cleanup(func() { _ = queue.Close() })
+	ins := asynq.NewInspector(opt)
+	t.Cleanup(func() { _ = ins.Close() })
+	for i, wait := range []time.Duration{0, 300 * time.Millisecond, 1700 * time.Millisecond} {
+		ref := pipeline.StepRef{ID: int64(100 + i), Fence: 1}
+		earliest := time.Now().Add(wait)
+		if err := queue.EnqueueResolve(context.Background(), ref, wait); err != nil {
+			t.Fatal(err)
+		}
+		info, err := ins.GetTaskInfo(jobs.QueueSteps, jobs.ResolveTaskID(ref))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at := info.NextProcessAt; at.Before(earliest) || at.Nanosecond() != 0 {
+			t.Errorf("wait %s: due at %s, want a whole second no sooner than %s", wait, at.Format(time.StampMilli), earliest.Format(time.StampMilli))
+		}
+	}
+}

@@ -45,7 +45,7 @@ func NewWorker(redis asynq.RedisConnOpt, exec *pipeline.Executor, poller *Poller
 		// Scheduled tasks (a resolve waiting for its step's lease to end, a
 		// step waiting for its backoff) are made pending this often after
 		// they are due (Asynq's default is 5s).
-		DelayedTaskCheckInterval: time.Second,
+		DelayedTaskCheckInterval: 200 * time.Millisecond,
 		RetryDelayFunc:           retryDelay,
 		IsFailure:                isFailure,
 		Logger:                   asynqLogger{logger},

@@ -20,8 +20,8 @@ type ExecutorConfig struct {
 	// RetryBase and RetryMax bound the exponential backoff after a transient
 	// error (defaults 1s and 5m).
 	RetryBase, RetryMax time.Duration
-	// UnknownWait is how long an unknown outcome waits before a resolve task
-	// asks the bank for its status (default Lease).
+	// UnknownWait is how long an unknown outcome waits before a resolve
+	// task asks the bank for its status (default Lease).
 	UnknownWait time.Duration
 	// Hook, when set, is called at each named point of a step's execution.
 	// The fault-injection tests use it to kill the process right there.
@@ -371,7 +371,8 @@ func (e *Executor) retry(ctx context.Context, c Claim, callErr error) (Outcome, 
 // and schedules a resolve task for when that lease ends. If the task is
 // lost, the sweep resolves the step.
 func (e *Executor) unknown(ctx context.Context, c Claim, reason string) (Outcome, error) {
-	e.logger.WarnContext(ctx, "transfer outcome unknown; the bank's status is asked when the lease ends", "step", c.StepID, "attempt", c.Transfer.No, "reason", reason)
+	e.logger.WarnContext(ctx, "transfer outcome unknown; the bank's status is asked after the unknown wait", "step", c.StepID,
+		"attempt", c.Transfer.No, "reason", reason)
 	if err := e.store.Unknown(ctx, c, e.cfg.UnknownWait, reason); err != nil {
 		return e.recorded(c, OutcomeUnknown, err)
 	}

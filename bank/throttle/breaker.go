@@ -17,7 +17,7 @@ import (
 type State string
 
 const (
-	// Closed: calls go through and consecutive failures are counted.
+	// Closed: calls go through and their outcomes are counted.
 	Closed State = "closed"
 	// Open: calls fail fast until the cool-down has passed.
 	Open State = "open"
@@ -47,7 +47,7 @@ type Transition struct {
 	Operation Operation
 	From, To  State
 	At        time.Time
-	Failures  int   // consecutive failures counted so far
+	Failures  int   // failures among the recent calls counted
 	Err       error // the failure that opened the breaker; nil for other transitions
 }
 
@@ -89,15 +89,47 @@ type breaker struct {
 
 	mu       sync.Mutex
 	state    State
-	failures int       // consecutive failures
+	recent   []bool    // the outcomes of the latest calls that said something about the bank, oldest first: true failed
+	failures int       // how many of recent failed
 	until    time.Time // when open: the end of the cool-down
 	probing  bool      // when half-open: the probe is out
 }
+
+// windowPerThreshold sizes the window of recent calls the breaker judges:
+// ten times the failure threshold (50 for the default 5).
+const windowPerThreshold = 10
 
 func newBreaker(cfg Config, op Operation, notify func(Transition)) *breaker {
 	return &breaker{name: cfg.Name, op: op, threshold: cfg.FailureThreshold, coolDown: cfg.CoolDown, clock: cfg.Clock,
 		notify: notify, state: Closed}
 }
+
+// countLocked adds a call's outcome to the window, dropping the oldest one
+// once the window is full.
+func (br *breaker) countLocked(failed bool) {
+	if len(br.recent) == br.threshold*windowPerThreshold {
+		if br.recent[0] {
+			br.failures--
+		}
+		br.recent = br.recent[1:]
+	}
+	br.recent = append(br.recent, failed)
+	if failed {
+		br.failures++
+	}
+}
+
+// failingLocked reports whether the bank is failing: at least threshold of
+// the recent calls failed, and more than three in five of them. A dead bank
+// so opens the breaker after threshold calls, while one that fails a share
+// of its calls at random (a 5xx here and there, a dropped connection) never
+// does: its calls wait and are asked about, they are not paused.
+func (br *breaker) failingLocked() bool {
+	return br.failures >= br.threshold && br.failures*5 > len(br.recent)*3
+}
+
+// forgetLocked empties the window.
+func (br *breaker) forgetLocked() { br.recent, br.failures = br.recent[:0], 0 }
 
 // check fails fast while the breaker is open and cooling down, or while a
 // probe is out; it changes nothing.
@@ -145,10 +177,10 @@ func (br *breaker) record(probe bool, o outcome, err error) {
 		t = br.afterProbeLocked(now, o, err)
 	case br.state != Closed: // a call that started before the breaker opened
 	case o == healthy:
-		br.failures = 0
+		br.countLocked(false)
 	case o == failed:
-		br.failures++
-		if br.failures >= br.threshold {
+		br.countLocked(true)
+		if br.failingLocked() {
 			t = br.openLocked(now, err)
 		}
 	}
@@ -159,10 +191,9 @@ func (br *breaker) record(probe bool, o outcome, err error) {
 func (br *breaker) afterProbeLocked(now time.Time, o outcome, err error) *Transition {
 	switch o {
 	case healthy:
-		br.failures = 0
+		br.forgetLocked()
 		return br.moveLocked(now, Closed, nil)
 	case failed:
-		br.failures++
 		return br.openLocked(now, err)
 	}
 	return nil // the probe said nothing: the next call probes

@@ -12,11 +12,13 @@
 //     RPS), growing back by a twentieth of RPS with each answer that is not
 //     busy, and
 //   - a circuit breaker per operation (balances, transfers, status,
-//     statements): after FailureThreshold consecutive failures (transport
-//     errors, 5xx and garbage answers) it opens and fails that operation's
-//     calls fast for CoolDown, then lets one probe call through (half-open);
-//     the probe's success closes it, its failure opens it again. A statement
-//     the bank cannot serve never pauses transfers.
+//     statements): once at least FailureThreshold of the operation's recent
+//     calls (the last 10 × FailureThreshold) failed, and more than three in
+//     five of them (transport errors, 5xx and garbage answers), it opens and
+//     fails that operation's calls fast for CoolDown, then lets one probe
+//     call through (half-open); the probe's success closes it, its failure
+//     opens it again. A bank failing a share of its calls at random does not
+//     open it; a statement the bank cannot serve never pauses transfers.
 //
 // A call the throttle does not send returns an error that classifies as
 // transient, never as a failure or an unknown outcome: an open breaker's
@@ -98,7 +100,9 @@ type Config struct {
 	// MaxInFlight caps the calls in progress at once; 0 means
 	// DefaultMaxInFlight (8).
 	MaxInFlight int
-	// FailureThreshold is the consecutive failures that open the breaker; 0
+	// FailureThreshold is the fewest failures among an operation's last
+	// 10 × FailureThreshold calls that open its breaker, once they are more
+	// than three in five of those calls; 0
 	// means DefaultFailureThreshold (5).
 	FailureThreshold int
 	// CoolDown is how long the breaker stays open before a probe; 0 means

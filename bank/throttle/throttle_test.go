@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/url"
 	"slices"
 	"strings"
@@ -140,21 +141,21 @@ func TestBreakerOpensHalfOpensAndCloses(t *testing.T) {
 	t.Parallel()
 	transport := &url.Error{Op: "Post", URL: "https://bank.example/v1/transfers", Err: errors.New("connection reset")}
 	bad := fmt.Errorf("HTTP 502: %w", pipeline.ErrBadResponse)
-	f := &fakeBank{clock: newFakeClock(), answer: failing(bad, transport, nil, bad, transport, bad)}
+	f := &fakeBank{clock: newFakeClock(), answer: failing(bad, nil, transport, nil, transport, bad)}
 	var rec recorder
 	b := wrap(t, f, throttle.Config{RPS: math.Inf(1), FailureThreshold: 3, CoolDown: 10 * time.Second, OnStateChange: rec.add})
-	for i := range 5 { // two failures, a success, two failures: still closed
+	for i := range 5 { // three failures of five calls: not more than three in five, still closed
 		_, _ = b.Transfer(bg(), transfer())
 		if b.State() != throttle.Closed {
 			t.Fatalf("call %d: %s, want closed", i+1, b.State())
 		}
 	}
-	_, _ = b.Transfer(bg(), transfer()) // the third failure in a row
+	_, _ = b.Transfer(bg(), transfer()) // four of six: the bank is failing
 	if b.State() != throttle.Open || !slices.Equal(rec.path(), []string{"closed>open"}) {
 		t.Fatalf("state %s, transitions %v; want open", b.State(), rec.path())
 	}
 	rec.mu.Lock()
-	if tr := rec.ts[0]; tr.Provider != "acme" || tr.Operation != throttle.OpTransfers || tr.Failures != 3 ||
+	if tr := rec.ts[0]; tr.Provider != "acme" || tr.Operation != throttle.OpTransfers || tr.Failures != 4 ||
 		!errors.Is(tr.Err, pipeline.ErrBadResponse) || !tr.At.Equal(t0) {
 		t.Fatalf("transition %+v", tr)
 	}
@@ -221,22 +222,54 @@ func TestAnswersDoNotTripTheBreaker(t *testing.T) {
 	}
 }
 
-func TestAnAnswerResetsTheCountAndNothingDoesNot(t *testing.T) {
+// Answers outweigh failures; an invalid request, which says nothing about
+// the bank, weighs nothing.
+func TestAnswersOutweighFailuresAndNothingWeighsNothing(t *testing.T) {
 	t.Parallel()
 	invalid := errors.New("request invalid, nothing sent")
 	refused := &pipeline.RefusedError{Code: pipeline.RefusedAccountClosed, BankCode: "415"}
 	bad := fmt.Errorf("HTTP 502: %w", pipeline.ErrBadResponse)
-	f := &fakeBank{clock: newFakeClock(), answer: failing(bad, refused, bad, invalid, bad)}
+	f := &fakeBank{clock: newFakeClock(), answer: failing(bad, refused, nil, bad, invalid, bad, bad)}
 	b := wrap(t, f, throttle.Config{RPS: math.Inf(1), FailureThreshold: 2})
-	for i := range 4 {
+	for i := range 6 { // three failures of five calls that said something
 		_, _ = b.Transfer(bg(), transfer())
 		if b.State() != throttle.Closed {
 			t.Fatalf("call %d: %s", i+1, b.State())
 		}
 	}
-	_, _ = b.Transfer(bg(), transfer()) // failure, invalid, failure: two in a row
+	_, _ = b.Transfer(bg(), transfer()) // four of six; counting the invalid request it would be four of seven
 	if b.State() != throttle.Open {
 		t.Fatalf("%s, want open: an invalid request says nothing about the bank", b.State())
+	}
+}
+
+// A bank that fails three calls in ten at random (a 5xx here and there)
+// keeps its breaker closed: its calls are asked about, not paused. When it
+// then fails every call, the breaker opens.
+func TestRandomFailuresDoNotOpenTheBreaker(t *testing.T) {
+	t.Parallel()
+	bad := fmt.Errorf("HTTP 500: %w", pipeline.ErrBadResponse)
+	rng := rand.New(rand.NewPCG(7, 7))
+	dead := false
+	f := &fakeBank{clock: newFakeClock(), answer: func(int) error {
+		if dead || rng.Float64() < 0.3 {
+			return bad
+		}
+		return nil
+	}}
+	b := wrap(t, f, throttle.Config{RPS: math.Inf(1)})
+	for i := range 5000 {
+		_, _ = b.Transfer(bg(), transfer())
+		if b.State() != throttle.Closed {
+			t.Fatalf("call %d at a 30%% failure rate: breaker %s, want closed", i+1, b.State())
+		}
+	}
+	dead = true
+	for range 50 {
+		_, _ = b.Transfer(bg(), transfer())
+	}
+	if b.State() != throttle.Open {
+		t.Fatalf("a bank failing every call: breaker %s, want open", b.State())
 	}
 }
 

@@ -251,7 +251,7 @@ func (d *daemon) breakerAlert(tr throttle.Transition) {
 		if tr.From == throttle.HalfOpen {
 			return // a failed probe: the problem goes on, already reported
 		}
-		cause := "consecutive failures"
+		cause := "failures"
 		if tr.Err != nil {
 			cause = tr.Err.Error()
 		}
@@ -262,7 +262,7 @@ func (d *daemon) breakerAlert(tr throttle.Transition) {
 		err := d.db.RaiseAlert(ctx, pipeline.Alert{
 			ProblemKey: key, Kind: "provider_breaker", Severity: severity,
 			Summary: fmt.Sprintf("Bank provider %s is failing its %s calls: they are paused; %s", tr.Provider, tr.Operation, effect),
-			Detail:  fmt.Sprintf("%d failures in a row, the last: %s. A probe call goes through every breaker_cooldown.", tr.Failures, cause),
+			Detail:  fmt.Sprintf("%d of its recent calls failed, the last: %s. A probe call goes through every breaker_cooldown.", tr.Failures, cause),
 			Action:  "check the provider's status; settle resumes by itself when a probe succeeds",
 		})
 		if err != nil {

@@ -139,7 +139,7 @@ type WorkerConfig struct {
 	RetryMax        time.Duration `koanf:"retry_max"`        // largest retry backoff, >= retry_base; default 5m
 	// UnknownWait is how long a step whose bank outcome is unknown (a
 	// timeout, a 5xx, "processing") waits before its resolve task asks the
-	// bank's status call; more than 0s, at most lease; default 2s.
+	// bank's status call. More than 0s, at most lease; default 500ms.
 	UnknownWait time.Duration `koanf:"unknown_wait"`
 }
 
@@ -253,11 +253,12 @@ type ProviderConfig struct {
 	TLS              ProviderTLS   `koanf:"tls"`
 	Timeout          time.Duration `koanf:"timeout"` // HTTP timeout of one call, < worker.lease; default worker.bank_timeout
 	// Throttling of every call to this bank: a token bucket, a cap on calls
-	// in flight, and a breaker that pauses calls after consecutive failures.
+	// in flight, and a breaker per operation that pauses its calls once most
+	// of its recent calls failed.
 	RateLimitRPS    int            `koanf:"rate_limit_rps"`   // calls a second, 0 = no limit, up to 100000; default 0
 	Burst           int            `koanf:"burst"`            // calls allowed at once after a quiet spell, 0..rate_limit_rps; default 1
 	MaxInFlight     int            `koanf:"max_in_flight"`    // calls under way at once, 1..10000; default 64
-	BreakerFailures int            `koanf:"breaker_failures"` // consecutive failures that open the breaker, 1..1000; default 5
+	BreakerFailures int            `koanf:"breaker_failures"` // fewest failures among an operation's last 10× this many calls that open its breaker, once more than 3 in 5 of them; 1..1000; default 5
 	BreakerCooldown time.Duration  `koanf:"breaker_cooldown"` // how long it stays open before a probe, >0; default 30s
 	Accounts        AccountsConfig `koanf:"accounts"`
 	PollBudget      int            `koanf:"poll_budget"` // balance calls per poll cycle, 0 = no limit; default 0 (polling.go)
@@ -349,7 +350,7 @@ func defaults() Config {
 			ShutdownTimeout: 15 * time.Second,
 			RetryBase:       time.Second,
 			RetryMax:        5 * time.Minute,
-			UnknownWait:     2 * time.Second,
+			UnknownWait:     500 * time.Millisecond,
 		},
 		Relay:     RelayConfig{Schedule: "@every 30s"},
 		Sweep:     SweepConfig{Schedule: "@every 3m", StuckAfter: 15 * time.Minute},

@@ -157,7 +157,7 @@ func TestDefaults(t *testing.T) {
 		Poll:      PollConfig{Schedule: "@every 1m", BatchSize: 100, MinDeposit: 1, IdleEvery: 6, PaydayWindow: 1, Concurrency: 4, ShardSize: 2000},
 		Worker: WorkerConfig{
 			Concurrency: 20, Lease: 30 * time.Second, BankTimeout: 10 * time.Second, MaxAttempts: 5,
-			ShutdownTimeout: 15 * time.Second, RetryBase: time.Second, RetryMax: 5 * time.Minute, UnknownWait: 2 * time.Second,
+			ShutdownTimeout: 15 * time.Second, RetryBase: time.Second, RetryMax: 5 * time.Minute, UnknownWait: 500 * time.Millisecond,
 		},
 		Relay:     RelayConfig{Schedule: "@every 30s"},
 		Sweep:     SweepConfig{Schedule: "@every 3m", StuckAfter: 15 * time.Minute},
