@@ -115,6 +115,14 @@ func TestKeyReusedWithOtherContentHaltsTheStep(t *testing.T) {
 			if n := f.stats(t).SentAgain[f.bankKey(key)]; n != 2 {
 				t.Errorf("key %s sent %d times; want twice: the outsider's and the engine's one request", key, n)
 			}
+			// The bank holds a transfer under the key: the attempt stays
+			// UNKNOWN, so no replay mints a new key for the same money.
+			if s.Transfers[0].Status != "UNKNOWN" {
+				t.Errorf("the conflicting attempt is %s, want UNKNOWN", s.Transfers[0].Status)
+			}
+			if _, err := f.db.Replay(ctx, d.ID, map[string]pipeline.Accounts{"sandbox": accounts}, store.Audit{Actor: "ops", Command: "replay", Reason: "test"}, false); !errors.Is(err, store.ErrRefused) {
+				t.Errorf("replay after a key conflict: %v, want refused", err)
+			}
 			f.verify(t, 0)
 			settletest.CheckBankBalances(t, f.db, f.bank, "sandbox")
 		})

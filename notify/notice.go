@@ -48,6 +48,14 @@ const (
 // that failed without a refusal from the bank.
 const CauseOutOfAttempts = "out_of_attempts"
 
+// CauseKeyReused and CauseKeyPastRetention are the causes of a step halted
+// because the bank holds another transfer under its key, or no longer
+// knows a key it may have applied: its attempt stays UNKNOWN.
+const (
+	CauseKeyReused        = "key_reused"
+	CauseKeyPastRetention = "key_past_retention"
+)
+
 // Alert is one alert of the outbox as operators read it: the row itself and
 // what the engine knew about its settlement when it was delivered. It
 // marshals to JSON with account numbers masked.

@@ -150,6 +150,12 @@ func tried(a Alert) string {
 		fmt.Fprintf(&b, "Sent the transfer %s, and has asked the bank for its status since. It will not send it again on its own, so the money cannot move twice.", times(s))
 	case refused:
 		fmt.Fprintf(&b, "Sent the transfer %s; the bank refused it for good, so settle stopped: sending it again unchanged would not help. No money moved in this step.", times(s))
+	case a.Cause() == CauseKeyReused:
+		b.WriteString("Sent the transfer; the bank answered that its idempotency key was already used with other content. " +
+			"settle halted the step and minted no new key: the bank may hold a transfer under that key.")
+	case a.Cause() == CauseKeyPastRetention:
+		b.WriteString("Asked the bank about the transfer; it no longer knows the key, which is older than the provider's key_retention. " +
+			"settle halted rather than send it again: the bank may have applied it and forgotten the key.")
 	default:
 		fmt.Fprintf(&b, "Tried %s with backoff, then gave up. Every try used the same idempotency key, so the bank applies the transfer at most once.", times(s))
 	}
@@ -198,6 +204,10 @@ func fixHint(a Alert) string {
 			"restart settle serve, then %s.", a.ConfigKey, replay)
 	case cause == CauseOutOfAttempts:
 		return "Check the provider's status; once it answers again, " + replay + ": it sends the same key again, so nothing moves twice."
+	case cause == CauseKeyReused || cause == CauseKeyPastRetention:
+		return fmt.Sprintf("Find the attempt's key (`settle settlements show %d`) in the bank's statement (`settle reconcile` compares "+
+			"statements with the ledger) and ask the bank what became of it. settle sends nothing more for this step: replay, cancel and "+
+			"compensate refuse it while its outcome is unknown.", a.SettlementID)
 	case refused && payout && cause == string(pipeline.RefusedAccountFrozen):
 		return fmt.Sprintf("Have the customer get the freeze lifted, or take a new payout account with `settle customers update %s --payout-account NUMBER --reason \"…\"`; then %s.", a.Customer, replay)
 	case refused && payout && r.payoutFix != "":

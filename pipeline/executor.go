@@ -268,7 +268,10 @@ func (e *Executor) record(ctx context.Context, c Claim, r Receipt, callErr error
 	case ClassTransient:
 		return e.retry(ctx, c, callErr)
 	case ClassKeyConflict:
-		return e.fail(ctx, c, Failure{Dead: true, Cause: "key_reused", Reason: "halted: " + callErr.Error()})
+		// The bank holds a transfer under this key and may have paid it:
+		// the attempt stays UNKNOWN, so no replay sends a new key for the
+		// same money until someone has read the bank's statement.
+		return e.fail(ctx, c, Failure{Dead: true, Cause: "key_reused", Unresolved: true, Reason: "halted: " + callErr.Error()})
 	default: // unknown, or absent from a transfer call (a bank bug): ask later
 		reason := "bank answered " + string(r.State)
 		if callErr != nil {
