@@ -16,15 +16,7 @@ import (
 // settle the deposit; it returns the settlement's ID.
 func (e *env) settledOne(t *testing.T) int64 {
 	t.Helper()
-	ctx := context.Background()
-	s := e.seeder(1)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Pay(ctx, cs[0], 1_000_000); err != nil {
-		t.Fatal(err)
-	}
+	e.paidCustomer(t, 1_000_000)
 	e.waitSettled(t, map[string]int64{"SETTLED": 1})
 	return settlementID(t, e)
 }

@@ -156,6 +156,21 @@ func (e *env) seeder(n int) *demo.Seeder {
 	})
 }
 
+// paidCustomer seeds one customer and pays them amount at the bank.
+func (e *env) paidCustomer(t *testing.T, amount int64) demo.Customer {
+	t.Helper()
+	ctx := context.Background()
+	s := e.seeder(1)
+	cs, err := s.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pay(ctx, cs[0], amount); err != nil {
+		t.Fatal(err)
+	}
+	return cs[0]
+}
+
 func (e *env) waitSettled(t *testing.T, want map[string]int64) {
 	t.Helper()
 	testenv.Eventually(t, 3*time.Minute, func() (bool, string) {

@@ -91,14 +91,7 @@ func TestProvidersCheck(t *testing.T) {
 func TestServeRefusesAMisspeltEngineAccount(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	s := e.seeder(1)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Pay(ctx, cs[0], 1_000_000); err != nil {
-		t.Fatal(err)
-	}
+	c := e.paidCustomer(t, 1_000_000)
 	clearSettleEnv(t)
 	misspelt := e.variant(t, "fee: E2E-FEE", "fee: E2E-FEEE")
 	_, msg, code := runCLI(t, "serve", "--config", misspelt)
@@ -109,7 +102,7 @@ func TestServeRefusesAMisspeltEngineAccount(t *testing.T) {
 	if n, err := e.db.StatusCounts(ctx); err != nil || len(n) != 0 {
 		t.Fatalf("settlements after a refused start: %v %v", n, err)
 	}
-	checkBalance(t, e.bank, cs[0].VA, 1_000_000)
+	checkBalance(t, e.bank, c.VA, 1_000_000)
 	checkBalance(t, e.bank, testAccounts.Collection, 0)
 
 	// Off: the same configuration builds a daemon (nothing started here).
@@ -146,15 +139,7 @@ func TestServeRefusesAMisspeltEngineAccount(t *testing.T) {
 func TestFeeRefusalAlertNamesTheConfigKey(t *testing.T) {
 	var log syncBuffer
 	e := newEnvOpts(t, envOpts{log: &log})
-	ctx := context.Background()
-	s := e.seeder(1)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Pay(ctx, cs[0], 3_000_000); err != nil {
-		t.Fatal(err)
-	}
+	e.paidCustomer(t, 3_000_000)
 	e.cfg.ProvidersCheckAtStart = false
 	e.cfg.Providers[0].Accounts.Fee = "E2E-FEEE"
 	e.startDaemon(t)

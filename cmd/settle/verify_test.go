@@ -83,14 +83,7 @@ func TestVerifyBankJournalWhileATransferIsInFlight(t *testing.T) {
 	e := newEnv(t)
 	clearSettleEnv(t)
 	ctx := context.Background()
-	s := e.seeder(1)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Pay(ctx, cs[0], 1_000_000); err != nil {
-		t.Fatal(err)
-	}
+	e.paidCustomer(t, 1_000_000)
 	targets, err := e.db.PollTargets(ctx, 0, 10)
 	if err != nil || len(targets) != 1 {
 		t.Fatalf("poll targets: %v %v", targets, err)
