@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/settle-dev/settle/bank"
+	"github.com/settle-dev/settle/bank/dialects"
 	"github.com/settle-dev/settle/bank/throttle"
 	"github.com/settle-dev/settle/internal/config"
 	"github.com/settle-dev/settle/pipeline"
@@ -96,5 +98,14 @@ providers:
 		if got := pc.Providers[name].Budget; got != budget {
 			t.Errorf("provider %s: poll budget %d per 2s cycle, want %d", name, got, budget)
 		}
+	}
+}
+
+// Configuration validates a provider's dialect against its own list, since
+// it does not import the bank packages; the list must be the registry's, in
+// the same order, so that what validation accepts is what settle can wire.
+func TestDialectRegistryMatchesConfig(t *testing.T) {
+	if got, want := dialects.Names(), config.SupportedDialects(); !slices.Equal(got, want) {
+		t.Fatalf("registry has dialects %v, configuration accepts %v", got, want)
 	}
 }
