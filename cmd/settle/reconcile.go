@@ -34,10 +34,7 @@ func newStatementListers(cfg *config.Config, throttles map[string]*throttle.Bank
 		if d.Statements == nil {
 			continue
 		}
-		o := providerOptions(p, logger)
-		// Statements have been read with the static token alone.
-		o.OAuth, o.TLS = nil, nil
-		s, err := d.Statements(o)
+		s, err := d.Statements(providerOptions(p, logger))
 		if err != nil {
 			return nil, fmt.Errorf("provider %s: %w", p.Name, err)
 		}
