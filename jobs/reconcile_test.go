@@ -21,20 +21,6 @@ import (
 	"github.com/settle-dev/settle/store"
 )
 
-// restLister adapts the rest client's statements (cmd/settle wires the same
-// adapter).
-type restLister struct{ c *rest.Client }
-
-func (l restLister) Transactions(ctx context.Context, account, cursor string, limit int) (pipeline.StatementPage, error) {
-	p, err := l.c.Transactions(ctx, account, cursor, limit)
-	out := pipeline.StatementPage{Next: p.NextCursor, More: p.HasMore}
-	for _, t := range p.Transactions {
-		out.Lines = append(out.Lines, pipeline.StatementLine{ID: t.ID, Account: account, Direction: pipeline.Direction(t.Direction),
-			Amount: t.Amount, Counterparty: t.Counterparty, Key: t.IdempotencyKey, At: t.CreatedAt})
-	}
-	return out, err
-}
-
 func (f *fixture) restClient(t *testing.T) *rest.Client {
 	t.Helper()
 	c, err := rest.New(rest.Config{Name: "sandbox", BaseURL: f.bankURL, Token: token, Timeout: 2 * time.Second})
@@ -65,7 +51,7 @@ func (f *fixture) newReconciler(t *testing.T, withStatements bool, pageSize int,
 		PageInterval: -1, ConfirmDelay: 50 * time.Millisecond, ReadRetry: 10 * time.Millisecond, Location: loc,
 	}
 	if withStatements {
-		cfg.Statements = map[string]pipeline.Statements{"sandbox": restLister{c}}
+		cfg.Statements = map[string]pipeline.Statements{"sandbox": c.Statements()}
 	}
 	banks := bank.NewRouter(map[string]pipeline.Bank{"sandbox": c})
 	return jobs.NewReconciler(f.db, banks, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -230,7 +216,7 @@ func TestReconcilerRefusesAStatementThatDoesNotAdvance(t *testing.T) {
 	c := f.restClient(t)
 	r := jobs.NewReconciler(f.db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": c}), jobs.ReconcileConfig{
 		Accounts:   map[string]pipeline.Accounts{"sandbox": accounts},
-		Statements: map[string]pipeline.Statements{"sandbox": stuckLister{restLister{c}}}, PageInterval: -1,
+		Statements: map[string]pipeline.Statements{"sandbox": stuckLister{c.Statements()}}, PageInterval: -1,
 	}, nil)
 	for range 2 {
 		res, err := r.RunOnce(context.Background())
@@ -395,7 +381,7 @@ func TestReconcilerIgnoresMoneyMovingWhileItReads(t *testing.T) {
 		t.Fatalf("poll: %+v %v", res, err)
 	}
 	c := f.restClient(t)
-	moving := &movingLister{Statements: restLister{c}, bank: c}
+	moving := &movingLister{Statements: c.Statements(), bank: c}
 	for {
 		id, ok := f.queue.pop()
 		if !ok {
@@ -443,7 +429,7 @@ func TestReconcilerRefusesABalanceInAnotherCurrency(t *testing.T) {
 	c := f.restClient(t)
 	r := jobs.NewReconciler(f.db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": dollarLender{c}}), jobs.ReconcileConfig{
 		Accounts:   map[string]pipeline.Accounts{"sandbox": accounts},
-		Statements: map[string]pipeline.Statements{"sandbox": restLister{c}}, PageInterval: -1,
+		Statements: map[string]pipeline.Statements{"sandbox": c.Statements()}, PageInterval: -1,
 	}, nil)
 	_, err := r.RunOnce(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "****LEND in USD, the ledger in KRW") {

@@ -9,9 +9,9 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/settle-dev/settle/bank/bankhttp"
 	"github.com/settle-dev/settle/bank/transport"
 	"github.com/settle-dev/settle/pipeline"
 )
@@ -22,7 +22,7 @@ import (
 const BatchSize = 1
 
 // DefaultTimeout is the time limit of one call when Config.Timeout is 0.
-const DefaultTimeout = 30 * time.Second
+const DefaultTimeout = bankhttp.DefaultTimeout
 
 // DefaultBankCode is the bank_code_std sent when Config.BankCode is "".
 const DefaultBankCode = "097"
@@ -80,99 +80,48 @@ type Config struct {
 	Location *time.Location
 }
 
+// spec is the openbanking dialect's HTTP: the idempotency key
+// (bank_tran_id) travels in the body.
+var spec = bankhttp.Spec{
+	UserAgent: "settle-openbanking/1", BodyType: "application/json; charset=UTF-8",
+	ExampleName: "acme-ob", ExampleURL: "https://openapi.bank.example",
+}
+
 // Client speaks the openbanking dialect to one provider. It is safe for
 // concurrent use.
 type Client struct {
 	name     string
-	base     string // without a trailing slash
-	timeout  time.Duration
 	bankCode string
-	http     *transport.Client
-	log      *slog.Logger
-	now      func() time.Time
 	loc      *time.Location
+	http     *bankhttp.Client
 }
 
 var _ pipeline.Bank = (*Client)(nil)
 
 // New validates cfg and returns a client.
 func New(cfg Config) (*Client, error) {
-	base, err := cfg.validate()
+	h, err := bankhttp.New(spec, bankhttp.Config{Name: cfg.Name, BaseURL: cfg.BaseURL,
+		Token: cfg.Token, OAuth: cfg.OAuth, TLS: cfg.TLS, Timeout: cfg.Timeout, HTTPClient: cfg.HTTPClient,
+		Logger: cfg.Logger, Now: cfg.Now}, cfg.checkBankCode())
 	if err != nil {
 		return nil, fmt.Errorf("openbanking %s: config: %w", cfg.Name, err)
 	}
-	c := &Client{name: cfg.Name, base: base,
-		timeout: cmp(cfg.Timeout, DefaultTimeout), bankCode: cmp(cfg.BankCode, DefaultBankCode),
-		log: cfg.Logger, now: cfg.Now, loc: cfg.Location}
+	c := &Client{name: cfg.Name, bankCode: cfg.BankCode, loc: cfg.Location, http: h}
+	if c.bankCode == "" {
+		c.bankCode = DefaultBankCode
+	}
 	if c.loc == nil {
 		c.loc = kst
-	}
-	c.http, err = transport.New(transport.Config{Token: cfg.Token, OAuth: cfg.OAuth, TLS: cfg.TLS,
-		HTTPClient: cfg.HTTPClient, Timeout: c.timeout})
-	if err != nil {
-		return nil, fmt.Errorf("openbanking %s: config: %w", cfg.Name, err)
-	}
-	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
-	}
-	if c.now == nil {
-		c.now = time.Now
 	}
 	return c, nil
 }
 
-// cmp returns v, or def when v is the zero value.
-func cmp[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
+// checkBankCode checks BankCode, the one setting that is the dialect's own.
+func (cfg Config) checkBankCode() error {
+	if cfg.BankCode != "" && (len(cfg.BankCode) != 3 || !allDigits(cfg.BankCode)) {
+		return fmt.Errorf("field BankCode must be three digits such as %q", DefaultBankCode)
 	}
-	return v
-}
-
-// validate checks the config and returns the base URL without a trailing
-// slash.
-func (cfg Config) validate() (string, error) {
-	switch {
-	case !validName(cfg.Name):
-		return "", errors.New(`field Name must be 1 to 64 letters, digits, '-', '_' or '.', such as "acme-ob"`)
-	case cfg.Timeout < 0:
-		return "", fmt.Errorf("field Timeout must not be negative (got %s); 0 means %s", cfg.Timeout, DefaultTimeout)
-	case cfg.BankCode != "" && (len(cfg.BankCode) != 3 || !allDigits(cfg.BankCode)):
-		return "", fmt.Errorf("field BankCode must be three digits such as %q", DefaultBankCode)
-	}
-	return validateBaseURL(cfg.BaseURL)
-}
-
-func validName(name string) bool {
-	if name == "" || len(name) > 64 {
-		return false
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return false
-		}
-	}
-	return true
-}
-
-func validateBaseURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	switch {
-	case raw == "":
-		return "", errors.New(`field BaseURL must be set, such as "https://openapi.bank.example"`)
-	case err != nil:
-		return "", errors.New("field BaseURL is not a valid URL")
-	case u.Scheme != "http" && u.Scheme != "https":
-		return "", errors.New(`field BaseURL must start with http:// or https://`)
-	case u.Host == "":
-		return "", errors.New("field BaseURL has no host")
-	case u.User != nil:
-		return "", errors.New("field BaseURL must not carry credentials; put the token in Token")
-	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
-		return "", errors.New("field BaseURL must not have a query or fragment")
-	}
-	return strings.TrimRight(u.String(), "/"), nil
+	return nil
 }
 
 // Balances returns the available balances of accounts, one call per
@@ -192,7 +141,7 @@ func (c *Client) Balances(ctx context.Context, accounts []string) ([]pipeline.Ba
 		}
 		b, known, err := c.balance(ctx, account)
 		if err != nil {
-			return nil, fmt.Errorf("openbanking %s: balance of %s: %w", c.name, maskAccount(account), err)
+			return nil, fmt.Errorf("openbanking %s: balance of %s: %w", c.name, bankhttp.MaskAccount(account), err)
 		}
 		if known {
 			out = append(out, b)
@@ -202,21 +151,21 @@ func (c *Client) Balances(ctx context.Context, accounts []string) ([]pipeline.Ba
 }
 
 func (c *Client) balance(ctx context.Context, account string) (pipeline.Balance, bool, error) {
-	if !plausibleText(account, 1, 64) {
+	if !bankhttp.PlausibleText(account, 1, 64) {
 		return pipeline.Balance{}, false, fmt.Errorf("%w: account number must be 1 to 64 printable characters", ErrInvalidRequest)
 	}
 	q := url.Values{
 		"bank_code_std": {c.bankCode}, "account_num": {account},
-		"bank_tran_id": {queryTranID()}, "tran_dtime": {c.now().In(c.loc).Format(dtimeLayout)},
+		"bank_tran_id": {queryTranID()}, "tran_dtime": {c.http.Now().In(c.loc).Format(dtimeLayout)},
 	}
 	const path = "/v2.0/account/balance/acnt_num"
-	a, err := c.do(ctx, request{method: http.MethodGet, path: path + "?" + q.Encode(), shown: path + "?account_num=" + maskAccount(account)})
+	a, err := c.http.Do(ctx, bankhttp.Request{Method: http.MethodGet, Path: path + "?" + q.Encode(), Shown: path + "?account_num=" + bankhttp.MaskAccount(account)})
 	if err != nil {
 		return pipeline.Balance{}, false, err
 	}
 	b, known, err := decodeBalance(a, account)
 	if err == nil && !known {
-		c.log.Debug("bank does not show the account's balance", "provider", c.name, "account", pipeline.AccountNumber(account))
+		c.http.Logger().Debug("bank does not show the account's balance", "provider", c.name, "account", pipeline.AccountNumber(account))
 	}
 	return b, known, err
 }
@@ -270,7 +219,7 @@ func (c *Client) transfer(ctx context.Context, req pipeline.TransferRequest) (pi
 	if err != nil {
 		return pipeline.Receipt{}, err
 	}
-	a, err := c.do(ctx, request{method: http.MethodPost, path: "/v2.0/transfer/deposit/acnt_num", body: body})
+	a, err := c.http.Do(ctx, bankhttp.Request{Method: http.MethodPost, Path: "/v2.0/transfer/deposit/acnt_num", Body: body})
 	if err != nil {
 		return pipeline.Receipt{}, err
 	}
@@ -281,18 +230,18 @@ func (c *Client) transfer(ctx context.Context, req pipeline.TransferRequest) (pi
 // or now when the request has none, in the provider's zone.
 func (c *Client) tranTime(req pipeline.TransferRequest) time.Time {
 	if req.AttemptDay.IsZero() {
-		return c.now().In(c.loc)
+		return c.http.Now().In(c.loc)
 	}
 	return req.AttemptDay.In(c.loc)
 }
 
 func checkTransfer(req pipeline.TransferRequest) error {
 	switch {
-	case !plausibleText(req.Key, 1, 64):
+	case !bankhttp.PlausibleText(req.Key, 1, 64):
 		return fmt.Errorf("%w: idempotency key must be 1 to 64 printable characters", ErrInvalidRequest)
-	case !plausibleText(req.From, 1, 64) || !plausibleText(req.To, 1, 64):
+	case !bankhttp.PlausibleText(req.From, 1, 64) || !bankhttp.PlausibleText(req.To, 1, 64):
 		return fmt.Errorf("%w: from and to accounts must be 1 to 64 printable characters", ErrInvalidRequest)
-	case !plausibleText(req.ToHolder, 0, 100) || !plausibleText(req.Memo, 0, 140):
+	case !bankhttp.PlausibleText(req.ToHolder, 0, 100) || !bankhttp.PlausibleText(req.Memo, 0, 140):
 		return fmt.Errorf("%w: holder name and memo must be printable text (at most 100 and 140 characters)", ErrInvalidRequest)
 	case req.Amount.Amount <= 0:
 		return fmt.Errorf("%w: %w: amount %d must be positive", ErrInvalidRequest, pipeline.ErrInvalidAmount, req.Amount.Amount)
@@ -335,7 +284,7 @@ func (c *Client) transferStatus(ctx context.Context, req pipeline.TransferReques
 	}
 	id := BankTranID(req.Key)
 	body, err := json.Marshal(resultBody{
-		CheckType: "2", TranDtime: c.now().In(c.loc).Format(dtimeLayout), ReqCnt: "1",
+		CheckType: "2", TranDtime: c.http.Now().In(c.loc).Format(dtimeLayout), ReqCnt: "1",
 		ReqList: []resultItem{{
 			TranNo: "1", OrgBankTranID: id, OrgBankTranDate: c.tranTime(req).Format(dateLayout),
 			OrgTranAmt: strconv.FormatInt(req.Amount.Amount, 10),
@@ -344,7 +293,7 @@ func (c *Client) transferStatus(ctx context.Context, req pipeline.TransferReques
 	if err != nil {
 		return pipeline.Receipt{}, err
 	}
-	a, err := c.do(ctx, request{method: http.MethodPost, path: "/v2.0/transfer/result", body: body})
+	a, err := c.http.Do(ctx, bankhttp.Request{Method: http.MethodPost, Path: "/v2.0/transfer/result", Body: body})
 	if err != nil {
 		return pipeline.Receipt{}, err
 	}

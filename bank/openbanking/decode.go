@@ -4,25 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
-	"net/http"
 	"strconv"
-	"strings"
-	"time"
 
+	"github.com/settle-dev/settle/bank/bankhttp"
 	"github.com/settle-dev/settle/pipeline"
 )
-
-// maxAnswer is the largest answer body the adapter reads; a larger one is a
-// bad response.
-const maxAnswer = 1 << 20
-
-// maxPlausibleAmount is the largest amount the adapter believes a bank:
-// 10^15 won. Anything above it is a bad response.
-const maxPlausibleAmount = 1_000_000_000_000_000
-
-// maxRetryAfter caps the wait a bank may ask for.
-const maxRetryAfter = time.Hour
 
 // currency is the only currency of the dialect: it has no currency field.
 const currency = "KRW"
@@ -32,17 +18,6 @@ const currency = "KRW"
 // side; it classifies as an unknown outcome, so the engine asks again
 // rather than sending a new attempt.
 var ErrRejected = errors.New("bank rejected the request as invalid")
-
-// answer is one HTTP answer as the decoders see it: plain data, so decoding
-// is a pure function.
-type answer struct {
-	status      int
-	contentType string
-	retryAfter  string // the Retry-After header
-	body        []byte // at most maxAnswer bytes
-	truncated   bool   // the body was larger than maxAnswer
-	now         time.Time
-}
 
 // layer is where in an answer a code sits.
 type layer string
@@ -149,7 +124,7 @@ type balanceAnswer struct {
 
 // decodeTransfer turns the answer to a deposit with bank_tran_id id into a
 // receipt or a classified error.
-func decodeTransfer(a answer, id string) (pipeline.Receipt, error) {
+func decodeTransfer(a bankhttp.Answer, id string) (pipeline.Receipt, error) {
 	it, err := decodeItem(a)
 	if err != nil {
 		return pipeline.Receipt{}, err
@@ -162,7 +137,7 @@ func decodeTransfer(a answer, id string) (pipeline.Receipt, error) {
 
 // decodeResult turns the answer to a result call about bank_tran_id id into
 // a receipt or a classified error.
-func decodeResult(a answer, id string) (pipeline.Receipt, error) {
+func decodeResult(a bankhttp.Answer, id string) (pipeline.Receipt, error) {
 	it, err := decodeItem(a)
 	if err != nil {
 		return pipeline.Receipt{}, err
@@ -176,13 +151,13 @@ func decodeResult(a answer, id string) (pipeline.Receipt, error) {
 // decodeBalance turns the answer to a balance call into the account's
 // balance; known is false when the bank says it has no such account, or
 // refuses it as closed or frozen.
-func decodeBalance(a answer, account string) (b pipeline.Balance, known bool, err error) {
+func decodeBalance(a bankhttp.Answer, account string) (b pipeline.Balance, known bool, err error) {
 	var ba balanceAnswer
 	if err := decodeEnvelope(a, &ba, &ba.top); err != nil {
 		return pipeline.Balance{}, false, err
 	}
 	if ba.AccountNum != "" && ba.AccountNum != account {
-		return pipeline.Balance{}, false, fmt.Errorf("%w: the answer is for account %s", pipeline.ErrBadResponse, maskAccount(ba.AccountNum))
+		return pipeline.Balance{}, false, fmt.Errorf("%w: the answer is for account %s", pipeline.ErrBadResponse, bankhttp.MaskAccount(ba.AccountNum))
 	}
 	v, err := itemVerdict(ba.BankRspCode, ba.BankRspMessage, callBalance)
 	switch {
@@ -199,7 +174,7 @@ func decodeBalance(a answer, account string) (b pipeline.Balance, known bool, er
 }
 
 // decodeItem reads the HTTP and gateway layers and returns the one item.
-func decodeItem(a answer) (item, error) {
+func decodeItem(a bankhttp.Answer) (item, error) {
 	var la listAnswer
 	if err := decodeEnvelope(a, &la, &la.top); err != nil {
 		return item{}, err
@@ -212,19 +187,19 @@ func decodeItem(a answer) (item, error) {
 
 // decodeEnvelope reads the HTTP layer, decodes the body into v and reads
 // the gateway layer from t (a part of v).
-func decodeEnvelope(a answer, v any, t *top) error {
-	status := strconv.Itoa(a.status)
+func decodeEnvelope(a bankhttp.Answer, v any, t *top) error {
+	status := strconv.Itoa(a.Status)
 	if hv := lookup(layerHTTP, status); !hv.next {
 		return httpError(a, hv.err)
 	}
-	if err := decodeJSON(a, v); err != nil {
+	if err := bankhttp.DecodeJSON(a, v); err != nil {
 		return err
 	}
 	if t.RspCode == "" {
 		return fmt.Errorf("%w: rsp_code is missing", pipeline.ErrBadResponse)
 	}
 	if gv := lookup(layerGateway, t.RspCode); !gv.next {
-		return fmt.Errorf("%w (rsp_code %s%s)", gv.err, quoted(t.RspCode), message(t.RspMessage))
+		return fmt.Errorf("%w (rsp_code %s%s)", gv.err, bankhttp.Quoted(t.RspCode), message(t.RspMessage))
 	}
 	return nil
 }
@@ -237,7 +212,7 @@ func itemOutcome(it item, c call, ref string) (pipeline.Receipt, error) {
 	case err != nil:
 		return pipeline.Receipt{}, err
 	case v.refusal != "":
-		return pipeline.Receipt{}, &pipeline.RefusedError{Code: v.refusal, BankCode: it.BankRspCode, Message: scrub(it.BankRspMessage)}
+		return pipeline.Receipt{}, &pipeline.RefusedError{Code: v.refusal, BankCode: it.BankRspCode, Message: bankhttp.Scrub(it.BankRspMessage)}
 	}
 	return pipeline.Receipt{State: v.state, BankRef: ref}, nil
 }
@@ -248,9 +223,9 @@ func itemVerdict(code, msg string, c call) (verdict, error) {
 	v := lookup(layerItem, code)
 	switch {
 	case v.err == pipeline.ErrBadResponse:
-		return verdict{}, fmt.Errorf("%w: bank_rsp_code %s is not one settle knows, outcome unknown%s", v.err, quoted(code), message(msg))
+		return verdict{}, fmt.Errorf("%w: bank_rsp_code %s is not one settle knows, outcome unknown%s", v.err, bankhttp.Quoted(code), message(msg))
 	case v.on&c == 0:
-		return verdict{}, fmt.Errorf("%w: bank_rsp_code %s does not answer this call, outcome unknown%s", pipeline.ErrBadResponse, quoted(code), message(msg))
+		return verdict{}, fmt.Errorf("%w: bank_rsp_code %s does not answer this call, outcome unknown%s", pipeline.ErrBadResponse, bankhttp.Quoted(code), message(msg))
 	case v.err != nil:
 		return verdict{}, fmt.Errorf("%w (bank_rsp_code %s%s)", v.err, code, message(msg))
 	}
@@ -258,14 +233,14 @@ func itemVerdict(code, msg string, c call) (verdict, error) {
 }
 
 // httpError is the error of an HTTP status that is not 200.
-func httpError(a answer, sentinel error) error {
+func httpError(a bankhttp.Answer, sentinel error) error {
 	if sentinel == pipeline.ErrRateLimited {
-		return &pipeline.RetryAfterError{Err: pipeline.ErrRateLimited, After: parseRetryAfter(a.retryAfter, a.now)}
+		return a.RateLimited()
 	}
 	if sentinel == pipeline.ErrBadResponse {
-		return fmt.Errorf("%w: HTTP %d, outcome unknown%s", sentinel, a.status, a.detail())
+		return fmt.Errorf("%w: HTTP %d, outcome unknown%s", sentinel, a.Status, detail(a))
 	}
-	return fmt.Errorf("%w (HTTP %d%s)", sentinel, a.status, a.detail())
+	return fmt.Errorf("%w (HTTP %d%s)", sentinel, a.Status, detail(a))
 }
 
 // parseAmount reads a decimal-string amount of won: digits only.
@@ -274,65 +249,18 @@ func parseAmount(s *string) (int64, error) {
 	case s == nil:
 		return 0, errors.New("missing")
 	case *s == "" || len(*s) > 19 || !allDigits(*s):
-		return 0, fmt.Errorf("%s is not a decimal string of digits", quoted(*s))
+		return 0, fmt.Errorf("%s is not a decimal string of digits", bankhttp.Quoted(*s))
 	}
 	v, err := strconv.ParseInt(*s, 10, 64)
-	if err != nil || v > maxPlausibleAmount {
-		return 0, fmt.Errorf("%s is implausibly large", quoted(*s))
+	if err != nil || v > bankhttp.MaxPlausibleAmount {
+		return 0, fmt.Errorf("%s is implausibly large", bankhttp.Quoted(*s))
 	}
 	return v, nil
 }
 
-// parseRetryAfter reads Retry-After as seconds or an HTTP date; anything
-// else, or nothing, is 0 (no hint). The wait is capped at an hour.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if secs, err := strconv.ParseUint(v, 10, 32); err == nil {
-		return min(time.Duration(secs)*time.Second, maxRetryAfter)
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return min(t.Sub(now), maxRetryAfter)
-	}
-	return 0
-}
-
-// decodeJSON decodes a complete JSON object answer into v.
-func decodeJSON(a answer, v any) error {
-	if a.truncated {
-		return fmt.Errorf("%w: answer is larger than %d bytes", pipeline.ErrBadResponse, maxAnswer)
-	}
-	if !isJSON(a.contentType) {
-		return fmt.Errorf("%w: answer has content type %s, not application/json", pipeline.ErrBadResponse, quoted(a.contentType))
-	}
-	if len(a.body) == 0 || a.body[0] != '{' {
-		return fmt.Errorf("%w: answer body is not a JSON object", pipeline.ErrBadResponse)
-	}
-	if err := json.Unmarshal(a.body, v); err != nil {
-		return fmt.Errorf("%w: %s", pipeline.ErrBadResponse, describeJSONError(err))
-	}
-	return nil
-}
-
-func isJSON(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
-}
-
-func describeJSONError(err error) string {
-	var typ *json.UnmarshalTypeError
-	var syn *json.SyntaxError
-	switch {
-	case errors.As(err, &typ):
-		return fmt.Sprintf("field %s holds %s of the wrong type", quoted(typ.Field), scrub(typ.Value))
-	case errors.As(err, &syn):
-		return fmt.Sprintf("invalid JSON at byte %d", syn.Offset)
-	}
-	return "invalid JSON"
-}
-
 // detail is what an error answer says, scrubbed, for an error text: the
 // dialect's rsp_code and rsp_message, or the {"error":{…}} of the sandbox.
-func (a answer) detail() string {
+func detail(a bankhttp.Answer) string {
 	var body struct {
 		top
 		Error struct {
@@ -340,21 +268,21 @@ func (a answer) detail() string {
 			Message string `json:"message"`
 		} `json:"error"`
 	}
-	if a.truncated || !isJSON(a.contentType) || json.Unmarshal(a.body, &body) != nil {
+	if bankhttp.RequireJSON(a) != nil || json.Unmarshal(a.Body, &body) != nil {
 		return ""
 	}
 	switch {
 	case body.Error.Code != "":
-		return ": " + scrub(body.Error.Code) + message(body.Error.Message)
+		return ": " + bankhttp.Scrub(body.Error.Code) + message(body.Error.Message)
 	case body.RspCode != "":
-		return ": " + scrub(body.RspCode) + message(body.RspMessage)
+		return ": " + bankhttp.Scrub(body.RspCode) + message(body.RspMessage)
 	}
 	return ""
 }
 
 // message is ": msg", scrubbed, or "" for no message.
 func message(msg string) string {
-	if msg = scrub(msg); msg == "" {
+	if msg = bankhttp.Scrub(msg); msg == "" {
 		return ""
 	}
 	return ": " + msg

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/settle-dev/settle/bank/bankhttp"
 	"github.com/settle-dev/settle/pipeline"
 )
 
@@ -12,8 +13,8 @@ var seedTime = time.Date(2026, 11, 25, 0, 30, 0, 0, time.UTC)
 
 const seedID = "S0000000000042A00001"
 
-func jsonAnswer(status int, body string) answer {
-	return answer{status: status, contentType: "application/json; charset=UTF-8", body: []byte(body), now: seedTime}
+func jsonAnswer(status int, body string) bankhttp.Answer {
+	return bankhttp.Answer{Status: status, ContentType: "application/json; charset=UTF-8", Body: []byte(body), Now: seedTime}
 }
 
 // itemSeeds are transfer and result answers a bank might give, good and bad.
@@ -47,7 +48,7 @@ func FuzzDecodeTransfer(f *testing.F) {
 		f.Add(s.status, s.contentType, []byte(s.body))
 	}
 	f.Fuzz(func(t *testing.T, status int, contentType string, body []byte) {
-		a := answer{status: status, contentType: contentType, body: body, now: seedTime}
+		a := bankhttp.Answer{Status: status, ContentType: contentType, Body: body, Now: seedTime}
 		r, err := decodeTransfer(a, seedID)
 		checkOutcome(t, a, r, err)
 		if errors.Is(err, pipeline.ErrNotFound) {
@@ -64,7 +65,7 @@ func FuzzDecodeTransfer(f *testing.F) {
 // checkOutcome holds for every answer: a receipt comes only from a 2xx with
 // rsp_code A0000 and carries our ID, a refusal carries a known code, and no
 // error classifies as success.
-func checkOutcome(t *testing.T, a answer, r pipeline.Receipt, err error) {
+func checkOutcome(t *testing.T, a bankhttp.Answer, r pipeline.Receipt, err error) {
 	t.Helper()
 	if err != nil {
 		if r != (pipeline.Receipt{}) || pipeline.Classify(r, err) == pipeline.ClassSuccess {
@@ -74,13 +75,13 @@ func checkOutcome(t *testing.T, a answer, r pipeline.Receipt, err error) {
 		if errors.As(err, &refused) && (refused.Code == "" || lookup(layerItem, refused.BankCode).refusal != refused.Code) {
 			t.Fatalf("refusal %+v not from the table", refused)
 		}
-		if errors.Is(err, pipeline.ErrNotFound) && a.status/100 != 2 {
-			t.Fatalf("not found from HTTP %d", a.status)
+		if errors.Is(err, pipeline.ErrNotFound) && a.Status/100 != 2 {
+			t.Fatalf("not found from HTTP %d", a.Status)
 		}
 		return
 	}
-	if a.status/100 != 2 || r.BankRef != seedID {
-		t.Fatalf("receipt %+v from HTTP %d", r, a.status)
+	if a.Status/100 != 2 || r.BankRef != seedID {
+		t.Fatalf("receipt %+v from HTTP %d", r, a.Status)
 	}
 	if r.State != pipeline.TransferSucceeded && r.State != pipeline.TransferPending {
 		t.Fatalf("receipt %+v", r)
@@ -97,11 +98,11 @@ func FuzzDecodeBalance(f *testing.F) {
 	f.Add(200, []byte(`{"rsp_code":"A0001"}`))
 	f.Add(503, []byte(`{"error":{"code":"busy"}}`))
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
-		b, known, err := decodeBalance(answer{status: status, contentType: "application/json", body: body, now: seedTime}, "A")
+		b, known, err := decodeBalance(bankhttp.Answer{Status: status, ContentType: "application/json", Body: body, Now: seedTime}, "A")
 		switch {
 		case err != nil && (known || b != (pipeline.Balance{})):
 			t.Fatalf("balance %+v known %v with error %v", b, known, err)
-		case known && (b.Account != "A" || b.Available.Currency != "KRW" || b.Available.Amount < 0 || b.Available.Amount > maxPlausibleAmount):
+		case known && (b.Account != "A" || b.Available.Currency != "KRW" || b.Available.Amount < 0 || b.Available.Amount > bankhttp.MaxPlausibleAmount):
 			t.Fatalf("implausible balance %+v", b)
 		case known && status/100 != 2:
 			t.Fatalf("balance from HTTP %d", status)
@@ -111,7 +112,7 @@ func FuzzDecodeBalance(f *testing.F) {
 
 func TestTheTable(t *testing.T) {
 	t.Parallel()
-	ok := func(code string) answer {
+	ok := func(code string) bankhttp.Answer {
 		return jsonAnswer(200, `{"rsp_code":"A0000","res_list":[{"bank_rsp_code":"`+code+`","bank_rsp_message":"m"}]}`)
 	}
 	refusals := map[string]pipeline.RefusalCode{
@@ -119,7 +120,7 @@ func TestTheTable(t *testing.T) {
 		"815": pipeline.RefusedHolderNameMismatch, "551": pipeline.RefusedInsufficientFunds,
 	}
 	for code, want := range refusals {
-		for _, decode := range []func(answer, string) (pipeline.Receipt, error){decodeTransfer, decodeResult} {
+		for _, decode := range []func(bankhttp.Answer, string) (pipeline.Receipt, error){decodeTransfer, decodeResult} {
 			_, err := decode(ok(code), seedID)
 			var refused *pipeline.RefusedError
 			if !errors.As(err, &refused) || refused.Code != want || refused.BankCode != code || refused.Message != "m" {
@@ -129,8 +130,8 @@ func TestTheTable(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
-		decode func(answer, string) (pipeline.Receipt, error)
-		a      answer
+		decode func(bankhttp.Answer, string) (pipeline.Receipt, error)
+		a      bankhttp.Answer
 		want   pipeline.Class
 		target error
 	}{
@@ -146,12 +147,12 @@ func TestTheTable(t *testing.T) {
 		{"other top-level code", decodeResult, jsonAnswer(200, `{"rsp_code":"O0002"}`), pipeline.ClassTransient, pipeline.ErrUnavailable},
 		{"401", decodeTransfer, jsonAnswer(401, `{}`), pipeline.ClassTransient, pipeline.ErrUnauthorized},
 		{"403", decodeResult, jsonAnswer(403, `{}`), pipeline.ClassTransient, pipeline.ErrUnauthorized},
-		{"429", decodeTransfer, answer{status: 429, retryAfter: "3"}, pipeline.ClassTransient, pipeline.ErrRateLimited},
+		{"429", decodeTransfer, bankhttp.Answer{Status: 429, RetryAfter: "3"}, pipeline.ClassTransient, pipeline.ErrRateLimited},
 		{"500", decodeTransfer, jsonAnswer(500, `{}`), pipeline.ClassUnknown, pipeline.ErrBadResponse},
 		{"404 result", decodeResult, jsonAnswer(404, `{"rsp_code":"A0000","res_list":[{"bank_rsp_code":"A04"}]}`), pipeline.ClassUnknown, ErrRejected},
 		{"302", decodeTransfer, jsonAnswer(302, `{}`), pipeline.ClassUnknown, pipeline.ErrBadResponse},
 		{"201 is a 2xx", decodeTransfer, jsonAnswer(201, `{"rsp_code":"A0000","res_list":[{"bank_rsp_code":"000"}]}`), pipeline.ClassSuccess, nil},
-		{"truncated", decodeTransfer, answer{status: 200, contentType: "application/json", body: []byte(`{"rsp_code":"A0000"}`), truncated: true}, pipeline.ClassUnknown, pipeline.ErrBadResponse},
+		{"truncated", decodeTransfer, bankhttp.Answer{Status: 200, ContentType: "application/json", Body: []byte(`{"rsp_code":"A0000"}`), Truncated: true}, pipeline.ClassUnknown, pipeline.ErrBadResponse},
 	}
 	for _, c := range cases {
 		r, err := c.decode(c.a, seedID)
@@ -159,7 +160,7 @@ func TestTheTable(t *testing.T) {
 			t.Errorf("%s: class %s err %v, want %s wrapping %v", c.name, got, err, c.want, c.target)
 		}
 	}
-	if _, err := decodeTransfer(answer{status: 429, retryAfter: "3", now: seedTime}, seedID); pipeline.RetryAfter(err) != 3*time.Second {
+	if _, err := decodeTransfer(bankhttp.Answer{Status: 429, RetryAfter: "3", Now: seedTime}, seedID); pipeline.RetryAfter(err) != 3*time.Second {
 		t.Errorf("429: retry after %s, want 3s", pipeline.RetryAfter(err))
 	}
 }

@@ -25,7 +25,7 @@
 //   - timeouts and broken connections → the transport error (*url.Error)
 //
 // The last three classify as unknown outcomes: only A04 lets the engine send
-// a new attempt. The decoding is done by pure functions over an answer value,
+// a new attempt. The decoding is done by pure functions over a bankhttp.Answer,
 // which the fuzz tests call. Unknown fields are ignored (banks add fields);
 // everything the adapter reads is checked: the types, one res_list item,
 // amounts of digits only, and the echoed bank_tran_id and account number

@@ -5,14 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
-	"time"
 
-	"github.com/settle-dev/settle/bank/transport"
+	"github.com/settle-dev/settle/bank/bankhttp"
 	"github.com/settle-dev/settle/pipeline"
 )
 
@@ -21,118 +18,40 @@ import (
 const BatchSize = 100
 
 // DefaultTimeout is the time limit of one call when Config.Timeout is 0.
-const DefaultTimeout = 30 * time.Second
+const DefaultTimeout = bankhttp.DefaultTimeout
 
 // ErrInvalidRequest means the adapter refused to send a request that the
 // bank would refuse (an empty key, a non-positive amount): nothing was sent.
 var ErrInvalidRequest = errors.New("request invalid, nothing sent")
 
-// Config configures a Client.
-type Config struct {
-	// Name names the provider in errors and logs, e.g. "acme-rest".
-	// Required: 1 to 64 letters, digits, '-', '_' or '.'.
-	Name string
-	// BaseURL is the bank's API root, e.g. "https://bank.example/api".
-	// Required: http or https, with no credentials, query or fragment.
-	BaseURL string
-	// Token is a static bearer token; or OAuth. It is never logged nor put
-	// in an error.
-	Token string
-	// OAuth fetches bearer tokens with OAuth 2.0 client credentials instead
-	// of Token; a 401 refreshes the token and resends the call once.
-	OAuth *transport.OAuth
-	// TLS adds a client certificate and the bank's CA (mutual TLS); nil
-	// means plain TLS with the system's roots.
-	TLS *transport.TLS
-	// Timeout limits each HTTP call; 0 means DefaultTimeout.
-	Timeout time.Duration
-	// HTTPClient sends the calls; nil means a client of its own with pooled
-	// connections. Its own Timeout, if any, also applies. Not with TLS.
-	HTTPClient *http.Client
-	// Logger receives debug logs of each call; nil discards them.
-	Logger *slog.Logger
-	// Now is the clock for Retry-After dates; nil means time.Now.
-	Now func() time.Time
+// Config configures a Client: the connection to the provider, e.g. Name
+// "acme-rest" and BaseURL "https://bank.example/api".
+type Config = bankhttp.Config
+
+// spec is the rest dialect's HTTP: the idempotency key is a header, and the
+// bank says when it replayed a keyed request.
+var spec = bankhttp.Spec{
+	UserAgent: "settle-rest/1", BodyType: "application/json",
+	KeyHeader: "Idempotency-Key", ReplayedHeader: "Idempotent-Replayed",
+	ExampleName: "acme-rest", ExampleURL: "https://bank.example/api",
 }
 
 // Client speaks the rest dialect to one provider. It is safe for concurrent
 // use.
 type Client struct {
-	name    string
-	base    string // without a trailing slash
-	timeout time.Duration
-	http    *transport.Client
-	log     *slog.Logger
-	now     func() time.Time
+	name string
+	http *bankhttp.Client
 }
 
 var _ pipeline.Bank = (*Client)(nil)
 
 // New validates cfg and returns a client.
 func New(cfg Config) (*Client, error) {
-	base, err := cfg.validate()
+	h, err := bankhttp.New(spec, cfg, nil)
 	if err != nil {
 		return nil, fmt.Errorf("rest %s: config: %w", cfg.Name, err)
 	}
-	c := &Client{name: cfg.Name, base: base, timeout: cfg.Timeout, log: cfg.Logger, now: cfg.Now}
-	if c.timeout == 0 {
-		c.timeout = DefaultTimeout
-	}
-	c.http, err = transport.New(transport.Config{Token: cfg.Token, OAuth: cfg.OAuth, TLS: cfg.TLS,
-		HTTPClient: cfg.HTTPClient, Timeout: c.timeout})
-	if err != nil {
-		return nil, fmt.Errorf("rest %s: config: %w", cfg.Name, err)
-	}
-	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
-	}
-	if c.now == nil {
-		c.now = time.Now
-	}
-	return c, nil
-}
-
-// validate checks the config and returns the base URL without a trailing
-// slash.
-func (cfg Config) validate() (string, error) {
-	if !validName(cfg.Name) {
-		return "", errors.New(`field Name must be 1 to 64 letters, digits, '-', '_' or '.', such as "acme-rest"`)
-	}
-	if cfg.Timeout < 0 {
-		return "", fmt.Errorf("field Timeout must not be negative (got %s); 0 means %s", cfg.Timeout, DefaultTimeout)
-	}
-	return validateBaseURL(cfg.BaseURL)
-}
-
-func validName(name string) bool {
-	if name == "" || len(name) > 64 {
-		return false
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return false
-		}
-	}
-	return true
-}
-
-func validateBaseURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	switch {
-	case raw == "":
-		return "", errors.New(`field BaseURL must be set, such as "https://bank.example/api"`)
-	case err != nil:
-		return "", errors.New("field BaseURL is not a valid URL")
-	case u.Scheme != "http" && u.Scheme != "https":
-		return "", errors.New(`field BaseURL must start with http:// or https://`)
-	case u.Host == "":
-		return "", errors.New("field BaseURL has no host")
-	case u.User != nil:
-		return "", errors.New("field BaseURL must not carry credentials; put the token in Token")
-	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
-		return "", errors.New("field BaseURL must not have a query or fragment")
-	}
-	return strings.TrimRight(u.String(), "/"), nil
+	return &Client{name: cfg.Name, http: h}, nil
 }
 
 // Balances returns the available balances of accounts, asking BatchSize
@@ -155,7 +74,7 @@ func (c *Client) balanceBatch(ctx context.Context, batch []string) ([]pipeline.B
 	if err != nil {
 		return nil, err
 	}
-	a, err := c.call(ctx, call{method: http.MethodPost, path: "/v1/balances:batchGet", body: body})
+	a, err := c.http.Do(ctx, bankhttp.Request{Method: http.MethodPost, Path: "/v1/balances:batchGet", Body: body})
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +111,7 @@ func (c *Client) transfer(ctx context.Context, req pipeline.TransferRequest) (pi
 	if err != nil {
 		return pipeline.Receipt{}, err
 	}
-	a, err := c.call(ctx, call{method: http.MethodPost, path: "/v1/transfers", body: body, key: req.Key})
+	a, err := c.http.Do(ctx, bankhttp.Request{Method: http.MethodPost, Path: "/v1/transfers", Body: body, Key: req.Key})
 	if err != nil {
 		return pipeline.Receipt{}, err
 	}
@@ -216,7 +135,7 @@ func checkTransfer(req pipeline.TransferRequest) error {
 }
 
 func checkKey(key string) error {
-	if !plausibleText(key, 1, 64) {
+	if !bankhttp.PlausibleText(key, 1, 64) {
 		return fmt.Errorf("%w: idempotency key must be 1 to 64 printable characters", ErrInvalidRequest)
 	}
 	return nil
@@ -237,7 +156,7 @@ func (c *Client) transferStatus(ctx context.Context, key string) (pipeline.Recei
 	if err := checkKey(key); err != nil {
 		return pipeline.Receipt{}, err
 	}
-	a, err := c.call(ctx, call{method: http.MethodGet, path: "/v1/transfers?idempotency_key=" + url.QueryEscape(key)})
+	a, err := c.http.Do(ctx, bankhttp.Request{Method: http.MethodGet, Path: "/v1/transfers?idempotency_key=" + url.QueryEscape(key)})
 	if err != nil {
 		return pipeline.Receipt{}, err
 	}
@@ -249,7 +168,7 @@ func (c *Client) transferStatus(ctx context.Context, key string) (pipeline.Recei
 func (c *Client) Transactions(ctx context.Context, account, cursor string, limit int) (TransactionPage, error) {
 	p, err := c.transactions(ctx, account, cursor, limit)
 	if err != nil {
-		return TransactionPage{}, fmt.Errorf("rest %s: transactions of %s: %w", c.name, maskAccount(account), err)
+		return TransactionPage{}, fmt.Errorf("rest %s: transactions of %s: %w", c.name, bankhttp.MaskAccount(account), err)
 	}
 	return p, nil
 }
@@ -262,10 +181,10 @@ func (c *Client) transactions(ctx context.Context, account, cursor string, limit
 	if cursor != "" {
 		q.Set("after", cursor)
 	}
-	a, err := c.call(ctx, call{
-		method: http.MethodGet,
-		path:   "/v1/accounts/" + url.PathEscape(account) + "/transactions?" + q.Encode(),
-		shown:  "/v1/accounts/" + maskAccount(account) + "/transactions",
+	a, err := c.http.Do(ctx, bankhttp.Request{
+		Method: http.MethodGet,
+		Path:   "/v1/accounts/" + url.PathEscape(account) + "/transactions?" + q.Encode(),
+		Shown:  "/v1/accounts/" + bankhttp.MaskAccount(account) + "/transactions",
 	})
 	if err != nil {
 		return TransactionPage{}, err

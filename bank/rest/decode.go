@@ -4,42 +4,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/settle-dev/settle/bank/bankhttp"
 	"github.com/settle-dev/settle/pipeline"
 )
-
-// maxAnswer is the largest answer body the adapter reads; a larger one is a
-// bad response.
-const maxAnswer = 1 << 20
-
-// maxPlausibleAmount is the largest amount the adapter believes a bank:
-// 10^15 minor units. Anything above it is a bad response.
-const maxPlausibleAmount = 1_000_000_000_000_000
-
-// maxRetryAfter caps the wait a bank may ask for.
-const maxRetryAfter = time.Hour
 
 // ErrRejected means the bank refused the request itself as invalid (HTTP 400
 // and other unexpected 4xx) and did nothing. It is a bug on one side; it
 // classifies as an unknown outcome, so the engine asks the status call.
 var ErrRejected = errors.New("bank rejected the request as invalid, nothing done")
-
-// answer is one HTTP answer as the decoders see it: plain data, so decoding
-// is a pure function.
-type answer struct {
-	status      int
-	contentType string
-	retryAfter  string // the Retry-After header
-	body        []byte // at most maxAnswer bytes
-	truncated   bool   // the body was larger than maxAnswer
-	now         time.Time
-}
 
 // restTransfer is the transfer object of the rest dialect.
 type restTransfer struct {
@@ -61,12 +36,12 @@ var refusals = map[string]pipeline.RefusalCode{
 
 // decodeTransfer turns the answer to POST /v1/transfers into a receipt or a
 // classified error.
-func decodeTransfer(a answer, key string) (pipeline.Receipt, error) {
-	switch a.status {
+func decodeTransfer(a bankhttp.Answer, key string) (pipeline.Receipt, error) {
+	switch a.Status {
 	case http.StatusOK, http.StatusCreated:
 		return decodeTransferBody(a, key)
 	case http.StatusUnprocessableEntity:
-		return pipeline.Receipt{}, fmt.Errorf("%w (HTTP 422%s)", pipeline.ErrKeyReused, a.detail())
+		return pipeline.Receipt{}, fmt.Errorf("%w (HTTP 422%s)", pipeline.ErrKeyReused, detail(a))
 	}
 	return pipeline.Receipt{}, statusError(a)
 }
@@ -75,12 +50,12 @@ func decodeTransfer(a answer, key string) (pipeline.Receipt, error) {
 // receipt or a classified error. A 404 means "never seen" only when the bank
 // says so in JSON: a proxy's or a wrong path's 404 page must not let the
 // engine send a second attempt.
-func decodeStatus(a answer, key string) (pipeline.Receipt, error) {
-	switch a.status {
+func decodeStatus(a bankhttp.Answer, key string) (pipeline.Receipt, error) {
+	switch a.Status {
 	case http.StatusOK:
 		return decodeTransferBody(a, key)
 	case http.StatusNotFound:
-		if err := requireJSON(a); err != nil {
+		if err := bankhttp.RequireJSON(a); err != nil {
 			return pipeline.Receipt{}, fmt.Errorf("HTTP 404 that is not the bank's answer: %w", err)
 		}
 		return pipeline.Receipt{}, pipeline.ErrNotFound
@@ -88,15 +63,15 @@ func decodeStatus(a answer, key string) (pipeline.Receipt, error) {
 	return pipeline.Receipt{}, statusError(a)
 }
 
-func decodeTransferBody(a answer, key string) (pipeline.Receipt, error) {
+func decodeTransferBody(a bankhttp.Answer, key string) (pipeline.Receipt, error) {
 	var t restTransfer
-	if err := decodeJSON(a, &t); err != nil {
+	if err := bankhttp.DecodeJSON(a, &t); err != nil {
 		return pipeline.Receipt{}, err
 	}
 	if t.IdempotencyKey != "" && t.IdempotencyKey != key {
 		return pipeline.Receipt{}, fmt.Errorf("%w: the answer is for another idempotency key", pipeline.ErrBadResponse)
 	}
-	if !plausibleText(t.ID, 1, 128) {
+	if !bankhttp.PlausibleText(t.ID, 1, 128) {
 		return pipeline.Receipt{}, fmt.Errorf("%w: transfer id is missing or malformed", pipeline.ErrBadResponse)
 	}
 	return transferOutcome(t)
@@ -113,15 +88,15 @@ func transferOutcome(t restTransfer) (pipeline.Receipt, error) {
 		return pipeline.Receipt{}, refusedError(*t.FailureCode, t.FailureMessage)
 	}
 	return pipeline.Receipt{}, fmt.Errorf("%w: status %s with failure_code %s", pipeline.ErrBadResponse,
-		quoted(t.Status), quoted(deref(t.FailureCode)))
+		bankhttp.Quoted(t.Status), bankhttp.Quoted(deref(t.FailureCode)))
 }
 
 func refusedError(code, message string) error {
 	mapped, ok := refusals[code]
 	if !ok {
-		return fmt.Errorf("%w: transfer failed with unknown failure_code %s, outcome unknown", pipeline.ErrBadResponse, quoted(code))
+		return fmt.Errorf("%w: transfer failed with unknown failure_code %s, outcome unknown", pipeline.ErrBadResponse, bankhttp.Quoted(code))
 	}
-	return &pipeline.RefusedError{Code: mapped, BankCode: code, Message: scrub(message)}
+	return &pipeline.RefusedError{Code: mapped, BankCode: code, Message: bankhttp.Scrub(message)}
 }
 
 // restBalances is the answer of POST /v1/balances:batchGet.
@@ -138,12 +113,12 @@ type restBalances struct {
 // accounts asked for; accounts the bank lists as missing are left out. Every
 // account asked must come back once, in balances or in missing: an answer
 // that leaves one out is not understood.
-func decodeBalances(a answer, asked []string) ([]pipeline.Balance, error) {
-	if a.status != http.StatusOK {
+func decodeBalances(a bankhttp.Answer, asked []string) ([]pipeline.Balance, error) {
+	if a.Status != http.StatusOK {
 		return nil, statusError(a)
 	}
 	var rb restBalances
-	if err := decodeJSON(a, &rb); err != nil {
+	if err := bankhttp.DecodeJSON(a, &rb); err != nil {
 		return nil, err
 	}
 	open := make(map[string]bool, len(asked)) // asked and not answered yet
@@ -157,7 +132,7 @@ func decodeBalances(a answer, asked []string) ([]pipeline.Balance, error) {
 		}
 		m, err := plausibleMoney(b.Available, b.Currency)
 		if err != nil {
-			return nil, fmt.Errorf("%w: balance of %s: %w", pipeline.ErrBadResponse, maskAccount(b.AccountID), err)
+			return nil, fmt.Errorf("%w: balance of %s: %w", pipeline.ErrBadResponse, bankhttp.MaskAccount(b.AccountID), err)
 		}
 		out = append(out, pipeline.Balance{Account: b.AccountID, Available: m})
 	}
@@ -168,7 +143,7 @@ func decodeBalances(a answer, asked []string) ([]pipeline.Balance, error) {
 	}
 	for _, id := range asked {
 		if open[id] {
-			return nil, fmt.Errorf("%w: neither a balance nor missing for %s", pipeline.ErrBadResponse, maskAccount(id))
+			return nil, fmt.Errorf("%w: neither a balance nor missing for %s", pipeline.ErrBadResponse, bankhttp.MaskAccount(id))
 		}
 	}
 	return out, nil
@@ -178,7 +153,7 @@ func decodeBalances(a answer, asked []string) ([]pipeline.Balance, error) {
 // not answered yet.
 func answered(open map[string]bool, id string) error {
 	if !open[id] {
-		return fmt.Errorf("%w: an answer about %s, which was not asked for or came twice", pipeline.ErrBadResponse, maskAccount(id))
+		return fmt.Errorf("%w: an answer about %s, which was not asked for or came twice", pipeline.ErrBadResponse, bankhttp.MaskAccount(id))
 	}
 	open[id] = false
 	return nil
@@ -188,7 +163,7 @@ func plausibleMoney(amount *int64, currency string) (pipeline.Money, error) {
 	if amount == nil {
 		return pipeline.Money{}, errors.New("amount is missing")
 	}
-	if *amount > maxPlausibleAmount {
+	if *amount > bankhttp.MaxPlausibleAmount {
 		return pipeline.Money{}, fmt.Errorf("amount %d is implausibly large", *amount)
 	}
 	return pipeline.NewMoney(*amount, currency)
@@ -240,12 +215,12 @@ type restTransactions struct {
 
 // decodeTransactions turns the answer of GET /v1/accounts/<id>/transactions
 // into a page.
-func decodeTransactions(a answer) (TransactionPage, error) {
-	if a.status != http.StatusOK {
+func decodeTransactions(a bankhttp.Answer) (TransactionPage, error) {
+	if a.Status != http.StatusOK {
 		return TransactionPage{}, statusError(a)
 	}
 	var rt restTransactions
-	if err := decodeJSON(a, &rt); err != nil {
+	if err := bankhttp.DecodeJSON(a, &rt); err != nil {
 		return TransactionPage{}, err
 	}
 	page := TransactionPage{NextCursor: rt.NextCursor, HasMore: len(rt.Transactions) > 0 && rt.NextCursor != ""}
@@ -261,7 +236,7 @@ func decodeTransactions(a answer) (TransactionPage, error) {
 			IdempotencyKey: t.IdempotencyKey, CreatedAt: t.CreatedAt,
 		})
 	}
-	if page.HasMore && !plausibleText(page.NextCursor, 1, 256) {
+	if page.HasMore && !bankhttp.PlausibleText(page.NextCursor, 1, 256) {
 		return TransactionPage{}, fmt.Errorf("%w: more lines follow but next_cursor is missing or malformed", pipeline.ErrBadResponse)
 	}
 	return page, nil
@@ -269,108 +244,46 @@ func decodeTransactions(a answer) (TransactionPage, error) {
 
 func checkTransaction(id string, amount *int64, dir string) error {
 	switch {
-	case !plausibleText(id, 1, 128):
+	case !bankhttp.PlausibleText(id, 1, 128):
 		return errors.New("id is missing or malformed")
-	case amount == nil || *amount <= 0 || *amount > maxPlausibleAmount:
+	case amount == nil || *amount <= 0 || *amount > bankhttp.MaxPlausibleAmount:
 		return errors.New("amount is missing, not positive or implausibly large")
 	case dir != string(Credit) && dir != string(Debit):
-		return fmt.Errorf("direction %s is neither credit nor debit", quoted(dir))
+		return fmt.Errorf("direction %s is neither credit nor debit", bankhttp.Quoted(dir))
 	}
 	return nil
 }
 
 // statusError classifies an HTTP status that is not a success of the call.
-func statusError(a answer) error {
+func statusError(a bankhttp.Answer) error {
 	switch {
-	case a.status == http.StatusUnauthorized || a.status == http.StatusForbidden:
-		return fmt.Errorf("%w (HTTP %d%s)", pipeline.ErrUnauthorized, a.status, a.detail())
-	case a.status == http.StatusTooManyRequests:
-		return &pipeline.RetryAfterError{Err: pipeline.ErrRateLimited, After: parseRetryAfter(a.retryAfter, a.now)}
-	case a.status >= 500:
-		return fmt.Errorf("%w: HTTP %d, outcome unknown%s", pipeline.ErrBadResponse, a.status, a.detail())
-	case a.status >= 400:
-		return fmt.Errorf("%w (HTTP %d%s)", ErrRejected, a.status, a.detail())
+	case a.Status == http.StatusUnauthorized || a.Status == http.StatusForbidden:
+		return fmt.Errorf("%w (HTTP %d%s)", pipeline.ErrUnauthorized, a.Status, detail(a))
+	case a.Status == http.StatusTooManyRequests:
+		return a.RateLimited()
+	case a.Status >= 500:
+		return fmt.Errorf("%w: HTTP %d, outcome unknown%s", pipeline.ErrBadResponse, a.Status, detail(a))
+	case a.Status >= 400:
+		return fmt.Errorf("%w (HTTP %d%s)", ErrRejected, a.Status, detail(a))
 	}
-	return fmt.Errorf("%w: unexpected HTTP %d%s", pipeline.ErrBadResponse, a.status, a.detail())
-}
-
-// parseRetryAfter reads Retry-After as seconds or an HTTP date; anything
-// else, or nothing, is 0 (no hint). The wait is capped at an hour.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseUint(v, 10, 32); err == nil {
-		return min(time.Duration(secs)*time.Second, maxRetryAfter)
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return min(t.Sub(now), maxRetryAfter)
-	}
-	return 0
-}
-
-// requireJSON checks that the answer is a complete JSON body.
-func requireJSON(a answer) error {
-	if a.truncated {
-		return fmt.Errorf("%w: answer is larger than %d bytes", pipeline.ErrBadResponse, maxAnswer)
-	}
-	mt, _, err := mime.ParseMediaType(a.contentType)
-	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return fmt.Errorf("%w: answer has content type %s, not application/json", pipeline.ErrBadResponse, quoted(a.contentType))
-	}
-	return nil
-}
-
-// decodeJSON decodes a JSON object answer into v.
-func decodeJSON(a answer, v any) error {
-	if err := requireJSON(a); err != nil {
-		return err
-	}
-	if len(a.body) == 0 || a.body[0] != '{' {
-		return fmt.Errorf("%w: answer body is not a JSON object", pipeline.ErrBadResponse)
-	}
-	if err := json.Unmarshal(a.body, v); err != nil {
-		return fmt.Errorf("%w: %s", pipeline.ErrBadResponse, describeJSONError(err))
-	}
-	return nil
-}
-
-func describeJSONError(err error) string {
-	var typ *json.UnmarshalTypeError
-	var syn *json.SyntaxError
-	switch {
-	case errors.As(err, &typ):
-		return fmt.Sprintf("field %s holds %s of the wrong type", quoted(typ.Field), scrub(typ.Value))
-	case errors.As(err, &syn):
-		return fmt.Sprintf("invalid JSON at byte %d", syn.Offset)
-	}
-	return "invalid JSON"
+	return fmt.Errorf("%w: unexpected HTTP %d%s", pipeline.ErrBadResponse, a.Status, detail(a))
 }
 
 // detail is the bank's error code and message, scrubbed, for an error text.
-func (a answer) detail() string {
+func detail(a bankhttp.Answer) string {
 	var eb struct {
 		Error struct {
 			Code    string `json:"code"`
 			Message string `json:"message"`
 		} `json:"error"`
 	}
-	if requireJSON(a) != nil || json.Unmarshal(a.body, &eb) != nil || eb.Error.Code == "" {
+	if bankhttp.RequireJSON(a) != nil || json.Unmarshal(a.Body, &eb) != nil || eb.Error.Code == "" {
 		return ""
 	}
 	if eb.Error.Message == "" {
-		return ": " + scrub(eb.Error.Code)
+		return ": " + bankhttp.Scrub(eb.Error.Code)
 	}
-	return ": " + scrub(eb.Error.Code) + ": " + scrub(eb.Error.Message)
-}
-
-func plausibleText(s string, minLen, maxLen int) bool {
-	n := utf8.RuneCountInString(s)
-	if n < minLen || n > maxLen || !utf8.ValidString(s) {
-		return false
-	}
-	return !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
+	return ": " + bankhttp.Scrub(eb.Error.Code) + ": " + bankhttp.Scrub(eb.Error.Message)
 }
 
 func deref(s *string) string {
@@ -379,6 +292,3 @@ func deref(s *string) string {
 	}
 	return *s
 }
-
-// quoted quotes a bank-sent value for an error text, scrubbed and short.
-func quoted(s string) string { return strconv.Quote(scrub(s)) }

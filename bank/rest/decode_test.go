@@ -3,17 +3,17 @@ package rest
 import (
 	"encoding/json"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/settle-dev/settle/bank/bankhttp"
 	"github.com/settle-dev/settle/pipeline"
 )
 
 var seedTime = time.Date(2026, 11, 25, 9, 30, 0, 0, time.UTC)
 
-func jsonAnswer(status int, body string) answer {
-	return answer{status: status, contentType: "application/json; charset=utf-8", body: []byte(body), now: seedTime}
+func jsonAnswer(status int, body string) bankhttp.Answer {
+	return bankhttp.Answer{Status: status, ContentType: "application/json; charset=utf-8", Body: []byte(body), Now: seedTime}
 }
 
 // transferSeeds are answers a bank might give, good and bad.
@@ -42,8 +42,8 @@ func FuzzDecodeTransfer(f *testing.F) {
 		f.Add(s.status, s.contentType, []byte(s.body), "k")
 	}
 	f.Fuzz(func(t *testing.T, status int, contentType string, body []byte, key string) {
-		a := answer{status: status, contentType: contentType, body: body, now: seedTime}
-		for _, decode := range []func(answer, string) (pipeline.Receipt, error){decodeTransfer, decodeStatus} {
+		a := bankhttp.Answer{Status: status, ContentType: contentType, Body: body, Now: seedTime}
+		for _, decode := range []func(bankhttp.Answer, string) (pipeline.Receipt, error){decodeTransfer, decodeStatus} {
 			r, err := decode(a, key)
 			checkOutcome(t, status, r, err)
 		}
@@ -81,14 +81,14 @@ func FuzzDecodeBalances(f *testing.F) {
 	f.Add(503, []byte(`{"error":{"code":"busy"}}`))
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
 		asked := []string{"A", "B"}
-		got, err := decodeBalances(answer{status: status, contentType: "application/json", body: body}, asked)
+		got, err := decodeBalances(bankhttp.Answer{Status: status, ContentType: "application/json", Body: body}, asked)
 		if err != nil {
 			return
 		}
 		seen := map[string]bool{}
 		for _, b := range got {
 			if (b.Account != "A" && b.Account != "B") || seen[b.Account] || b.Available.Amount < 0 ||
-				b.Available.Amount > maxPlausibleAmount || pipeline.ValidateCurrency(b.Available.Currency) != nil {
+				b.Available.Amount > bankhttp.MaxPlausibleAmount || pipeline.ValidateCurrency(b.Available.Currency) != nil {
 				t.Fatalf("balance %+v accepted", b)
 			}
 			seen[b.Account] = true
@@ -105,7 +105,7 @@ func FuzzDecodeTransactions(f *testing.F) {
 	f.Add(200, []byte(`{"transactions":[{"id":"tx_1","amount":0,"direction":"sideways"}],"has_more":true}`))
 	f.Add(200, []byte(`{"transactions":null,"next_cursor":"","has_more":true}`))
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
-		p, err := decodeTransactions(answer{status: status, contentType: "application/json", body: body})
+		p, err := decodeTransactions(bankhttp.Answer{Status: status, ContentType: "application/json", Body: body})
 		if err != nil {
 			return
 		}
@@ -135,7 +135,7 @@ func TestDecodeTransactionsWithoutHasMore(t *testing.T) {
 		{body: `{"transactions":[{"id":"tx_1","amount":5,"direction":"credit"}],"next_cursor":"","has_more":true}`, bad: true},
 		{body: `{"transactions":[{"id":"tx_1","amount":5,"direction":"credit"}],"has_more":true}`, bad: true},
 	} {
-		p, err := decodeTransactions(answer{status: 200, contentType: "application/json", body: []byte(c.body)})
+		p, err := decodeTransactions(bankhttp.Answer{Status: 200, ContentType: "application/json", Body: []byte(c.body)})
 		switch {
 		case c.bad && !errors.Is(err, pipeline.ErrBadResponse):
 			t.Errorf("%s: %v, want a bad response", c.body, err)
@@ -147,72 +147,34 @@ func TestDecodeTransactionsWithoutHasMore(t *testing.T) {
 
 func TestDecodeTransferMapping(t *testing.T) {
 	for _, s := range transferSeeds {
-		a := answer{status: s.status, contentType: s.contentType, body: []byte(s.body), now: seedTime}
+		a := bankhttp.Answer{Status: s.status, ContentType: s.contentType, Body: []byte(s.body), Now: seedTime}
 		r, err := decodeTransfer(a, "k")
 		got := pipeline.Classify(r, err)
 		t.Logf("HTTP %d %s → %s (%v)", s.status, s.body, got, err)
 	}
 	cases := []struct {
-		a    answer
+		a    bankhttp.Answer
 		want pipeline.Class
 	}{
 		{jsonAnswer(201, `{"id":"tr_1","status":"succeeded","idempotency_key":"k"}`), pipeline.ClassSuccess},
 		{jsonAnswer(201, `{"id":"tr_1","status":"pending"}`), pipeline.ClassUnknown},
 		{jsonAnswer(201, `{"id":"tr_1","status":"failed","failure_code":"account_closed"}`), pipeline.ClassRefused},
 		{jsonAnswer(422, `{}`), pipeline.ClassKeyConflict},
-		{answer{status: 429, retryAfter: "3"}, pipeline.ClassTransient},
-		{answer{status: 403}, pipeline.ClassTransient},
-		{answer{status: 503}, pipeline.ClassUnknown},
+		{bankhttp.Answer{Status: 429, RetryAfter: "3"}, pipeline.ClassTransient},
+		{bankhttp.Answer{Status: 403}, pipeline.ClassTransient},
+		{bankhttp.Answer{Status: 503}, pipeline.ClassUnknown},
 		{jsonAnswer(400, `{"error":{"code":"invalid_request"}}`), pipeline.ClassUnknown},
 	}
 	for _, c := range cases {
 		if r, err := decodeTransfer(c.a, "k"); pipeline.Classify(r, err) != c.want {
-			t.Errorf("HTTP %d %s: %s (%v), want %s", c.a.status, c.a.body, pipeline.Classify(r, err), err, c.want)
+			t.Errorf("HTTP %d %s: %s (%v), want %s", c.a.Status, c.a.Body, pipeline.Classify(r, err), err, c.want)
 		}
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	cases := map[string]time.Duration{
-		"":                              0,
-		"3":                             3 * time.Second,
-		" 0 ":                           0,
-		"-1":                            0,
-		"1.5":                           0,
-		"soon":                          0,
-		"999999":                        time.Hour,
-		"Wed, 25 Nov 2026 09:30:10 GMT": 10 * time.Second,
-		"Wed, 25 Nov 2026 09:29:00 GMT": 0,
-	}
-	for in, want := range cases {
-		if got := parseRetryAfter(in, seedTime); got != want {
-			t.Errorf("Retry-After %q: %s, want %s", in, got, want)
-		}
-	}
-	err := statusError(answer{status: 429, retryAfter: "7", now: seedTime})
+func TestStatusErrorCarriesRetryAfter(t *testing.T) {
+	err := statusError(bankhttp.Answer{Status: 429, RetryAfter: "7", Now: seedTime})
 	if !errors.Is(err, pipeline.ErrRateLimited) || pipeline.RetryAfter(err) != 7*time.Second {
 		t.Fatalf("%v", err)
-	}
-}
-
-func TestScrubAndMask(t *testing.T) {
-	cases := map[string]string{
-		"":                            "",
-		"abc":                         "abc",
-		"to 110-234-567890 refused":   "to ****7890 refused",
-		"line\nbreak\x1b[31m":         "line break [31m",
-		strings.Repeat("a", 300):      strings.Repeat("a", maxDetail) + "…",
-		"tr_12 and 2026-11-25":        "tr_12 and 2026-11-25",
-		"\xff\xfe invalid utf8 bytes": "? invalid utf8 bytes",
-	}
-	for in, want := range cases {
-		if got := scrub(in); got != want {
-			t.Errorf("scrub(%q) = %q, want %q", in, got, want)
-		}
-	}
-	for in, want := range map[string]string{"": "****", "123": "****", "1234": "****", "12345": "****2345", "계좌번호12345": "****2345"} {
-		if got := maskAccount(in); got != want {
-			t.Errorf("maskAccount(%q) = %q, want %q", in, got, want)
-		}
 	}
 }

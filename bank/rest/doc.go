@@ -18,7 +18,7 @@
 //   - other 4xx → an error wrapping ErrRejected
 //
 // The last three classify as unknown outcomes. The decoding is done by pure
-// functions over an answer value (decode.go), which the fuzz tests call.
+// functions over a bankhttp.Answer (decode.go), which the fuzz tests call.
 //
 // Errors name the provider and the operation ("rest acme: transfer: …"),
 // never the token, and show account numbers masked to their last four

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/settle-dev/settle/bank/bankhttp"
 	"github.com/settle-dev/settle/pipeline"
 )
 
@@ -41,7 +42,7 @@ func BenchmarkEncodeTransfer(b *testing.B) {
 
 // BenchmarkDecodeTransfer is the adapter reading a bank's success answer.
 func BenchmarkDecodeTransfer(b *testing.B) {
-	a := answer{status: http.StatusCreated, contentType: "application/json; charset=utf-8", body: []byte(benchAnswer), now: time.Now()}
+	a := bankhttp.Answer{Status: http.StatusCreated, ContentType: "application/json; charset=utf-8", Body: []byte(benchAnswer), Now: time.Now()}
 	b.ReportAllocs()
 	for b.Loop() {
 		r, err := decodeTransfer(a, benchRequest.Key)

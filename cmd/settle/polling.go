@@ -5,8 +5,7 @@ import (
 	"time"
 
 	"github.com/settle-dev/settle/bank"
-	"github.com/settle-dev/settle/bank/openbanking"
-	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/bank/dialects"
 	"github.com/settle-dev/settle/internal/config"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
@@ -21,15 +20,6 @@ func maintenanceOf(cfg *config.Config, p config.ProviderConfig) (bank.Maintenanc
 		return m, fmt.Errorf("providers %s: %w", p.Name, err)
 	}
 	return m, nil
-}
-
-// accountsPerCall is how many accounts one balance call of a dialect asks
-// about, which is what a poll budget counts in.
-func accountsPerCall(dialect string) int {
-	if dialect == "openbanking" {
-		return openbanking.BatchSize
-	}
-	return rest.BatchSize
 }
 
 // pollBudget is a provider's poll budget: poll_budget, or, when it is not
@@ -57,7 +47,11 @@ func pollConfig(cfg *config.Config, accounts map[string]pipeline.Accounts) (jobs
 		if err != nil {
 			return jobs.PollConfig{}, err
 		}
-		pp := jobs.ProviderPolling{Budget: pollBudget(p, interval), AccountsPerCall: accountsPerCall(p.Dialect)}
+		d, err := dialects.Lookup(p.Dialect)
+		if err != nil {
+			return jobs.PollConfig{}, fmt.Errorf("provider %s: %w", p.Name, err)
+		}
+		pp := jobs.ProviderPolling{Budget: pollBudget(p, interval), AccountsPerCall: d.BatchSize}
 		if len(m.Windows) > 0 {
 			pp.Closed = m.Closed
 		}

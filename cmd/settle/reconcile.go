@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/bank/dialects"
 	"github.com/settle-dev/settle/bank/throttle"
 	"github.com/settle-dev/settle/internal/config"
 	"github.com/settle-dev/settle/jobs"
@@ -21,40 +20,25 @@ import (
 	"github.com/settle-dev/settle/store"
 )
 
-// restStatements lists statements through the rest adapter.
-type restStatements struct{ c *rest.Client }
-
-var _ pipeline.Statements = restStatements{}
-
-// Transactions implements pipeline.Statements.
-func (s restStatements) Transactions(ctx context.Context, account, cursor string, limit int) (pipeline.StatementPage, error) {
-	p, err := s.c.Transactions(ctx, account, cursor, limit)
-	if err != nil {
-		return pipeline.StatementPage{}, err
-	}
-	out := pipeline.StatementPage{Next: p.NextCursor, More: p.HasMore, Lines: make([]pipeline.StatementLine, len(p.Transactions))}
-	for i, t := range p.Transactions {
-		out.Lines[i] = pipeline.StatementLine{ID: t.ID, Account: account, Direction: pipeline.Direction(t.Direction),
-			Amount: t.Amount, Counterparty: t.Counterparty, Key: t.IdempotencyKey, At: t.CreatedAt}
-	}
-	return out, nil
-}
-
 // newStatementListers builds a statement lister per provider whose dialect
-// has one (rest), behind the provider's throttle so that its calls share the
-// rate limit, slots and breaker with settlement's; the openbanking dialect
-// has no statement call, so its providers get balance checks only.
+// has one, behind the provider's throttle so that its calls share the rate
+// limit, slots and breaker with settlement's; a provider whose dialect cannot
+// list statements gets balance checks only.
 func newStatementListers(cfg *config.Config, throttles map[string]*throttle.Bank, logger *slog.Logger) (map[string]pipeline.Statements, error) {
 	out := map[string]pipeline.Statements{}
 	for _, p := range cfg.Providers {
-		if p.Dialect != "rest" {
-			continue
-		}
-		c, err := rest.New(rest.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), Timeout: p.Timeout, Logger: logger})
+		d, err := dialects.Lookup(p.Dialect)
 		if err != nil {
 			return nil, fmt.Errorf("provider %s: %w", p.Name, err)
 		}
-		out[p.Name] = throttles[p.Name].Statements(restStatements{c})
+		if d.Statements == nil {
+			continue
+		}
+		s, err := d.Statements(providerOptions(p, logger))
+		if err != nil {
+			return nil, fmt.Errorf("provider %s: %w", p.Name, err)
+		}
+		out[p.Name] = throttles[p.Name].Statements(s)
 	}
 	return out, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/bank/dialects"
 	"github.com/settle-dev/settle/internal/config"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
@@ -83,7 +84,7 @@ func newVerifyCmd(g *globals) *cobra.Command {
 func verifyJournals(ctx context.Context, notes io.Writer, cfg *config.Config, db *store.DB) ([]store.Violation, error) {
 	var out []store.Violation
 	for _, p := range cfg.Providers {
-		kit, err := kitOf(p)
+		d, err := dialects.Lookup(p.Dialect)
 		if err != nil {
 			return nil, fmt.Errorf("provider %s: %w", p.Name, err)
 		}
@@ -109,7 +110,7 @@ func verifyJournals(ctx context.Context, notes io.Writer, cfg *config.Config, db
 			recorded[o.Key] = true
 		}
 		inFlight := func(key string) bool { return !recorded[key] && live[key] }
-		for _, m := range pipeline.MatchJournal(ours, banksim.BankTransfers(journal, kit.attemptKey), inFlight) {
+		for _, m := range pipeline.MatchJournal(ours, banksim.BankTransfers(journal, d.AttemptKey), inFlight) {
 			out = append(out, store.Violation{Check: "bank_journal_" + m.Kind, Detail: p.Name + " " + m.Key + ": " + m.Detail})
 		}
 	}

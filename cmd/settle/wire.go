@@ -14,8 +14,8 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/settle-dev/settle/bank"
-	"github.com/settle-dev/settle/bank/openbanking"
-	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/bank/bankhttp"
+	"github.com/settle-dev/settle/bank/dialects"
 	"github.com/settle-dev/settle/bank/throttle"
 	"github.com/settle-dev/settle/bank/transport"
 	"github.com/settle-dev/settle/internal/config"
@@ -166,75 +166,35 @@ func accountsOf(p config.ProviderConfig) pipeline.Accounts {
 // providerKey is the configuration key of provider i, "providers[0]".
 func providerKey(i int) string { return fmt.Sprintf("providers[%d]", i) }
 
-// dialectKit is what settle uses of one bank API dialect's package.
-type dialectKit struct {
-	// adapter builds the provider's adapter.
-	adapter func(p config.ProviderConfig, logger *slog.Logger) (pipeline.Bank, error)
-	// batch is how many accounts one balance call asks for.
-	batch int
-	// attemptKey reads a key of the bank's journal back into the engine's
-	// attempt key; false for keys that are not settle's.
-	attemptKey func(bankKey string) (string, bool)
-}
-
-// dialectKits holds the kit of every dialect this build speaks, by the
-// name a provider's dialect key gives.
-var dialectKits = map[string]dialectKit{
-	"rest": {
-		adapter: func(p config.ProviderConfig, logger *slog.Logger) (pipeline.Bank, error) {
-			oauth, tls := credentials(p)
-			return rest.New(rest.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), OAuth: oauth, TLS: tls,
-				Timeout: p.Timeout, Logger: logger})
-		},
-		batch: rest.BatchSize, attemptKey: rest.AttemptKey,
-	},
-	"openbanking": {
-		adapter: func(p config.ProviderConfig, logger *slog.Logger) (pipeline.Bank, error) {
-			oauth, tls := credentials(p)
-			return openbanking.New(openbanking.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), OAuth: oauth, TLS: tls,
-				Timeout: p.Timeout, Logger: logger, Location: p.Location()})
-		},
-		batch: openbanking.BatchSize, attemptKey: openbanking.AttemptKey,
-	},
-}
-
-// credentials returns a provider's OAuth client credentials and mutual TLS
-// files for its adapter, nil for those it does not use.
-func credentials(p config.ProviderConfig) (*transport.OAuth, *transport.TLS) {
-	var oauth *transport.OAuth
+// providerOptions are the settings of a provider's adapter: its connection,
+// credentials (static token or OAuth client credentials, and mutual TLS
+// files) and the zone its bank dates transfers in.
+func providerOptions(p config.ProviderConfig, logger *slog.Logger) dialects.Options {
+	o := dialects.Options{Location: p.Location(),
+		Config: bankhttp.Config{Name: p.Name, BaseURL: p.BaseURL, Token: p.Token.Reveal(), Timeout: p.Timeout, Logger: logger}}
 	if p.OAuth() {
-		oauth = &transport.OAuth{TokenURL: p.TokenURL, ClientID: p.ClientID, ClientSecret: p.ClientSecret.Reveal(),
+		o.OAuth = &transport.OAuth{TokenURL: p.TokenURL, ClientID: p.ClientID, ClientSecret: p.ClientSecret.Reveal(),
 			Scopes: strings.Fields(p.Scopes)}
 	}
-	var tls *transport.TLS
 	if p.HasTLS() {
 		t := p.TLS
-		tls = &transport.TLS{CertFile: t.CertFile, KeyFile: t.KeyFile, CAFile: t.CAFile, ServerName: t.ServerName}
+		o.TLS = &transport.TLS{CertFile: t.CertFile, KeyFile: t.KeyFile, CAFile: t.CAFile, ServerName: t.ServerName}
 	}
-	return oauth, tls
-}
-
-// kitOf returns the kit of a provider's dialect.
-func kitOf(p config.ProviderConfig) (dialectKit, error) {
-	k, ok := dialectKits[p.Dialect]
-	if !ok {
-		return dialectKit{}, fmt.Errorf("dialect %q is not supported (supported: rest, openbanking)", p.Dialect)
-	}
-	return k, nil
+	return o
 }
 
 // newAdapter builds the adapter of a provider's dialect and says how many
 // accounts one balance call of it asks for.
 func newAdapter(p config.ProviderConfig, logger *slog.Logger) (pipeline.Bank, int, error) {
-	k, err := kitOf(p)
+	d, err := dialects.Lookup(p.Dialect)
 	if err != nil {
 		return nil, 0, err
 	}
-	b, err := k.adapter(p, logger)
+	b, err := d.New(providerOptions(p, logger))
 	if err != nil {
 		return nil, 0, err
 	}
-	return b, k.batch, nil
+	return b, d.BatchSize, nil
 }
 
 func executorConfig(cfg *config.Config, hook func(string)) pipeline.ExecutorConfig {

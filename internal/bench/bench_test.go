@@ -115,12 +115,12 @@ func TestBothDialectsAreDriven(t *testing.T) {
 	}
 	key := pipeline.AttemptKey(42, 1)
 	for d, bankKey := range map[string]string{"rest": key, "openbanking": openbanking.BankTranID(key)} {
-		if got, ok := journalKey(d)(bankKey); !ok || got != key {
+		if got, ok := dialect(d).AttemptKey(bankKey); !ok || got != key {
 			t.Errorf("%s journal key %q reads back as %q, %v; want %q", d, bankKey, got, ok, key)
 		}
 	}
-	if accountsPerCall("openbanking") != 1 || accountsPerCall("rest") != 100 {
-		t.Errorf("accounts a balance call: openbanking %d, rest %d; want 1 and 100", accountsPerCall("openbanking"), accountsPerCall("rest"))
+	if dialect("openbanking").BatchSize != 1 || dialect("rest").BatchSize != 100 {
+		t.Errorf("accounts a balance call: openbanking %d, rest %d; want 1 and 100", dialect("openbanking").BatchSize, dialect("rest").BatchSize)
 	}
 	st := banksim.Stats{Requests: map[string]int64{"GET /v2.0/account/balance/acnt_num": 7, "POST /v1/balances:batchGet": 2,
 		"POST /v2.0/transfer/deposit/acnt_num": 5, "POST /sandbox/accounts/{id}/credit": 100, "GET /sandbox/balance": 9}}

@@ -6,8 +6,7 @@ import (
 	"time"
 
 	"github.com/settle-dev/settle/bank/banksim"
-	"github.com/settle-dev/settle/bank/openbanking"
-	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/bank/dialects"
 )
 
 // Detection is how long the poll took to find the run's deposits, and
@@ -48,22 +47,11 @@ type bankMark struct {
 	stats banksim.Stats
 }
 
-// journalKey reads a key of the sandbox's journal back into the engine's
-// attempt key, as the dialect writes it.
-func journalKey(dialect string) func(string) (string, bool) {
-	if dialect == "openbanking" {
-		return openbanking.AttemptKey
-	}
-	return rest.AttemptKey
-}
-
-// accountsPerCall is how many accounts one balance call of a dialect asks
-// about.
-func accountsPerCall(dialect string) int {
-	if dialect == "openbanking" {
-		return openbanking.BatchSize
-	}
-	return rest.BatchSize
+// dialect is the registry's entry of a dialect the bench drives (Options
+// are checked to name one of Dialects, which the registry holds).
+func dialect(name string) dialects.Dialect {
+	d, _ := dialects.Lookup(name)
+	return d
 }
 
 // measureDetection fills r.Detection: per-deposit credit → detected from
@@ -75,7 +63,7 @@ func measureDetection(ctx context.Context, in *installation, o Options, start ti
 	if err != nil {
 		return err
 	}
-	d := Detection{AccountsPerCall: accountsPerCall(o.Dialect)}
+	d := Detection{AccountsPerCall: dialect(o.Dialect).BatchSize}
 	var firstCredit, lastFound time.Time
 	var ms []float64
 	for _, dep := range in.deposits {

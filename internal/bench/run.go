@@ -413,7 +413,7 @@ func check(ctx context.Context, in *installation, o Options, r *Result) error {
 	if err != nil {
 		return err
 	}
-	for _, m := range pipeline.MatchJournal(ours, banksim.BankTransfers(journal, journalKey(o.Dialect)), nil) {
+	for _, m := range pipeline.MatchJournal(ours, banksim.BankTransfers(journal, dialect(o.Dialect).AttemptKey), nil) {
 		r.Violations = append(r.Violations, fmt.Sprintf("bank_journal_%s %s: %s", m.Kind, m.Key, m.Detail))
 	}
 	if int64(len(ours)) != r.Bank.TransfersApplied {

@@ -316,10 +316,24 @@ type dialect struct {
 }
 
 // dialects lists every dialect a provider may name, in the order messages show
-// them. Adding a dialect, or enabling one, is changing this list.
+// them. Adding a dialect, or enabling one, is changing this list and the
+// registry (bank/dialects).
 var dialects = []dialect{
 	{name: "rest", supported: true},
 	{name: "openbanking", supported: true},
+}
+
+// SupportedDialects are the names of the dialects this build speaks, in the
+// order messages show them: those of the registry in bank/dialects, which
+// configuration does not import (cmd/settle's tests check that they agree).
+func SupportedDialects() []string {
+	var names []string
+	for _, d := range dialects {
+		if d.supported {
+			names = append(names, d.name)
+		}
+	}
+	return names
 }
 
 var providerName = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)

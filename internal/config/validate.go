@@ -403,13 +403,7 @@ func (pc *ProviderConfig) validate(p *problems, key string, lease time.Duration)
 
 // dialect adds a problem unless name is a dialect this build speaks.
 func (p *problems) dialect(key, name string) {
-	var supported []string
-	for _, d := range dialects {
-		if d.supported {
-			supported = append(supported, d.name)
-		}
-	}
-	list := strings.Join(supported, ", ")
+	list := strings.Join(SupportedDialects(), ", ")
 	i := slices.IndexFunc(dialects, func(d dialect) bool { return d.name == name })
 	switch {
 	case name == "":

@@ -1,4 +1,4 @@
-package openbanking
+package bankhttp
 
 import (
 	"strconv"
@@ -9,17 +9,17 @@ import (
 	"github.com/settle-dev/settle/pipeline"
 )
 
-// maxDetail is the longest piece of bank-sent text put into an error.
-const maxDetail = 200
+// MaxDetail is the longest piece of bank-sent text put into an error.
+const MaxDetail = 200
 
-// maskAccount shows only the last four characters of an account number.
-func maskAccount(account string) string { return pipeline.AccountNumber(account).Masked() }
+// MaskAccount shows only the last four characters of an account number.
+func MaskAccount(account string) string { return pipeline.AccountNumber(account).Masked() }
 
-// scrub makes bank-sent text safe for an error or a log: control characters
+// Scrub makes bank-sent text safe for an error or a log: control characters
 // become spaces, anything that looks like an account number (a word with at
-// least 9 digits; a date has 8) is masked, and the text is cut to maxDetail
+// least 9 digits; a date has 8) is masked, and the text is cut to MaxDetail
 // characters.
-func scrub(s string) string {
+func Scrub(s string) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "?")
 	}
@@ -32,12 +32,12 @@ func scrub(s string) string {
 	words := strings.Fields(s)
 	for i, w := range words {
 		if looksLikeAccount(w) {
-			words[i] = maskAccount(w)
+			words[i] = MaskAccount(w)
 		}
 	}
 	s = strings.Join(words, " ")
-	if r := []rune(s); len(r) > maxDetail {
-		s = string(r[:maxDetail]) + "…"
+	if r := []rune(s); len(r) > MaxDetail {
+		s = string(r[:MaxDetail]) + "…"
 	}
 	return s
 }
@@ -52,15 +52,15 @@ func looksLikeAccount(w string) bool {
 	return digits >= 9
 }
 
-// plausibleText reports whether s is minLen to maxLen characters of UTF-8
+// Quoted quotes a bank-sent value for an error text, scrubbed and short.
+func Quoted(s string) string { return strconv.Quote(Scrub(s)) }
+
+// PlausibleText reports whether s is minLen to maxLen characters of UTF-8
 // without control characters.
-func plausibleText(s string, minLen, maxLen int) bool {
+func PlausibleText(s string, minLen, maxLen int) bool {
 	n := utf8.RuneCountInString(s)
 	if n < minLen || n > maxLen || !utf8.ValidString(s) {
 		return false
 	}
 	return !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
-
-// quoted quotes a bank-sent value for an error text, scrubbed and short.
-func quoted(s string) string { return strconv.Quote(scrub(s)) }
