@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -39,6 +40,28 @@ type Outcome struct {
 	DryRun       bool             `json:"dry_run"`
 	Changes      []string         `json:"changes"`
 	Enqueue      pipeline.StepRef `json:"-"` // the step to wake once committed; zero for none
+}
+
+// Text is the outcome as settle replay, cancel and compensate print it: a
+// dry run's heading, then one indented line per change.
+func (o Outcome) Text() string {
+	var b strings.Builder
+	if o.DryRun {
+		fmt.Fprintf(&b, "dry run: settlement %d would change as follows; nothing was changed\n", o.SettlementID)
+	}
+	for _, c := range o.Changes {
+		b.WriteString("  " + c + "\n")
+	}
+	return b.String()
+}
+
+// NothingToDoText is the line an operator command prints when err says it
+// had nothing to do (ErrNothingToDo), and whether it did.
+func NothingToDoText(err error) (string, bool) {
+	if !errors.Is(err, ErrNothingToDo) {
+		return "", false
+	}
+	return "nothing to do: " + strings.TrimPrefix(err.Error(), ErrNothingToDo.Error()+": ") + "\n", true
 }
 
 var (

@@ -165,8 +165,8 @@ func runSettlementOp(cmd *cobra.Command, g *globals, o opFlags, a store.Audit, i
 	}
 	defer db.Close()
 	out, err := op(cfg)(db, cmd.Context(), id, a, o.dryRun)
-	if errors.Is(err, store.ErrNothingToDo) {
-		fmt.Fprintln(cmd.OutOrStdout(), "nothing to do:", strings.TrimPrefix(err.Error(), store.ErrNothingToDo.Error()+": "))
+	if line, ok := store.NothingToDoText(err); ok {
+		fmt.Fprint(cmd.OutOrStdout(), line)
 		return nil
 	}
 	if errors.Is(err, store.ErrNotFound) {
@@ -185,13 +185,8 @@ func printOutcome(w io.Writer, asJSON bool, out store.Outcome) error {
 	if asJSON {
 		return writeJSON(w, out)
 	}
-	if out.DryRun {
-		fmt.Fprintf(w, "dry run: settlement %d would change as follows; nothing was changed\n", out.SettlementID)
-	}
-	for _, c := range out.Changes {
-		fmt.Fprintln(w, "  "+c)
-	}
-	return nil
+	_, err := io.WriteString(w, out.Text())
+	return err
 }
 
 // wakeStep enqueues a step an operator made READY. If Redis cannot be
