@@ -22,6 +22,21 @@ type Audit struct {
 	Command string
 	Args    map[string]any
 	Reason  string
+	// Click identifies the delivery the command answers (a Slack click,
+	// see interact). Its audit row keeps it, and a command with a click
+	// already audited is a second delivery: it changes nothing, writes no
+	// row and returns ErrDuplicate. "" for the CLI's commands.
+	Click string
+	// Approves is the approval request (RequestApproval) a settlement
+	// command carries out, by Actor: 0 for none. The command runs only if
+	// the request is PENDING, unexpired by the database's clock, for this
+	// settlement and command, and made by someone else, and only while the
+	// settlement is as the request's dry run found it; the request is
+	// APPROVED in the command's transaction. Otherwise nothing runs: the
+	// command is refused (ErrRequestExpired, ErrRequestChanged) or has
+	// nothing to do (already approved), and an expired or changed request
+	// is closed.
+	Approves int64
 }
 
 func (a Audit) validate() error {
@@ -40,6 +55,11 @@ type Outcome struct {
 	DryRun       bool             `json:"dry_run"`
 	Changes      []string         `json:"changes"`
 	Enqueue      pipeline.StepRef `json:"-"` // the step to wake once committed; zero for none
+	// Fingerprint digests the settlement as the command found it and as
+	// it left it (or, in a dry run, would leave it), accounts and all:
+	// two runs with the same fingerprint did the same thing to the same
+	// state. An approval compares it with its request's.
+	Fingerprint string `json:"-"`
 }
 
 // Text is the outcome as settle replay, cancel and compensate print it: a
@@ -71,6 +91,9 @@ var (
 	// ErrRefused is returned when the command would not be safe; the message
 	// says why and what to do instead.
 	ErrRefused = errors.New("refused")
+	// ErrDuplicate is returned for a second delivery of a click already
+	// acted on (Audit.Click): nothing was done, nothing audited.
+	ErrDuplicate = errors.New("duplicate delivery")
 )
 
 // settlementState is what an operator command reads and changes, also the
@@ -145,24 +168,49 @@ func stepRoles(s settlementState, st stepState) (from, to pipeline.Role) {
 	return from, to
 }
 
+// The settlement commands, as an approval request names them.
+const (
+	CommandReplay     = "replay"
+	CommandCancel     = "cancel"
+	CommandCompensate = "compensate"
+)
+
 // operate runs one operator command on a settlement (see audited): fn
 // checks and changes the settlement; its audit row records the state before
-// and, once applied, after.
-func (db *DB) operate(ctx context.Context, id int64, a Audit, dryRun bool,
+// and, once applied, after. command names it, for an approval
+// (Audit.Approves) to check against its request.
+func (db *DB) operate(ctx context.Context, command string, id int64, a Audit, dryRun bool,
 	fn func(tx *sqlx.Tx, s settlementState, out *Outcome) error) (Outcome, error) {
 	out := Outcome{SettlementID: id, DryRun: dryRun}
 	err := db.audited(ctx, a, fmt.Sprintf("settlement:%d", id), dryRun, func(tx *sqlx.Tx, rec *auditRecord) error {
+		var req Request
+		if a.Approves != 0 {
+			var err error
+			if req, err = claimApproval(ctx, tx, a, command, id); err != nil {
+				return err
+			}
+		}
 		before, err := lockSettlement(ctx, tx, id)
 		if err != nil {
 			return err
 		}
 		rec.before = before
 		if err := fn(tx, before, &out); err != nil {
+			if a.Approves != 0 && decision(err) != "" {
+				return changedSince(req, err.Error())
+			}
 			return err
 		}
 		after, err := lockSettlement(ctx, tx, id)
+		if err != nil {
+			return err
+		}
 		rec.after = after
-		return err
+		out.Fingerprint = fingerprint(before, after)
+		if a.Approves != 0 && out.Fingerprint != req.Fingerprint {
+			return changedSince(req, "the dry run now differs from the one the request showed")
+		}
+		return nil
 	})
 	return out, err
 }
@@ -223,15 +271,25 @@ func (db *DB) audited(ctx context.Context, a Audit, subject string, dryRun bool,
 // command that err refused or found nothing to do for, with the state it
 // saw before, and returns err. An err that decided nothing (see decision)
 // is returned unaudited. If the row cannot be written the refusal is
-// reported as a failure, never as a decision a caller may pass over.
+// reported as a failure, never as a decision a caller may pass over; a
+// second delivery of an audited click returns ErrDuplicate.
+//
+// An approval refused because its request expired or its settlement
+// changed closes the request in the same transaction.
 func (db *DB) auditRefusal(ctx context.Context, a Audit, subject string, err error, before any) error {
 	outcome := decision(err)
 	if outcome == "" {
 		return err
 	}
 	if aerr := db.inTx(ctx, func(tx *sqlx.Tx) error {
-		return insertAudit(ctx, tx, a, subject, outcome, err.Error(), before, nil)
+		if err := insertAudit(ctx, tx, a, subject, outcome, err.Error(), before, nil); err != nil {
+			return err
+		}
+		return closeRequest(ctx, tx, a.Approves, err)
 	}); aerr != nil {
+		if errors.Is(aerr, ErrDuplicate) {
+			return aerr
+		}
 		return fmt.Errorf("%s; its audit row could not be written: %w", err, aerr)
 	}
 	return err
@@ -265,8 +323,12 @@ func insertAudit(ctx context.Context, tx *sqlx.Tx, a Audit, subject, outcome, de
 		return err
 	}
 	_, err = tx.ExecContext(ctx, `
-		INSERT INTO audit_log (actor, command, args, reason, subject, before, after, outcome, detail)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, a.Actor, a.Command, args, a.Reason, subject, b, af, outcome, detail)
+		INSERT INTO audit_log (actor, command, args, reason, subject, before, after, outcome, detail, click)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULLIF($10, ''))`,
+		a.Actor, a.Command, args, a.Reason, subject, b, af, outcome, detail, a.Click)
+	if isUniqueViolation(err, "audit_log_click") {
+		return fmt.Errorf("%w: click %s was already audited", ErrDuplicate, a.Click)
+	}
 	return err
 }
 
@@ -298,7 +360,7 @@ func nullJSON(v any) ([]byte, error) {
 // its event again: the step is READY with its attempts reset, the
 // settlement stays SETTLED.
 func (db *DB) Replay(ctx context.Context, id int64, accounts map[string]pipeline.Accounts, a Audit, dryRun bool) (Outcome, error) {
-	return db.operate(ctx, id, a, dryRun, func(tx *sqlx.Tx, s settlementState, out *Outcome) error {
+	return db.operate(ctx, CommandReplay, id, a, dryRun, func(tx *sqlx.Tx, s settlementState, out *Outcome) error {
 		if n, ok := undelivered(s); ok && s.Status == string(pipeline.SettlementSettled) && n.Status == string(pipeline.StepDead) {
 			return replayNotify(ctx, tx, s, n, a, out)
 		}
@@ -514,7 +576,7 @@ func nextAttempt(ctx context.Context, tx *sqlx.Tx, st stepState, moved bool) (st
 // takes it over rather than counting it again (ADR 0005), unless the
 // customer is suspended.
 func (db *DB) Cancel(ctx context.Context, id int64, a Audit, dryRun bool) (Outcome, error) {
-	return db.operate(ctx, id, a, dryRun, func(tx *sqlx.Tx, s settlementState, out *Outcome) error {
+	return db.operate(ctx, CommandCancel, id, a, dryRun, func(tx *sqlx.Tx, s settlementState, out *Outcome) error {
 		switch s.Status {
 		case string(pipeline.SettlementCancelled):
 			return fmt.Errorf("%w: settlement %d is already CANCELLED", ErrNothingToDo, id)
@@ -577,7 +639,7 @@ func orNone(s, def string) string {
 // in the VA is in the ledger's VA account again; the next settlement of the
 // VA takes it over rather than counting it as a new deposit (ADR 0005).
 func (db *DB) Compensate(ctx context.Context, id int64, a Audit, dryRun bool) (Outcome, error) {
-	return db.operate(ctx, id, a, dryRun, func(tx *sqlx.Tx, s settlementState, out *Outcome) error {
+	return db.operate(ctx, CommandCompensate, id, a, dryRun, func(tx *sqlx.Tx, s settlementState, out *Outcome) error {
 		n, notifying := undelivered(s)
 		switch {
 		case s.Status == string(pipeline.SettlementCompensating), s.Status == string(pipeline.SettlementCompensated):

@@ -14,7 +14,9 @@
 // worker.lease. A provider's token and base URL are overridden by
 // SETTLE_PROVIDERS_<NAME>_TOKEN, _CLIENT_SECRET and _BASE_URL, where
 // NAME is the provider's name upper cased with '-' written as '_'; a token set
-// or client secret set this way replaces its file. An empty value counts as unset.
+// or client secret set this way replaces its file, as
+// SETTLE_NOTIFY_SLACK_INTERACTIVE_APP_TOKEN and _SIGNING_SECRET replace
+// theirs. An empty value counts as unset.
 //
 // Any other SETTLE_ variable is refused, so that a misspelt override is not
 // ignored, except the variables used by tooling rather than by the daemon:
@@ -229,11 +231,60 @@ type WebhookConfig struct {
 // SlackConfig is where alerts go in Slack: webhook_url, or bot_token and
 // channel, or none of them (alerts are logged).
 type SlackConfig struct {
-	WebhookURL Secret `koanf:"webhook_url"` // incoming webhook, https://hooks.slack.com/services/…; a secret
-	BotToken   Secret `koanf:"bot_token"`   // bot token with chat:write, xoxb-…; a secret
-	Channel    string `koanf:"channel"`     // channel ID (C0123456789) or name (#settle-alerts); required with bot_token
-	APIURL     string `koanf:"api_url"`     // Slack Web API base URL, for tests and proxies; default "https://slack.com/api/"
+	WebhookURL  Secret            `koanf:"webhook_url"` // incoming webhook, https://hooks.slack.com/services/…; a secret
+	BotToken    Secret            `koanf:"bot_token"`   // bot token with chat:write, xoxb-…; a secret
+	Channel     string            `koanf:"channel"`     // channel ID (C0123456789) or name (#settle-alerts); required with bot_token
+	APIURL      string            `koanf:"api_url"`     // Slack Web API base URL, for tests and proxies; default "https://slack.com/api/"
+	Interactive InteractiveConfig `koanf:"interactive"`
 }
+
+// InteractiveConfig lets operators act on a failed settlement from its
+// alert in Slack (bot mode): buttons for a dry run, a request for replay,
+// cancel or compensate, and its approval by a second operator
+// (docs/slack-app.md). Off by default.
+type InteractiveConfig struct {
+	// Mode is how Slack delivers clicks: "off" (default), "socket"
+	// (Socket Mode: settle opens a WebSocket to Slack, no inbound port) or
+	// "http" (Slack POSTs to path on http.addr, signed with
+	// signing_secret).
+	Mode              string `koanf:"mode"`
+	AppToken          Secret `koanf:"app_token"`           // socket: app-level token with connections:write, xapp-…; a secret
+	AppTokenFile      string `koanf:"app_token_file"`      // or the file holding it, read at load; relative to the config file
+	SigningSecret     Secret `koanf:"signing_secret"`      // http: the app's signing secret; a secret
+	SigningSecretFile string `koanf:"signing_secret_file"` // or the file holding it
+	Path              string `koanf:"path"`                // http: the interactivity request URL's path on http.addr; default "/slack/interactions"
+	TeamID            string `koanf:"team_id"`             // the workspace's ID (T0123456789); clicks from any other are refused; required
+	// ApprovalWindow is how long a request may be approved, by the
+	// database's clock; 1m..24h; default 15m.
+	ApprovalWindow time.Duration `koanf:"approval_window"`
+	// Users are the Slack users who may act, and how far; anyone else is
+	// refused. At least one approver.
+	Users []SlackUser `koanf:"users"`
+}
+
+// Interactive modes.
+const (
+	InteractiveOff    = "off"
+	InteractiveSocket = "socket"
+	InteractiveHTTP   = "http"
+)
+
+// On reports whether operators may act from Slack.
+func (c InteractiveConfig) On() bool { return c.Mode != InteractiveOff }
+
+// SlackUser is one Slack user and what they may do from an alert.
+type SlackUser struct {
+	ID   string `koanf:"id"`   // the member ID, U0123456789 (W… in Enterprise Grid)
+	Role string `koanf:"role"` // viewer (dry run), operator (and acknowledge and request), approver (and approve others' requests)
+	Name string `koanf:"name"` // who it is, for readers of this file; optional
+}
+
+// Slack roles, each allowing what the one before allows and more.
+const (
+	SlackViewer   = "viewer"
+	SlackOperator = "operator"
+	SlackApprover = "approver"
+)
 
 // ProviderConfig is one bank provider the router can send a customer to.
 type ProviderConfig struct {
@@ -371,7 +422,8 @@ func defaults() Config {
 		Verify:    VerifyConfig{Schedule: "@hourly"},
 		Reconcile: ReconcileConfig{Schedule: "0 30 0 * * *"},
 		Notify: NotifyConfig{
-			Slack: SlackConfig{APIURL: "https://slack.com/api/"},
+			Slack: SlackConfig{APIURL: "https://slack.com/api/", Interactive: InteractiveConfig{
+				Mode: InteractiveOff, Path: "/slack/interactions", ApprovalWindow: 15 * time.Minute}},
 			Customer: WebhookConfig{Timeout: 5 * time.Second, RetryBase: time.Minute, RetryMax: time.Hour,
 				WarnAfter: 30 * time.Minute, GiveUpAfter: 72 * time.Hour},
 			DeliverySchedule: "@every 10s",

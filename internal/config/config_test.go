@@ -164,7 +164,8 @@ func TestDefaults(t *testing.T) {
 		Verify:    VerifyConfig{Schedule: "@hourly"},
 		Reconcile: ReconcileConfig{Schedule: "0 30 0 * * *"},
 		Notify: NotifyConfig{
-			Slack: SlackConfig{APIURL: "https://slack.com/api/"},
+			Slack: SlackConfig{APIURL: "https://slack.com/api/",
+				Interactive: InteractiveConfig{Mode: "off", Path: "/slack/interactions", ApprovalWindow: 15 * time.Minute}},
 			Customer: WebhookConfig{Timeout: 5 * time.Second, RetryBase: time.Minute, RetryMax: time.Hour,
 				WarnAfter: 30 * time.Minute, GiveUpAfter: 72 * time.Hour},
 			DeliverySchedule: "@every 10s", StormThreshold: 20, StormWindow: 5 * time.Minute, RepeatInterval: 5 * time.Minute,

@@ -81,6 +81,11 @@ func (d *decoder) decodeList(val any, path string, fv reflect.Value) {
 		d.failShape(path, val, "must be a list (each item starts with -)")
 		return
 	}
+	d.set[path] = true
+	if len(items) == 0 { // an empty list is no list: the default's nil
+		fv.Set(reflect.Zero(fv.Type()))
+		return
+	}
 	list := reflect.MakeSlice(fv.Type(), 0, len(items))
 	for i, item := range items {
 		itemPath := fmt.Sprintf("%s[%d]", path, i)
@@ -203,34 +208,48 @@ func (d *decoder) unknown(path string) {
 	d.errs = append(d.errs, fmt.Errorf("config: unknown key %q%s%s", path, in, hint))
 }
 
-var itemPrefix = regexp.MustCompile(`^providers\[\d+\]`)
+// lastItem matches the path of the innermost list item a key path is in:
+// "providers[0]" of "providers[0].accounts.fe".
+var lastItem = regexp.MustCompile(`^(.*\[\d+\])\.`)
 
-// suggestKey returns the known key closest to the unknown key path.
+// suggestKey returns the known key closest to the unknown key path: among
+// the keys of the list item it is in, if any.
 func suggestKey(path string) string {
-	if p := itemPrefix.FindString(path); p != "" {
-		return suggest(path, keyPaths(providerType, p))
+	if m := lastItem.FindStringSubmatch(path); m != nil {
+		if t := typeAt(m[1]); t != nil && t.Kind() == reflect.Struct {
+			return suggest(path, keyPaths(t, m[1]))
+		}
 	}
 	return suggest(path, keyPaths(configType, ""))
 }
 
 // isSecretKey reports whether the key at path holds a Secret.
-func isSecretKey(path string) bool {
+func isSecretKey(path string) bool { return typeAt(path) == secretType }
+
+var itemIndex = regexp.MustCompile(`\[\d+\]$`)
+
+// typeAt returns the type of the value at a key path such as
+// "notify.slack.interactive.users[0].role", or nil for no such key.
+func typeAt(path string) reflect.Type {
 	t := configType
-	path = itemPrefix.ReplaceAllString(path, "providers")
 	for part := range strings.SplitSeq(path, ".") {
-		if t.Kind() == reflect.Slice {
-			t = t.Elem()
-		}
+		key := itemIndex.ReplaceAllString(part, "")
 		if t.Kind() != reflect.Struct {
-			return false
+			return nil
 		}
-		i, ok := fieldByKey(t, part)
+		i, ok := fieldByKey(t, key)
 		if !ok {
-			return false
+			return nil
 		}
 		t = t.Field(i).Type
+		if key != part {
+			if t.Kind() != reflect.Slice {
+				return nil
+			}
+			t = t.Elem()
+		}
 	}
-	return t == secretType
+	return t
 }
 
 // show formats a value for a message, cut short if long.

@@ -75,6 +75,12 @@ func applyEnv(k *koanf.Koanf, environ []string, origin map[string]string) []erro
 			errs = append(errs, unknownEnv(name, known, providers))
 		}
 	}
+	for key := range flat {
+		// A secret set this way replaces its file (app_token_file).
+		if _, ok := known[envName(key+"_file")]; ok {
+			k.Delete(key + "_file")
+		}
+	}
 	if len(flat) > 0 {
 		_ = k.Load(confmap.Provider(flat, "."), nil) // confmap cannot fail
 	}

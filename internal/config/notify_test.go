@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -111,11 +114,12 @@ func TestNotifyEnvOverrides(t *testing.T) {
 	want := NotifyConfig{
 		Customer: WebhookConfig{Timeout: 5 * time.Second, RetryBase: time.Minute, RetryMax: time.Hour,
 			WarnAfter: 30 * time.Minute, GiveUpAfter: 72 * time.Hour},
-		Slack:            SlackConfig{BotToken: botSecret, Channel: "#ops", APIURL: "http://127.0.0.1:1/api/"},
+		Slack: SlackConfig{BotToken: botSecret, Channel: "#ops", APIURL: "http://127.0.0.1:1/api/",
+			Interactive: InteractiveConfig{Mode: InteractiveOff, Path: "/slack/interactions", ApprovalWindow: 15 * time.Minute}},
 		DeliverySchedule: "@every 30s", StormThreshold: 50, StormWindow: 10 * time.Minute, RepeatInterval: time.Hour,
 		DailySummary: "0 7 * * 1-5",
 	}
-	if cfg.Notify != want {
+	if !reflect.DeepEqual(cfg.Notify, want) {
 		t.Errorf("notify = %+v, want %+v", cfg.Notify, want)
 	}
 	cfg, err = load(t, valid, "SETTLE_NOTIFY_SLACK_WEBHOOK_URL="+hookSecret)
@@ -177,5 +181,132 @@ func TestDailySummaryScheduleIsReadInTimeZone(t *testing.T) {
 		if got := cfg.DailySummarySchedule(); got != tt.want {
 			t.Errorf("DailySummarySchedule() = %q, want %q", got, tt.want)
 		}
+	}
+}
+
+// Canary secrets of the Slack app: no error, printout or log line may show them.
+const (
+	appSecret     = "xapp-1-CANARY-app-token"
+	signingSecret = "CANARYsigning0123456789abcdef"
+)
+
+// interactiveYAML is a bot with interactive settings.
+func interactiveYAML(body string) string {
+	return notifyYAML("  slack:\n    bot_token: " + botSecret + "\n    channel: C0123456789\n    interactive:\n" + body)
+}
+
+const slackUsers = "      users:\n        - {id: U0APPROVER, role: approver, name: Kim}\n        - {id: U0OPERATOR, role: operator}\n"
+
+func TestInteractiveValidation(t *testing.T) {
+	t.Parallel()
+	socket := "      mode: socket\n      app_token: " + appSecret + "\n      team_id: T0123456789\n"
+	http := "      mode: http\n      signing_secret: " + signingSecret + "\n      team_id: T0123456789\n"
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"socket", interactiveYAML(socket + slackUsers), nil},
+		{"http", interactiveYAML(http + "      approval_window: 1h\n" + slackUsers), nil},
+		{"off ignores the rest", interactiveYAML("      mode: \"off\"\n      team_id: nonsense\n"), nil},
+		{"mode", interactiveYAML("      mode: websocket\n"), []string{`notify.slack.interactive.mode "websocket": must be one of off, socket, http`}},
+		{"without a bot", notifyYAML("  slack:\n    webhook_url: " + hookSecret + "\n    interactive:\n" + socket + slackUsers),
+			[]string{`notify.slack.interactive.mode "socket": needs notify.slack.bot_token and channel`}},
+		{"socket without its token", interactiveYAML("      mode: socket\n      team_id: T0123456789\n" + slackUsers),
+			[]string{"notify.slack.interactive.app_token is required with mode socket"}},
+		{"the bot token as app token", interactiveYAML("      mode: socket\n      app_token: xoxb-CANARY\n      team_id: T0123456789\n" + slackUsers),
+			[]string{"notify.slack.interactive.app_token: must be one app-level token (xapp-…)"}},
+		{"http without its secret", interactiveYAML("      mode: http\n      team_id: T0123456789\n" + slackUsers),
+			[]string{"notify.slack.interactive.signing_secret is required with mode http"}},
+		{"short secret", interactiveYAML("      mode: http\n      signing_secret: CANARY\n      team_id: T0123456789\n" + slackUsers),
+			[]string{"notify.slack.interactive.signing_secret: must be the app's signing secret, at least 16 characters"}},
+		{"the other mode's secret", interactiveYAML(http + "      app_token: " + appSecret + "\n" + slackUsers),
+			[]string{"notify.slack.interactive.app_token: only used with mode socket"}},
+		{"path", interactiveYAML(http + "      path: slack\n" + slackUsers), []string{`notify.slack.interactive.path "slack": must be a path`}},
+		{"team", interactiveYAML("      mode: socket\n      app_token: " + appSecret + "\n" + slackUsers),
+			[]string{`notify.slack.interactive.team_id "": must be the workspace's ID`}},
+		{"window", interactiveYAML(socket + "      approval_window: 30s\n" + slackUsers),
+			[]string{"notify.slack.interactive.approval_window 30s: must be from 1m0s to 24h0m0s"}},
+		{"users", interactiveYAML(socket + "      users:\n        - {id: kim, role: approver}\n        - {id: U0LEE, role: admin}\n        - {id: U0LEE, role: viewer}\n"),
+			[]string{`users[0].id "kim": must be a Slack member ID`, `users[1].role "admin": must be one of viewer, operator, approver`,
+				`users[2].id "U0LEE": already listed as users[1]`}},
+		{"no approver", interactiveYAML(socket + "      users:\n        - {id: U0LEE, role: operator}\n"),
+			[]string{"notify.slack.interactive.users: at least one user with role approver is required"}},
+		{"misspelt user key", interactiveYAML(socket + slackUsers + "        - {id: U0EVE, rol: viewer}\n"),
+			[]string{`(did you mean "notify.slack.interactive.users[2].role"?)`, `users[2].role "": must be one of`}},
+		{"misspelt key", interactiveYAML(socket + slackUsers + "      aproval_window: 5m\n"),
+			[]string{`(did you mean "notify.slack.interactive.approval_window"?)`}},
+		{"secret not a string", interactiveYAML(socket + slackUsers + "      signing_secret: 12345\n"),
+			[]string{"notify.slack.interactive.signing_secret: must be a string (quote it), not a number"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := load(t, tt.yaml)
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("unexpected error:\n%v", err)
+				}
+				if i := cfg.Notify.Slack.Interactive; i.On() && (len(i.Users) != 2 || i.Users[0] != (SlackUser{ID: "U0APPROVER", Role: "approver", Name: "Kim"})) {
+					t.Fatalf("users %+v", i.Users)
+				}
+				return
+			}
+			wantErrors(t, err, tt.want...)
+			assertNoSlackSecret(t, "error", err.Error())
+		})
+	}
+}
+
+// The Slack app's secrets come from the file, a file of their own, or the
+// environment (which replaces a file), and are never shown.
+func TestInteractiveSecrets(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "app-token")
+	if err := os.WriteFile(tokenFile, []byte(appSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	socket := "      mode: socket\n      team_id: T0123456789\n" + slackUsers
+	cfg, err := load(t, interactiveYAML(socket+"      app_token_file: "+tokenFile+"\n"))
+	if err != nil || cfg.Notify.Slack.Interactive.AppToken.Reveal() != appSecret {
+		t.Fatalf("app_token_file: %v", err)
+	}
+	out, err := cfg.Redacted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNoSlackSecret(t, "Redacted()", string(out))
+	if !strings.Contains(string(out), "app_token_file: "+tokenFile) || strings.Contains(string(out), "app_token: ") {
+		t.Errorf("a token read from a file is not shown as its file:\n%s", out)
+	}
+	cfg, err = load(t, interactiveYAML(socket+"      app_token_file: /nonexistent/token\n"), "SETTLE_NOTIFY_SLACK_INTERACTIVE_APP_TOKEN="+appSecret)
+	if err != nil || cfg.Notify.Slack.Interactive.AppToken.Reveal() != appSecret {
+		t.Fatalf("app token from the environment replacing its file: %v", err)
+	}
+	_, err = load(t, interactiveYAML(socket+"      app_token: "+appSecret+"\n      app_token_file: "+tokenFile+"\n"))
+	wantErrors(t, err, "config: notify.slack.interactive: set app_token or app_token_file, not both")
+	_, err = load(t, interactiveYAML(socket+"      app_token_file: missing\n"))
+	wantErrors(t, err, `notify.slack.interactive.app_token_file "missing": no such file or directory`,
+		"notify.slack.interactive.app_token is required with mode socket")
+
+	http := "      mode: http\n      team_id: T0123456789\n" + slackUsers
+	cfg, err = load(t, interactiveYAML(http), "SETTLE_NOTIFY_SLACK_INTERACTIVE_SIGNING_SECRET="+signingSecret)
+	if err != nil || cfg.Notify.Slack.Interactive.SigningSecret.Reveal() != signingSecret {
+		t.Fatalf("signing secret from the environment: %v", err)
+	}
+	out, err = cfg.Redacted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNoSlackSecret(t, "Redacted()", string(out))
+	if !strings.Contains(string(out), "signing_secret: '[redacted]'") {
+		t.Errorf("signing secret not shown redacted:\n%s", out)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("loaded", "config", cfg, "interactive", cfg.Notify.Slack.Interactive)
+	assertNoSlackSecret(t, "slog", buf.String())
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		assertNoSlackSecret(t, "fmt "+verb, fmt.Sprintf(verb, *cfg))
 	}
 }

@@ -34,21 +34,26 @@ func redactedMap(v reflect.Value) map[string]any {
 			out[key] = fv.Interface()
 		}
 	}
+	// A secret read from a file (token_file, app_token_file) is shown as
+	// that file; one set otherwise hides its empty file key.
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		key := keyOf(f)
+		if file, ok := out[key+"_file"]; ok && f.Type == secretType {
+			if file != "" {
+				delete(out, key)
+			} else {
+				delete(out, key+"_file")
+			}
+		}
+	}
 	return out
 }
 
 func redactedList(v reflect.Value) []any {
 	out := make([]any, v.Len())
 	for i := range v.Len() {
-		m := redactedMap(v.Index(i))
-		for _, key := range []string{"token", "client_secret"} {
-			if m[key+"_file"] != "" {
-				delete(m, key)
-			} else {
-				delete(m, key+"_file")
-			}
-		}
-		out[i] = m
+		out[i] = redactedMap(v.Index(i))
 	}
 	return out
 }

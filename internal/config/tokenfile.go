@@ -15,9 +15,9 @@ import (
 const maxTokenFile = 64 << 10
 
 // readTokenFiles sets the token of each provider that names a token_file,
-// and the client_secret of each that names a client_secret_file, read
-// relative to dir (the config file's directory). A provider may have a
-// secret or its file, not both.
+// the client_secret of each that names a client_secret_file, and the Slack
+// app_token and signing_secret from their files, read relative to dir (the
+// config file's directory). A secret may be set or its file, not both.
 func (c *Config) readTokenFiles(dir string) []error {
 	var errs []error
 	for i := range c.Providers {
@@ -29,6 +29,15 @@ func (c *Config) readTokenFiles(dir string) []error {
 			if err := readSecretFile(f.key, f.file, dir, f.secret); err != nil {
 				errs = append(errs, fmt.Errorf("config: providers[%d]%s", i, err))
 			}
+		}
+	}
+	ic := &c.Notify.Slack.Interactive
+	for _, f := range []struct {
+		key, file string
+		secret    *Secret
+	}{{"app_token", ic.AppTokenFile, &ic.AppToken}, {"signing_secret", ic.SigningSecretFile, &ic.SigningSecret}} {
+		if err := readSecretFile(f.key, f.file, dir, f.secret); err != nil {
+			errs = append(errs, fmt.Errorf("config: notify.slack.interactive%s", err))
 		}
 	}
 	return errs

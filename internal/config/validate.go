@@ -264,6 +264,76 @@ func (s *SlackConfig) validate(p *problems) {
 	if u, err := url.Parse(s.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		p.add("notify.slack.api_url %q: must be an absolute http:// or https:// URL without a user or password, such as https://slack.com/api/", showURL(s.APIURL))
 	}
+	s.Interactive.validate(p, s.BotToken != "")
+}
+
+var (
+	slackTeam = regexp.MustCompile(`^[TE][A-Z0-9]{2,20}$`)
+	slackUser = regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`)
+	slackPath = regexp.MustCompile(`^/[A-Za-z0-9/_.-]*$`)
+)
+
+// The messages below never show app_token or signing_secret: both are
+// secrets.
+func (c *InteractiveConfig) validate(p *problems, bot bool) {
+	const key = "notify.slack.interactive."
+	modes := []string{InteractiveOff, InteractiveSocket, InteractiveHTTP}
+	p.oneOf(key+"mode", c.Mode, modes...)
+	if !c.On() || !slices.Contains(modes, c.Mode) {
+		return
+	}
+	if !bot {
+		p.add(key+"mode %q: needs notify.slack.bot_token and channel: the buttons are on the bot's alerts", c.Mode)
+	}
+	tok, secret := c.AppToken.Reveal(), c.SigningSecret.Reveal()
+	switch c.Mode {
+	case InteractiveSocket:
+		switch {
+		case tok == "":
+			p.add(key + "app_token is required with mode socket: an app-level token (xapp-…) with connections:write; " +
+				"set app_token, app_token_file or SETTLE_NOTIFY_SLACK_INTERACTIVE_APP_TOKEN")
+		case !strings.HasPrefix(tok, "xapp-") || strings.ContainsFunc(tok, unicode.IsSpace):
+			p.add(key + "app_token: must be one app-level token (xapp-…) without spaces or line breaks, not the bot token")
+		}
+		if secret != "" {
+			p.add(key + "signing_secret: only used with mode http")
+		}
+	case InteractiveHTTP:
+		switch {
+		case secret == "":
+			p.add(key + "signing_secret is required with mode http: the app's signing secret (Basic Information → App Credentials); " +
+				"set signing_secret, signing_secret_file or SETTLE_NOTIFY_SLACK_INTERACTIVE_SIGNING_SECRET")
+		case len(secret) < 16 || strings.ContainsFunc(secret, unicode.IsSpace):
+			p.add(key + "signing_secret: must be the app's signing secret, at least 16 characters without spaces or line breaks")
+		}
+		if tok != "" {
+			p.add(key + "app_token: only used with mode socket")
+		}
+		if !slackPath.MatchString(c.Path) || c.Path == "/" {
+			p.add(key+"path %q: must be a path such as /slack/interactions", c.Path)
+		}
+	}
+	if !slackTeam.MatchString(c.TeamID) {
+		p.add(key+"team_id %q: must be the workspace's ID, such as T0123456789: clicks from any other workspace are refused", c.TeamID)
+	}
+	p.within(key+"approval_window", c.ApprovalWindow, time.Minute, 24*time.Hour)
+	approvers, seen := 0, map[string]int{}
+	for i, u := range c.Users {
+		k := fmt.Sprintf("%susers[%d]", key, i)
+		if j, dup := seen[u.ID]; dup {
+			p.add("%s.id %q: already listed as users[%d]", k, u.ID, j)
+		} else if !slackUser.MatchString(u.ID) {
+			p.add("%s.id %q: must be a Slack member ID such as U0123456789 (the profile's ⋮ menu, Copy member ID)", k, u.ID)
+		}
+		seen[u.ID] = i
+		p.oneOf(k+".role", u.Role, SlackViewer, SlackOperator, SlackApprover)
+		if u.Role == SlackApprover {
+			approvers++
+		}
+	}
+	if approvers == 0 {
+		p.add(key + "users: at least one user with role approver is required: a request runs only once another user who is an approver approves it")
+	}
 }
 
 // secureURL reports whether s is an absolute https URL without user info,
