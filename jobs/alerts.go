@@ -34,6 +34,11 @@ type AlertDeliveryConfig struct {
 	// StormLimit is how many alerts one storm summary marks delivered in one
 	// run (default 10000); the rest follow in the next run.
 	StormLimit int
+	// Actions, when set, gives the buttons a problem's first message
+	// shows (notify.Notice.Actions): operators act from Slack
+	// (interact.Handler.Actions). It is asked each time the message is
+	// posted or rewritten, so the buttons follow the settlement's state.
+	Actions func(context.Context, notify.Alert) []notify.Action
 }
 
 func (c AlertDeliveryConfig) withDefaults() AlertDeliveryConfig {
@@ -203,13 +208,13 @@ func (d *AlertDelivery) sendProblem(ctx context.Context, b store.AlertBatch) (st
 	if !p.Told() || p.ResolvedAt != nil { // new, or back after being resolved
 		p = store.AlertProblem{Key: p.Key, Occurrences: len(b.Alerts), FirstAt: b.Alerts[0].CreatedAt,
 			LastAt: latest.CreatedAt, PostedAt: b.Now, Snapshot: snapshot}
-		ref, err := d.n.Post(ctx, notify.Notice{Alert: a, Occurrences: p.Occurrences, FirstAt: p.FirstAt})
+		ref, err := d.n.Post(ctx, notify.Notice{Alert: a, Occurrences: p.Occurrences, FirstAt: p.FirstAt, Actions: d.actions(ctx, a)})
 		p.Channel, p.TS = ref.Channel, ref.TS
 		return store.AlertOutcome{Problem: p}, err
 	}
 	p.Occurrences += len(b.Alerts)
 	p.LastAt, p.Snapshot = latest.CreatedAt, snapshot
-	n := notify.Notice{Alert: a, Occurrences: p.Occurrences, FirstAt: p.FirstAt}
+	n := notify.Notice{Alert: a, Occurrences: p.Occurrences, FirstAt: p.FirstAt, Actions: d.actions(ctx, a)}
 	ref := notify.Ref{Channel: p.Channel, TS: p.TS}
 	if err := d.n.Update(ctx, ref, n); err != nil {
 		return store.AlertOutcome{}, err
@@ -222,6 +227,15 @@ func (d *AlertDelivery) sendProblem(ctx context.Context, b store.AlertBatch) (st
 		p.RepliedAt = &b.Now
 	}
 	return store.AlertOutcome{Problem: p}, nil
+}
+
+// actions are the buttons the alert's message shows, if operators act
+// from Slack.
+func (d *AlertDelivery) actions(ctx context.Context, a notify.Alert) []notify.Action {
+	if d.cfg.Actions == nil {
+		return nil
+	}
+	return d.cfg.Actions(ctx, a)
 }
 
 // sendResolved marks the problem's first message resolved and follows it

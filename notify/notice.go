@@ -131,6 +131,10 @@ type Notice struct {
 	Resolved *Resolution
 	// Storm is set for a storm summary.
 	Storm *Storm
+	// Actions are the buttons a problem's first message shows, in bot mode
+	// with notify.slack.interactive on: those its settlement's state
+	// allows. None once it is resolved.
+	Actions []Action
 }
 
 // Resolution is when and how a problem was resolved.

@@ -174,6 +174,7 @@ func renderProblem(n Notice) Message {
 	b.section("What settle already tried", escape(tried(a)))
 	if n.Resolved == nil {
 		b.command(fixHint(a), a.Action)
+		b.actions(ActionsBlockID, strconv.FormatInt(a.SettlementID, 10), n.Actions, nil)
 	}
 	b.context(problemLine(n, true), problemLine(n, false))
 	if r := n.Resolved; r != nil {

@@ -143,13 +143,35 @@ func (b *Bot) Update(ctx context.Context, ref Ref, n Notice) error {
 	if ref.TS == "" {
 		return nil
 	}
-	m := Render(n)
+	return b.Edit(ctx, ref, Render(n))
+}
+
+// Edit rewrites the message at ref with chat.update. A message that can no
+// longer be edited (deleted, too old) is left as it is.
+func (b *Bot) Edit(ctx context.Context, ref Ref, m Message) error {
 	_, _, _, err := b.api.UpdateMessageContext(ctx, ref.Channel, ref.TS, slack.MsgOptionText(m.Text, false), slack.MsgOptionBlocks(m.blocks...))
 	var api slack.SlackErrorResponse
 	if errors.As(err, &api) && (api.Err == "message_not_found" || api.Err == "cant_update_message" || api.Err == "edit_window_closed") {
 		return nil
 	}
 	return b.secrets.classify("slack chat.update", err)
+}
+
+// PostInThread posts m in the thread of the message at thread and returns
+// where it went, so that it can be edited.
+func (b *Bot) PostInThread(ctx context.Context, thread Ref, m Message) (Ref, error) {
+	return b.post(ctx, cmp.Or(thread.Channel, b.channel), thread.TS, m)
+}
+
+// PostEphemeral shows m to user alone, in the thread of ref (or the
+// channel, when ref.TS is "").
+func (b *Bot) PostEphemeral(ctx context.Context, ref Ref, user string, m Message) error {
+	opts := []slack.MsgOption{slack.MsgOptionText(m.Text, false), slack.MsgOptionBlocks(m.blocks...)}
+	if ref.TS != "" {
+		opts = append(opts, slack.MsgOptionTS(ref.TS))
+	}
+	_, err := b.api.PostEphemeralContext(ctx, cmp.Or(ref.Channel, b.channel), user, opts...)
+	return b.secrets.classify("slack chat.postEphemeral", err)
 }
 
 // Reply implements Notifier: a reply in the thread of ref, or a message of

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/settle-dev/settle/pipeline"
+	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/store"
 )
 
@@ -17,10 +17,7 @@ import (
 // the bank refused: FAILED, with an alert.
 func failedAtPayout(t *testing.T, db *store.DB, ref string) int64 {
 	t.Helper()
-	_, created := seedSettlement(t, db, ref, 500_000, pipeline.Obligations{})
-	next := completeStep(t, db, claimStep(t, db, created.HeadStepID, time.Minute)).ID // SWEEP
-	refuse(t, db, claimStep(t, db, next, time.Minute), pipeline.RefusedAccountFrozen)
-	return created.SettlementID
+	return settletest.FailedAtPayout(t, db, ref, 500_000, accounts)
 }
 
 // request records alice's request for a command, with its dry run.

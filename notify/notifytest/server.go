@@ -1,7 +1,11 @@
 // Package notifytest is a fake Slack for tests: an incoming webhook and the
-// Web API methods chat.postMessage and chat.update, answering as Slack does
-// (ok:true JSON, 429 with Retry-After, 5xx), and recording every message it
-// accepts.
+// Web API methods chat.postMessage, chat.update and chat.postEphemeral,
+// answering as Slack does (ok:true JSON, 429 with Retry-After, 5xx), and
+// recording every message it accepts. For the Slack app's buttons it also
+// serves Socket Mode (apps.connections.open and its WebSocket, over which
+// Interact delivers clicks and settle acknowledges them), and
+// PostInteraction delivers a click to an HTTP interactivity endpoint,
+// signed as Slack signs it (interact.go).
 package notifytest
 
 import (
@@ -20,10 +24,11 @@ const ChannelID = "C0ALERTS"
 
 // Message is one message the fake accepted.
 type Message struct {
-	Method   string // "webhook", "chat.postMessage" or "chat.update"
+	Method   string // "webhook", "chat.postMessage", "chat.update" or "chat.postEphemeral"
 	Channel  string
 	TS       string // the message's own timestamp (for chat.update: the one updated)
 	ThreadTS string // set for a reply in a thread
+	User     string // chat.postEphemeral: the one user who sees it
 	Text     string
 	Blocks   string // the Block Kit JSON as sent
 }
@@ -41,6 +46,7 @@ type Server struct {
 	retry    int // Retry-After seconds sent with a 429 outage
 	refused  int // calls answered with the outage status
 	requests []string
+	socket   socketMode
 }
 
 // NewServer starts a fake Slack that accepts the bot token and the webhook
@@ -49,6 +55,7 @@ type Server struct {
 func NewServer(t testing.TB, token, hookPath string) *Server {
 	s := &Server{token: token, hook: hookPath, roots: map[string]Message{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.closeSockets)
 	t.Cleanup(s.Close)
 	return s
 }
@@ -81,8 +88,8 @@ func (s *Server) Messages() []Message {
 	return append([]Message(nil), s.accepted...)
 }
 
-// Root returns the message posted with timestamp ts as it stands after
-// every update.
+// Root returns the message posted with timestamp ts (in the channel or in
+// a thread) as it stands after every update.
 func (s *Server) Root(ts string) (Message, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -99,6 +106,10 @@ func (s *Server) Requests() []string {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == socketPath {
+		s.serveSocket(w, r)
+		return
+	}
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return
@@ -117,8 +128,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == s.hook && r.Method == http.MethodPost:
 		s.webhook(w, r)
-	case r.URL.Path == "/api/chat.postMessage" || r.URL.Path == "/api/chat.update":
+	case r.URL.Path == "/api/chat.postMessage" || r.URL.Path == "/api/chat.update" || r.URL.Path == "/api/chat.postEphemeral":
 		s.api(w, r, strings.TrimPrefix(r.URL.Path, "/api/"))
+	case r.URL.Path == "/api/apps.connections.open":
+		s.openConnection(w, r)
 	default:
 		http.Error(w, "no_service", http.StatusNotFound)
 	}
@@ -154,20 +167,31 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request, method string) {
 		Method: method, Channel: ChannelID, ThreadTS: r.PostForm.Get("thread_ts"),
 		Text: r.PostForm.Get("text"), Blocks: r.PostForm.Get("blocks"),
 	}
-	if method == "chat.update" {
+	switch method {
+	case "chat.update":
 		m.TS = r.PostForm.Get("ts")
-		if _, ok := s.roots[m.TS]; !ok {
+		was, ok := s.roots[m.TS]
+		if !ok {
 			reply(w, map[string]any{"ok": false, "error": "message_not_found"})
 			return
 		}
-	} else {
+		m.ThreadTS = was.ThreadTS
+	case "chat.postEphemeral":
+		if m.User = r.PostForm.Get("user"); m.User == "" {
+			reply(w, map[string]any{"ok": false, "error": "user_not_in_channel"})
+			return
+		}
+		s.nextTS++
+		m.TS = fmt.Sprintf("1795597200.%06d", s.nextTS)
+		s.accepted = append(s.accepted, m)
+		reply(w, map[string]any{"ok": true, "message_ts": m.TS})
+		return
+	default:
 		s.nextTS++
 		m.TS = fmt.Sprintf("1795597200.%06d", s.nextTS)
 	}
 	s.accepted = append(s.accepted, m)
-	if m.ThreadTS == "" {
-		s.roots[m.TS] = m
-	}
+	s.roots[m.TS] = m
 	reply(w, map[string]any{"ok": true, "channel": m.Channel, "ts": m.TS, "text": m.Text})
 }
 
