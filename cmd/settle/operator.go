@@ -63,6 +63,14 @@ type opFor func(cfg *config.Config) settlementOp
 // configuration.
 func withoutConfig(op settlementOp) opFor { return func(*config.Config) settlementOp { return op } }
 
+// settlementOps are settle replay, cancel and compensate, by name: the
+// commands run them, and so do the Slack buttons (slackOps).
+var settlementOps = map[string]opFor{
+	store.CommandReplay:     replayWith,
+	store.CommandCancel:     withoutConfig((*store.DB).Cancel),
+	store.CommandCompensate: withoutConfig((*store.DB).Compensate),
+}
+
 func newReplayCmd(g *globals) *cobra.Command {
 	var o opFlags
 	var since, provider string
@@ -95,7 +103,7 @@ func newReplayCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runSettlementOp(cmd, g, o, a, id, replayWith)
+			return runSettlementOp(cmd, g, o, a, id, settlementOps[store.CommandReplay])
 		},
 	}
 	o.register(cmd, true)
@@ -119,7 +127,7 @@ func newCancelCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runSettlementOp(cmd, g, o, a, id, withoutConfig((*store.DB).Cancel))
+			return runSettlementOp(cmd, g, o, a, id, settlementOps[store.CommandCancel])
 		},
 	}
 	o.register(cmd, true)
@@ -141,7 +149,7 @@ func newCompensateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runSettlementOp(cmd, g, o, a, id, withoutConfig((*store.DB).Compensate))
+			return runSettlementOp(cmd, g, o, a, id, settlementOps[store.CommandCompensate])
 		},
 	}
 	o.register(cmd, true)
@@ -194,15 +202,26 @@ func printOutcome(w io.Writer, asJSON bool, out store.Outcome) error {
 // the command.
 func wakeStep(ctx context.Context, cfg *config.Config, ref pipeline.StepRef) string {
 	opt, err := redisOpt(cfg)
-	if err == nil {
-		q := jobs.NewQueue(opt, cfg.Worker.BankTimeout+20*time.Second)
-		defer q.Close()
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		if err = q.EnqueueStep(ctx, ref); err == nil {
-			return fmt.Sprintf("step %d is queued for a worker", ref.ID)
-		}
+	if err != nil {
+		return notQueued(ref, err)
 	}
+	q := jobs.NewQueue(opt, cfg.Worker.BankTimeout+20*time.Second)
+	defer q.Close()
+	return wakeOn(ctx, q, ref)
+}
+
+// wakeOn enqueues a step an operator made READY on q and says so, or why
+// the READY relay will.
+func wakeOn(ctx context.Context, q *jobs.Queue, ref pipeline.StepRef) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := q.EnqueueStep(ctx, ref); err != nil {
+		return notQueued(ref, err)
+	}
+	return fmt.Sprintf("step %d is queued for a worker", ref.ID)
+}
+
+func notQueued(ref pipeline.StepRef, err error) string {
 	return fmt.Sprintf("step %d is READY; it could not be queued now (%v), the READY relay queues it on its next run", ref.ID, err)
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/settle-dev/settle/bank/throttle"
+	"github.com/settle-dev/settle/interact"
 	"github.com/settle-dev/settle/internal/config"
 	"github.com/settle-dev/settle/internal/crash"
 	"github.com/settle-dev/settle/jobs"
@@ -112,6 +113,10 @@ type daemon struct {
 	http      *http.Server
 	// metrics is what /metrics serves; nil when it is off.
 	metrics *web.Metrics
+	// interact handles clicks on the Slack alerts' buttons; nil when
+	// notify.slack.interactive is off. stopSocket ends Socket Mode.
+	interact   *interact.Handler
+	stopSocket func()
 }
 
 func newDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger, role string) (*daemon, error) {
@@ -167,6 +172,7 @@ func (d *daemon) build(ctx context.Context) (err error) {
 		}
 		exec.WithEvents(sink)
 	}
+	d.newInteract()
 	pollCfg, err := pollConfig(cfg, accounts)
 	if err != nil {
 		return err
@@ -198,7 +204,7 @@ func (d *daemon) build(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
-	d.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	d.http = &http.Server{Handler: d.slackRoutes(handler), ReadHeaderTimeout: 10 * time.Second}
 	return nil
 }
 
@@ -221,6 +227,7 @@ func (d *daemon) newScheduler(pollInterval time.Duration, exec *pipeline.Executo
 	}
 	alerts := jobs.NewAlertDelivery(d.db, notifier, jobs.AlertDeliveryConfig{
 		StormThreshold: n.StormThreshold, StormWindow: n.StormWindow, RepeatInterval: n.RepeatInterval,
+		Actions: d.alertActions(),
 	}, d.logger)
 	return jobs.NewScheduler(d.db, []jobs.Job{
 		{Name: "poll", Schedule: d.cfg.Poll.Schedule, Run: func(ctx context.Context, tick time.Time) (any, error) { return poll.RunOnce(ctx, tick) }},
@@ -330,7 +337,7 @@ func (d *daemon) startAttrs() []any {
 	if d.servesPages() {
 		attrs = append(attrs, "monitoring", base+"/monitoring/")
 	}
-	return attrs
+	return append(attrs, d.slackAttrs()...)
 }
 
 // runs reports whether this process's role includes part.
@@ -352,6 +359,7 @@ func (d *daemon) start() error {
 			d.logger.Error("http server stopped", "err", err)
 		}
 	}()
+	d.startSocketMode()
 	return nil
 }
 
@@ -370,6 +378,7 @@ func (d *daemon) stop(ctx context.Context) {
 	} else if d.listener != nil {
 		_ = d.listener.Close()
 	}
+	d.stopSlack(ctx)
 	if d.monitor != nil {
 		_ = d.monitor.Close()
 	}
