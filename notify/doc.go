@@ -12,8 +12,9 @@
 // Deciding what to send (a new message, an update, a follow-up, a storm
 // summary) is the delivery job's business (jobs.AlertDelivery); this package
 // renders and sends, and words the alerts settle's jobs raise (a stuck step,
-// a broken invariant, the daily summary: raise.go). It is the only package
-// that imports slack-go.
+// a broken invariant, the daily summary: raise.go), and the messages of the
+// alerts' buttons (actions.go), whose clicks the interact package handles.
+// It and interact are the only packages that import slack-go.
 package notify
 
 //go:generate go test -run ^(TestGolden|TestDocs)$ -update .

@@ -1,6 +1,7 @@
 package notify_test
 
 import (
+	"strings"
 	"time"
 
 	"github.com/settle-dev/settle/notify"
@@ -169,13 +170,92 @@ type example struct {
 	when  string // when it is sent
 	reply bool   // a follow-up (RenderReply) rather than a first message (Render)
 	n     notify.Notice
+	// msg, when set, renders a message of the Slack buttons instead of n;
+	// such a message exists in bot mode only, so it has no log line.
+	msg func() notify.Message
+}
+
+// The dry runs of a replay and a compensation of refusedAlert's
+// settlement, as settle replay and settle compensate print them.
+const (
+	replayDryRun = `dry run: settlement 42 would change as follows; nothing was changed
+  settlement 42: FAILED → RUNNING
+  step 213 (PAYOUT, seq 4): FAILED → READY, attempts reset
+  the bank refused attempt 1 (account_frozen): attempt 2 with the new key settle-s213-a2 will be sent
+`
+	compensateDryRun = `dry run: settlement 42 would change as follows; nothing was changed
+  settlement 42: FAILED → COMPENSATING; steps not done are CANCELLED
+  new step seq 101: REVERSE 15000 from ****-FEE back to ****TION (undoes step 212)
+  new step seq 102: REVERSE 800000 from ****NDER back to ****TION (undoes step 211)
+  new step seq 103: REVERSE 2000000 from ****TION back to ****4321 (undoes step 210)
+`
+	replayDone = `  settlement 42: FAILED → RUNNING
+  step 213 (PAYOUT, seq 4): FAILED → READY, attempts reset
+  the bank refused attempt 1 (account_frozen): attempt 2 with the new key settle-s213-a2 will be sent
+  step 213 is queued for a worker
+`
+)
+
+// request is the replay U0KIM asks for from refusedAlert, as its message
+// shows it.
+func request(state notify.RequestState) notify.Request {
+	return notify.Request{ID: 7, SettlementID: 42, Action: notify.ActionReplay, Requester: "U0KIM", DryRun: replayDryRun,
+		Window: 15 * time.Minute, ExpiresAt: t0.Add(2*time.Hour + 15*time.Minute), State: state}
+}
+
+// interactive are the messages of the Slack buttons: an alert with them,
+// what each click answers, and a request from asking to done.
+func interactive(refused notify.Alert) []example {
+	done := request(notify.RequestApplied)
+	done.Approver, done.Outcome = "U0LEE", replayDone
+	changed := request(notify.RequestChanged)
+	changed.Outcome = "settlement 42 changed since request 7 by slack:T0123ABCD/U0KIM: the dry run now differs from the one the request showed; " +
+		"nothing was run: request it again for a new dry run"
+	changed.Now = strings.Replace(replayDryRun, "  the bank refused",
+		"  step 213 (PAYOUT, seq 4): to payout ****7890 → ****2468\n  the bank refused", 1)
+	expired := request(notify.RequestExpired)
+	expired.Outcome = "request 7 by slack:T0123ABCD/U0KIM expired at 2026-11-25 11:15:00 UTC, 15m0s after it was made " +
+		"(by the database's clock): nothing was run; request it again"
+	buttons := []notify.Action{notify.ActionDryRun, notify.ActionReplay, notify.ActionCompensate, notify.ActionAcknowledge}
+	return []example{
+		{name: "interactive_alert", title: "Settlement failed, with buttons (bot mode, `notify.slack.interactive`)",
+			when: "With `notify.slack.interactive` on, a failed settlement's alert offers *Dry run*, a *Request* button for each of replay, cancel and compensate that its state allows " +
+				"(each one's dry run passes; here the payout failed after money moved, so cancel is not offered), and *Acknowledge*. The buttons are worked out again each time the message is rewritten, and go once it is resolved.",
+			msg: func() notify.Message {
+				return notify.Render(notify.Notice{Alert: refused, Occurrences: 1, FirstAt: refused.CreatedAt, Actions: buttons})
+			}},
+		{name: "interactive_dry_run", title: "Dry run", reply: true,
+			when: "*Dry run* (any listed user, a viewer too) posts in the alert's thread exactly what `settle replay --dry-run` (and `settle compensate --dry-run`, …) prints for the commands the alert offers. Nothing changes; the click is audited.",
+			msg: func() notify.Message {
+				return notify.RenderDryRuns("U0PARK", []notify.DryRun{
+					{Command: "settle replay 42 --dry-run", Output: replayDryRun},
+					{Command: "settle compensate 42 --dry-run", Output: compensateDryRun}})
+			}},
+		{name: "interactive_request", title: "Request, waiting for approval", reply: true,
+			when: "*Request replay* (an operator or approver) records the request with its dry run and posts it in the alert's thread. It runs only when a different user with the approver role clicks *Approve* (Slack asks them to confirm) within `notify.slack.interactive.approval_window`, by the database's clock.",
+			msg:  func() notify.Message { return notify.RenderRequest(request(notify.RequestPending)) }},
+		{name: "interactive_own_approval", title: "The requester's own approval, refused", reply: true,
+			when: "Shown only to whoever clicked: the requester clicking *Approve*, anyone not in `notify.slack.interactive.users`, or a role that may not do what was clicked (a viewer requesting, an operator approving). Nothing changes; the click is audited as refused.",
+			msg: func() notify.Message {
+				return notify.RenderNote(nil, "Refused, nothing was run: request 7 was made by slack:T0123ABCD/U0KIM, who cannot approve it: a second operator must (four eyes)")
+			}},
+		{name: "interactive_done", title: "Request approved and done", reply: true,
+			when: "A second approver approved: the replay ran through the same store operation as `settle replay`, in the transaction that approved the request, and its step was queued. The request's message is rewritten with what the command printed; a reply in the thread tells the requester. The alert resolves, as ever, when the settlement does.",
+			msg:  func() notify.Message { return notify.RenderRequest(done) }},
+		{name: "interactive_changed", title: "Settlement changed since the request", reply: true,
+			when: "The approval found the settlement no longer as the request's dry run did (here the customer's payout account was changed meanwhile): nothing ran, the request is closed, its message shows the dry run as it is now, and the thread tells both operators why. Ask again to approve the new dry run.",
+			msg:  func() notify.Message { return notify.RenderRequest(changed) }},
+		{name: "interactive_expired", title: "Request expired", reply: true,
+			when: "An approval after the window runs nothing: the approver is told, the request is closed and its message says so.",
+			msg:  func() notify.Message { return notify.RenderRequest(expired) }},
+	}
 }
 
 func examples() []example {
 	refused := refusedAlert()
 	repeated := refusedAlert()
 	repeated.ID, repeated.CreatedAt = 19, t0.Add(40*time.Minute)
-	return []example{
+	out := []example{
 		{name: "failed_refused", title: "Settlement failed: refused by the bank",
 			when: "A bank refused a transfer for good (frozen, closed or unknown account, holder name mismatch, insufficient funds). The settlement is FAILED and waits for an operator. " +
 				"When the refused account is one of the engine's (a SWEEP, REPAY, HOLD or FEE) the fix says to put it right at the bank or, if the configuration names the wrong account, " +
@@ -215,9 +295,13 @@ func examples() []example {
 			when: "More alerts of a storm came: bot mode rewrites the summary and replies in its thread, webhook mode posts this line, at most once per `notify.repeat_interval`.",
 			n:    notify.Notice{Storm: storm(320, 480)}},
 	}
+	return append(out, interactive(refused)...)
 }
 
 func (e example) render() notify.Message {
+	if e.msg != nil {
+		return e.msg()
+	}
 	if e.reply {
 		return notify.RenderReply(e.n)
 	}

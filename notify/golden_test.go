@@ -29,7 +29,9 @@ func TestGolden(t *testing.T) {
 			m := e.render()
 			golden(t, e.name+".json.golden", prettyJSON(t, m))
 			golden(t, e.name+".txt.golden", []byte(m.Text+"\n"))
-			golden(t, e.name+".log.golden", logLine(t, e))
+			if e.msg == nil {
+				golden(t, e.name+".log.golden", logLine(t, e))
+			}
 		})
 	}
 }
@@ -121,22 +123,30 @@ func buildDocs(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var data []docExample
+	var data, buttons []docExample
 	for _, e := range examples() {
 		read := func(ext string) string {
+			if e.msg != nil && ext == ".log.golden" {
+				return ""
+			}
 			b, err := os.ReadFile(filepath.Join("testdata", e.name+ext))
 			if err != nil {
 				t.Fatal(err)
 			}
 			return strings.TrimRight(string(b), "\n")
 		}
-		data = append(data, docExample{
+		d := docExample{
 			Name: e.name, Title: e.title, When: e.when,
 			Text: read(".txt.golden"), JSON: read(".json.golden"), Log: read(".log.golden"),
-		})
+		}
+		if e.msg != nil {
+			buttons = append(buttons, d)
+		} else {
+			data = append(data, d)
+		}
 	}
 	var buf bytes.Buffer
-	if err := tmpl.Execute(&buf, map[string]any{"Examples": data}); err != nil {
+	if err := tmpl.Execute(&buf, map[string]any{"Examples": data, "Buttons": buttons}); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

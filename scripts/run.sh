@@ -9,7 +9,8 @@
 #
 # Ports: the daemon on 127.0.0.1:8080, the sandbox bank on 127.0.0.1:8181 and the demo lender
 # app on 127.0.0.1:8282, as in configs/demo.yaml. Override with SETTLE_HTTP_ADDR,
-# SETTLE_DEV_BANK_ADDR and SETTLE_DEV_LENDER_ADDR.
+# SETTLE_DEV_BANK_ADDR and SETTLE_DEV_LENDER_ADDR. SETTLE_DEV_CONFIG replaces configs/demo.yaml
+# (for example with a copy that adds a real Slack workspace, docs/slack-app.md).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -83,7 +84,9 @@ exited() {
 log "building bin/settle"
 go build -o bin/settle ./cmd/settle
 
-export SETTLE_CONFIG="$ROOT/configs/demo.yaml"
+# SETTLE_DEV_CONFIG names another demo configuration, such as a copy of configs/demo.yaml with a
+# Slack app's keys (docs/slack-app.md); its providers and ports must stay the demo's.
+export SETTLE_CONFIG="${SETTLE_DEV_CONFIG:-$ROOT/configs/demo.yaml}"
 export SETTLE_HTTP_ADDR="$HTTP_ADDR"
 export SETTLE_PROVIDERS_SANDBOX_BASE_URL="http://$BANK_ADDR"
 export SETTLE_NOTIFY_CUSTOMER_WEBHOOK_URL="http://$LENDER_ADDR/events"
