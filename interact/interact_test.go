@@ -1,16 +1,13 @@
 package interact_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,24 +39,6 @@ const (
 
 var accounts = pipeline.Accounts{Collection: "COL", Lender: "LEND", Holding: "HOLD", Fee: "FEE"}
 
-// syncBuffer is a log sink safe for the handler's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // fixture is a FAILED settlement whose alert the bot posted with its
 // buttons to a fake Slack, and the handler behind an HTTP interactivity
 // endpoint.
@@ -68,7 +47,7 @@ type fixture struct {
 	slack    *notifytest.Server
 	h        *interact.Handler
 	endpoint string
-	logs     *syncBuffer
+	logs     *testenv.LogBuffer
 	id       int64
 	alert    notifytest.Message
 	woken    chan pipeline.StepRef
@@ -77,15 +56,8 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, testenv.PostgresURL(t), store.Options{MaxOpenConns: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{db: db, logs: &syncBuffer{}, woken: make(chan pipeline.StepRef, 10)}
+	db := settletest.NewDB(t, 8)
+	f := &fixture{db: db, logs: &testenv.LogBuffer{}, woken: make(chan pipeline.StepRef, 10)}
 	f.id = settletest.FailedAtPayout(t, db, "c1", 500_000, accounts)
 	f.slack = notifytest.NewServer(t, botToken, "/services/T0/B0/CANARYhook")
 	f.slack.AcceptAppToken(appToken)

@@ -20,6 +20,17 @@ func failedAtPayout(t *testing.T, db *store.DB, ref string) int64 {
 	return settletest.FailedAtPayout(t, db, ref, 500_000, accounts)
 }
 
+// requested is a FAILED settlement and alice's request for a command on
+// it (replay, cancel or compensate).
+func requested(t *testing.T, action string) (*store.DB, int64, store.Request) {
+	t.Helper()
+	db := newDB(t)
+	id := failedAtPayout(t, db, "c1")
+	ops := map[string]func(context.Context, int64, store.Audit, bool) (store.Outcome, error){
+		"replay": replayer(db), "cancel": db.Cancel, "compensate": db.Compensate}
+	return db, id, request(t, db, id, action, ops[action])
+}
+
 // request records alice's request for a command, with its dry run.
 func request(t *testing.T, db *store.DB, id int64, action string, op func(context.Context, int64, store.Audit, bool) (store.Outcome, error)) store.Request {
 	t.Helper()
@@ -129,10 +140,8 @@ func TestApprovalRunsTheCommandOnceWithFourEyes(t *testing.T) {
 // closes the request EXPIRED.
 func TestApprovalAfterTheWindowIsRefused(t *testing.T) {
 	t.Parallel()
-	db := newDB(t)
+	db, id, r := requested(t, "replay")
 	ctx := context.Background()
-	id := failedAtPayout(t, db, "c1")
-	r := request(t, db, id, "replay", replayer(db))
 	if _, err := db.SQL().Exec(`UPDATE approval_requests SET created_at = created_at - interval '20 minutes',
 		expires_at = expires_at - interval '20 minutes' WHERE id = $1`, r.ID); err != nil {
 		t.Fatal(err)
@@ -162,10 +171,8 @@ func TestApprovalAfterTheWindowIsRefused(t *testing.T) {
 // replay would still run, to another account), or someone else replayed it.
 func TestApprovalAfterTheSettlementChangedIsRefused(t *testing.T) {
 	t.Parallel()
-	db := newDB(t)
+	db, id, r := requested(t, "replay")
 	ctx := context.Background()
-	id := failedAtPayout(t, db, "c1")
-	r := request(t, db, id, "replay", replayer(db))
 	if _, err := db.UpdateCustomer(ctx, "c1", store.CustomerPatch{PayoutAccount: new("OWN-NEW-c1")},
 		store.Audit{Actor: "ops", Command: "customers update", Reason: "new account"}); err != nil {
 		t.Fatal(err)
@@ -193,10 +200,8 @@ func TestApprovalAfterTheSettlementChangedIsRefused(t *testing.T) {
 // back; its approval still finds the settlement unchanged and runs it.
 func TestApprovedCompensationRuns(t *testing.T) {
 	t.Parallel()
-	db := newDB(t)
+	db, id, r := requested(t, "compensate")
 	ctx := context.Background()
-	id := failedAtPayout(t, db, "c1")
-	r := request(t, db, id, "compensate", db.Compensate)
 	out, err := db.Compensate(ctx, id, approval(r, "slack:T1/UBOB", "b1"), false)
 	if err != nil || out.Enqueue.ID == 0 || out.Text() == "" {
 		t.Fatalf("approved compensation: %+v %v", out, err)

@@ -3,12 +3,11 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/settle-dev/settle/internal/testenv"
+	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
 )
@@ -18,16 +17,7 @@ var benchObligations = pipeline.Obligations{Outstanding: 1_250_000, Hold: 100_00
 
 func benchDB(b *testing.B, conns int) *store.DB {
 	b.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, testenv.PostgresURL(b), store.Options{MaxOpenConns: conns})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
-		b.Fatal(err)
-	}
-	return db
+	return settletest.NewDB(b, conns)
 }
 
 // benchTargets creates n customers and returns them as the poller sees them.

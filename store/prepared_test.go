@@ -4,11 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
@@ -23,16 +23,8 @@ import (
 // pool to the same database for what an administrator does to it.
 func openWithAdmin(t *testing.T, conns int) (*store.DB, *sql.DB) {
 	t.Helper()
-	ctx := context.Background()
 	url := testenv.PostgresURL(t)
-	db, err := store.Open(ctx, url, store.Options{MaxOpenConns: conns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	db := settletest.OpenDB(t, url, conns)
 	admin, err := sql.Open("postgres", url)
 	if err != nil {
 		t.Fatal(err)

@@ -159,11 +159,30 @@ func (e *env) seeder(n int) *demo.Seeder {
 // paidCustomer seeds one customer and pays them amount at the bank.
 func (e *env) paidCustomer(t *testing.T, amount int64) demo.Customer {
 	t.Helper()
+	return e.paidCustomerWith(t, amount, "")
+}
+
+// frozenPayoutCustomer is paidCustomer whose payout account the bank froze
+// before the salary came: the settlement fails at its PAYOUT.
+func (e *env) frozenPayoutCustomer(t *testing.T, amount int64) demo.Customer {
+	t.Helper()
+	return e.paidCustomerWith(t, amount, banksim.StateFrozen)
+}
+
+// paidCustomerWith is paidCustomer with the payout account in state at the
+// bank ("" leaves it active).
+func (e *env) paidCustomerWith(t *testing.T, amount int64, state banksim.AccountState) demo.Customer {
+	t.Helper()
 	ctx := context.Background()
 	s := e.seeder(1)
 	cs, err := s.Seed(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if state != "" {
+		if _, err := e.bank.SetState(ctx, cs[0].Payout, state, ""); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := s.Pay(ctx, cs[0], amount); err != nil {
 		t.Fatal(err)

@@ -42,18 +42,7 @@ func TestOperatorFixesAFrozenPayoutAndReplays(t *testing.T) {
 	e := newEnv(t)
 	clearSettleEnv(t)
 	ctx := context.Background()
-	s := e.seeder(1)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := cs[0]
-	if _, err := e.bank.SetState(ctx, c.Payout, banksim.StateFrozen, ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Pay(ctx, c, 3_000_000); err != nil {
-		t.Fatal(err)
-	}
+	c := e.frozenPayoutCustomer(t, 3_000_000)
 	e.startDaemon(t)
 	e.waitSettled(t, map[string]int64{"FAILED": 1})
 	id := settlementID(t, e)

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,24 +23,6 @@ const (
 	slackAppToken = "xapp-1-CANARY-e2e-app"
 	slackTeam     = "T0SETTLE"
 )
-
-// lockedBuffer is the daemon's log, written by its goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // waitMessage waits for a message the fake Slack accepted that match
 // accepts, and returns the latest version of it.
@@ -73,25 +53,14 @@ func waitMessage(t *testing.T, s *notifytest.Server, what string, match func(not
 func TestOperatorReplaysFromSlackWithASecondApproval(t *testing.T) {
 	slack := notifytest.NewServer(t, slackBotToken, "/services/T0/B0/CANARYhook")
 	slack.AcceptAppToken(slackAppToken)
-	logs := &lockedBuffer{}
+	logs := &syncBuffer{}
 	e := newEnvOpts(t, envOpts{log: logs, notify: fmt.Sprintf(`, slack: {bot_token: %q, channel: "#settle-alerts", api_url: %q,
     interactive: {mode: socket, app_token: %q, team_id: %s, approval_window: 15m,
       users: [{id: UALICE, role: approver, name: Alice}, {id: UBOB, role: approver}]}}`,
 		slackBotToken, slack.APIURL(), slackAppToken, slackTeam)})
 	clearSettleEnv(t)
 	ctx := context.Background()
-	s := e.seeder(1)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := cs[0]
-	if _, err := e.bank.SetState(ctx, c.Payout, banksim.StateFrozen, ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Pay(ctx, c, 3_000_000); err != nil {
-		t.Fatal(err)
-	}
+	c := e.frozenPayoutCustomer(t, 3_000_000)
 	e.startDaemon(t)
 	e.waitSettled(t, map[string]int64{"FAILED": 1})
 	id := settlementID(t, e)

@@ -1,6 +1,7 @@
 // Package settletest holds checks that several test suites make of a whole
 // installation: the money invariants in the database and the sandbox bank's
-// journal against the engine's records.
+// journal against the engine's records; and what they start from: a
+// migrated store of their own (NewDB), a failed settlement (FailedAtPayout).
 package settletest
 
 import (
