@@ -169,21 +169,32 @@ func (h *Handler) Actions(ctx context.Context, a notify.Alert) []notify.Action {
 	if a.Kind != notify.KindSettlementFailed || a.SettlementID == 0 {
 		return nil
 	}
-	out := append([]notify.Action{notify.ActionDryRun}, h.allowed(ctx, a.SettlementID)...)
+	out := []notify.Action{notify.ActionDryRun}
+	for _, r := range h.dryRuns(ctx, a.SettlementID, store.Audit{Actor: "settle", Reason: "which buttons the alert shows"}) {
+		if r.err == nil {
+			out = append(out, r.action)
+		}
+	}
 	return append(out, notify.ActionAcknowledge)
 }
 
-// allowed are the commands whose dry run on the settlement passes.
-func (h *Handler) allowed(ctx context.Context, id int64) []notify.Action {
-	var out []notify.Action
+// dryRun is one command's dry run on a settlement.
+type dryRun struct {
+	action notify.Action
+	out    store.Outcome
+	err    error // nil when the settlement's state allows the command
+}
+
+// dryRuns runs the dry run of each command a request may ask for, as who
+// a names.
+func (h *Handler) dryRuns(ctx context.Context, id int64, a store.Audit) []dryRun {
+	var out []dryRun
 	for _, act := range requestable {
-		op, ok := h.cfg.Ops[act]
-		if !ok {
-			continue
-		}
-		a := store.Audit{Actor: "settle", Command: string(act), Reason: "which buttons the alert shows"}
-		if _, err := op(ctx, id, a, true); err == nil {
-			out = append(out, act)
+		if op, ok := h.cfg.Ops[act]; ok {
+			a.Command = string(act)
+			r := dryRun{action: act}
+			r.out, r.err = op(ctx, id, a, true)
+			out = append(out, r)
 		}
 	}
 	return out
@@ -396,14 +407,15 @@ func commandLine(act notify.Action, id int64, dryRun bool) string {
 // dryRun posts, in the alert's thread, the dry run of each command its
 // settlement allows (of a replay when it allows none), as the CLI prints it.
 func (h *Handler) dryRun(ctx context.Context, c click, a store.Audit, subject string, id int64) {
-	acts := h.allowed(ctx, id)
-	if len(acts) == 0 {
-		acts = []notify.Action{notify.ActionReplay}
-	}
+	all := h.dryRuns(ctx, id, store.Audit{Actor: c.actor, Reason: a.Reason})
 	var runs []notify.DryRun
-	for _, act := range acts {
-		out, err := h.cfg.Ops[act](ctx, id, store.Audit{Actor: c.actor, Command: string(act), Reason: a.Reason}, true)
-		runs = append(runs, notify.DryRun{Command: commandLine(act, id, true), Output: report(out, err)})
+	for _, r := range all {
+		if r.err == nil {
+			runs = append(runs, notify.DryRun{Command: commandLine(r.action, id, true), Output: report(r.out, r.err)})
+		}
+	}
+	if len(runs) == 0 && len(all) > 0 { // none allowed: why a replay is not
+		runs = append(runs, notify.DryRun{Command: commandLine(all[0].action, id, true), Output: report(all[0].out, all[0].err)})
 	}
 	if !h.record(ctx, c, a, subject, nil) {
 		return
