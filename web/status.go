@@ -195,7 +195,7 @@ type stuckRow struct {
 	Attempts                              int
 }
 
-type providerRow struct{ Name, State, Level string }
+type providerRow struct{ Name, State, Level, Note string }
 
 func (p *page) view(ctx context.Context, st store.Status, readErr error) pageView {
 	v := pageView{CSS: template.CSS(pageCSS), Zone: p.loc.String(), Dashboard: p.dashboard, ShowNames: p.cfg.ShowCustomerNames}
@@ -275,19 +275,25 @@ func (p *page) providers() []providerRow {
 	}
 	var out []providerRow
 	for _, h := range p.cfg.Providers() {
-		out = append(out, providerRow{Name: h.Name, State: h.State, Level: providerLevel(h.State)})
+		word, level, note := providerWord(h.State)
+		out = append(out, providerRow{Name: h.Name, State: word, Level: level, Note: note})
 	}
 	return out
 }
 
-func providerLevel(state string) string {
+// providerWord says what a provider's circuit-breaker state means for
+// payouts, in the word the page shows: "closed" is a healthy breaker, and
+// would read as "the bank is closed".
+func providerWord(state string) (word, level, note string) {
 	switch strings.ToLower(state) {
 	case "closed", "ok", "healthy", "up":
-		return levelOK
+		return "healthy", levelOK, ""
 	case "half-open", "half_open", "degraded":
-		return levelWarn
+		return "degraded", levelWarn, "a few calls probe whether the bank has recovered"
+	case "open", "paused":
+		return "paused", levelBad, "calls to the bank are held until the cool-down ends"
 	default:
-		return levelBad
+		return state, levelBad, "unknown state"
 	}
 }
 
