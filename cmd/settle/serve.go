@@ -189,7 +189,7 @@ func (d *daemon) build(ctx context.Context) (err error) {
 		}
 	}
 	if d.runs(roleWeb) {
-		d.monitor = asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: redis, ReadOnly: true})
+		d.monitor = asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: redis, ReadOnly: true, PrometheusAddress: cfg.HTTP.PrometheusURL})
 	}
 	if d.listener, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr %s: %w: pick a free address", cfg.HTTP.Addr, err)

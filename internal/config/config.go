@@ -108,6 +108,9 @@ type HTTPConfig struct {
 	Password    Secret `koanf:"password"`     // at least 16 characters; a secret
 	Token       Secret `koanf:"token"`        // bearer token, at least 16 characters; a secret
 	MetricsOpen bool   `koanf:"metrics_open"` // serve /metrics without credentials; default false
+	// PrometheusURL is a Prometheus that scrapes settle; when set, the
+	// dashboard at /monitoring charts the queues' history from it.
+	PrometheusURL string `koanf:"prometheus_url"` // http(s)://host[:port][/path]; default none
 }
 
 // LogConfig is the daemon's logging.

@@ -522,3 +522,30 @@ func TestInTimeZone(t *testing.T) {
 		t.Fatalf("default reconcile.schedule fires at %s after %s, want 00:30 in Seoul (15:30 UTC)", next, from)
 	}
 }
+
+// http.prometheus_url takes an http(s) URL without credentials, query or
+// fragment, from the file or SETTLE_HTTP_PROMETHEUS_URL.
+func TestPrometheusURL(t *testing.T) {
+	cfg, err := load(t, valid+"http: {prometheus_url: \"http://prometheus:9090\"}\n")
+	if err != nil || cfg.HTTP.PrometheusURL != "http://prometheus:9090" {
+		t.Fatalf("a good URL: %v, %+v", err, cfg)
+	}
+	cfg, err = load(t, valid, "SETTLE_HTTP_PROMETHEUS_URL=https://prom.internal/prometheus")
+	if err != nil || cfg.HTTP.PrometheusURL != "https://prom.internal/prometheus" {
+		t.Fatalf("from the environment: %v", err)
+	}
+	for bad, want := range map[string]string{
+		"prometheus:9090":                      "must be an http or https URL",
+		"ftp://prometheus:9090":                "must be an http or https URL",
+		"http://admin:hunter2@prometheus:9090": "must not carry credentials",
+		"http://prometheus:9090/?query=up":     "no query or fragment",
+	} {
+		_, err := load(t, valid+"http: {prometheus_url: \""+bad+"\"}\n")
+		if err == nil || !strings.Contains(err.Error(), "http.prometheus_url") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", bad, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("the error shows the password: %v", err)
+		}
+	}
+}

@@ -60,6 +60,7 @@ func (c *Config) validate() []error {
 		p.add("http.addr %q: must be host:port, such as 127.0.0.1:8080", c.HTTP.Addr)
 	}
 	c.HTTP.validateAuth(&p)
+	c.HTTP.validatePrometheus(&p)
 	p.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	p.oneOf("log.format", c.Log.Format, "text", "json")
 	if !currencyCode.MatchString(c.Currency) {
@@ -114,6 +115,21 @@ func (d *DatabaseConfig) validate(p *problems) {
 func (p *problems) within(key string, d, lo, hi time.Duration) {
 	if d < lo || d > hi {
 		p.add("%s %s: must be from %s to %s", key, d, lo, hi)
+	}
+}
+
+func (h *HTTPConfig) validatePrometheus(p *problems) {
+	if h.PrometheusURL == "" {
+		return
+	}
+	u, err := url.Parse(h.PrometheusURL)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		p.add("http.prometheus_url: must be an http or https URL of a Prometheus server, such as http://prometheus:9090")
+	case u.User != nil:
+		p.add("http.prometheus_url: must not carry credentials (the dashboard's queries would show them); reach Prometheus over a private network")
+	case u.RawQuery != "" || u.Fragment != "":
+		p.add("http.prometheus_url %q: no query or fragment: the dashboard appends /api/v1/query_range", h.PrometheusURL)
 	}
 }
 
