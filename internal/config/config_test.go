@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/settle-dev/settle/jobs/cronspec"
 )
 
 // The secrets used by the tests; none may appear in an error or a printout.
@@ -513,7 +515,7 @@ func TestInTimeZone(t *testing.T) {
 			t.Errorf("InTimeZone(%q) = %q, want %q", spec, got, want)
 		}
 	}
-	sched, err := cronParser.Parse(c.InTimeZone(defaults().Reconcile.Schedule))
+	sched, err := cronspec.Parse(c.InTimeZone(defaults().Reconcile.Schedule))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/robfig/cron/v3"
+	"github.com/settle-dev/settle/jobs/cronspec"
 )
 
 // Validate reports every value that is missing or not allowed, one per line.
@@ -307,30 +307,11 @@ func (p *problems) upTo(key string, d, most time.Duration) {
 	}
 }
 
-// cronParser parses schedules as the jobs package runs them: five fields, an
-// optional leading seconds field, or a descriptor such as "@every 10s".
-var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
-// schedule adds a problem unless spec is a schedule cronParser accepts.
+// schedule adds a problem unless spec is a schedule the scheduler runs.
 func (p *problems) schedule(key, spec string) {
-	if err := parseSchedule(spec); err != nil {
+	if err := cronspec.Check(spec); err != nil {
 		p.add("%s %q: %v; use a cron spec such as \"*/10 * * * * *\" or \"@every 10s\"", key, spec, err)
 	}
-}
-
-func parseSchedule(spec string) (err error) {
-	defer func() {
-		if recover() != nil { // cron v3 panics on some malformed TZ= prefixes
-			err = errors.New("not a valid schedule")
-		}
-	}()
-	if every, ok := strings.CutPrefix(spec, "@every "); ok {
-		if d, err := time.ParseDuration(strings.TrimSpace(every)); err == nil && d < time.Second {
-			return errors.New("the interval must be at least 1s")
-		}
-	}
-	_, err = cronParser.Parse(spec)
-	return err
 }
 
 func (c *Config) validateProviders(p *problems) {
