@@ -71,7 +71,7 @@ func TestKeyReusedWithOtherContentHaltsTheStep(t *testing.T) {
 			f := newFixtureOn(t, pipeline.ExecutorConfig{}, dialect)
 			ctx := context.Background()
 			c := f.payday(t, 2_000_000)
-			head, _ := f.queue.pop()
+			head, _ := f.queue.Pop()
 			key := pipeline.AttemptKey(head, 1)
 			// Someone else used the step's first key for another transfer, one
 			// the bank refused (more than the VA holds): the bank remembers it.
@@ -143,7 +143,7 @@ func TestKeyPastItsRetentionIsNotSentAgain(t *testing.T) {
 				KeyRetention: map[string]time.Duration{"sandbox": time.Millisecond}}, dialect)
 			ctx := context.Background()
 			f.payday(t, 2_000_000)
-			head, _ := f.queue.pop()
+			head, _ := f.queue.Pop()
 			key := pipeline.AttemptKey(head, 1)
 			if err := f.bank.SetFaults(ctx, banksim.Faults{TimeoutAfterApplyRate: 1}); err != nil {
 				t.Fatal(err)
@@ -204,7 +204,7 @@ func TestOutOfOrderDeliveryIsRefused(t *testing.T) {
 	f := newFixture(t, pipeline.ExecutorConfig{})
 	ctx := context.Background()
 	f.payday(t, 2_000_000)
-	head, _ := f.queue.pop()
+	head, _ := f.queue.Pop()
 	d := settlement(t, f.db)
 	for _, s := range d.Steps[1:] {
 		if err := f.exec.Run(ctx, s.ID); err != nil {
@@ -222,7 +222,7 @@ func TestOutOfOrderDeliveryIsRefused(t *testing.T) {
 	if err := f.exec.Run(ctx, head); err != nil {
 		t.Fatal(err)
 	}
-	f.queue.pop()
+	f.queue.Pop()
 	if err := f.exec.Run(ctx, d.Steps[2].ID); err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestEnqueueFailedAfterCommitIsRelayed(t *testing.T) {
 	f := newFixture(t, pipeline.ExecutorConfig{})
 	ctx := context.Background()
 	f.payday(t, 2_000_000)
-	head, _ := f.queue.pop()
+	head, _ := f.queue.Pop()
 	adapter, _ := dialectAdapter(t, "rest", f.bankURL)
 	lossy := pipeline.NewExecutor(f.db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), failingQueue{}, pipeline.ExecutorConfig{},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))

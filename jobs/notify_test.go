@@ -139,7 +139,7 @@ func (f *fixture) pumpUntil(t *testing.T, what string, cond func([]store.Settlem
 		if time.Now().After(deadline) {
 			t.Fatalf("not %s within 30s: %s", what, describe(all))
 		}
-		id, ok := f.queue.pop()
+		id, ok := f.queue.Pop()
 		if !ok {
 			t.Fatalf("queue empty and not %s: %s", what, describe(all))
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/settle-dev/settle/bank"
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
 )
@@ -41,7 +42,7 @@ func TestExecutorObserverHearsEveryRun(t *testing.T) {
 	if _, err := f.bank.SetState(ctx, c.Payout, banksim.StateFrozen, ""); err != nil {
 		t.Fatal(err)
 	}
-	head, _ := f.queue.pop()
+	head, _ := f.queue.Pop()
 	_ = f.queue.EnqueueStep(ctx, pipeline.StepRef{ID: head})
 	_ = f.queue.EnqueueStep(ctx, pipeline.StepRef{ID: head}) // a duplicate delivery: claims nothing
 	f.drain(t)
@@ -75,7 +76,7 @@ func TestPollReportsEachCycle(t *testing.T) {
 		err  error
 	}
 	var cycles []cycle
-	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &memQueue{}, jobs.PollConfig{
+	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &settletest.Queue{}, jobs.PollConfig{
 		Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
 		OnCycle: func(took time.Duration, res jobs.PollResult, err error) {
 			cycles = append(cycles, cycle{took, res, err})

@@ -56,7 +56,7 @@ func TestSweepAlertsAStuckStepOnceAndResolvesIt(t *testing.T) {
 	slack, delivery := slackFor(t, f.db)
 	ctx := context.Background()
 	f.payday(t, 2_000_000)
-	head, _ := f.queue.pop()
+	head, _ := f.queue.Pop()
 	if err := f.bank.SetFaults(ctx, banksim.Faults{TimeoutAfterApplyRate: 1}); err != nil {
 		t.Fatal(err)
 	}

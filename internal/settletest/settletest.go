@@ -1,6 +1,9 @@
-// Package settletest holds checks that several test suites make of a whole
-// installation: the money invariants in the database and the sandbox bank's
-// journal against the engine's records.
+// Package settletest holds what several test suites share about a whole
+// installation: the checks of the money invariants in the database and of
+// the sandbox bank's journal against the engine's records, and Queue, the
+// edge fake of the Asynq queue with which tests drive the executor one
+// delivery at a time. It is test support: no package of the settle binary
+// imports it (internal/archtest checks that).
 package settletest
 
 import (
