@@ -58,11 +58,13 @@ bench: ## payday benchmark on its own durable PostgreSQL and Redis, JSON on stdo
 	go build -o bin/settle ./cmd/settle; \
 	bin/settle bench $(BENCH_FLAGS)
 
-lint: ## gofmt check, go vet and staticcheck
+lint: ## gofmt check, go vet, staticcheck and the import rules (internal/archtest); needs no service
+	@command -v go >/dev/null 2>&1 || { echo 'go not found: install Go 1.26 (e.g. in /usr/local/go)' >&2; exit 1; }
 	@unformatted="$$(find . \( -path ./.dev -o -path ./.git -o -path ./bin \) -prune -o -name '*.go' -print | xargs -r gofmt -l)"; \
 	if [ -n "$$unformatted" ]; then echo "not gofmt-ed (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	go test -count=1 ./internal/archtest/
 
 env-down: ## stop the PostgreSQL and Redis that run and test started
 	$(DEVENV) down run
