@@ -29,8 +29,8 @@ type MigrationCandidate struct {
 	Currency string `db:"currency"`
 	// OpenSettlement is the customer's open settlement (0 if none) and
 	// OpenStatus its status.
-	OpenSettlement int64  `db:"open_id"`
-	OpenStatus     string `db:"open_status"`
+	OpenSettlement int64                     `db:"open_id"`
+	OpenStatus     pipeline.SettlementStatus `db:"open_status"`
 }
 
 // MigrateRequest moves customers' provider route to To, in a batch.
@@ -226,7 +226,7 @@ func (db *DB) skipCustomer(ctx context.Context, req MigrateRequest, out *Migrate
 	return nil
 }
 
-func openReason(id int64, status string) string {
+func openReason(id int64, status pipeline.SettlementStatus) string {
 	return fmt.Sprintf("settlement %d is %s: the customer moves in a later batch, once it has ended", id, status)
 }
 
@@ -251,8 +251,8 @@ func (db *DB) moveCustomer(ctx context.Context, req MigrateRequest, c MigrationC
 			return &errSkip{fmt.Sprintf("already routed to %s", req.To), ErrNothingToDo}
 		}
 		var open struct {
-			ID     int64  `db:"id"`
-			Status string `db:"status"`
+			ID     int64                     `db:"id"`
+			Status pipeline.SettlementStatus `db:"status"`
 		}
 		err = tx.GetContext(ctx, &open, `
 			SELECT id, status FROM settlements WHERE customer_id = $1 AND status IN ('RUNNING', 'FAILED', 'COMPENSATING') LIMIT 1`, c.ID)

@@ -77,7 +77,7 @@ func TestCreateSettlementWritesStepsAndDeposit(t *testing.T) {
 	}
 	var got []string
 	for _, s := range d.Steps {
-		got = append(got, s.Kind+":"+s.Status)
+		got = append(got, string(s.Kind)+":"+string(s.Status))
 	}
 	want := "SWEEP:READY REPAY:PENDING FEE:PENDING PAYOUT:PENDING NOTIFY:PENDING"
 	if strings.Join(got, " ") != want {
