@@ -375,12 +375,12 @@ type route struct {
 func reroute(ctx context.Context, tx *sqlx.Tx, s settlementState, failed stepState,
 	accounts map[string]pipeline.Accounts) ([]route, error) {
 	var at struct {
-		Provider string `db:"provider"`
-		VA       string `db:"number"`
-		Account  string `db:"payout_account"`
-		Holder   string `db:"payout_holder_name"`
-		Status   string `db:"status"`
-		Ref      string `db:"external_ref"`
+		Provider string         `db:"provider"`
+		VA       string         `db:"number"`
+		Account  string         `db:"payout_account"`
+		Holder   string         `db:"payout_holder_name"`
+		Status   CustomerStatus `db:"status"`
+		Ref      string         `db:"external_ref"`
 	}
 	if err := tx.GetContext(ctx, &at, `
 		SELECT s.provider, va.number, c.payout_account, c.payout_holder_name, c.status, c.external_ref
@@ -410,7 +410,7 @@ func reroute(ctx context.Context, tx *sqlx.Tx, s settlementState, failed stepSta
 		}
 		for _, role := range []pipeline.Role{r.fromRole, r.toRole} {
 			switch {
-			case role.Customer() && at.Status == "CLOSED":
+			case role.Customer() && at.Status == CustomerClosed:
 				return nil, fmt.Errorf("%w: customer %s is CLOSED: replay reads step %d's (%s) %s from the customer's record "+
 					"and will not pay a closed customer; settle compensate %d returns the money to the virtual account",
 					ErrRefused, at.Ref, st.ID, st.Kind, role.Key(), s.ID)
