@@ -27,6 +27,14 @@ const (
 var SettlementStatuses = []SettlementStatus{SettlementRunning, SettlementSettled, SettlementFailed,
 	SettlementCancelled, SettlementCompensating, SettlementCompensated}
 
+// OpenSettlementStatuses are the statuses of a settlement that is not over:
+// RUNNING, FAILED (until an operator replays, cancels or compensates it) and
+// COMPENSATING. A customer has at most one open settlement, and none starts
+// for a customer who has one, so the same money is never settled twice; the
+// customer's virtual accounts are not polled meanwhile. The database's index
+// settlements_one_open_per_customer holds the same list.
+var OpenSettlementStatuses = []SettlementStatus{SettlementRunning, SettlementFailed, SettlementCompensating}
+
 // StepStatus is the state of one step.
 type StepStatus string
 

@@ -136,7 +136,7 @@ func (db *DB) migrationCandidates(ctx context.Context, req MigrateRequest, after
 		       coalesce(s.id, 0) AS open_id, coalesce(s.status, '') AS open_status
 		  FROM customers c
 		  JOIN obligations o ON o.customer_id = c.id
-		  LEFT JOIN settlements s ON s.customer_id = c.id AND s.status IN ('RUNNING', 'FAILED', 'COMPENSATING')
+		  LEFT JOIN settlements s ON s.customer_id = c.id AND s.status IN (`+openStatuses+`)
 		 WHERE c.provider <> $1 AND ($2 = '' OR c.provider = $2) AND c.status <> 'CLOSED' AND c.id > $3
 		 ORDER BY c.id LIMIT $4`, req.To, req.From, after, limit)
 	if err != nil {
@@ -255,7 +255,7 @@ func (db *DB) moveCustomer(ctx context.Context, req MigrateRequest, c MigrationC
 			Status pipeline.SettlementStatus `db:"status"`
 		}
 		err = tx.GetContext(ctx, &open, `
-			SELECT id, status FROM settlements WHERE customer_id = $1 AND status IN ('RUNNING', 'FAILED', 'COMPENSATING') LIMIT 1`, c.ID)
+			SELECT id, status FROM settlements WHERE customer_id = $1 AND status IN (`+openStatuses+`) LIMIT 1`, c.ID)
 		if err == nil {
 			return skipf("%s", openReason(open.ID, open.Status))
 		}

@@ -22,6 +22,12 @@ var _ pipeline.StepStore = (*DB)(nil)
 // or keep it open (pipeline.Kind.MovesMoney).
 var afterMoney = sqlKinds(func(k pipeline.Kind) bool { return !k.MovesMoney() })
 
+// openStatuses is the SQL list of pipeline.OpenSettlementStatuses:
+// 'RUNNING', 'FAILED', 'COMPENSATING'. A query that reads a customer's open
+// settlement with "status IN (" + openStatuses + ")" matches the predicate
+// of the index settlements_one_open_per_customer.
+var openStatuses = sqlList(pipeline.OpenSettlementStatuses)
+
 // sqlKinds is the SQL list of the step kinds that match.
 func sqlKinds(match func(pipeline.Kind) bool) string {
 	var out []pipeline.Kind

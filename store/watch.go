@@ -120,7 +120,7 @@ func (db *DB) DaySummary(ctx context.Context, from, to time.Time) (DaySummary, e
 		SELECT (SELECT count(DISTINCT settlement_id) FROM alerts
 		         WHERE kind = $3 AND created_at >= $1 AND created_at < $2),
 		       count(*) FILTER (WHERE status = 'FAILED'), count(*)
-		  FROM settlements WHERE status IN ('RUNNING', 'FAILED', 'COMPENSATING')`,
+		  FROM settlements WHERE status IN (`+openStatuses+`)`,
 		from, to, pipeline.AlertKindSettlementFailed).Scan(&s.Failed, &s.FailedNow, &s.Open); err != nil {
 		return s, fmt.Errorf("day summary: failed and open: %w", err)
 	}
@@ -131,7 +131,7 @@ func (db *DB) DaySummary(ctx context.Context, from, to time.Time) (DaySummary, e
 	err := db.x.GetContext(ctx, &o, `
 		SELECT s.id, s.status, c.external_ref AS customer_ref, s.created_at
 		  FROM settlements s JOIN customers c ON c.id = s.customer_id
-		 WHERE s.status IN ('RUNNING', 'FAILED', 'COMPENSATING')
+		 WHERE s.status IN (`+openStatuses+`)
 		 ORDER BY s.created_at, s.id LIMIT 1`)
 	switch {
 	case errors.Is(err, sql.ErrNoRows): // it finished meanwhile
