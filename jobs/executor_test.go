@@ -365,7 +365,7 @@ func settlement(t *testing.T, db *store.DB) store.SettlementDetail {
 func stepStates(d store.SettlementDetail) string {
 	s := ""
 	for _, st := range d.Steps {
-		s += st.Kind + "=" + st.Status + " "
+		s += string(st.Kind) + "=" + string(st.Status) + " "
 	}
 	return s
 }

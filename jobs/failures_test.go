@@ -98,7 +98,7 @@ func TestKeyReusedWithOtherContentHaltsTheStep(t *testing.T) {
 			}
 			d := settlement(t, f.db)
 			s := d.Steps[0]
-			if d.Status != string(pipeline.SettlementFailed) || s.Status != string(pipeline.StepDead) {
+			if d.Status != pipeline.SettlementFailed || s.Status != pipeline.StepDead {
 				t.Fatalf("settlement %s, steps %s: want FAILED with its SWEEP DEAD", d.Status, stepStates(d))
 			}
 			if s.Attempts != 1 || len(s.Transfers) != 1 || s.Transfers[0].Key != key {
@@ -162,7 +162,7 @@ func TestKeyPastItsRetentionIsNotSentAgain(t *testing.T) {
 			f.sweepUntil(t, func(d store.SettlementDetail) bool { return d.Steps[0].Status != "RUNNING" })
 			d := settlement(t, f.db)
 			s := d.Steps[0]
-			if s.Status != string(pipeline.StepDead) || d.Status != string(pipeline.SettlementFailed) {
+			if s.Status != pipeline.StepDead || d.Status != pipeline.SettlementFailed {
 				t.Fatalf("settlement %s, steps %s: want FAILED with its SWEEP DEAD", d.Status, stepStates(d))
 			}
 			if len(s.Transfers) != 1 || s.Transfers[0].Status != "UNKNOWN" {

@@ -59,7 +59,7 @@ func TestPausedWorkerPastItsLeaseSendsNothing(t *testing.T) {
 	if err := f.exec.Run(ctx, head); err != nil {
 		t.Fatal(err)
 	}
-	if d := settlement(t, f.db); d.Status != string(pipeline.SettlementFailed) {
+	if d := settlement(t, f.db); d.Status != pipeline.SettlementFailed {
 		t.Fatalf("settlement %s, steps %s: want FAILED at its SWEEP", d.Status, stepStates(d))
 	}
 	if _, err := f.bank.SetState(ctx, c.VA, banksim.StateActive, ""); err != nil {

@@ -49,10 +49,10 @@ func TestExecutorObserverHearsEveryRun(t *testing.T) {
 	var want []string
 	for _, s := range settlement(t, f.db).Steps {
 		switch s.Status {
-		case "DONE":
-			want = append(want, s.Kind+" done")
-		case "FAILED":
-			want = append(want, s.Kind+" failed")
+		case pipeline.StepDone:
+			want = append(want, string(s.Kind)+" done")
+		case pipeline.StepFailed:
+			want = append(want, string(s.Kind)+" failed")
 		}
 	}
 	if len(want) < 2 || !slices.Equal(obs.runs, want) {

@@ -20,6 +20,7 @@ import (
 	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/notify"
+	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
 )
 
@@ -415,7 +416,7 @@ func TestOperatorHTTPSurface(t *testing.T) {
 	}
 }
 
-func settlementIDWith(t *testing.T, e *env, status string) int64 {
+func settlementIDWith(t *testing.T, e *env, status pipeline.SettlementStatus) int64 {
 	t.Helper()
 	rows, err := e.db.ListSettlements(context.Background(), store.SettlementFilter{Status: status, Limit: 1})
 	if err != nil || len(rows) != 1 {

@@ -51,7 +51,7 @@ func newServeCmd(g *globals) *cobra.Command {
 			"exits; a second signal exits at once, leaving nothing the sweep cannot resolve.",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !contains(roles, role) {
+			if !slices.Contains(roles, role) {
 				return &exitError{code: 2, err: fmt.Errorf("--role %q: use one of %s", role, strings.Join(roles, ", "))}
 			}
 			cfg, err := g.loadConfig()
@@ -255,12 +255,12 @@ func (d *daemon) breakerAlert(tr throttle.Transition) {
 		if tr.Err != nil {
 			cause = tr.Err.Error()
 		}
-		severity, effect := "critical", "steps wait, none fail"
+		severity, effect := pipeline.SeverityCritical, "steps wait, none fail"
 		if tr.Operation == throttle.OpStatements {
-			severity, effect = "warning", "reconciliation waits; transfers go on"
+			severity, effect = pipeline.SeverityWarning, "reconciliation waits; transfers go on"
 		}
 		err := d.db.RaiseAlert(ctx, pipeline.Alert{
-			ProblemKey: key, Kind: "provider_breaker", Severity: severity,
+			ProblemKey: key, Kind: pipeline.AlertKindProviderBreaker, Severity: severity,
 			Summary: fmt.Sprintf("Bank provider %s is failing its %s calls: they are paused; %s", tr.Provider, tr.Operation, effect),
 			Detail:  fmt.Sprintf("%d of its recent calls failed, the last: %s. A probe call goes through every breaker_cooldown.", tr.Failures, cause),
 			Action:  "check the provider's status; settle resumes by itself when a probe succeeds",
