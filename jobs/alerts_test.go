@@ -520,10 +520,3 @@ func TestAlertsGoToTheLogWithoutSlack(t *testing.T) {
 		t.Fatalf("log:\n%s", buf.String())
 	}
 }
-
-// The store queues resolutions with the kind notify words as one.
-func TestResolvedKindsAgree(t *testing.T) {
-	if pipeline.AlertKindResolved != pipeline.AlertKindResolved {
-		t.Fatalf("pipeline.AlertKindResolved %q != pipeline.AlertKindResolved %q", pipeline.AlertKindResolved, pipeline.AlertKindResolved)
-	}
-}
