@@ -156,6 +156,10 @@ func TestServeRoles(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := [3]bool{d.worker != nil, d.sched != nil, d.monitor != nil}
+		if h := d.http; h.ReadHeaderTimeout <= 0 || h.ReadTimeout <= 0 || h.WriteTimeout <= 0 || h.IdleTimeout <= 0 {
+			t.Errorf("role %s: the HTTP server lacks a timeout: header %s, read %s, write %s, idle %s",
+				role, h.ReadHeaderTimeout, h.ReadTimeout, h.WriteTimeout, h.IdleTimeout)
+		}
 		d.stop(context.Background())
 		if got != want {
 			t.Errorf("role %s runs worker/scheduler/web %v, want %v", role, got, want)

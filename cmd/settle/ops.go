@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/web"
 )
 
 func newMigrateCmd(g *globals) *cobra.Command {
@@ -93,7 +94,7 @@ func newBanksimCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("banksim: listen on %s: %w: pick a free address with --addr", addr, err)
 			}
-			srv := &http.Server{Handler: banksim.New(banksim.Options{Token: token, Logger: logger}), ReadHeaderTimeout: 10 * time.Second}
+			srv := web.NewServer(banksim.New(banksim.Options{Token: token, Logger: logger}))
 			go func() {
 				<-cmd.Context().Done()
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

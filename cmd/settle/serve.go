@@ -198,7 +198,7 @@ func (d *daemon) build(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
-	d.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	d.http = web.NewServer(handler)
 	return nil
 }
 
