@@ -129,7 +129,7 @@ func TestLoopback(t *testing.T) {
 func TestServeRefusesUnreachableRedis(t *testing.T) {
 	pg := testenv.PostgresURL(t)
 	clearSettleEnv(t)
-	path := writeConfig(t, "database: {url: \""+pg+"\"}\nredis: {url: redis://127.0.0.1:1/0}\n"+goodProvider)
+	path := writeConfig(t, "database: {url: \""+pg+"\"}\nredis: {url: redis://"+testenv.UnreachableRedis(t)+"/0}\n"+goodProvider)
 	if _, msg, code := runCLI(t, "migrate", "up", "--config", path); code != 0 {
 		t.Fatalf("migrate up: %s", msg)
 	}
