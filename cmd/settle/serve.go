@@ -106,6 +106,8 @@ type daemon struct {
 	sched     *jobs.Scheduler
 	monitor   *asynqmon.HTTPHandler
 	inspector *asynq.Inspector
+	// redisCheck checks Redis at start and on every /readyz, over one client.
+	redisCheck *jobs.RedisCheck
 	// throttles are the providers' throttles, for their breaker state.
 	throttles map[string]*throttle.Bank
 	listener  net.Listener
@@ -141,7 +143,10 @@ func (d *daemon) build(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := checkRedis(ctx, cfg, redis); err != nil {
+	if d.redisCheck, err = jobs.NewRedisCheck(redis); err != nil {
+		return err
+	}
+	if err := checkRedis(ctx, cfg, d.redisCheck); err != nil {
 		return err
 	}
 	if err := d.newMetrics(redis); err != nil {
@@ -194,7 +199,7 @@ func (d *daemon) build(ctx context.Context) (err error) {
 	if d.listener, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr %s: %w: pick a free address", cfg.HTTP.Addr, err)
 	}
-	handler, err := d.routes(redis)
+	handler, err := d.routes()
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
@@ -278,10 +283,10 @@ func (d *daemon) breakerAlert(tr throttle.Transition) {
 // routes serves /healthz and /readyz always, and the status page, the
 // read-only dashboard and /metrics behind authentication when credentials
 // are configured: there is no default password.
-func (d *daemon) routes(redis asynq.RedisConnOpt) (http.Handler, error) {
+func (d *daemon) routes() (http.Handler, error) {
 	ready := []web.Check{
 		{Name: "database", Fn: d.db.Ready},
-		{Name: "redis", Fn: func(ctx context.Context) error { return jobs.CheckRedis(ctx, redis, false) }},
+		{Name: "redis", Fn: func(ctx context.Context) error { return d.redisCheck.Check(ctx, false) }},
 	}
 	h := d.cfg.HTTP
 	creds := d.credentials()
@@ -290,9 +295,9 @@ func (d *daemon) routes(redis asynq.RedisConnOpt) (http.Handler, error) {
 			d.logger.Warn("no http.user/http.password or http.token: the status page, the dashboard and /metrics are off")
 		}
 		if d.metrics != nil { // a worker's or scheduler's own series
-			return web.WithMetrics(web.Health(nil, ready), d.metrics, creds, h.MetricsOpen)
+			return web.WithMetrics(web.Health(nil, ready, d.logger), d.metrics, creds, h.MetricsOpen)
 		}
-		return web.Health(nil, ready), nil
+		return web.Health(nil, ready, d.logger), nil
 	}
 	return web.New(web.Config{
 		Credentials: creds,
@@ -378,6 +383,9 @@ func (d *daemon) stop(ctx context.Context) {
 	}
 	if d.queue != nil {
 		_ = d.queue.Close()
+	}
+	if d.redisCheck != nil {
+		_ = d.redisCheck.Close()
 	}
 	if d.db != nil {
 		_ = d.db.Close()

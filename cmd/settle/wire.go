@@ -106,8 +106,8 @@ func redisOpt(cfg *config.Config) (asynq.RedisConnOpt, error) {
 	return opt, nil
 }
 
-func checkRedis(ctx context.Context, cfg *config.Config, opt asynq.RedisConnOpt) error {
-	if err := jobs.CheckRedis(ctx, opt, cfg.Redis.CheckNoEviction); err != nil {
+func checkRedis(ctx context.Context, cfg *config.Config, check *jobs.RedisCheck) error {
+	if err := check.Check(ctx, cfg.Redis.CheckNoEviction); err != nil {
 		return fmt.Errorf("redis %s: %w", config.RedactURL(cfg.Redis.URL.Reveal()), err)
 	}
 	return nil
