@@ -88,10 +88,13 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 		t.Fatalf("the replay is not audited:\n%s", out)
 	}
 
-	if out := run(daemonCfg, 1, "migrate", "down"); !strings.Contains(out, "owns the schema") {
+	if out := run(daemonCfg, 1, "migrate", "down", "--reason", "try"); !strings.Contains(out, "owns the schema") {
 		t.Fatalf("migrate down as the daemon role: %s", out)
 	}
 	if ok, _, _, err := e.db.SchemaCurrent(ctx); !ok || err != nil {
 		t.Fatalf("a refused migrate down changed the schema: %v", err)
+	}
+	if rows, err := e.db.ListAudit(ctx, "schema", 10); err != nil || len(rows) != 1 || rows[0].Outcome != store.AuditRefused {
+		t.Fatalf("the refused migrate down is not audited as refused: %+v %v", rows, err)
 	}
 }
