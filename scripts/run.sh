@@ -99,6 +99,9 @@ for _ in $(seq 100); do
 done
 port_free "$BANK_ADDR" && die "the sandbox bank did not start on $BANK_ADDR"
 
+# The engine's accounts and the customers exist at the sandbox bank before settle serve checks
+# them at start (providers_check_at_start); the demo's stream below finds them there.
+bin/settle demo --customers 50 --once 2>&1 | sed -u "s/^/demo    | /" >&2
 start "settle demo receiver" "lender " bin/settle demo receiver --addr "$LENDER_ADDR"
 start "settle serve" "serve  " bin/settle serve
 start "settle demo" "demo   " bin/settle demo --customers 50 --per-tick 3 --every 4s
