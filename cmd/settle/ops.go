@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/internal/config"
 	"github.com/settle-dev/settle/store"
 	"github.com/settle-dev/settle/web"
 )
@@ -46,7 +47,7 @@ func newMigrateCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			cfg, err := g.loadConfig()
+			cfg, err := g.loadConfigFor(config.Uses{NoRedis: true, NoBanks: true}) // the database alone
 			if err != nil {
 				return oneLine(err)
 			}

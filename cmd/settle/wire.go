@@ -27,7 +27,13 @@ import (
 // loadConfig loads the configuration; when that fails and no file was given,
 // it also says how to give one.
 func (g *globals) loadConfig() (*config.Config, error) {
-	cfg, err := config.Load(g.configPath, os.Environ())
+	return g.loadConfigFor(config.Uses{})
+}
+
+// loadConfigFor loads the configuration for a command that does without
+// some of it (config.Uses), and so without its secrets.
+func (g *globals) loadConfigFor(u config.Uses) (*config.Config, error) {
+	cfg, err := config.LoadFor(g.configPath, os.Environ(), u)
 	if err != nil && g.configPath == "" {
 		err = errors.Join(err, errNoConfigFile)
 	}
