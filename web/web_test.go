@@ -1,14 +1,12 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hibiken/asynq"
@@ -157,7 +155,7 @@ func TestReadyzNamesOnlyTheKindThatFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { check.Close() })
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	srv := newServer(t, func(c *web.Config) {
 		c.Ready = append(c.Ready, web.Check{Name: "redis", Fn: func(ctx context.Context) error { return check.Check(ctx, false) }})
 		c.Live = []web.Check{{Name: "process", Fn: func(context.Context) error { return nil }}}
@@ -189,24 +187,6 @@ func TestReadyzNamesAnOldSchema(t *testing.T) {
 	if resp, body := do(t, srv, request{"GET", "/readyz", nil}); resp.StatusCode != 503 || body != "not ready: schema\n" {
 		t.Fatalf("readyz with an old schema: %d %q", resp.StatusCode, body)
 	}
-}
-
-// lockedBuffer is a log the handlers write to from their goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestNewRefusesMissingCredentials(t *testing.T) {
