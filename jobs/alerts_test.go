@@ -1,7 +1,6 @@
 package jobs_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -31,24 +30,7 @@ const (
 type alertEnv struct {
 	db    *store.DB
 	slack *notifytest.Server
-	logs  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs  *testenv.Buffer
 }
 
 func newAlertEnv(t *testing.T) *alertEnv {
@@ -62,7 +44,7 @@ func newAlertEnv(t *testing.T) *alertEnv {
 	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	return &alertEnv{db: db, slack: notifytest.NewServer(t, alertToken, alertHook), logs: &syncBuffer{}}
+	return &alertEnv{db: db, slack: notifytest.NewServer(t, alertToken, alertHook), logs: &testenv.Buffer{}}
 }
 
 func (e *alertEnv) logger() *slog.Logger {
@@ -506,7 +488,7 @@ func TestSlackSecretsNeverLeak(t *testing.T) {
 func TestAlertsGoToTheLogWithoutSlack(t *testing.T) {
 	t.Parallel()
 	e := newAlertEnv(t)
-	var buf syncBuffer
+	var buf testenv.Buffer
 	n, err := notify.New(notify.Config{}, slog.New(slog.NewJSONHandler(&buf, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/settle-dev/settle/internal/demo"
+	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/notify"
 	"github.com/settle-dev/settle/notify/notifytest"
 	"github.com/settle-dev/settle/pipeline"
@@ -278,7 +279,7 @@ func TestLenderAppOutageFailsNoSettlement(t *testing.T) {
 	if n := countAlerts(t, f.db, `kind = $1 AND severity = 'warning'`, pipeline.AlertKindNotifyUndelivered); n != len(all) {
 		t.Errorf("%d notify warnings for %d settlements whose NOTIFY keeps failing, want one each", n, len(all))
 	}
-	e := &alertEnv{db: f.db, slack: notifytest.NewServer(t, alertToken, alertHook), logs: &syncBuffer{}}
+	e := &alertEnv{db: f.db, slack: notifytest.NewServer(t, alertToken, alertHook), logs: &testenv.Buffer{}}
 	if res := run(t, e.delivery(e.webhook(), 2)); res.Summarized != len(all) {
 		t.Errorf("delivery %+v, want the %d warnings summarized", res, len(all))
 	}

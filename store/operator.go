@@ -227,7 +227,9 @@ func decision(err error) string {
 }
 
 // insertAudit writes one audit row. The database fills in the connection's
-// user and client host (migrations/00012_audit_outcome.sql).
+// user and client host (migrations/00012_audit_outcome.sql). An empty
+// outcome writes a row of the audit log before that migration, for a
+// migrate down below it.
 func insertAudit(ctx context.Context, tx *sqlx.Tx, a Audit, subject, outcome, detail string, before, after any) error {
 	args, err := json.Marshal(a.Args)
 	if err != nil {
@@ -241,9 +243,16 @@ func insertAudit(ctx context.Context, tx *sqlx.Tx, a Audit, subject, outcome, de
 	if err != nil {
 		return err
 	}
+	params := []any{a.Actor, a.Command, args, a.Reason, subject, b, af, outcome, detail}
+	if outcome == "" { // an audit log older than 00012_audit_outcome.sql, whose rows were all applied
+		_, err = tx.ExecContext(ctx, `
+			INSERT INTO audit_log (actor, command, args, reason, subject, before, after)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, params[:7]...)
+		return err
+	}
 	_, err = tx.ExecContext(ctx, `
 		INSERT INTO audit_log (actor, command, args, reason, subject, before, after, outcome, detail)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, a.Actor, a.Command, args, a.Reason, subject, b, af, outcome, detail)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, params...)
 	return err
 }
 

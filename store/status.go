@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -258,6 +259,10 @@ func readStuck(ctx context.Context, tx *sqlx.Tx, q StatusQuery, st *Status) erro
 	return nil
 }
 
+// ErrSchemaNotCurrent is Ready's error when the database answers but its
+// schema is older than this binary.
+var ErrSchemaNotCurrent = errors.New("schema is not current")
+
 // Ready reports whether the database answers and its schema is the one
 // this binary needs: the readiness check of the HTTP server.
 func (db *DB) Ready(ctx context.Context) error {
@@ -269,7 +274,7 @@ func (db *DB) Ready(ctx context.Context) error {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	if !ok {
-		return fmt.Errorf("schema is at version %d, this binary needs %d: run settle migrate up", have, want)
+		return fmt.Errorf("%w: at version %d, this binary needs %d: run settle migrate up", ErrSchemaNotCurrent, have, want)
 	}
 	return nil
 }

@@ -218,7 +218,7 @@ func TestProcessMetricsBesideTheProbes(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.StepDone(pipeline.KindSweep, pipeline.OutcomeDone, 30*time.Millisecond)
-	h, err := web.WithMetrics(web.Health(nil, nil), m, creds, false)
+	h, err := web.WithMetrics(web.Health(nil, nil, slog.Default()), m, creds, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,10 +235,10 @@ func TestProcessMetricsBesideTheProbes(t *testing.T) {
 	if resp, _ := do(t, srv, request{"GET", "/healthz", nil}); resp.StatusCode != 200 {
 		t.Fatalf("healthz beside the metrics: %d", resp.StatusCode)
 	}
-	if _, err := web.WithMetrics(web.Health(nil, nil), m, web.Credentials{}, false); err == nil {
+	if _, err := web.WithMetrics(web.Health(nil, nil, slog.Default()), m, web.Credentials{}, false); err == nil {
 		t.Fatal("metrics behind no credentials accepted")
 	}
-	open, err := web.WithMetrics(web.Health(nil, nil), m, web.Credentials{}, true)
+	open, err := web.WithMetrics(web.Health(nil, nil, slog.Default()), m, web.Credentials{}, true)
 	if err != nil {
 		t.Fatal(err)
 	}

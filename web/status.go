@@ -376,3 +376,5 @@ func plural(n int64, one, many string) string {
 	}
 	return grouped(n) + " " + many
 }
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -166,7 +166,7 @@ func runSettlementOp(cmd *cobra.Command, g *globals, o opFlags, a store.Audit, i
 	defer db.Close()
 	out, err := op(cfg)(db, cmd.Context(), id, a, o.dryRun)
 	if errors.Is(err, store.ErrNothingToDo) {
-		fmt.Fprintln(cmd.OutOrStdout(), "nothing to do:", strings.TrimPrefix(err.Error(), store.ErrNothingToDo.Error()+": "))
+		printNothingToDo(cmd.OutOrStdout(), err)
 		return nil
 	}
 	if errors.Is(err, store.ErrNotFound) {
@@ -179,6 +179,11 @@ func runSettlementOp(cmd *cobra.Command, g *globals, o opFlags, a store.Audit, i
 		out.Changes = append(out.Changes, wakeStep(cmd.Context(), cfg, out.Enqueue))
 	}
 	return printOutcome(cmd.OutOrStdout(), o.asJSON, out)
+}
+
+// printNothingToDo says why a command changed nothing (store.ErrNothingToDo).
+func printNothingToDo(w io.Writer, err error) {
+	fmt.Fprintln(w, "nothing to do:", strings.TrimPrefix(err.Error(), store.ErrNothingToDo.Error()+": "))
 }
 
 func printOutcome(w io.Writer, asJSON bool, out store.Outcome) error {

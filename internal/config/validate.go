@@ -18,7 +18,7 @@ import (
 // Validate reports every value that is missing or not allowed, one per line.
 // Load calls it; call it again after changing a Config by hand.
 func (c *Config) Validate() error {
-	return errors.Join(c.validate()...)
+	return errors.Join(c.validate(Uses{})...)
 }
 
 // problems collects validation errors.
@@ -51,10 +51,12 @@ func (p *problems) positive(key string, d time.Duration) bool {
 	return true
 }
 
-func (c *Config) validate() []error {
+func (c *Config) validate(u Uses) []error {
 	var p problems
 	c.Database.validate(&p)
-	c.Redis.validate(&p)
+	if c.Redis.URL != "" || !u.NoRedis {
+		c.Redis.validate(&p)
+	}
 	p.within("scheduler.lease", c.Scheduler.Lease, 3*time.Second, 10*time.Minute)
 	if !validAddr(c.HTTP.Addr) {
 		p.add("http.addr %q: must be host:port, such as 127.0.0.1:8080", c.HTTP.Addr)
@@ -82,7 +84,7 @@ func (c *Config) validate() []error {
 	c.validateDailySummary(&p)
 	p.schedule("reconcile.schedule", c.Reconcile.Schedule)
 	c.Notify.validate(&p)
-	c.validateProviders(&p)
+	c.validateProviders(&p, u)
 	c.validatePolling(&p)
 	return p
 }
@@ -314,7 +316,7 @@ func (p *problems) schedule(key, spec string) {
 	}
 }
 
-func (c *Config) validateProviders(p *problems) {
+func (c *Config) validateProviders(p *problems, u Uses) {
 	if len(c.Providers) == 0 {
 		p.add("providers: at least one provider is required")
 		return
@@ -324,7 +326,7 @@ func (c *Config) validateProviders(p *problems) {
 	for i := range c.Providers {
 		pc := &c.Providers[i]
 		key := fmt.Sprintf("providers[%d]", i)
-		pc.validate(p, key, c.Worker.Lease)
+		pc.validate(p, key, c.Worker.Lease, u)
 		if j, dup := seen[pc.Name]; dup && pc.Name != "" {
 			p.add("%s.name %q: already used by providers[%d]", key, pc.Name, j)
 		} else if j, dup := envSeen[providerEnvName(pc.Name)]; dup && pc.Name != "" {
@@ -346,7 +348,7 @@ func (c *Config) providerNames() []string {
 	return names
 }
 
-func (pc *ProviderConfig) validate(p *problems, key string, lease time.Duration) {
+func (pc *ProviderConfig) validate(p *problems, key string, lease time.Duration, u Uses) {
 	switch {
 	case pc.Name == "":
 		p.add("%s.name is required", key)
@@ -361,7 +363,7 @@ func (pc *ProviderConfig) validate(p *problems, key string, lease time.Duration)
 	} else if u.User != nil {
 		p.add("%s.base_url %q: must not hold a user or password (set token)", key, RedactURL(pc.BaseURL))
 	}
-	pc.validateCredentials(p, key)
+	pc.validateCredentials(p, key, u)
 	if p.positive(key+".timeout", pc.Timeout) && pc.Timeout >= lease {
 		p.add("%s.timeout %s: must be less than worker.lease (%s)", key, pc.Timeout, lease)
 	}
