@@ -58,7 +58,7 @@ var layers = map[string][]string{
 	"internal/localsvc":    nil,
 	// The payday benchmark behind `settle bench`: it runs the engine as
 	// settle serve does, on a throw-away installation.
-	"internal/bench": {"pipeline", "store", "jobs", "bank/banksim", "bank/dialects",
+	"internal/bench": {"pipeline", "store", "jobs", "bank/banksim", "bank/dialects", "web",
 		"internal/config", "internal/demo", "internal/localsvc"},
 
 	// The command wires everything; see wiresAll.
@@ -115,7 +115,8 @@ var owners = map[string][]importer{
 	"github.com/hibiken/asynq/x":  {{binary, "owner: the queue-metrics collector it hands to web's /metrics"}},
 	"github.com/hibiken/asynqmon": {{binary, "owner: builds the read-only dashboard from the Redis options; web serves it as a plain http.Handler"}},
 	"github.com/redis/go-redis/v9": {{"jobs", "owner: checks Redis's eviction policy"},
-		{"internal/bench", "reads its private Redis's INFO (memory, commands) for the report"}},
+		{"internal/bench", "reads its private Redis's INFO (memory, commands) for the report"},
+		{"internal/testenv", "test support: drops go-redis's pool log lines for the tests that dial a closed port on purpose"}},
 	"github.com/jmoiron/sqlx": {{"store", "owner"}},
 	"github.com/lib/pq": {{"store", "owner"},
 		{"internal/localsvc", "quotes the names of the throw-away databases it creates and drops"},
