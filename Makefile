@@ -34,8 +34,12 @@ test: ## start (or reuse) the test PostgreSQL and Redis, then go vet and go test
 	@command -v go >/dev/null 2>&1 || { echo 'go not found: install Go 1.26 (e.g. in /usr/local/go)' >&2; exit 1; }
 	@command -v "$$(go env CC)" >/dev/null 2>&1 || $(DEVENV) install gcc libc6-dev
 	@command -v chromium >/dev/null 2>&1 || $(DEVENV) install chromium # the status page's browser test
+	@command -v promtool >/dev/null 2>&1 || $(DEVENV) install prometheus # promtool: the alerting rules' checks and unit tests
 	@env_lines="$$($(DEVENV) up test)"; eval "$$env_lines"; \
 	echo 'go vet ./...'; go vet ./...; \
+	echo 'promtool check rules, test rules (docs/deploy/prometheus)'; \
+	promtool check rules docs/deploy/prometheus/settle-rules.yaml; \
+	(cd docs/deploy/prometheus && promtool test rules settle-rules.test.yaml); \
 	echo 'scripts/fuzz.sh $(FUZZTIME)'; scripts/fuzz.sh $(FUZZTIME); \
 	echo 'go test $(GO_TEST_FLAGS) ./...'; go test $(GO_TEST_FLAGS) ./...
 
@@ -54,11 +58,13 @@ bench: ## payday benchmark on its own durable PostgreSQL and Redis, JSON on stdo
 	go build -o bin/settle ./cmd/settle; \
 	bin/settle bench $(BENCH_FLAGS)
 
-lint: ## gofmt check, go vet and staticcheck
+lint: ## gofmt check, go vet, staticcheck and the import rules (internal/archtest); needs no service
+	@command -v go >/dev/null 2>&1 || { echo 'go not found: install Go 1.26 (e.g. in /usr/local/go)' >&2; exit 1; }
 	@unformatted="$$(find . \( -path ./.dev -o -path ./.git -o -path ./bin \) -prune -o -name '*.go' -print | xargs -r gofmt -l)"; \
 	if [ -n "$$unformatted" ]; then echo "not gofmt-ed (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	go test -count=1 ./internal/archtest/
 
 env-down: ## stop the PostgreSQL and Redis that run and test started
 	$(DEVENV) down run

@@ -166,7 +166,7 @@ var requestable = []notify.Action{notify.ActionReplay, notify.ActionCancel, noti
 // passes), and Acknowledge. Other alerts have none
 // (jobs.AlertDeliveryConfig.Actions).
 func (h *Handler) Actions(ctx context.Context, a notify.Alert) []notify.Action {
-	if a.Kind != notify.KindSettlementFailed || a.SettlementID == 0 {
+	if a.Kind != pipeline.AlertKindSettlementFailed || a.SettlementID == 0 {
 		return nil
 	}
 	out := []notify.Action{notify.ActionDryRun}

@@ -47,7 +47,7 @@ type fixture struct {
 	slack    *notifytest.Server
 	h        *interact.Handler
 	endpoint string
-	logs     *testenv.LogBuffer
+	logs     *testenv.Buffer
 	id       int64
 	alert    notifytest.Message
 	woken    chan pipeline.StepRef
@@ -57,7 +57,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	db := settletest.NewDB(t, 8)
-	f := &fixture{db: db, logs: &testenv.LogBuffer{}, woken: make(chan pipeline.StepRef, 10)}
+	f := &fixture{db: db, logs: &testenv.Buffer{}, woken: make(chan pipeline.StepRef, 10)}
 	f.id = settletest.FailedAtPayout(t, db, "c1", 500_000, accounts)
 	f.slack = notifytest.NewServer(t, botToken, "/services/T0/B0/CANARYhook")
 	f.slack.AcceptAppToken(appToken)
@@ -83,8 +83,8 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(srv.Close)
 	f.endpoint = srv.URL
 
-	alert := notify.Alert{ID: 1, ProblemKey: fmt.Sprintf("settlement:%d:account_frozen", f.id), Kind: notify.KindSettlementFailed,
-		Severity: notify.SeverityCritical, SettlementID: f.id, Summary: "payout refused: account_frozen",
+	alert := notify.Alert{ID: 1, ProblemKey: fmt.Sprintf("settlement:%d:account_frozen", f.id), Kind: pipeline.AlertKindSettlementFailed,
+		Severity: pipeline.SeverityCritical, SettlementID: f.id, Summary: "payout refused: account_frozen",
 		Action: fmt.Sprintf("settle settlements show %d", f.id), CreatedAt: time.Now()}
 	ref, err := bot.Post(ctx, notify.Notice{Alert: alert, Occurrences: 1, FirstAt: alert.CreatedAt, Actions: f.h.Actions(ctx, alert)})
 	if err != nil {
@@ -190,7 +190,7 @@ func (f *fixture) status(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d.Status
+	return string(d.Status)
 }
 
 func (f *fixture) requests(t *testing.T) []string {
@@ -254,7 +254,7 @@ func TestAlertOffersWhatTheStateAllows(t *testing.T) {
 	if want := "Dry run,Request replay,Request compensate,Acknowledge"; strings.Join(got, ",") != want {
 		t.Fatalf("buttons %v, want %s", got, want)
 	}
-	if as := f.h.Actions(context.Background(), notify.Alert{Kind: notify.KindStepStuck, SettlementID: f.id}); as != nil {
+	if as := f.h.Actions(context.Background(), notify.Alert{Kind: pipeline.AlertKindStepStuck, SettlementID: f.id}); as != nil {
 		t.Fatalf("a stuck step's alert offers %v", as)
 	}
 }

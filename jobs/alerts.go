@@ -197,7 +197,7 @@ func rateLimit(err error) *notify.RateLimitedError {
 // last, so a failed batch that is retried never repeats a message.
 func (d *AlertDelivery) sendProblem(ctx context.Context, b store.AlertBatch) (store.AlertOutcome, error) {
 	latest := b.Alerts[len(b.Alerts)-1]
-	if latest.Kind == store.AlertKindResolved {
+	if latest.Kind == pipeline.AlertKindResolved {
 		return d.sendResolved(ctx, b, toAlert(latest))
 	}
 	p, a := b.Problem, toAlert(latest)
@@ -313,11 +313,11 @@ func (d *AlertDelivery) storm(b store.StormBatch, p store.AlertProblem) *notify.
 }
 
 // stormAction is the command to start a storm's work with.
-func stormAction(kind string) string {
+func stormAction(kind pipeline.AlertKind) string {
 	switch kind {
-	case notify.KindSettlementFailed:
+	case pipeline.AlertKindSettlementFailed:
 		return "settle settlements list --status FAILED"
-	case notify.KindStepStuck:
+	case pipeline.AlertKindStepStuck:
 		return "settle settlements list --status RUNNING"
 	}
 	return ""

@@ -30,10 +30,8 @@ const (
 type alertEnv struct {
 	db    *store.DB
 	slack *notifytest.Server
-	logs  *syncBuffer
+	logs  *testenv.Buffer
 }
-
-type syncBuffer = testenv.LogBuffer
 
 func newAlertEnv(t *testing.T) *alertEnv {
 	t.Helper()
@@ -46,7 +44,7 @@ func newAlertEnv(t *testing.T) *alertEnv {
 	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	return &alertEnv{db: db, slack: notifytest.NewServer(t, alertToken, alertHook), logs: &syncBuffer{}}
+	return &alertEnv{db: db, slack: notifytest.NewServer(t, alertToken, alertHook), logs: &testenv.Buffer{}}
 }
 
 func (e *alertEnv) logger() *slog.Logger {
@@ -125,7 +123,7 @@ func (e *alertEnv) refuse(t *testing.T, c store.Created) pipeline.Alert {
 
 // raise writes n alerts of kind to the outbox, each its own problem unless
 // key is set, for the settlement (0 for none).
-func (e *alertEnv) raise(t *testing.T, n int, kind, key string, settlementID int64) {
+func (e *alertEnv) raise(t *testing.T, n int, kind pipeline.AlertKind, key string, settlementID int64) {
 	t.Helper()
 	_, err := e.db.SQL().ExecContext(context.Background(), `
 		INSERT INTO alerts (problem_key, kind, severity, settlement_id, summary, detail, action)
@@ -189,7 +187,7 @@ func TestAlertsSurviveASlackOutage(t *testing.T) {
 			}
 			d := e.delivery(n, 1000)
 			const count = 30
-			e.raise(t, count, notify.KindSettlementFailed, "", 0)
+			e.raise(t, count, pipeline.AlertKindSettlementFailed, "", 0)
 
 			e.slack.Outage(500, 0)
 			for range 5 {
@@ -248,7 +246,7 @@ func TestAlertStormSendsOneSummary(t *testing.T) {
 			}
 			d := e.delivery(n, threshold)
 			c := e.settlement(t, "c1")
-			e.raise(t, 500, notify.KindSettlementFailed, "", c.SettlementID)
+			e.raise(t, 500, pipeline.AlertKindSettlementFailed, "", c.SettlementID)
 			res := run(t, d)
 			if res.Delivered != 500 || res.Summarized != 500 {
 				t.Fatalf("run %+v", res)
@@ -259,7 +257,7 @@ func TestAlertStormSendsOneSummary(t *testing.T) {
 			}
 			// More of the same storm: bot mode rewrites the summary, webhook
 			// mode waits for the repeat interval; no new message either way.
-			e.raise(t, 100, notify.KindSettlementFailed, "", c.SettlementID)
+			e.raise(t, 100, pipeline.AlertKindSettlementFailed, "", c.SettlementID)
 			run(t, d)
 			posts := 0
 			for _, m := range e.slack.Messages() {
@@ -283,7 +281,7 @@ func TestAlertStormSendsOneSummary(t *testing.T) {
 		e := newAlertEnv(t)
 		d := e.delivery(e.webhook(), threshold)
 		for i := range 50 {
-			e.raise(t, 10, notify.KindSettlementFailed, "", 0)
+			e.raise(t, 10, pipeline.AlertKindSettlementFailed, "", 0)
 			if _, err := e.db.SQL().Exec(`UPDATE alerts SET problem_key = problem_key || ':' || id WHERE delivered_at IS NULL`); err != nil {
 				t.Fatal(err)
 			}
@@ -308,12 +306,12 @@ func TestRepeatsUpdateTheProblemsMessage(t *testing.T) {
 		t.Parallel()
 		e := newAlertEnv(t)
 		d := e.delivery(e.bot(), 1000)
-		e.raise(t, 1, notify.KindSettlementFailed, "settlement:7:account_frozen", 0)
+		e.raise(t, 1, pipeline.AlertKindSettlementFailed, "settlement:7:account_frozen", 0)
 		run(t, d)
 		root := e.slack.Messages()[0]
-		e.raise(t, 2, notify.KindSettlementFailed, "settlement:7:account_frozen", 0)
+		e.raise(t, 2, pipeline.AlertKindSettlementFailed, "settlement:7:account_frozen", 0)
 		run(t, d)
-		e.raise(t, 1, notify.KindSettlementFailed, "settlement:7:account_frozen", 0)
+		e.raise(t, 1, pipeline.AlertKindSettlementFailed, "settlement:7:account_frozen", 0)
 		run(t, d)
 		var methods []string
 		for _, m := range e.slack.Messages() {
@@ -333,7 +331,7 @@ func TestRepeatsUpdateTheProblemsMessage(t *testing.T) {
 		e := newAlertEnv(t)
 		d := e.delivery(e.webhook(), 1000)
 		for range 3 {
-			e.raise(t, 2, notify.KindSettlementFailed, "settlement:7:account_frozen", 0)
+			e.raise(t, 2, pipeline.AlertKindSettlementFailed, "settlement:7:account_frozen", 0)
 			run(t, d)
 		}
 		msgs := e.slack.Messages()
@@ -387,7 +385,7 @@ func TestFailureAlertIsActionableAndResolves(t *testing.T) {
 		t.Errorf("first message not marked resolved: %s", root.Text)
 	}
 	// The same problem again is a new problem: a new first message.
-	e.raise(t, 1, notify.KindSettlementFailed, alert.ProblemKey, c.SettlementID)
+	e.raise(t, 1, pipeline.AlertKindSettlementFailed, alert.ProblemKey, c.SettlementID)
 	run(t, d)
 	if got := firstMessages(e.slack.Messages())[alert.ProblemKey]; got != 2 {
 		t.Errorf("problem opened %d times, want 2 (before and after its resolution)", got)
@@ -399,7 +397,7 @@ func TestTwoReplicasSendEachAlertOnce(t *testing.T) {
 	t.Parallel()
 	e := newAlertEnv(t)
 	const count = 60
-	e.raise(t, count, notify.KindSettlementFailed, "", 0)
+	e.raise(t, count, pipeline.AlertKindSettlementFailed, "", 0)
 	a, b := e.delivery(e.bot(), 1000), e.delivery(e.bot(), 1000)
 	var wg sync.WaitGroup
 	for _, d := range []*jobs.AlertDelivery{a, b} {
@@ -430,7 +428,7 @@ func TestSlackSecretsNeverLeak(t *testing.T) {
 	dead.Close()
 	c := e.settlement(t, "c1")
 	e.refuse(t, c)
-	e.raise(t, 3, notify.KindSettlementFailed, "", 0)
+	e.raise(t, 3, pipeline.AlertKindSettlementFailed, "", 0)
 	for _, n := range []notify.Notifier{
 		notify.NewWebhook(notify.Config{WebhookURL: dead.WebhookURL(), Timeout: time.Second}),
 		notify.NewBot(notify.Config{BotToken: alertToken, Channel: "#a", APIURL: dead.APIURL(), Timeout: time.Second}),
@@ -490,24 +488,17 @@ func TestSlackSecretsNeverLeak(t *testing.T) {
 func TestAlertsGoToTheLogWithoutSlack(t *testing.T) {
 	t.Parallel()
 	e := newAlertEnv(t)
-	var buf syncBuffer
+	var buf testenv.Buffer
 	n, err := notify.New(notify.Config{}, slog.New(slog.NewJSONHandler(&buf, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.raise(t, 5, notify.KindSettlementFailed, "", 0)
+	e.raise(t, 5, pipeline.AlertKindSettlementFailed, "", 0)
 	if res := run(t, e.delivery(n, 1000)); res.Delivered != 5 {
 		t.Fatalf("run %+v", res)
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 5 || !strings.Contains(lines[0], `"msg":"alert"`) || !strings.Contains(lines[0], `"action":"settle settlements show 1"`) {
 		t.Fatalf("log:\n%s", buf.String())
-	}
-}
-
-// The store queues resolutions with the kind notify words as one.
-func TestResolvedKindsAgree(t *testing.T) {
-	if store.AlertKindResolved != notify.KindResolved {
-		t.Fatalf("store.AlertKindResolved %q != notify.KindResolved %q", store.AlertKindResolved, notify.KindResolved)
 	}
 }

@@ -55,7 +55,7 @@ func TestConnectionDroppedDuringTheRecord(t *testing.T) {
 			f := newFixture(t, cfg)
 			ctx := context.Background()
 			f.payday(t, 2_000_000)
-			head, _ := f.queue.pop()
+			head, _ := f.queue.Pop()
 
 			var once sync.Once
 			ran := make(chan struct{})
@@ -164,7 +164,7 @@ func TestDatabaseUnreachable(t *testing.T) {
 	f := newFixture(t, cfg)
 	ctx := context.Background()
 	f.payday(t, 2_000_000)
-	head, _ := f.queue.pop()
+	head, _ := f.queue.Pop()
 	proxy := startProxy(t, f.pgURL)
 	db := openStore(t, proxy.url, store.Options{MaxOpenConns: 4})
 

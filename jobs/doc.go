@@ -4,5 +4,6 @@
 // daily summary, and the daily reconciliation, which runs as a task on its
 // own lowest-priority queue) driven by robfig/cron, each tick run by the
 // holder of the job's lease in PostgreSQL (scheduler.go). It owns the asynq
-// and cron libraries.
+// and cron libraries; jobs/cronspec is the one parser of cron specs, which
+// internal/config uses to check them.
 package jobs

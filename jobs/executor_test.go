@@ -28,52 +28,6 @@ const token = "jobs-test-token"
 
 var accounts = pipeline.Accounts{Collection: "T-COL", Lender: "T-LEND", Holding: "T-HOLD", Fee: "T-FEE"}
 
-// memQueue records enqueued step IDs. The queue is an edge of the pipeline;
-// tests drive the executor from it directly, one delivery at a time.
-type memQueue struct {
-	mu       sync.Mutex
-	ids      []int64
-	resolved []scheduledResolve
-}
-
-// scheduledResolve is a resolve task memQueue was asked for.
-type scheduledResolve struct {
-	ref   pipeline.StepRef
-	after time.Duration
-}
-
-// EnqueueResolve records the resolve; tests call Executor.Resolve themselves.
-func (q *memQueue) EnqueueResolve(_ context.Context, ref pipeline.StepRef, after time.Duration) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.resolved = append(q.resolved, scheduledResolve{ref: ref, after: after})
-	return nil
-}
-
-func (q *memQueue) resolves() []scheduledResolve {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return append([]scheduledResolve(nil), q.resolved...)
-}
-
-func (q *memQueue) EnqueueStep(_ context.Context, ref pipeline.StepRef) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.ids = append(q.ids, ref.ID)
-	return nil
-}
-
-func (q *memQueue) pop() (int64, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.ids) == 0 {
-		return 0, false
-	}
-	id := q.ids[0]
-	q.ids = q.ids[1:]
-	return id, true
-}
-
 type fixture struct {
 	dialect    string                      // the provider's dialect: rest or openbanking
 	attemptKey func(string) (string, bool) // its journal keys read back into attempt keys
@@ -81,7 +35,7 @@ type fixture struct {
 	pgURL      string // the fixture's own database
 	db         *store.DB
 	bank       *banksim.Client
-	queue      *memQueue
+	queue      *settletest.Queue
 	exec       *pipeline.Executor
 	poller     *jobs.Poller
 	sweep      *jobs.Sweep
@@ -112,7 +66,7 @@ func newFixtureOn(t *testing.T, cfg pipeline.ExecutorConfig, dialect string) *fi
 	adapter, attemptKey := dialectAdapter(t, dialect, sim.URL)
 	banks := bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	q := &memQueue{}
+	q := &settletest.Queue{}
 	exec := pipeline.NewExecutor(db, banks, q, cfg, logger)
 	client := banksim.NewClient(sim.URL, token, nil)
 	return &fixture{
@@ -173,7 +127,7 @@ func (f *fixture) drain(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		id, ok := f.queue.pop()
+		id, ok := f.queue.Pop()
 		if !ok {
 			return
 		}
@@ -212,7 +166,7 @@ func TestDuplicateDeliveriesMoveMoneyOnce(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, pipeline.ExecutorConfig{})
 	f.payday(t, 2_000_000)
-	head, _ := f.queue.pop()
+	head, _ := f.queue.Pop()
 	var wg sync.WaitGroup
 	deliveries := make(chan struct{}, 50)
 	for range 50 {
@@ -250,7 +204,7 @@ func TestApplyThenTimeoutIsResolvedByStatus(t *testing.T) {
 	f := newFixture(t, pipeline.ExecutorConfig{Lease: 300 * time.Millisecond, BankTimeout: 200 * time.Millisecond})
 	ctx := context.Background()
 	f.payday(t, 2_000_000)
-	head, _ := f.queue.pop()
+	head, _ := f.queue.Pop()
 	if err := f.bank.SetFaults(ctx, banksim.Faults{TimeoutAfterApplyRate: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +234,7 @@ func TestCrashAfterClaimIsResolved(t *testing.T) {
 	f := newFixture(t, pipeline.ExecutorConfig{Lease: 200 * time.Millisecond})
 	ctx := context.Background()
 	f.payday(t, 2_000_000)
-	head, _ := f.queue.pop()
+	head, _ := f.queue.Pop()
 	if _, err := f.db.ClaimStep(ctx, head, 200*time.Millisecond); err != nil { // the worker's claim; then it dies
 		t.Fatal(err)
 	}
@@ -354,14 +308,14 @@ func TestRateLimitRetriesWithTheSameKey(t *testing.T) {
 	f := newFixture(t, pipeline.ExecutorConfig{RetryBase: time.Millisecond})
 	ctx := context.Background()
 	f.payday(t, 2_000_000)
-	head, _ := f.queue.pop()
+	head, _ := f.queue.Pop()
 	if err := f.bank.SetFaults(ctx, banksim.Faults{RateLimitRPS: 1}); err != nil { // one token, then 429s for a second
 		t.Fatal(err)
 	}
 	if err := f.exec.Run(ctx, head); err != nil {
 		t.Fatal(err)
 	}
-	next, _ := f.queue.pop()
+	next, _ := f.queue.Pop()
 	var later *pipeline.RetryLaterError
 	if err := f.exec.Run(ctx, next); !errors.As(err, &later) {
 		t.Fatalf("rate-limited step: err = %v, want RetryLaterError", err)
@@ -411,7 +365,7 @@ func settlement(t *testing.T, db *store.DB) store.SettlementDetail {
 func stepStates(d store.SettlementDetail) string {
 	s := ""
 	for _, st := range d.Steps {
-		s += st.Kind + "=" + st.Status + " "
+		s += string(st.Kind) + "=" + string(st.Status) + " "
 	}
 	return s
 }
@@ -462,7 +416,7 @@ func TestPausedWorkerSendingLateDoesNotPayTwice(t *testing.T) {
 	f := newFixture(t, pipeline.ExecutorConfig{Lease: 100 * time.Millisecond})
 	ctx := context.Background()
 	f.payday(t, 2_000_000)
-	head, _ := f.queue.pop()
+	head, _ := f.queue.Pop()
 	zombie, err := f.db.ClaimStep(ctx, head, 100*time.Millisecond) // then the worker is paused
 	if err != nil {
 		t.Fatal(err)

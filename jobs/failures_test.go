@@ -71,7 +71,7 @@ func TestKeyReusedWithOtherContentHaltsTheStep(t *testing.T) {
 			f := newFixtureOn(t, pipeline.ExecutorConfig{}, dialect)
 			ctx := context.Background()
 			c := f.payday(t, 2_000_000)
-			head, _ := f.queue.pop()
+			head, _ := f.queue.Pop()
 			key := pipeline.AttemptKey(head, 1)
 			// Someone else used the step's first key for another transfer, one
 			// the bank refused (more than the VA holds): the bank remembers it.
@@ -98,7 +98,7 @@ func TestKeyReusedWithOtherContentHaltsTheStep(t *testing.T) {
 			}
 			d := settlement(t, f.db)
 			s := d.Steps[0]
-			if d.Status != string(pipeline.SettlementFailed) || s.Status != string(pipeline.StepDead) {
+			if d.Status != pipeline.SettlementFailed || s.Status != pipeline.StepDead {
 				t.Fatalf("settlement %s, steps %s: want FAILED with its SWEEP DEAD", d.Status, stepStates(d))
 			}
 			if s.Attempts != 1 || len(s.Transfers) != 1 || s.Transfers[0].Key != key {
@@ -143,7 +143,7 @@ func TestKeyPastItsRetentionIsNotSentAgain(t *testing.T) {
 				KeyRetention: map[string]time.Duration{"sandbox": time.Millisecond}}, dialect)
 			ctx := context.Background()
 			f.payday(t, 2_000_000)
-			head, _ := f.queue.pop()
+			head, _ := f.queue.Pop()
 			key := pipeline.AttemptKey(head, 1)
 			if err := f.bank.SetFaults(ctx, banksim.Faults{TimeoutAfterApplyRate: 1}); err != nil {
 				t.Fatal(err)
@@ -162,7 +162,7 @@ func TestKeyPastItsRetentionIsNotSentAgain(t *testing.T) {
 			f.sweepUntil(t, func(d store.SettlementDetail) bool { return d.Steps[0].Status != "RUNNING" })
 			d := settlement(t, f.db)
 			s := d.Steps[0]
-			if s.Status != string(pipeline.StepDead) || d.Status != string(pipeline.SettlementFailed) {
+			if s.Status != pipeline.StepDead || d.Status != pipeline.SettlementFailed {
 				t.Fatalf("settlement %s, steps %s: want FAILED with its SWEEP DEAD", d.Status, stepStates(d))
 			}
 			if len(s.Transfers) != 1 || s.Transfers[0].Status != "UNKNOWN" {
@@ -204,7 +204,7 @@ func TestOutOfOrderDeliveryIsRefused(t *testing.T) {
 	f := newFixture(t, pipeline.ExecutorConfig{})
 	ctx := context.Background()
 	f.payday(t, 2_000_000)
-	head, _ := f.queue.pop()
+	head, _ := f.queue.Pop()
 	d := settlement(t, f.db)
 	for _, s := range d.Steps[1:] {
 		if err := f.exec.Run(ctx, s.ID); err != nil {
@@ -222,7 +222,7 @@ func TestOutOfOrderDeliveryIsRefused(t *testing.T) {
 	if err := f.exec.Run(ctx, head); err != nil {
 		t.Fatal(err)
 	}
-	f.queue.pop()
+	f.queue.Pop()
 	if err := f.exec.Run(ctx, d.Steps[2].ID); err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestEnqueueFailedAfterCommitIsRelayed(t *testing.T) {
 	f := newFixture(t, pipeline.ExecutorConfig{})
 	ctx := context.Background()
 	f.payday(t, 2_000_000)
-	head, _ := f.queue.pop()
+	head, _ := f.queue.Pop()
 	adapter, _ := dialectAdapter(t, "rest", f.bankURL)
 	lossy := pipeline.NewExecutor(f.db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), failingQueue{}, pipeline.ExecutorConfig{},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))

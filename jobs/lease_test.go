@@ -28,7 +28,7 @@ func TestPausedWorkerPastItsLeaseSendsNothing(t *testing.T) {
 	f := newFixture(t, cfg)
 	ctx := context.Background()
 	c := f.payday(t, 2_000_000)
-	head, _ := f.queue.pop()
+	head, _ := f.queue.Pop()
 	if err := f.bank.SetFaults(ctx, banksim.Faults{ForgetRefusals: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestPausedWorkerPastItsLeaseSendsNothing(t *testing.T) {
 			once.Do(func() { close(paused); <-release })
 		}
 	}
-	zombie := pipeline.NewExecutor(f.db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &memQueue{}, zcfg,
+	zombie := pipeline.NewExecutor(f.db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &settletest.Queue{}, zcfg,
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	done := make(chan error, 1)
 	go func() { done <- zombie.Run(ctx, head) }()
@@ -59,7 +59,7 @@ func TestPausedWorkerPastItsLeaseSendsNothing(t *testing.T) {
 	if err := f.exec.Run(ctx, head); err != nil {
 		t.Fatal(err)
 	}
-	if d := settlement(t, f.db); d.Status != string(pipeline.SettlementFailed) {
+	if d := settlement(t, f.db); d.Status != pipeline.SettlementFailed {
 		t.Fatalf("settlement %s, steps %s: want FAILED at its SWEEP", d.Status, stepStates(d))
 	}
 	if _, err := f.bank.SetState(ctx, c.VA, banksim.StateActive, ""); err != nil {

@@ -8,7 +8,6 @@ import (
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/rest"
 	"github.com/settle-dev/settle/internal/settletest"
-	"github.com/settle-dev/settle/notify"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
 )
@@ -25,7 +24,7 @@ func failAtSweep(t *testing.T, f *fixture, amount int64) (int64, string) {
 	}
 	f.drain(t)
 	d := settlement(t, f.db)
-	if d.Status != string(pipeline.SettlementFailed) || d.Steps[0].Status != string(pipeline.StepFailed) {
+	if d.Status != pipeline.SettlementFailed || d.Steps[0].Status != pipeline.StepFailed {
 		t.Fatalf("settlement %s, steps %s: want FAILED at its SWEEP", d.Status, stepStates(d))
 	}
 	if _, err := f.bank.SetState(ctx, c.VA, banksim.StateActive, ""); err != nil {
@@ -85,12 +84,14 @@ func TestVABelowItsLedgerIsNotSettled(t *testing.T) {
 	if err != nil || res.Found != 0 || res.Skipped != 1 {
 		t.Fatalf("poll of a VA below its ledger: %+v %v; want it skipped", res, err)
 	}
-	var kind, severity, summary string
+	var kind pipeline.AlertKind
+	var severity pipeline.Severity
+	var summary string
 	if err := f.db.SQL().QueryRowContext(ctx, `SELECT kind, severity, summary FROM alerts WHERE problem_key LIKE 'va_below_ledger:%'`).
 		Scan(&kind, &severity, &summary); err != nil {
 		t.Fatalf("no alert for the VA below its ledger: %v", err)
 	}
-	if kind != notify.KindBelowLedger || severity != notify.SeverityCritical || !strings.Contains(summary, "not settled") {
+	if kind != pipeline.AlertKindBelowLedger || severity != pipeline.SeverityCritical || !strings.Contains(summary, "not settled") {
 		t.Errorf("alert %s/%s %q", kind, severity, summary)
 	}
 	if _, err := f.poller.RunOnce(ctx); err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/settle-dev/settle/internal/demo"
+	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/notify"
 	"github.com/settle-dev/settle/notify/notifytest"
 	"github.com/settle-dev/settle/pipeline"
@@ -139,7 +140,7 @@ func (f *fixture) pumpUntil(t *testing.T, what string, cond func([]store.Settlem
 		if time.Now().After(deadline) {
 			t.Fatalf("not %s within 30s: %s", what, describe(all))
 		}
-		id, ok := f.queue.pop()
+		id, ok := f.queue.Pop()
 		if !ok {
 			t.Fatalf("queue empty and not %s: %s", what, describe(all))
 		}
@@ -187,7 +188,7 @@ func describe(all []store.SettlementDetail) string {
 
 func notifyStep(d store.SettlementDetail) *store.StepRow {
 	for i := range d.Steps {
-		if d.Steps[i].Kind == string(pipeline.KindNotify) {
+		if d.Steps[i].Kind == pipeline.KindNotify {
 			return &d.Steps[i]
 		}
 	}
@@ -198,7 +199,7 @@ func notifyStep(d store.SettlementDetail) *store.StepRow {
 func moneyMoved(all []store.SettlementDetail) bool {
 	for _, d := range all {
 		for _, s := range d.Steps {
-			if s.Kind != string(pipeline.KindNotify) && s.Status != "DONE" {
+			if s.Kind != pipeline.KindNotify && s.Status != "DONE" {
 				return false
 			}
 		}
@@ -225,7 +226,7 @@ func moneySteps(all []store.SettlementDetail) int {
 	n := 0
 	for _, d := range all {
 		for _, s := range d.Steps {
-			if pipeline.Kind(s.Kind).MovesMoney() {
+			if s.Kind.MovesMoney() {
 				n++
 			}
 		}
@@ -262,12 +263,12 @@ func TestLenderAppOutageFailsNoSettlement(t *testing.T) {
 	// Down for longer than today's attempts of a step last.
 	all := f.pumpUntil(t, "tried past max_attempts", notifyTriedOrGone(maxAttempts+2))
 	for _, d := range all {
-		if d.Status != string(pipeline.SettlementSettled) {
+		if d.Status != pipeline.SettlementSettled {
 			t.Errorf("settlement %d is %s with its money moved and only the lender app down, want SETTLED: %s",
 				d.ID, d.Status, stepStates(d))
 		}
 	}
-	if n := countAlerts(t, f.db, `kind = $1 OR severity = 'critical'`, store.AlertKindSettlementFailed); n != 0 {
+	if n := countAlerts(t, f.db, `kind = $1 OR severity = 'critical'`, pipeline.AlertKindSettlementFailed); n != 0 {
 		t.Errorf("%d settlement_failed or critical alerts for a lender app outage, want none", n)
 	}
 	if t.Failed() {
@@ -275,10 +276,10 @@ func TestLenderAppOutageFailsNoSettlement(t *testing.T) {
 	}
 	// One warning per settlement, however often its NOTIFY failed, and one
 	// summary of them all once they are many (the storm threshold is 2).
-	if n := countAlerts(t, f.db, `kind = $1 AND severity = 'warning'`, store.AlertKindNotifyUndelivered); n != len(all) {
+	if n := countAlerts(t, f.db, `kind = $1 AND severity = 'warning'`, pipeline.AlertKindNotifyUndelivered); n != len(all) {
 		t.Errorf("%d notify warnings for %d settlements whose NOTIFY keeps failing, want one each", n, len(all))
 	}
-	e := &alertEnv{db: f.db, slack: notifytest.NewServer(t, alertToken, alertHook), logs: &syncBuffer{}}
+	e := &alertEnv{db: f.db, slack: notifytest.NewServer(t, alertToken, alertHook), logs: &testenv.Buffer{}}
 	if res := run(t, e.delivery(e.webhook(), 2)); res.Summarized != len(all) {
 		t.Errorf("delivery %+v, want the %d warnings summarized", res, len(all))
 	}
@@ -289,7 +290,7 @@ func TestLenderAppOutageFailsNoSettlement(t *testing.T) {
 	// The customer is polled again: a second salary settles, the app still down.
 	f.paySalaries(t, cs[:1], 1_500_000)
 	all = f.pumpUntil(t, "second salary settled", func(all []store.SettlementDetail) bool {
-		return len(all) == 4 && all[3].Status == string(pipeline.SettlementSettled)
+		return len(all) == 4 && all[3].Status == pipeline.SettlementSettled
 	})
 
 	app.setUp(true)
@@ -320,7 +321,7 @@ func TestLenderAppOutageFailsNoSettlement(t *testing.T) {
 	f.verify(t, moneySteps(all))
 	for _, d := range all[:3] {
 		key := fmt.Sprintf("settlement:%d:notify_undelivered", d.ID)
-		if n := countAlerts(t, f.db, `problem_key = $1 AND kind = $2`, key, store.AlertKindResolved); n != 1 {
+		if n := countAlerts(t, f.db, `problem_key = $1 AND kind = $2`, key, pipeline.AlertKindResolved); n != 1 {
 			t.Errorf("problem %s resolved %d times after delivery, want once", key, n)
 		}
 	}
@@ -379,15 +380,15 @@ func TestNotifyGivesUpAfterItsWindowAndReplaySendsIt(t *testing.T) {
 		return st != nil && st.Status == "DEAD"
 	})
 	d := all[0]
-	if d.Status != string(pipeline.SettlementSettled) {
+	if d.Status != pipeline.SettlementSettled {
 		t.Fatalf("settlement %d is %s after its NOTIFY gave up, want SETTLED", d.ID, d.Status)
 	}
-	if n := countAlerts(t, f.db, `severity = 'critical' OR kind = $1`, store.AlertKindSettlementFailed); n != 0 {
+	if n := countAlerts(t, f.db, `severity = 'critical' OR kind = $1`, pipeline.AlertKindSettlementFailed); n != 0 {
 		t.Fatalf("%d critical alerts for an undelivered notification", n)
 	}
 	var summary string
 	if err := f.db.SQL().QueryRowContext(ctx, `SELECT summary FROM alerts WHERE kind = $1 AND severity = 'warning'
-	                                           ORDER BY id DESC LIMIT 1`, store.AlertKindNotifyUndelivered).Scan(&summary); err != nil ||
+	                                           ORDER BY id DESC LIMIT 1`, pipeline.AlertKindNotifyUndelivered).Scan(&summary); err != nil ||
 		!strings.Contains(summary, "gave up") {
 		t.Fatalf("last notify warning %q (%v), want one that says NOTIFY gave up", summary, err)
 	}

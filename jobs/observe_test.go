@@ -11,6 +11,7 @@ import (
 	"github.com/settle-dev/settle/bank"
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
 )
@@ -41,17 +42,17 @@ func TestExecutorObserverHearsEveryRun(t *testing.T) {
 	if _, err := f.bank.SetState(ctx, c.Payout, banksim.StateFrozen, ""); err != nil {
 		t.Fatal(err)
 	}
-	head, _ := f.queue.pop()
+	head, _ := f.queue.Pop()
 	_ = f.queue.EnqueueStep(ctx, pipeline.StepRef{ID: head})
 	_ = f.queue.EnqueueStep(ctx, pipeline.StepRef{ID: head}) // a duplicate delivery: claims nothing
 	f.drain(t)
 	var want []string
 	for _, s := range settlement(t, f.db).Steps {
 		switch s.Status {
-		case "DONE":
-			want = append(want, s.Kind+" done")
-		case "FAILED":
-			want = append(want, s.Kind+" failed")
+		case pipeline.StepDone:
+			want = append(want, string(s.Kind)+" done")
+		case pipeline.StepFailed:
+			want = append(want, string(s.Kind)+" failed")
 		}
 	}
 	if len(want) < 2 || !slices.Equal(obs.runs, want) {
@@ -75,7 +76,7 @@ func TestPollReportsEachCycle(t *testing.T) {
 		err  error
 	}
 	var cycles []cycle
-	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &memQueue{}, jobs.PollConfig{
+	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &settletest.Queue{}, jobs.PollConfig{
 		Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
 		OnCycle: func(took time.Duration, res jobs.PollResult, err error) {
 			cycles = append(cycles, cycle{took, res, err})

@@ -125,7 +125,7 @@ func TestPollWithinBudgetNearPaydayFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &memQueue{}, jobs.PollConfig{
+	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &settletest.Queue{}, jobs.PollConfig{
 		Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
 		Schedule: jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6, PaydayWindow: 2},
 		Providers: map[string]jobs.ProviderPolling{
@@ -179,7 +179,7 @@ func TestPollResultInShardLog(t *testing.T) {
 	db, sb := openDB(t), newSandbox(t)
 	addCustomers(t, db, sb, "sandbox", "c-", 3, 0)
 	adapter, _ := rest.New(rest.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
-	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &memQueue{}, jobs.PollConfig{
+	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &settletest.Queue{}, jobs.PollConfig{
 		Accounts:  map[string]pipeline.Accounts{"sandbox": accounts},
 		Providers: map[string]jobs.ProviderPolling{"sandbox": {Budget: 5, AccountsPerCall: rest.BatchSize}},
 	}, quiet())
@@ -215,7 +215,7 @@ func TestPollSkipsAProviderInMaintenance(t *testing.T) {
 	now := time.Date(2026, 11, 24, 23, 45, 0, 0, seoul)
 	adapter, _ := rest.New(rest.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
 	wrapped := bank.WithMaintenance(adapter, "sandbox", m, func() time.Time { return now })
-	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": wrapped}), &memQueue{}, jobs.PollConfig{
+	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": wrapped}), &settletest.Queue{}, jobs.PollConfig{
 		Accounts:  map[string]pipeline.Accounts{"sandbox": accounts},
 		Providers: map[string]jobs.ProviderPolling{"sandbox": {Closed: m.Closed}},
 		Now:       func() time.Time { return now },
@@ -246,12 +246,12 @@ func TestStepWaitsForTheEndOfAMaintenanceWindow(t *testing.T) {
 	now := time.Date(2026, 11, 24, 22, 0, 0, 0, seoul)
 	adapter, _ := rest.New(rest.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
 	banks := bank.NewRouter(map[string]pipeline.Bank{"sandbox": bank.WithMaintenance(adapter, "sandbox", m, func() time.Time { return now })})
-	q := &memQueue{}
+	q := &settletest.Queue{}
 	poller := jobs.NewPoller(db, banks, q, jobs.PollConfig{Accounts: map[string]pipeline.Accounts{"sandbox": accounts}}, quiet())
 	if res, err := poller.RunOnce(ctx); err != nil || res.Found != 1 {
 		t.Fatalf("poll: %+v %v", res, err)
 	}
-	head, _ := q.pop()
+	head, _ := q.Pop()
 	exec := pipeline.NewExecutor(db, banks, q, pipeline.ExecutorConfig{MaxAttempts: 1}, quiet())
 	now = time.Date(2026, 11, 24, 23, 50, 0, 0, seoul)
 	for range 3 { // more claims than MaxAttempts: none is spent
@@ -301,7 +301,7 @@ func TestDepositSettlesThroughTheProviderOfItsVA(t *testing.T) {
 	if err != nil || len(out.Moved) != 1 || out.Remaining != 0 {
 		t.Fatalf("migrate: %+v %v", out, err)
 	}
-	q := &memQueue{}
+	q := &settletest.Queue{}
 	poller := jobs.NewPoller(db, banks, q, jobs.PollConfig{Accounts: map[string]pipeline.Accounts{"legacy": accounts, "modern": accounts}}, quiet())
 	exec := pipeline.NewExecutor(db, banks, q, pipeline.ExecutorConfig{}, quiet())
 	f := &fixture{db: db, queue: q, exec: exec}
@@ -339,7 +339,7 @@ func TestPollCycleIsCutShortBeforeTheNextTick(t *testing.T) {
 	addCustomers(t, db, sb, "sandbox", "cut-", 25, 0)
 	adapter, _ := openbanking.New(openbanking.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
 	start, reads := time.Now(), 0
-	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &memQueue{}, jobs.PollConfig{
+	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &settletest.Queue{}, jobs.PollConfig{
 		Accounts:  map[string]pipeline.Accounts{"sandbox": accounts},
 		Schedule:  jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6},
 		Providers: map[string]jobs.ProviderPolling{"sandbox": {AccountsPerCall: 1}},
@@ -373,7 +373,7 @@ func TestPollSendsAPaidVAToTheIdleScheduleUntilItsWindowCloses(t *testing.T) {
 		t.Fatal(err)
 	}
 	banks := bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter})
-	q := &memQueue{}
+	q := &settletest.Queue{}
 	f := &fixture{db: db, queue: q, exec: pipeline.NewExecutor(db, banks, q, pipeline.ExecutorConfig{}, quiet())}
 	newPoller := func(budget int) *jobs.Poller {
 		return jobs.NewPoller(db, banks, q, jobs.PollConfig{
@@ -522,7 +522,7 @@ func TestFailedBalanceCallIsAskedAgainWithinTheCycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		flaky := &flakyBalances{Bank: adapter, fail: 1, err: c.err}
-		poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": flaky}), &memQueue{}, jobs.PollConfig{
+		poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": flaky}), &settletest.Queue{}, jobs.PollConfig{
 			Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
 			Schedule: jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6, PaydayWindow: 1},
 		}, quiet())

@@ -11,6 +11,7 @@ import (
 	"github.com/settle-dev/settle/bank"
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
@@ -128,7 +129,7 @@ func TestPollShardsAreSharedByWorkers(t *testing.T) {
 	t.Cleanup(func() { queue.Close() })
 	logger := quiet()
 	for _, name := range []string{"worker-a", "worker-b"} {
-		poller := jobs.NewPoller(db, banks, &memQueue{}, jobs.PollConfig{
+		poller := jobs.NewPoller(db, banks, &settletest.Queue{}, jobs.PollConfig{
 			Accounts: map[string]pipeline.Accounts{"sandbox": accounts}, Replica: name,
 			Schedule: jobs.PollPolicy{Interval: time.Hour},
 		}, logger)
@@ -198,7 +199,7 @@ func TestPollShardRunsOnceAndNotLate(t *testing.T) {
 	sb.credit(t, vas[2], 1_000_000)
 	adapter, _ := rest.New(rest.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
 	now := time.Now().Truncate(time.Second)
-	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &memQueue{}, jobs.PollConfig{
+	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &settletest.Queue{}, jobs.PollConfig{
 		Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
 		Schedule: jobs.PollPolicy{Interval: time.Minute},
 		Now:      func() time.Time { return now },
@@ -266,7 +267,7 @@ func TestFailedPollIsDueAtTheNextCycle(t *testing.T) {
 	vas := addCustomers(t, db, sb, "sandbox", "fail-", 3, 0)
 	sb.credit(t, vas[1], 1_000_000)
 	adapter, _ := rest.New(rest.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
-	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &memQueue{}, jobs.PollConfig{
+	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &settletest.Queue{}, jobs.PollConfig{
 		Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
 		Schedule: jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6},
 	}, quiet())
@@ -298,7 +299,7 @@ func TestFoundDepositHoldsItsVA(t *testing.T) {
 	vas := addCustomers(t, db, sb, "sandbox", "hold-", 2, time.Now().UTC().Day())
 	sb.credit(t, vas[0], 1_000_000)
 	adapter, _ := rest.New(rest.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
-	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &memQueue{}, jobs.PollConfig{
+	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &settletest.Queue{}, jobs.PollConfig{
 		Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
 		Schedule: jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6, PaydayWindow: 1},
 	}, quiet())

@@ -258,7 +258,7 @@ func (r *Reconciler) tellReadable(ctx context.Context, p string, perr error) {
 		}
 	} else {
 		_, err = r.db.RaiseAlertOnce(ctx, pipeline.Alert{
-			ProblemKey: unreadableProblem(p), Kind: store.AlertKindReconcile, Severity: "warning",
+			ProblemKey: unreadableProblem(p), Kind: pipeline.AlertKindReconcile, Severity: pipeline.SeverityWarning,
 			Summary: fmt.Sprintf("Reconciliation could not read provider %s: its balances and transfers are not checked", p),
 			Detail:  perr.Error(),
 			Action: fmt.Sprintf("check the provider; the daily run is retried, and the next one reaches back to the last complete run "+

@@ -383,7 +383,7 @@ func TestReconcilerIgnoresMoneyMovingWhileItReads(t *testing.T) {
 	c := f.restClient(t)
 	moving := &movingLister{Statements: c.Statements(), bank: c}
 	for {
-		id, ok := f.queue.pop()
+		id, ok := f.queue.Pop()
 		if !ok {
 			break
 		}

@@ -19,24 +19,36 @@ func ParseRedisURL(u string) (asynq.RedisConnOpt, error) {
 	return opt, nil
 }
 
-// CheckRedis pings Redis and, when requireNoEviction is set, refuses a
-// maxmemory-policy that may evict queue keys: evicted leases leave tasks
-// stuck, evicted tasks are lost.
-func CheckRedis(ctx context.Context, opt asynq.RedisConnOpt, requireNoEviction bool) error {
+// RedisCheck checks Redis over one client, kept for its owner's lifetime:
+// `settle serve` checks at start and on every /readyz with the same one.
+type RedisCheck struct{ rc redis.UniversalClient }
+
+// NewRedisCheck returns a check of the Redis opt names; it connects on its
+// first Check. Close releases it.
+func NewRedisCheck(opt asynq.RedisConnOpt) (*RedisCheck, error) {
 	rc, ok := opt.MakeRedisClient().(redis.UniversalClient)
 	if !ok {
-		return fmt.Errorf("unsupported Redis connection options %T", opt)
+		return nil, fmt.Errorf("unsupported Redis connection options %T", opt)
 	}
-	defer rc.Close()
+	return &RedisCheck{rc: rc}, nil
+}
+
+// Close releases the client.
+func (c *RedisCheck) Close() error { return c.rc.Close() }
+
+// Check pings Redis and, when requireNoEviction is set, refuses a
+// maxmemory-policy that may evict queue keys: evicted leases leave tasks
+// stuck, evicted tasks are lost.
+func (c *RedisCheck) Check(ctx context.Context, requireNoEviction bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := rc.Ping(ctx).Err(); err != nil {
+	if err := c.rc.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("not reachable (%v): start Redis or fix redis.url / SETTLE_REDIS_URL", err)
 	}
 	if !requireNoEviction {
 		return nil
 	}
-	res, err := rc.ConfigGet(ctx, "maxmemory-policy").Result()
+	res, err := c.rc.ConfigGet(ctx, "maxmemory-policy").Result()
 	if err != nil {
 		return fmt.Errorf("read maxmemory-policy (%v): allow CONFIG GET, or set redis.check_noeviction: false once you have checked it yourself", err)
 	}

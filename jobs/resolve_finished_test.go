@@ -22,7 +22,7 @@ func TestResolveTaskForAFinishedStepDoesNothing(t *testing.T) {
 	f := newFixture(t, resolveConfig)
 	ctx := context.Background()
 	f.payday(t, 2_000_000)
-	head, _ := f.queue.pop()
+	head, _ := f.queue.Pop()
 	_ = f.queue.EnqueueStep(ctx, pipeline.StepRef{ID: head})
 	f.drain(t)
 	queue, opt := startWorker(t, f, resolveConfig)

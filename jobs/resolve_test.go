@@ -12,6 +12,7 @@ import (
 	"github.com/settle-dev/settle/bank"
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
@@ -38,7 +39,7 @@ func startWorker(t *testing.T, f *fixture, cfg pipeline.ExecutorConfig) (*jobs.Q
 	queue := jobs.NewQueue(opt, time.Minute)
 	t.Cleanup(func() { queue.Close() })
 	exec := pipeline.NewExecutor(f.db, banks, queue, cfg, quiet())
-	poller := jobs.NewPoller(f.db, banks, &memQueue{}, jobs.PollConfig{Accounts: map[string]pipeline.Accounts{"sandbox": accounts}}, quiet())
+	poller := jobs.NewPoller(f.db, banks, &settletest.Queue{}, jobs.PollConfig{Accounts: map[string]pipeline.Accounts{"sandbox": accounts}}, quiet())
 	srv, mux := jobs.NewWorker(opt, exec, poller, jobs.WorkerConfig{Concurrency: 2, ShutdownTimeout: 5 * time.Second}, quiet())
 	if err := srv.Start(mux); err != nil {
 		t.Fatal(err)
@@ -62,7 +63,7 @@ func TestUnknownOutcomeIsResolvedByItsResolveTask(t *testing.T) {
 			f := newFixture(t, resolveConfig)
 			ctx := context.Background()
 			f.payday(t, 2_000_000)
-			head, _ := f.queue.pop()
+			head, _ := f.queue.Pop()
 			queue, _ := startWorker(t, f, resolveConfig)
 			if err := f.bank.SetFaults(ctx, faults); err != nil {
 				t.Fatal(err)
@@ -96,7 +97,7 @@ func TestEarlyResolveIsRetriedNotDropped(t *testing.T) {
 	f := newFixture(t, cfg)
 	ctx := context.Background()
 	f.payday(t, 2_000_000)
-	head, _ := f.queue.pop()
+	head, _ := f.queue.Pop()
 	if err := f.bank.SetFaults(ctx, banksim.Faults{TimeoutAfterApplyRate: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func TestEarlyResolveIsRetriedNotDropped(t *testing.T) {
 	if s := settlement(t, f.db).Steps[0]; s.Status != "RUNNING" || s.Transfers[0].Status != "UNKNOWN" {
 		t.Fatalf("an early resolve changed the step: %+v", s)
 	}
-	if got := f.queue.resolves(); len(got) != 1 || got[0].ref.ID != head || got[0].after != cfg.UnknownWait {
+	if got := f.queue.Resolves(); len(got) != 1 || got[0].Ref.ID != head || got[0].After != cfg.UnknownWait {
 		t.Fatalf("resolves scheduled %+v, want step %d after %s", got, head, cfg.UnknownWait)
 	}
 	testenv.Eventually(t, 20*time.Second, func() (bool, string) {

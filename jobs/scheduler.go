@@ -11,6 +11,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/settle-dev/settle/jobs/cronspec"
 	"github.com/settle-dev/settle/store"
 )
 
@@ -65,10 +66,6 @@ func Replica() string {
 	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
-// CronParser accepts five or six fields (seconds optional) and descriptors
-// such as "@every 10s".
-var CronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 // NewScheduler registers the jobs; it refuses a job whose schedule does not
 // parse.
 func NewScheduler(db *store.DB, jobs []Job, cfg SchedulerConfig, logger *slog.Logger) (*Scheduler, error) {
@@ -99,7 +96,7 @@ func NewScheduler(db *store.DB, jobs []Job, cfg SchedulerConfig, logger *slog.Lo
 // ParseSchedule parses a cron spec; "@every D" becomes a schedule aligned
 // to multiples of D since the Unix epoch.
 func ParseSchedule(spec string) (cron.Schedule, error) {
-	sched, err := CronParser.Parse(spec)
+	sched, err := cronspec.Parse(spec)
 	if err != nil {
 		return nil, fmt.Errorf("schedule %q: %w", spec, err)
 	}

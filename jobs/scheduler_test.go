@@ -259,11 +259,11 @@ func TestStalledReplicaDoesNotStopTheJob(t *testing.T) {
 // startStalledReplica starts this test binary as replica-a on the
 // database at url. running
 // is closed once its run is under way; logs is what it writes to stderr.
-func startStalledReplica(t *testing.T, url string) (*exec.Cmd, <-chan struct{}, *syncBuffer) {
+func startStalledReplica(t *testing.T, url string) (*exec.Cmd, <-chan struct{}, *testenv.Buffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestStalledReplicaDoesNotStopTheJob$", "-test.count=1")
 	cmd.Env = append(os.Environ(), stalledReplicaDB+"="+url)
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	cmd.Stderr = logs
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -56,7 +56,7 @@ func TestSweepAlertsAStuckStepOnceAndResolvesIt(t *testing.T) {
 	slack, delivery := slackFor(t, f.db)
 	ctx := context.Background()
 	f.payday(t, 2_000_000)
-	head, _ := f.queue.pop()
+	head, _ := f.queue.Pop()
 	if err := f.bank.SetFaults(ctx, banksim.Faults{TimeoutAfterApplyRate: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -299,16 +299,11 @@ func TestDailySummary(t *testing.T) {
 	}
 }
 
-// The store and notify agree on the kinds the store looks for.
+// A failure alert is of the kind the store resolves when the settlement
+// settles after all.
 func TestAlertKindsAgree(t *testing.T) {
 	failure := pipeline.FailureAlert(pipeline.Claim{SettlementID: 1}, pipeline.Failure{Dead: true})
-	for _, k := range [][2]string{
-		{store.AlertKindSettlementFailed, notify.KindSettlementFailed},
-		{store.AlertKindSettlementFailed, failure.Kind},
-		{store.AlertKindStepStuck, notify.KindStepStuck},
-	} {
-		if k[0] != k[1] {
-			t.Errorf("kinds %q and %q differ", k[0], k[1])
-		}
+	if failure.Kind != pipeline.AlertKindSettlementFailed {
+		t.Errorf("failure alert of kind %q, want %q", failure.Kind, pipeline.AlertKindSettlementFailed)
 	}
 }

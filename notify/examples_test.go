@@ -17,7 +17,7 @@ func krw(n int64) pipeline.Money { return pipeline.Money{Amount: n, Currency: "K
 // is frozen.
 func refusedAlert() notify.Alert {
 	return notify.Alert{
-		ID: 17, ProblemKey: "settlement:42:account_frozen", Kind: notify.KindSettlementFailed, Severity: notify.SeverityCritical,
+		ID: 17, ProblemKey: "settlement:42:account_frozen", Kind: pipeline.AlertKindSettlementFailed, Severity: pipeline.SeverityCritical,
 		SettlementID: 42,
 		Summary:      "Settlement 42 failed at PAYOUT (step 4 of customer 7): account_frozen",
 		Detail:       "bank refused the transfer: account_frozen: account 110-234-567890 is frozen",
@@ -38,7 +38,7 @@ func refusedAlert() notify.Alert {
 // account the configuration names does not exist there.
 func engineAccountAlert() notify.Alert {
 	return notify.Alert{
-		ID: 20, ProblemKey: "settlement:44:no_such_account", Kind: notify.KindSettlementFailed, Severity: notify.SeverityCritical,
+		ID: 20, ProblemKey: "settlement:44:no_such_account", Kind: pipeline.AlertKindSettlementFailed, Severity: pipeline.SeverityCritical,
 		SettlementID: 44,
 		Summary: "Settlement 44 failed at FEE (step 4 of customer 9): no_such_account at the engine's own account " +
 			"providers[0].accounts.fee: fix the configuration, not the customer",
@@ -60,7 +60,7 @@ func engineAccountAlert() notify.Alert {
 // outOfAttemptsAlert is a settlement whose sweep never got through.
 func outOfAttemptsAlert() notify.Alert {
 	return notify.Alert{
-		ID: 18, ProblemKey: "settlement:43:out_of_attempts", Kind: notify.KindSettlementFailed, Severity: notify.SeverityCritical,
+		ID: 18, ProblemKey: "settlement:43:out_of_attempts", Kind: pipeline.AlertKindSettlementFailed, Severity: pipeline.SeverityCritical,
 		SettlementID: 43,
 		Summary:      "Settlement 43 failed at SWEEP (step 1 of customer 8): out_of_attempts",
 		Detail:       "out of attempts (5): bank unavailable, nothing done (HTTP 503)",
@@ -103,7 +103,7 @@ func stuckAlert() notify.Alert {
 func unstuckAlert() notify.Alert {
 	stuck := stuckAlert()
 	return notify.Alert{
-		ID: 24, ProblemKey: stuck.ProblemKey, Kind: notify.KindResolved, Severity: notify.SeverityInfo,
+		ID: 24, ProblemKey: stuck.ProblemKey, Kind: pipeline.AlertKindResolved, Severity: pipeline.SeverityInfo,
 		SettlementID: 44,
 		Summary:      "Resolved: " + stuck.Summary,
 		Detail:       notify.UnstuckNote(notify.Unstuck{Seq: 5, Kind: "PAYOUT", Status: "DONE", Attempt: 1, Transfer: "SUCCEEDED"}),
@@ -141,7 +141,7 @@ func summaryAlert() notify.Alert {
 // resolvedAlert follows up refusedAlert once the settlement was replayed.
 func resolvedAlert() notify.Alert {
 	return notify.Alert{
-		ID: 23, ProblemKey: "settlement:42:account_frozen", Kind: notify.KindResolved, Severity: notify.SeverityInfo,
+		ID: 23, ProblemKey: "settlement:42:account_frozen", Kind: pipeline.AlertKindResolved, Severity: pipeline.SeverityInfo,
 		SettlementID: 42,
 		Summary:      "Resolved: Settlement 42 failed at PAYOUT (step 4 of customer 7): account_frozen",
 		Detail:       "settlement 42 is SETTLED",
@@ -152,10 +152,10 @@ func resolvedAlert() notify.Alert {
 
 func storm(count, folded int) *notify.Storm {
 	return &notify.Storm{
-		Key: "storm:settlement_failed:sandbox", Kind: notify.KindSettlementFailed, Provider: "sandbox",
+		Key: "storm:settlement_failed:sandbox", Kind: pipeline.AlertKindSettlementFailed, Provider: "sandbox",
 		Count: count, Window: 5 * time.Minute, Threshold: 20,
 		Causes:      []notify.CauseCount{{Cause: "out_of_attempts", Count: count - 3}, {Cause: "account_frozen", Count: 3}},
-		Severity:    notify.SeverityCritical,
+		Severity:    pipeline.SeverityCritical,
 		Settlements: []int64{512, 511, 510, 509, 508},
 		Folded:      folded, Since: t0,
 		Action: "settle settlements list --status FAILED",

@@ -5,13 +5,14 @@ import (
 	"testing"
 
 	"github.com/settle-dev/settle/notify"
+	"github.com/settle-dev/settle/pipeline"
 )
 
 // A step halted because the bank holds another transfer under its key, or
 // forgot a key it may have applied, says what settle did and that nothing
 // more is sent, never "replay": its attempt stays UNKNOWN.
 func TestHaltedKeyAlertsSayNothingMoreIsSent(t *testing.T) {
-	for _, cause := range []string{notify.CauseKeyReused, notify.CauseKeyPastRetention} {
+	for _, cause := range []string{pipeline.CauseKeyReused, pipeline.CauseKeyPastRetention} {
 		a := engineAccountAlert()
 		a.ProblemKey, a.ConfigKey = "settlement:44:"+cause, ""
 		a.Step.Status, a.Step.BankCode, a.Step.BankMessage = "DEAD", "", ""

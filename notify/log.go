@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+
+	"github.com/settle-dev/settle/pipeline"
 )
 
 // Log writes alerts to a slog logger, one structured line each: what settle
@@ -36,7 +38,7 @@ func (l *Log) Reply(ctx context.Context, _ Ref, n Notice) error {
 	switch {
 	case n.Storm != nil:
 		l.storm(ctx, "alert storm goes on", *n.Storm)
-	case n.Alert.Kind == KindResolved:
+	case n.Alert.Kind == pipeline.AlertKindResolved:
 		l.alert(ctx, "alert resolved", n)
 	default:
 		l.alert(ctx, "alert repeated", n)
@@ -48,8 +50,8 @@ func (l *Log) alert(ctx context.Context, msg string, n Notice) {
 	a := n.Alert
 	attrs := []slog.Attr{
 		slog.String("problem_key", a.ProblemKey),
-		slog.String("kind", a.Kind),
-		slog.String("severity", a.Severity),
+		slog.String("kind", string(a.Kind)),
+		slog.String("severity", string(a.Severity)),
 		slog.Int64("alert_id", a.ID),
 		slog.String("title", strings.TrimPrefix(title(a), "Resolved: ")),
 	}
@@ -58,9 +60,9 @@ func (l *Log) alert(ctx context.Context, msg string, n Notice) {
 	}
 	attrs = appendNonEmpty(attrs, "customer", a.Customer, "provider", a.Provider, "payout_account", masked(a.PayoutAccount))
 	switch a.Kind {
-	case KindResolved:
+	case pipeline.AlertKindResolved:
 		attrs = appendNonEmpty(attrs, "note", scrub(a, a.Detail))
-	case KindDailySummary:
+	case pipeline.AlertKindDailySummary:
 		for _, f := range summaryFields(scrub(a, a.Detail)) {
 			attrs = appendNonEmpty(attrs, strings.ToLower(f[0]), f[1])
 		}
@@ -81,8 +83,8 @@ func (l *Log) storm(ctx context.Context, msg string, s Storm) {
 	}
 	attrs := []slog.Attr{
 		slog.String("problem_key", s.Key),
-		slog.String("kind", s.Kind),
-		slog.String("severity", s.Severity),
+		slog.String("kind", string(s.Kind)),
+		slog.String("severity", string(s.Severity)),
 		slog.Int("count", s.Count),
 		slog.String("window", s.Window.String()),
 		slog.String("causes", strings.Join(causes, ", ")),
@@ -102,11 +104,11 @@ func appendNonEmpty(attrs []slog.Attr, kv ...string) []slog.Attr {
 }
 
 // level is the log level of a severity.
-func level(severity string) slog.Level {
+func level(severity pipeline.Severity) slog.Level {
 	switch severity {
-	case SeverityCritical:
+	case pipeline.SeverityCritical:
 		return slog.LevelError
-	case SeverityWarning:
+	case pipeline.SeverityWarning:
 		return slog.LevelWarn
 	}
 	return slog.LevelInfo

@@ -7,67 +7,18 @@ import (
 	"github.com/settle-dev/settle/pipeline"
 )
 
-// Kinds of alert that notify words specially. Any other kind is shown with
-// its summary and detail as written.
-const (
-	// KindSettlementFailed is a settlement that failed for good
-	// (pipeline.FailureAlert): refused by the bank, or out of attempts.
-	KindSettlementFailed = "settlement_failed"
-	// KindStepStuck is a transfer whose outcome the bank has not told for
-	// longer than it should: the step stays RUNNING and the engine keeps
-	// asking the bank's status call.
-	KindStepStuck = "step_stuck"
-	// KindResolved follows up a problem that an operator or the engine has
-	// resolved (store.ResolveProblem). Its problem key is the problem's.
-	KindResolved = "resolved"
-	// KindInvariant is a money invariant that settle verify (or its
-	// scheduled run) found broken: one problem per check (InvariantAlert).
-	KindInvariant = "invariant_violation"
-	// KindDailySummary is the daily summary: what settled, what failed, the
-	// oldest open settlement (DailySummaryAlert).
-	KindDailySummary = "daily_summary"
-	// KindBelowLedger is a virtual account whose bank balance is below what
-	// the ledger holds there (BelowLedgerAlert): it is not settled until
-	// the two agree.
-	KindBelowLedger = "va_below_ledger"
-	// KindNotifyUndelivered is a SETTLED settlement whose event the
-	// lender's app has not taken (pipeline.NotifyAlert), severity warning:
-	// the money moved; NOTIFY retries on its own, and gives up after its
-	// window. Its delivery resolves it.
-	KindNotifyUndelivered = pipeline.AlertKindNotifyUndelivered
-)
-
-// Severities, as the alerts table allows them.
-const (
-	SeverityInfo     = "info"
-	SeverityWarning  = "warning"
-	SeverityCritical = "critical"
-)
-
-// CauseOutOfAttempts is the cause pipeline.FailureAlert gives a settlement
-// that failed without a refusal from the bank.
-const CauseOutOfAttempts = "out_of_attempts"
-
-// CauseKeyReused and CauseKeyPastRetention are the causes of a step halted
-// because the bank holds another transfer under its key, or no longer
-// knows a key it may have applied: its attempt stays UNKNOWN.
-const (
-	CauseKeyReused        = "key_reused"
-	CauseKeyPastRetention = "key_past_retention"
-)
-
 // Alert is one alert of the outbox as operators read it: the row itself and
 // what the engine knew about its settlement when it was delivered. It
 // marshals to JSON with account numbers masked.
 type Alert struct {
-	ID           int64  `json:"id"`
-	ProblemKey   string `json:"problem_key"`
-	Kind         string `json:"kind"`
-	Severity     string `json:"severity"`
-	SettlementID int64  `json:"settlement_id,omitempty"`
-	Summary      string `json:"summary"`
-	Detail       string `json:"detail,omitempty"`
-	Action       string `json:"action,omitempty"` // the command that fixes it
+	ID           int64              `json:"id"`
+	ProblemKey   string             `json:"problem_key"`
+	Kind         pipeline.AlertKind `json:"kind"`
+	Severity     pipeline.Severity  `json:"severity"`
+	SettlementID int64              `json:"settlement_id,omitempty"`
+	Summary      string             `json:"summary"`
+	Detail       string             `json:"detail,omitempty"`
+	Action       string             `json:"action,omitempty"` // the command that fixes it
 	// ConfigKey is the configuration key of the engine account the bank
 	// refused ("providers[0].accounts.fee"): the configuration is at
 	// fault, not the customer. "" otherwise.
@@ -85,9 +36,9 @@ type Alert struct {
 // Step is the step of a settlement that failed or is stuck, with what the
 // bank last said about it.
 type Step struct {
-	Kind        string                 `json:"kind"` // SWEEP, REPAY, HOLD, FEE, PAYOUT or NOTIFY
+	Kind        pipeline.Kind          `json:"kind"`
 	Seq         int                    `json:"seq"`
-	Status      string                 `json:"status"`
+	Status      pipeline.StepStatus    `json:"status"`
 	Amount      pipeline.Money         `json:"amount"`
 	From        pipeline.AccountNumber `json:"from,omitempty"`
 	To          pipeline.AccountNumber `json:"to,omitempty"`
@@ -100,7 +51,7 @@ type Step struct {
 
 // Cause is the last part of a problem key ("settlement:42:account_frozen"
 // gives "account_frozen"), or the kind when the key has no parts.
-func (a Alert) Cause() string { return CauseOf(a.ProblemKey, a.Kind) }
+func (a Alert) Cause() string { return CauseOf(a.ProblemKey, string(a.Kind)) }
 
 // CauseOf returns the last ':'-separated part of a problem key, or kind when
 // the key has none.
@@ -146,18 +97,18 @@ type Resolution struct {
 // Storm summarizes many alerts of one kind at one provider, sent instead of
 // each of them.
 type Storm struct {
-	Key         string        // the storm's problem key
-	Kind        string        // the kind of the alerts
-	Provider    string        // "" when the alerts name no settlement
-	Count       int           // alerts of this kind and provider raised within Window
-	Window      time.Duration // the storm window
-	Threshold   int           // more than this many within Window make a storm
-	Causes      []CauseCount  // Count by cause, most first
-	Severity    string        // the highest severity among them
-	Settlements []int64       // a few of the settlements, newest first
-	Folded      int           // alerts folded into this storm's message so far
-	Since       time.Time     // when the first of them was raised
-	Action      string        // the command to start with
+	Key         string             // the storm's problem key
+	Kind        pipeline.AlertKind // the kind of the alerts
+	Provider    string             // "" when the alerts name no settlement
+	Count       int                // alerts of this kind and provider raised within Window
+	Window      time.Duration      // the storm window
+	Threshold   int                // more than this many within Window make a storm
+	Causes      []CauseCount       // Count by cause, most first
+	Severity    pipeline.Severity  // the highest severity among them
+	Settlements []int64            // a few of the settlements, newest first
+	Folded      int                // alerts folded into this storm's message so far
+	Since       time.Time          // when the first of them was raised
+	Action      string             // the command to start with
 }
 
 // CauseCount is how many alerts of a storm have one cause.

@@ -20,7 +20,7 @@ type Stuck struct {
 	ProblemKey   string // one problem per step (store.StuckProblemKey)
 	SettlementID int64
 	Seq          int
-	Kind         string        // SWEEP, REPAY, HOLD, FEE, PAYOUT or REVERSE
+	Kind         pipeline.Kind
 	Attempt      int           // the attempt whose outcome is unknown
 	Key          string        // its idempotency key
 	Since        time.Time     // when its outcome became unknown
@@ -32,7 +32,7 @@ type Stuck struct {
 // the step stays stuck.
 func StuckAlert(s Stuck) pipeline.Alert {
 	return pipeline.Alert{
-		ProblemKey: s.ProblemKey, Kind: KindStepStuck, Severity: SeverityWarning, SettlementID: s.SettlementID,
+		ProblemKey: s.ProblemKey, Kind: pipeline.AlertKindStepStuck, Severity: pipeline.SeverityWarning, SettlementID: s.SettlementID,
 		Summary: fmt.Sprintf("Settlement %d stuck at %s (step %d): outcome unknown for %s",
 			s.SettlementID, s.Kind, s.Seq, span(roundSpan(s.For))),
 		Detail: fmt.Sprintf("Attempt %d (key %s) has had no definite answer since %s.", s.Attempt, s.Key, clock(s.Since)),
@@ -61,7 +61,7 @@ func BelowLedgerProblem(provider string, vaID int64) string {
 // is wrong. Either way nothing is moved until someone looks.
 func BelowLedgerAlert(b BelowLedger) pipeline.Alert {
 	return pipeline.Alert{
-		ProblemKey: BelowLedgerProblem(b.Provider, b.VAID), Kind: KindBelowLedger, Severity: SeverityCritical,
+		ProblemKey: BelowLedgerProblem(b.Provider, b.VAID), Kind: pipeline.AlertKindBelowLedger, Severity: pipeline.SeverityCritical,
 		Summary: fmt.Sprintf("Virtual account %s at %s holds less than the ledger says: not settled",
 			pipeline.AccountNumber(b.VA), b.Provider),
 		Detail: fmt.Sprintf("The bank shows %d %s; the ledger holds %d %s there (the deposit of a cancelled or compensated "+
@@ -81,10 +81,10 @@ func roundSpan(d time.Duration) time.Duration {
 // Unstuck is a step that was stuck, as it is now that its outcome is known.
 type Unstuck struct {
 	Seq      int
-	Kind     string
-	Status   string // the step's status
-	Attempt  int    // its latest attempt
-	Transfer string // that attempt's status: SENDING, SUCCEEDED, REFUSED…
+	Kind     pipeline.Kind
+	Status   pipeline.StepStatus    // the step's status
+	Attempt  int                    // its latest attempt
+	Transfer pipeline.AttemptStatus // that attempt's status
 }
 
 // UnstuckNote says how a stuck step's outcome became known, for the
@@ -92,16 +92,16 @@ type Unstuck struct {
 func UnstuckNote(u Unstuck) string {
 	step := fmt.Sprintf("step %d (%s)", u.Seq, u.Kind)
 	switch {
-	case u.Status == "DONE":
+	case u.Status == pipeline.StepDone:
 		return "the bank confirmed the transfer: " + step + " is DONE"
-	case u.Transfer == "REFUSED":
-		return "the bank refused the transfer: " + step + " is " + u.Status + "; the settlement's failure alert says what to do"
-	case u.Status == "FAILED" || u.Status == "DEAD":
-		return step + " is " + u.Status + "; the settlement's failure alert says what to do"
-	case u.Transfer == "SENDING":
+	case u.Transfer == pipeline.AttemptRefused:
+		return "the bank refused the transfer: " + step + " is " + string(u.Status) + "; the settlement's failure alert says what to do"
+	case u.Status == pipeline.StepFailed || u.Status == pipeline.StepDead:
+		return step + " is " + string(u.Status) + "; the settlement's failure alert says what to do"
+	case u.Transfer == pipeline.AttemptSending:
 		return fmt.Sprintf("the bank never received attempt %d: %s is sent again with the same key", u.Attempt, step)
 	}
-	return step + " is " + u.Status
+	return step + " is " + string(u.Status)
 }
 
 // Violation is one broken invariant, as settle verify reports it.
@@ -137,7 +137,7 @@ func InvariantAlert(check string, vs []Violation) pipeline.Alert {
 		lines = append(lines, fmt.Sprintf("… and %d more", more))
 	}
 	return pipeline.Alert{
-		ProblemKey: InvariantProblemKey(check), Kind: KindInvariant, Severity: SeverityCritical,
+		ProblemKey: InvariantProblemKey(check), Kind: pipeline.AlertKindInvariant, Severity: pipeline.SeverityCritical,
 		Summary: fmt.Sprintf("Invariant broken: %s (%s)", check, plural(len(vs), "violation", "violations")),
 		Detail:  strings.Join(lines, "\n"),
 		Action:  "settle verify",
@@ -165,7 +165,7 @@ type Settled struct {
 // OpenSettlement is a settlement that has not finished.
 type OpenSettlement struct {
 	ID        int64
-	Status    string
+	Status    pipeline.SettlementStatus
 	Customer  string // the customer's reference
 	CreatedAt time.Time
 }
@@ -186,7 +186,7 @@ func DailySummaryAlert(s DailySummary) pipeline.Alert {
 		count += st.Count
 	}
 	a := pipeline.Alert{
-		ProblemKey: DailySummaryProblemKey(s.To, loc), Kind: KindDailySummary, Severity: SeverityInfo,
+		ProblemKey: DailySummaryProblemKey(s.To, loc), Kind: pipeline.AlertKindDailySummary, Severity: pipeline.SeverityInfo,
 		Summary: fmt.Sprintf("Daily summary, %s to %s: %s settled, %s failed",
 			span(s.To.Sub(s.From)), local(s.To), grouped(count), grouped(int64(s.Failed))),
 		Detail: strings.Join([]string{

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+
+	"github.com/settle-dev/settle/pipeline"
 )
 
 // Slack's limits on block text, in characters.
@@ -44,7 +46,7 @@ func Render(n Notice) Message {
 	switch {
 	case n.Storm != nil:
 		return renderStorm(*n.Storm)
-	case n.Alert.Kind == KindDailySummary:
+	case n.Alert.Kind == pipeline.AlertKindDailySummary:
 		return renderSummary(n)
 	}
 	return renderProblem(n)
@@ -57,7 +59,7 @@ func RenderReply(n Notice) Message {
 	switch {
 	case n.Storm != nil:
 		return renderStormReply(*n.Storm)
-	case n.Alert.Kind == KindResolved:
+	case n.Alert.Kind == pipeline.AlertKindResolved:
 		return renderResolvedReply(n)
 	}
 	return renderRepeat(n)
@@ -151,11 +153,11 @@ func mrkdwn(s string) *slack.TextBlockObject {
 }
 
 // emoji marks a severity.
-func emoji(severity string) string {
+func emoji(severity pipeline.Severity) string {
 	switch severity {
-	case SeverityCritical:
+	case pipeline.SeverityCritical:
 		return ":red_circle:"
-	case SeverityWarning:
+	case pipeline.SeverityWarning:
 		return ":warning:"
 	}
 	return ":information_source:"
@@ -320,10 +322,10 @@ func renderStorm(s Storm) Message {
 // its settlements at once when they failed.
 func stormHint(s Storm) string {
 	hint := "Many at once usually means the provider, not the customers: check its status first."
-	if s.Kind == KindNotifyUndelivered {
+	if s.Kind == pipeline.AlertKindNotifyUndelivered {
 		return "Many at once means the lender's app is down or refusing events: the money moved, the settlements are SETTLED, and NOTIFY retries on its own."
 	}
-	if s.Kind != KindSettlementFailed {
+	if s.Kind != pipeline.AlertKindSettlementFailed {
 		return hint
 	}
 	cmd := "settle replay --failed-since " + s.Since.Add(-time.Minute).UTC().Truncate(time.Minute).Format(time.RFC3339)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/settle-dev/settle/notify"
+	"github.com/settle-dev/settle/pipeline"
 )
 
 // Free text from a bank or another part of the engine can neither ping the
@@ -13,7 +14,7 @@ import (
 func TestFreeTextIsEscapedAndMasked(t *testing.T) {
 	t.Parallel()
 	a := notify.Alert{
-		ID: 1, ProblemKey: "reconcile:2026-11-25", Kind: "reconcile_difference", Severity: notify.SeverityWarning,
+		ID: 1, ProblemKey: "reconcile:2026-11-25", Kind: "reconcile_difference", Severity: pipeline.SeverityWarning,
 		Summary:   "<!channel> ledger and bank differ for 110-234-567890 on 2026-11-25",
 		Detail:    "account 12345678 & <https://evil.example|click>",
 		Action:    "settle verify",

@@ -14,19 +14,9 @@ import (
 // digitRun matches a run of digits, possibly grouped with hyphens.
 var digitRun = regexp.MustCompile(`\d+(?:-\d+)*`)
 
-// looksLikeAccount reports whether a digit run from free text may be an
-// account number: eight or more digits in one piece, or ten or more in
-// hyphenated groups (110-234-567890), which leaves dates (2026-11-25) alone.
-func looksLikeAccount(run string) bool {
-	digits := len(run) - strings.Count(run, "-")
-	if strings.Contains(run, "-") {
-		return digits >= 10
-	}
-	return digits >= 8
-}
-
 // scrub masks account numbers in free text from the engine or a bank: the
-// alert's own accounts wherever they appear, and any long run of digits.
+// alert's own accounts wherever they appear, and any run of digits that
+// looks like an account number (pipeline.LooksLikeAccountNumber).
 func scrub(a Alert, s string) string {
 	if s == "" {
 		return ""
@@ -37,7 +27,7 @@ func scrub(a Alert, s string) string {
 		}
 	}
 	return digitRun.ReplaceAllStringFunc(s, func(m string) string {
-		if !looksLikeAccount(m) {
+		if !pipeline.LooksLikeAccountNumber(m) {
 			return m
 		}
 		return pipeline.AccountNumber(m).Masked()

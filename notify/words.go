@@ -50,7 +50,7 @@ func shortCause(cause string) string {
 	if r, ok := refusals[cause]; ok {
 		return r.short
 	}
-	if cause == CauseOutOfAttempts {
+	if cause == pipeline.CauseOutOfAttempts {
 		return "out of attempts"
 	}
 	return strings.ReplaceAll(cause, "_", " ")
@@ -59,12 +59,12 @@ func shortCause(cause string) string {
 // title is the one-line headline of an alert.
 func title(a Alert) string {
 	switch a.Kind {
-	case KindSettlementFailed:
+	case pipeline.AlertKindSettlementFailed:
 		if a.ConfigKey != "" {
 			return fmt.Sprintf("Settlement %d failed%s: %s at %s", a.SettlementID, atStep(a), shortCause(a.Cause()), a.ConfigKey)
 		}
 		return fmt.Sprintf("Settlement %d failed%s: %s", a.SettlementID, atStep(a), shortCause(a.Cause()))
-	case KindStepStuck:
+	case pipeline.AlertKindStepStuck:
 		return fmt.Sprintf("Settlement %d stuck%s: the bank has not said whether the money moved", a.SettlementID, atStep(a))
 	}
 	return scrub(a, a.Summary)
@@ -74,12 +74,12 @@ func atStep(a Alert) string {
 	if a.Step == nil {
 		return ""
 	}
-	return " at " + a.Step.Kind
+	return " at " + string(a.Step.Kind)
 }
 
 // whyLabel heads the section that why fills.
 func whyLabel(a Alert) string {
-	if a.Kind == KindInvariant {
+	if a.Kind == pipeline.AlertKindInvariant {
 		return "What settle verify found"
 	}
 	return "Why"
@@ -91,14 +91,14 @@ func why(a Alert) string {
 	var b strings.Builder
 	cause := a.Cause()
 	switch r, refused := refusals[cause]; {
-	case a.Kind == KindSettlementFailed && refused:
+	case a.Kind == pipeline.AlertKindSettlementFailed && refused:
 		fmt.Fprintf(&b, r.why, refusedAccount(a, cause))
 		if a.ConfigKey != "" {
 			b.WriteString(" It is the engine's own account, not the customer's: the configuration names it, so fix the configuration.")
 		}
-	case a.Kind == KindSettlementFailed && cause == CauseOutOfAttempts:
+	case a.Kind == pipeline.AlertKindSettlementFailed && cause == pipeline.CauseOutOfAttempts:
 		b.WriteString("The transfer did not go through on any try, and the bank never refused it outright: it was unavailable, rate-limited, or gave answers that could not be used.")
-	case a.Kind == KindStepStuck:
+	case a.Kind == pipeline.AlertKindStepStuck:
 		b.WriteString("The bank took the transfer but has not said whether it completed: the money may or may not have moved.")
 		if d := sentence(scrub(a, a.Detail)); d != "" {
 			b.WriteString(" " + d)
@@ -135,25 +135,25 @@ func refusedAccount(a Alert, cause string) string {
 
 // tried tells what the engine already did about the problem.
 func tried(a Alert) string {
-	if a.Kind == KindInvariant {
+	if a.Kind == pipeline.AlertKindInvariant {
 		return "Nothing: settle never changes money or the ledger to make an invariant hold, and goes on settling. " +
 			"The next check that finds the invariant holding resolves this alert."
 	}
 	s := a.Step
-	if s == nil || a.Kind != KindSettlementFailed && a.Kind != KindStepStuck {
+	if s == nil || a.Kind != pipeline.AlertKindSettlementFailed && a.Kind != pipeline.AlertKindStepStuck {
 		return ""
 	}
 	var b strings.Builder
 	_, refused := refusals[a.Cause()]
 	switch {
-	case a.Kind == KindStepStuck:
+	case a.Kind == pipeline.AlertKindStepStuck:
 		fmt.Fprintf(&b, "Sent the transfer %s, and has asked the bank for its status since. It will not send it again on its own, so the money cannot move twice.", times(s))
 	case refused:
 		fmt.Fprintf(&b, "Sent the transfer %s; the bank refused it for good, so settle stopped: sending it again unchanged would not help. No money moved in this step.", times(s))
-	case a.Cause() == CauseKeyReused:
+	case a.Cause() == pipeline.CauseKeyReused:
 		b.WriteString("Sent the transfer; the bank answered that its idempotency key was already used with other content. " +
 			"settle halted the step and minted no new key: the bank may hold a transfer under that key.")
-	case a.Cause() == CauseKeyPastRetention:
+	case a.Cause() == pipeline.CauseKeyPastRetention:
 		b.WriteString("Asked the bank about the transfer; it no longer knows the key, which is older than the provider's key_retention. " +
 			"settle halted rather than send it again: the bank may have applied it and forgotten the key.")
 	default:
@@ -183,28 +183,28 @@ func times(s *Step) string {
 // fixHint says what to do before the alert's command helps, with the
 // commands that do it.
 func fixHint(a Alert) string {
-	if a.Kind == KindStepStuck {
+	if a.Kind == pipeline.AlertKindStepStuck {
 		return "Ask the bank what became of that attempt; settle finishes the step by itself as soon as the bank's status call answers. " +
 			"Do not move the money by other means: it may already have moved."
 	}
-	if a.Kind == KindInvariant {
+	if a.Kind == pipeline.AlertKindInvariant {
 		return "Look at each settlement named (`settle settlements show ID`, `settle audit list --subject settlement:ID`) and put it right; " +
 			"`settle verify` then says all invariants hold."
 	}
-	if a.Kind != KindSettlementFailed || a.SettlementID == 0 {
+	if a.Kind != pipeline.AlertKindSettlementFailed || a.SettlementID == 0 {
 		return ""
 	}
 	replay := fmt.Sprintf("`settle replay %d --reason \"…\"`", a.SettlementID)
 	cause := a.Cause()
 	r, refused := refusals[cause]
-	payout := a.Step != nil && a.Step.Kind == "PAYOUT" && a.Customer != ""
+	payout := a.Step != nil && a.Step.Kind == pipeline.KindPayout && a.Customer != ""
 	switch {
 	case refused && a.ConfigKey != "":
 		return fmt.Sprintf("Correct %s in the configuration (or the account at the bank) and confirm with the command above; "+
 			"restart settle serve, then %s.", a.ConfigKey, replay)
-	case cause == CauseOutOfAttempts:
+	case cause == pipeline.CauseOutOfAttempts:
 		return "Check the provider's status; once it answers again, " + replay + ": it sends the same key again, so nothing moves twice."
-	case cause == CauseKeyReused || cause == CauseKeyPastRetention:
+	case cause == pipeline.CauseKeyReused || cause == pipeline.CauseKeyPastRetention:
 		return fmt.Sprintf("Find the attempt's key (`settle settlements show %d`) in the bank's statement (`settle reconcile` compares "+
 			"statements with the ledger) and ask the bank what became of it. settle sends nothing more for this step: replay, cancel and "+
 			"compensate refuse it while its outcome is unknown.", a.SettlementID)
@@ -222,20 +222,20 @@ func fixHint(a Alert) string {
 }
 
 // stormNoun names many alerts of a kind: "settlements failed".
-func stormNoun(kind string) string {
+func stormNoun(kind pipeline.AlertKind) string {
 	switch kind {
-	case KindSettlementFailed:
+	case pipeline.AlertKindSettlementFailed:
 		return "settlements failed"
-	case KindStepStuck:
+	case pipeline.AlertKindStepStuck:
 		return "transfers stuck"
-	case KindResolved:
+	case pipeline.AlertKindResolved:
 		return "problems resolved"
-	case KindInvariant:
+	case pipeline.AlertKindInvariant:
 		return "invariants broken"
-	case KindNotifyUndelivered:
+	case pipeline.AlertKindNotifyUndelivered:
 		return "settled events not taken by the lender's app"
 	}
-	return strings.ReplaceAll(kind, "_", " ") + " alerts"
+	return strings.ReplaceAll(string(kind), "_", " ") + " alerts"
 }
 
 // sentence ends s with a full stop unless it ends with punctuation.

@@ -271,7 +271,7 @@ func (e *Executor) record(ctx context.Context, c Claim, r Receipt, callErr error
 		// The bank holds a transfer under this key and may have paid it:
 		// the attempt stays UNKNOWN, so no replay sends a new key for the
 		// same money until someone has read the bank's statement.
-		return e.fail(ctx, c, Failure{Dead: true, Cause: "key_reused", Unresolved: true, Reason: "halted: " + callErr.Error()})
+		return e.fail(ctx, c, Failure{Dead: true, Cause: CauseKeyReused, Unresolved: true, Reason: "halted: " + callErr.Error()})
 	default: // unknown, or absent from a transfer call (a bank bug): ask later
 		reason := "bank answered " + string(r.State)
 		if callErr != nil {
@@ -415,7 +415,7 @@ func (e *Executor) keyRetention(provider string) time.Duration {
 // alert says to check the bank statement.
 func (e *Executor) keyExpired(ctx context.Context, c Claim) (Outcome, error) {
 	retention := e.keyRetention(c.Provider)
-	return e.fail(ctx, c, Failure{Dead: true, Cause: "key_past_retention", Unresolved: true,
+	return e.fail(ctx, c, Failure{Dead: true, Cause: CauseKeyPastRetention, Unresolved: true,
 		Reason: fmt.Sprintf("halted: the bank does not know key %s, made %s ago, past its key retention of %s: "+
 			"it may have applied it and forgotten the key; not sent again", c.Transfer.Key, c.Transfer.Age.Round(time.Second), retention),
 		Detail: fmt.Sprintf("Attempt %s of step %d (%s, %s %d %s → %s) is older than provider %s's key retention (%s) and its bank "+
@@ -459,9 +459,6 @@ func Backoff(n int, base, maxDelay time.Duration) time.Duration {
 	return min(d, maxDelay)
 }
 
-// AlertKindNotifyUndelivered is the kind of NotifyAlert.
-const AlertKindNotifyUndelivered = "notify_undelivered"
-
 // NotifyAlert is the warning about a SETTLED settlement whose event the
 // lender's app has not taken: one problem per settlement. Its detail stays
 // the same while the step retries, so it is raised once; giving up raises
@@ -470,7 +467,7 @@ func NotifyAlert(c Claim, eventID string, giveUpAfter time.Duration, gaveUp bool
 	a := Alert{
 		ProblemKey:   fmt.Sprintf("settlement:%d:notify_undelivered", c.SettlementID),
 		Kind:         AlertKindNotifyUndelivered,
-		Severity:     "warning",
+		Severity:     SeverityWarning,
 		SettlementID: c.SettlementID,
 		Summary: fmt.Sprintf("Settlement %d is SETTLED but the lender's app has not taken its event (customer %d)",
 			c.SettlementID, c.CustomerID),
@@ -506,14 +503,14 @@ func (e *Executor) engineAccountKey(c Claim, code RefusalCode) string {
 // about an engine account names its configuration key, and the command
 // that checks it.
 func FailureAlert(c Claim, f Failure) Alert {
-	cause := cmpOr(f.Cause, "out_of_attempts")
+	cause := cmpOr(f.Cause, CauseOutOfAttempts)
 	if f.Refused != nil {
 		cause = string(f.Refused.Code)
 	}
 	a := Alert{
 		ProblemKey:   fmt.Sprintf("settlement:%d:%s", c.SettlementID, cause),
-		Kind:         "settlement_failed",
-		Severity:     "critical",
+		Kind:         AlertKindSettlementFailed,
+		Severity:     SeverityCritical,
 		SettlementID: c.SettlementID,
 		Summary:      fmt.Sprintf("Settlement %d failed at %s (step %d of customer %d): %s", c.SettlementID, c.Kind, c.Seq, c.CustomerID, cause),
 		Detail:       cmpOr(f.Detail, f.Reason),

@@ -26,3 +26,24 @@ func TestAccountNumberIsMaskedEverywhere(t *testing.T) {
 		}
 	}
 }
+
+func TestLooksLikeAccountNumber(t *testing.T) {
+	t.Parallel()
+	for word, want := range map[string]bool{
+		"":                     false,
+		"tr_12":                false,
+		"1234567":              false, // seven digits
+		"12345678":             true,  // eight in one piece
+		"acct:12345678,":       true,
+		"2026-11-25":           false, // a date: eight in groups
+		"2026-11-25,":          false,
+		"123-456-789":          true, // nine in groups
+		"110-234-567890":       true,
+		"UNKNOWN-1234567":      false,
+		"2026-11-25T09:00:12Z": true,
+	} {
+		if got := LooksLikeAccountNumber(word); got != want {
+			t.Errorf("LooksLikeAccountNumber(%q) = %v, want %v", word, got, want)
+		}
+	}
+}

@@ -63,8 +63,8 @@ func (c Claim) Request() TransferRequest {
 // in the same transaction as the failure it reports.
 type Alert struct {
 	ProblemKey   string // one message per problem: repeats update it
-	Kind         string
-	Severity     string // info, warning or critical
+	Kind         AlertKind
+	Severity     Severity
 	SettlementID int64
 	Summary      string
 	Detail       string

@@ -96,11 +96,11 @@ var FindingKinds = []FindingKind{FindingMissingAtBank, FindingUnknownToEngine, F
 // Severity is the severity of the kind's alert: a transaction difference is
 // critical (a customer may be unpaid, or money moved without the engine), a
 // balance drift a warning until someone explains it.
-func (k FindingKind) Severity() string {
+func (k FindingKind) Severity() Severity {
 	if k == FindingBalanceDrift {
-		return "warning"
+		return SeverityWarning
 	}
-	return "critical"
+	return SeverityCritical
 }
 
 // Words names the kind for people.
@@ -152,17 +152,6 @@ func (f Finding) Summary() string {
 	return fmt.Sprintf("Reconciliation at %s: %s (%s)", f.Provider, f.Kind.Words(), subject)
 }
 
-// Attempt statuses as the store records them (transfers.status).
-const (
-	AttemptSending   = "SENDING"
-	AttemptUnknown   = "UNKNOWN"
-	AttemptSucceeded = "SUCCEEDED"
-	AttemptRefused   = "REFUSED"
-	// AttemptSuperseded is an attempt the bank never acted on whose step a
-	// replay sent to other accounts: its key is never sent again.
-	AttemptSuperseded = "SUPERSEDED"
-)
-
 // settledNothing reports whether the engine recorded the attempt as one
 // that moved no money: refused by the bank, or superseded by a replay.
 func (t EngineTransfer) settledNothing() bool {
@@ -175,7 +164,7 @@ type EngineTransfer struct {
 	From         string
 	To           string
 	Amount       int64
-	Status       string // one of the Attempt* statuses
+	Status       AttemptStatus
 	CreatedAt    time.Time
 	SucceededAt  time.Time // when it was recorded as succeeded; zero otherwise
 	SettlementID int64
@@ -520,7 +509,7 @@ func (m *matcher) unknownDetail(key string, lines []StatementLine, t EngineTrans
 	step, no := ParseAttemptKey(key)
 	switch {
 	case known && t.settledNothing():
-		return what + fmt.Sprintf("; settle recorded that attempt as %s (settlement %d, step %d), so its ledger does not hold it", strings.ToLower(t.Status), t.SettlementID, t.StepID)
+		return what + fmt.Sprintf("; settle recorded that attempt as %s (settlement %d, step %d), so its ledger does not hold it", strings.ToLower(string(t.Status)), t.SettlementID, t.StepID)
 	case step != 0:
 		return what + fmt.Sprintf("; the key is settle's attempt %d of step %d, of which settle has no record: an attempt it lost track of", no, step)
 	}

@@ -23,6 +23,18 @@ const (
 	SettlementCompensated SettlementStatus = "COMPENSATED"
 )
 
+// SettlementStatuses lists every settlement status.
+var SettlementStatuses = []SettlementStatus{SettlementRunning, SettlementSettled, SettlementFailed,
+	SettlementCancelled, SettlementCompensating, SettlementCompensated}
+
+// OpenSettlementStatuses are the statuses of a settlement that is not over:
+// RUNNING, FAILED (until an operator replays, cancels or compensates it) and
+// COMPENSATING. A customer has at most one open settlement, and none starts
+// for a customer who has one, so the same money is never settled twice; the
+// customer's virtual accounts are not polled meanwhile. The database's index
+// settlements_one_open_per_customer holds the same list.
+var OpenSettlementStatuses = []SettlementStatus{SettlementRunning, SettlementFailed, SettlementCompensating}
+
 // StepStatus is the state of one step.
 type StepStatus string
 
@@ -44,6 +56,26 @@ const (
 	// StepCancelled will never run: its settlement was cancelled or
 	// compensated.
 	StepCancelled StepStatus = "CANCELLED"
+)
+
+// AttemptStatus is the state of one transfer attempt of a step, as the
+// store records it (transfers.status).
+type AttemptStatus string
+
+const (
+	// AttemptSending is written before the bank is called: the bank may or
+	// may not have the transfer.
+	AttemptSending AttemptStatus = "SENDING"
+	// AttemptUnknown: the bank gave no definite answer; the engine asks its
+	// status call and never sends another key for the step meanwhile.
+	AttemptUnknown AttemptStatus = "UNKNOWN"
+	// AttemptSucceeded: the bank applied the transfer.
+	AttemptSucceeded AttemptStatus = "SUCCEEDED"
+	// AttemptRefused: the bank refused it for good; it moved no money.
+	AttemptRefused AttemptStatus = "REFUSED"
+	// AttemptSuperseded is an attempt the bank never acted on whose step a
+	// replay sent to other accounts: its key is never sent again.
+	AttemptSuperseded AttemptStatus = "SUPERSEDED"
 )
 
 // Outcome is how one run of a claimed step ended, as a StepObserver hears

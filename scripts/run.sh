@@ -6,6 +6,8 @@
 # and runs `settle serve`. Ctrl-C stops everything it started, including the throw-away
 # PostgreSQL and Redis: the settle processes run in sessions of their own, so that they get
 # one SIGTERM from this script (a graceful stop) rather than the terminal's SIGINT as well.
+# That holds with the output piped (make run 2>&1 | tee run.log) too, although Ctrl-C kills
+# the reader of the pipe first: nothing here dies of SIGPIPE on its next line.
 #
 # Ports: the daemon on 127.0.0.1:8080, the sandbox bank on 127.0.0.1:8181 and the demo lender
 # app on 127.0.0.1:8282, as in configs/demo.yaml. Override with SETTLE_HTTP_ADDR,
@@ -33,7 +35,8 @@ port_free "$HTTP_ADDR" || die "$HTTP_ADDR is in use: stop what uses it or run SE
 port_free "$BANK_ADDR" || die "$BANK_ADDR is in use: stop what uses it or run SETTLE_DEV_BANK_ADDR=127.0.0.1:PORT make run"
 port_free "$LENDER_ADDR" || die "$LENDER_ADDR (the demo lender app) is in use: stop what uses it or run SETTLE_DEV_LENDER_ADDR=127.0.0.1:PORT make run"
 
-own_db=${SETTLE_DATABASE_URL:-} # given by the user: kept as it is
+own_db=${SETTLE_DATABASE_URL:-}    # given by the user: kept as it is
+own_redis=${SETTLE_REDIS_URL:-} # likewise
 env_lines="$(scripts/devenv.sh up run)"
 eval "$env_lines"
 if [[ -z $own_db ]]; then
@@ -48,23 +51,35 @@ pids=()
 names=()
 cleanup() {
 	trap - INT TERM EXIT
-	log "stopping"
+	# With the output piped the terminal's Ctrl-C kills the reader (tee) too: then writing to it
+	# fails (EPIPE) instead of killing this script before it stopped anything, and the rest of
+	# what it and devenv.sh say goes nowhere.
+	trap '' PIPE
+	log "stopping" || exec >/dev/null 2>&1
 	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	scripts/devenv.sh down run || true
+	if [[ -z $own_db || -z $own_redis ]]; then # devenv.sh started a server of its own
+		scripts/devenv.sh down run || true
+	fi
 }
 trap 'cleanup; exit 0' INT # Ctrl-C is how make run is meant to stop
 trap 'cleanup; exit 143' TERM
 trap cleanup EXIT
 
 # start NAME PREFIX CMD...: runs CMD in the background in a session of its own (so the
-# terminal's Ctrl-C reaches only this script, which stops it with one SIGTERM), its log lines
-# prefixed with PREFIX by a sed that ignores Ctrl-C too: were it to die first, CMD's next log
-# line would kill CMD with SIGPIPE before it could stop cleanly.
+# terminal's Ctrl-C reaches only this script, which stops it with one SIGTERM), its output
+# prefixed with PREFIX by a sed that ignores Ctrl-C and SIGPIPE; if what reads this script's
+# output is gone (a tee killed by the same Ctrl-C), sed stops at its next line and cat reads
+# the rest into /dev/null: CMD's next log line must never kill it with SIGPIPE before it
+# could stop cleanly.
 start() {
 	local name=$1 prefix=$2
 	shift 2
-	setsid "$@" 2> >(trap '' INT && exec sed -u "s/^/$prefix | /" >&2) &
+	setsid "$@" > >(
+		trap '' INT PIPE
+		sed -u "s/^/$prefix | /" >&2
+		exec cat >/dev/null
+	) 2>&1 &
 	pids+=($!)
 	names+=("$name")
 }
@@ -102,6 +117,9 @@ for _ in $(seq 100); do
 done
 port_free "$BANK_ADDR" && die "the sandbox bank did not start on $BANK_ADDR"
 
+# The engine's accounts and the customers exist at the sandbox bank before settle serve checks
+# them at start (providers_check_at_start); the demo's stream below finds them there.
+bin/settle demo --customers 50 --once 2>&1 | sed -u "s/^/demo    | /" >&2
 start "settle demo receiver" "lender " bin/settle demo receiver --addr "$LENDER_ADDR"
 start "settle serve" "serve  " bin/settle serve
 start "settle demo" "demo   " bin/settle demo --customers 50 --per-tick 3 --every 4s

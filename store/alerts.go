@@ -13,23 +13,6 @@ import (
 	"github.com/settle-dev/settle/pipeline"
 )
 
-// Kinds of alert the store itself looks for.
-const (
-	// AlertKindResolved is the kind of the alert ResolveProblem queues; it
-	// follows up the problem whose key it carries.
-	AlertKindResolved = "resolved"
-	// AlertKindSettlementFailed is the kind of pipeline.FailureAlert. A
-	// settlement that settles after a replay resolves its problems.
-	AlertKindSettlementFailed = "settlement_failed"
-	// AlertKindStepStuck is the kind of the alert about a step stuck in an
-	// unknown outcome (see UnknownSteps).
-	AlertKindStepStuck = "step_stuck"
-	// AlertKindNotifyUndelivered is the kind of pipeline.NotifyAlert: a
-	// SETTLED settlement whose event the lender's app has not taken. Its
-	// NOTIFY done resolves it.
-	AlertKindNotifyUndelivered = pipeline.AlertKindNotifyUndelivered
-)
-
 // deliveryTxTimeout bounds a delivery transaction, which holds its alerts'
 // row locks while Slack is called.
 const deliveryTxTimeout = 2 * time.Minute
@@ -39,17 +22,17 @@ const deliveryTxTimeout = 2 * time.Minute
 // stuck with the bank's last answer. Those fields are empty when the alert
 // names no settlement or no step is failed or stuck any more.
 type AlertRow struct {
-	ID           int64     `db:"id"`
-	ProblemKey   string    `db:"problem_key"`
-	Kind         string    `db:"kind"`
-	Severity     string    `db:"severity"`
-	SettlementID int64     `db:"settlement_id"`
-	Summary      string    `db:"summary"`
-	Detail       string    `db:"detail"`
-	Action       string    `db:"action"`
-	ConfigKey    string    `db:"config_key"` // the engine account's configuration key, or ""
-	CreatedAt    time.Time `db:"created_at"`
-	Attempts     int       `db:"attempts"` // delivery attempts that failed so far
+	ID           int64              `db:"id"`
+	ProblemKey   string             `db:"problem_key"`
+	Kind         pipeline.AlertKind `db:"kind"`
+	Severity     pipeline.Severity  `db:"severity"`
+	SettlementID int64              `db:"settlement_id"`
+	Summary      string             `db:"summary"`
+	Detail       string             `db:"detail"`
+	Action       string             `db:"action"`
+	ConfigKey    string             `db:"config_key"` // the engine account's configuration key, or ""
+	CreatedAt    time.Time          `db:"created_at"`
+	Attempts     int                `db:"attempts"` // delivery attempts that failed so far
 
 	CustomerRef   string `db:"customer_ref"`
 	PayoutAccount string `db:"payout_account"`
@@ -57,17 +40,17 @@ type AlertRow struct {
 	Deposit       int64  `db:"deposit"`
 	Currency      string `db:"currency"`
 
-	StepKind     string     `db:"step_kind"`
-	StepSeq      int        `db:"step_seq"`
-	StepStatus   string     `db:"step_status"`
-	StepAmount   int64      `db:"step_amount"`
-	StepFrom     string     `db:"step_from"`
-	StepTo       string     `db:"step_to"`
-	StepAttempts int        `db:"step_attempts"`
-	StepError    string     `db:"step_error"`
-	FirstTry     *time.Time `db:"first_try"` // the step's first transfer attempt
-	BankCode     string     `db:"bank_code"` // of the step's latest attempt
-	BankMessage  string     `db:"bank_message"`
+	StepKind     pipeline.Kind       `db:"step_kind"`
+	StepSeq      int                 `db:"step_seq"`
+	StepStatus   pipeline.StepStatus `db:"step_status"`
+	StepAmount   int64               `db:"step_amount"`
+	StepFrom     string              `db:"step_from"`
+	StepTo       string              `db:"step_to"`
+	StepAttempts int                 `db:"step_attempts"`
+	StepError    string              `db:"step_error"`
+	FirstTry     *time.Time          `db:"first_try"` // the step's first transfer attempt
+	BankCode     string              `db:"bank_code"` // of the step's latest attempt
+	BankMessage  string              `db:"bank_message"`
 }
 
 // AlertProblem is what operators were already told about one problem. A
@@ -114,17 +97,17 @@ type AlertOutcome struct {
 // settlement) with more alerts raised within the storm window than the
 // threshold.
 type StormGroup struct {
-	Kind     string `db:"kind"`
-	Provider string `db:"provider"`
-	Count    int    `db:"n"`
+	Kind     pipeline.AlertKind `db:"kind"`
+	Provider string             `db:"provider"`
+	Count    int                `db:"n"`
 }
 
 // Key is the storm's problem key: "storm:<kind>:<provider>".
 func (g StormGroup) Key() string {
 	if g.Provider == "" {
-		return "storm:" + g.Kind
+		return "storm:" + string(g.Kind)
 	}
-	return "storm:" + g.Kind + ":" + g.Provider
+	return "storm:" + string(g.Kind) + ":" + g.Provider
 }
 
 // StormBatch is the due alerts of a storm group, locked to be summarized in
@@ -142,9 +125,9 @@ type StormBatch struct {
 // StormStats describe a storm group's alerts raised within the window.
 type StormStats struct {
 	Count       int
-	Causes      []CauseCount // most first
-	Severity    string       // the highest
-	Settlements []int64      // up to five, newest first
+	Causes      []CauseCount      // most first
+	Severity    pipeline.Severity // the highest
+	Settlements []int64           // up to five, newest first
 	FirstAt     time.Time
 }
 
@@ -207,12 +190,12 @@ func (db *DB) DeliverNextAlert(ctx context.Context, skip []StormGroup, fn func(c
 func lockNextProblem(ctx context.Context, tx *sqlx.Tx, skip []StormGroup) ([]int64, string, error) {
 	kinds, providers := make([]string, len(skip)), make([]string, len(skip))
 	for i, g := range skip {
-		kinds[i], providers[i] = g.Kind, g.Provider
+		kinds[i], providers[i] = string(g.Kind), g.Provider
 	}
 	var head struct {
-		ID         int64  `db:"id"`
-		ProblemKey string `db:"problem_key"`
-		Kind       string `db:"kind"`
+		ID         int64              `db:"id"`
+		ProblemKey string             `db:"problem_key"`
+		Kind       pipeline.AlertKind `db:"kind"`
 	}
 	err := tx.QueryRowxContext(ctx, `
 		SELECT a.id, a.problem_key, a.kind FROM alerts a
@@ -232,7 +215,7 @@ func lockNextProblem(ctx context.Context, tx *sqlx.Tx, skip []StormGroup) ([]int
 		return nil, "", err
 	}
 	ids := []int64{head.ID}
-	if head.Kind == AlertKindResolved {
+	if head.Kind == pipeline.AlertKindResolved {
 		return ids, head.ProblemKey, nil
 	}
 	var rest []int64
@@ -243,7 +226,7 @@ func lockNextProblem(ctx context.Context, tx *sqlx.Tx, skip []StormGroup) ([]int
 		                       WHERE problem_key = $1 AND delivered_at IS NULL AND id > $2 AND kind = $3),
 		                     9223372036854775807)
 		 ORDER BY id
-		   FOR UPDATE SKIP LOCKED`, head.ProblemKey, head.ID, AlertKindResolved)
+		   FOR UPDATE SKIP LOCKED`, head.ProblemKey, head.ID, pipeline.AlertKindResolved)
 	return append(ids, rest...), head.ProblemKey, err
 }
 
@@ -500,21 +483,21 @@ func resolveProblem(ctx context.Context, tx *sqlx.Tx, key, note string) (bool, e
 		return false, err
 	}
 	var last struct {
-		Kind         string        `db:"kind"`
-		SettlementID sql.NullInt64 `db:"settlement_id"`
-		Summary      string        `db:"summary"`
+		Kind         pipeline.AlertKind `db:"kind"`
+		SettlementID sql.NullInt64      `db:"settlement_id"`
+		Summary      string             `db:"summary"`
 	}
 	err := tx.QueryRowxContext(ctx, `
 		SELECT kind, settlement_id, summary FROM alerts WHERE problem_key = $1 ORDER BY id DESC LIMIT 1`, key).StructScan(&last)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return false, ErrNoProblem
-	case err != nil || last.Kind == AlertKindResolved:
+	case err != nil || last.Kind == pipeline.AlertKindResolved:
 		return false, err
 	}
 	_, err = tx.ExecContext(ctx, `
 		INSERT INTO alerts (problem_key, kind, severity, settlement_id, summary, detail)
-		VALUES ($1, $2, 'info', $3, $4, $5)`, key, AlertKindResolved, last.SettlementID, "Resolved: "+last.Summary, note)
+		VALUES ($1, $2, 'info', $3, $4, $5)`, key, pipeline.AlertKindResolved, last.SettlementID, "Resolved: "+last.Summary, note)
 	return err == nil, err
 }
 
@@ -543,15 +526,15 @@ func raiseOnce(ctx context.Context, tx *sqlx.Tx, a pipeline.Alert) (bool, error)
 		return false, err
 	}
 	var last struct {
-		Kind   string `db:"kind"`
-		Detail string `db:"detail"`
+		Kind   pipeline.AlertKind `db:"kind"`
+		Detail string             `db:"detail"`
 	}
 	err := tx.QueryRowxContext(ctx, `
 		SELECT kind, detail FROM alerts WHERE problem_key = $1 ORDER BY id DESC LIMIT 1`, a.ProblemKey).StructScan(&last)
 	switch {
 	case err != nil && !errors.Is(err, sql.ErrNoRows):
 		return false, err
-	case err == nil && last.Kind != AlertKindResolved && last.Detail == a.Detail:
+	case err == nil && last.Kind != pipeline.AlertKindResolved && last.Detail == a.Detail:
 		return false, nil
 	}
 	return true, insertAlert(ctx, tx, a)

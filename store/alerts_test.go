@@ -13,7 +13,7 @@ import (
 )
 
 // raise writes an alert to the outbox as the engine does and returns its ID.
-func raise(t *testing.T, db *store.DB, key, kind string, settlementID int64) int64 {
+func raise(t *testing.T, db *store.DB, key string, kind pipeline.AlertKind, settlementID int64) int64 {
 	t.Helper()
 	var id int64
 	err := db.SQL().QueryRowContext(context.Background(), `
@@ -64,7 +64,7 @@ func TestDeliverNextAlertBatchesAProblem(t *testing.T) {
 	a1 := raise(t, db, "p:1:x", "settlement_failed", 0)
 	b1 := raise(t, db, "p:2:y", "settlement_failed", 0)
 	a2 := raise(t, db, "p:1:x", "settlement_failed", 0)
-	r1 := raise(t, db, "p:1:x", store.AlertKindResolved, 0)
+	r1 := raise(t, db, "p:1:x", pipeline.AlertKindResolved, 0)
 	a3 := raise(t, db, "p:1:x", "settlement_failed", 0)
 	var s sendAll
 	for {
@@ -265,12 +265,14 @@ func TestResolveProblem(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("resolve settlement: %d %v, want the one open problem", n, err)
 	}
-	var kind, severity, summary, detail string
+	var kind pipeline.AlertKind
+	var severity pipeline.Severity
+	var summary, detail string
 	var sid int64
 	err = db.SQL().QueryRowContext(ctx, `
 		SELECT kind, severity, settlement_id, summary, detail FROM alerts
 		 WHERE problem_key = 'settlement:1:out_of_attempts' ORDER BY id DESC LIMIT 1`).Scan(&kind, &severity, &sid, &summary, &detail)
-	if err != nil || kind != store.AlertKindResolved || severity != "info" || sid != c1.SettlementID ||
+	if err != nil || kind != pipeline.AlertKindResolved || severity != pipeline.SeverityInfo || sid != c1.SettlementID ||
 		summary != "Resolved: summary of settlement:1:out_of_attempts" || detail != "settled" {
 		t.Fatalf("resolved alert %s %s %d %q %q (%v)", kind, severity, sid, summary, detail, err)
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // Requests for a settlement command that a second operator approves (four
-// eyes, migrations/00017_approvals.sql): RequestApproval records one with
+// eyes, migrations/00018_approvals.sql): RequestApproval records one with
 // the command's dry run; the command itself runs later, by the approver,
 // through the command as the CLI runs it with Audit.Approves set.
 

@@ -311,7 +311,9 @@ func TestListAuditShowsOutcomeAndConnection(t *testing.T) {
 }
 
 // Migrating down past the audit outcome refuses while a refused command's
-// row exists: without its outcome the row would read as applied.
+// row exists: without its outcome the row would read as applied. The failed
+// rollback changes nothing, and a second audit row, refused, says so beside
+// the one written before it.
 func TestMigrateDownKeepsRefusalsReadable(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
@@ -323,15 +325,69 @@ func TestMigrateDownKeepsRefusalsReadable(t *testing.T) {
 		return count(t, db, `SELECT count(*) FROM information_schema.columns
 		                      WHERE table_schema = current_schema() AND table_name = 'audit_log' AND column_name = 'outcome'`) == 1
 	}
+	a := store.Audit{Actor: "ops", Command: "migrate down", Reason: "back before the audit outcome"}
 	for hasOutcome() { // down from the newest migration until it is the audit outcome's
-		err := db.Migrate(ctx, "down", io.Discard)
+		rb, err := db.MigrateDown(ctx, a, false, io.Discard)
 		if err == nil {
 			continue
 		}
 		if !strings.Contains(err.Error(), "keep this migration") || !hasOutcome() {
 			t.Fatalf("migrate down: %v", err)
 		}
+		if _, have, _, _ := db.SchemaCurrent(ctx); have != rb.From {
+			t.Fatalf("a failed rollback moved the schema from %d to %d", rb.From, have)
+		}
+		rows, err := db.ListAudit(ctx, "schema", 2)
+		want := "the rollback failed; the schema stays at version " + strconv.FormatInt(rb.From, 10)
+		if err != nil || len(rows) != 2 || rows[0].Outcome != store.AuditRefused || !strings.Contains(rows[0].Detail, want) ||
+			rows[1].Outcome != store.AuditApplied {
+			t.Fatalf("after a failed rollback: %+v %v, want a refused row saying %q after the applied one", rows, err, want)
+		}
 		return
 	}
 	t.Fatal("migrate down dropped the outcome of a refused command's audit row")
+}
+
+// Rolling the schema back one migration at a time to nothing: each step's
+// audit row is written before its rollback, so it stays as long as the audit
+// log does, in the columns that log has (below the audit outcome's migration
+// the row has none, as every row of that older log); the migration that
+// creates the log drops it, its last row with it; below it nothing is
+// audited; with nothing applied there is nothing to do.
+func TestMigrateDownAuditsEveryStep(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	a := store.Audit{Actor: "ops", Command: "migrate down", Reason: "back to an empty database"}
+	logHas := func(column string) bool {
+		return count(t, db, `SELECT count(*) FROM information_schema.columns
+		                      WHERE table_schema = current_schema() AND table_name = 'audit_log' AND column_name = $1`, column) == 1
+	}
+	for {
+		_, from, _, err := db.SchemaCurrent(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, err := db.MigrateDown(ctx, a, false, io.Discard)
+		if from == 0 {
+			if !errors.Is(err, store.ErrNothingToDo) {
+				t.Fatalf("migrate down of an empty schema: %v", err)
+			}
+			return
+		}
+		if err != nil || rb.From != from || rb.To >= from {
+			t.Fatalf("migrate down from %d: %+v %v", from, rb, err)
+		}
+		if !logHas("id") {
+			continue // below the audit log's migration, or its own rollback
+		}
+		var version int64
+		q := `SELECT (before->>'version')::bigint FROM audit_log WHERE command = 'migrate down' ORDER BY id DESC LIMIT 1`
+		if logHas("outcome") {
+			q = strings.Replace(q, "WHERE", "WHERE outcome = 'applied' AND", 1)
+		}
+		if err := db.SQL().QueryRowContext(ctx, q).Scan(&version); err != nil || version != from {
+			t.Fatalf("the audit row of the rollback from %d: version %d %v", from, version, err)
+		}
+	}
 }

@@ -80,24 +80,40 @@ func (db *DB) CustomerObligations(ctx context.Context, customerID int64) (pipeli
 	return ob, nil
 }
 
+// CustomerStatus is whether a customer is settled (customers.status).
+type CustomerStatus string
+
+const (
+	// CustomerActive is polled and settled.
+	CustomerActive CustomerStatus = "ACTIVE"
+	// CustomerSuspended is not polled.
+	CustomerSuspended CustomerStatus = "SUSPENDED"
+	// CustomerClosed is not polled, not moved to another provider, and not
+	// paid by a replay.
+	CustomerClosed CustomerStatus = "CLOSED"
+)
+
+// CustomerStatuses lists every customer status.
+var CustomerStatuses = []CustomerStatus{CustomerActive, CustomerSuspended, CustomerClosed}
+
 // CustomerView is a customer as operators see it.
 type CustomerView struct {
-	ID            int64  `db:"id" json:"id"`
-	Ref           string `db:"external_ref" json:"ref"`
-	HolderName    string `db:"holder_name" json:"holder_name"`
-	PayoutBank    string `db:"payout_bank_code" json:"payout_bank_code,omitempty"`
-	PayoutAccount string `db:"payout_account" json:"payout_account"`
-	PayoutHolder  string `db:"payout_holder_name" json:"payout_holder_name"`
-	Provider      string `db:"provider" json:"provider"`
-	Status        string `db:"status" json:"status"`
-	VANumbers     string `db:"va_numbers" json:"va_numbers"`
-	Currency      string `db:"currency" json:"currency"`
-	Outstanding   int64  `db:"outstanding" json:"outstanding"`
-	Hold          int64  `db:"hold_amount" json:"hold"`
-	FeeFixed      int64  `db:"fee_fixed" json:"fee_fixed"`
-	FeeBPS        int64  `db:"fee_bps" json:"fee_bps"`
-	RepaidTotal   int64  `db:"repaid_total" json:"repaid_total"`
-	HeldTotal     int64  `db:"held_total" json:"held_total"`
+	ID            int64          `db:"id" json:"id"`
+	Ref           string         `db:"external_ref" json:"ref"`
+	HolderName    string         `db:"holder_name" json:"holder_name"`
+	PayoutBank    string         `db:"payout_bank_code" json:"payout_bank_code,omitempty"`
+	PayoutAccount string         `db:"payout_account" json:"payout_account"`
+	PayoutHolder  string         `db:"payout_holder_name" json:"payout_holder_name"`
+	Provider      string         `db:"provider" json:"provider"`
+	Status        CustomerStatus `db:"status" json:"status"`
+	VANumbers     string         `db:"va_numbers" json:"va_numbers"`
+	Currency      string         `db:"currency" json:"currency"`
+	Outstanding   int64          `db:"outstanding" json:"outstanding"`
+	Hold          int64          `db:"hold_amount" json:"hold"`
+	FeeFixed      int64          `db:"fee_fixed" json:"fee_fixed"`
+	FeeBPS        int64          `db:"fee_bps" json:"fee_bps"`
+	RepaidTotal   int64          `db:"repaid_total" json:"repaid_total"`
+	HeldTotal     int64          `db:"held_total" json:"held_total"`
 }
 
 // Obligations returns the customer's obligations for planning.
@@ -128,7 +144,7 @@ func (db *DB) GetCustomer(ctx context.Context, ref string) (CustomerView, error)
 type CustomerPatch struct {
 	PayoutAccount *string
 	PayoutHolder  *string
-	Status        *string
+	Status        *CustomerStatus
 	Outstanding   *int64
 	Hold          *int64
 	FeeFixed      *int64

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/pressly/goose/v3"
 
 	"github.com/settle-dev/settle/migrations"
@@ -45,6 +47,97 @@ func (db *DB) Migrate(ctx context.Context, command string, out io.Writer) error 
 		fmt.Fprintln(out, "nothing to do: the schema is current")
 	}
 	return nil
+}
+
+// Rollback is what `settle migrate down` did, or with DryRun would do.
+type Rollback struct {
+	Migration string `json:"migration"`    // the file rolled back
+	From      int64  `json:"from_version"` // the schema's version before
+	To        int64  `json:"to_version"`   // and after
+	DryRun    bool   `json:"dry_run"`
+}
+
+// migrationSubject is the audit subject of migrate down.
+const migrationSubject = "schema"
+
+// MigrateDown rolls back the newest applied migration, audited like every
+// operator command that changes state:
+//   - none applied: ErrNothingToDo, unaudited (there is no audit log);
+//   - the connection's user may not change the schema (it may not delete
+//     the migration's row from goose_db_version: a member of settle_daemon
+//     or settle_operator): ErrRefused, audited as refused;
+//   - otherwise the applied row is committed before the rollback, because
+//     the rollback may change the audit log itself: below
+//     00012_audit_outcome.sql the row loses its outcome and connection
+//     columns (an older audit log's rows all read as applied), and
+//     00003_operator.sql's Down drops the table, this row with it; below
+//     that there is no audit log and the rollback goes unaudited. If the
+//     rollback then fails (a migration's Down refusing, the database
+//     failing), it changed nothing, each migration running in one
+//     transaction, and a second row, refused, says why.
+//
+// A dry run reads only, and writes no audit row.
+func (db *DB) MigrateDown(ctx context.Context, a Audit, dryRun bool, out io.Writer) (Rollback, error) {
+	if err := a.validate(); err != nil {
+		return Rollback{}, err
+	}
+	p, err := db.migrator()
+	if err != nil {
+		return Rollback{}, fmt.Errorf("migrate: %w", err)
+	}
+	st, err := p.Status(ctx)
+	if err != nil {
+		return Rollback{}, fmt.Errorf("migrate down: %w", err)
+	}
+	rb := Rollback{DryRun: dryRun}
+	for _, s := range st {
+		if s.State == goose.StateApplied {
+			rb.To, rb.From, rb.Migration = rb.From, s.Source.Version, filepath.Base(s.Source.Path)
+		}
+	}
+	if rb.From == 0 {
+		return rb, fmt.Errorf("%w: no migration is applied", ErrNothingToDo)
+	}
+	var logExists, logHasOutcome, mayChange bool
+	err = db.x.QueryRowContext(ctx, `
+		SELECT to_regclass('audit_log') IS NOT NULL,
+		       EXISTS (SELECT 1 FROM information_schema.columns
+		                WHERE table_schema = current_schema() AND table_name = 'audit_log' AND column_name = 'outcome'),
+		       has_table_privilege('goose_db_version', 'DELETE')`).Scan(&logExists, &logHasOutcome, &mayChange)
+	if err != nil || dryRun {
+		return rb, err
+	}
+	before := map[string]any{"version": rb.From, "migration": rb.Migration}
+	if !mayChange {
+		err := fmt.Errorf("%w: the user of database.url may not change the schema: run settle migrate as the user that owns the schema (docs/security.md)", ErrRefused)
+		if !logHasOutcome {
+			return rb, err
+		}
+		return rb, db.auditRefusal(ctx, a, migrationSubject, err, before)
+	}
+	audit := func(outcome, detail string, after any) error {
+		return db.inTx(ctx, func(tx *sqlx.Tx) error {
+			return insertAudit(ctx, tx, a, migrationSubject, outcome, detail, before, after)
+		})
+	}
+	if logExists {
+		outcome := AuditApplied
+		if !logHasOutcome {
+			outcome = ""
+		}
+		if err := audit(outcome, "", map[string]any{"version": rb.To}); err != nil {
+			return rb, fmt.Errorf("migrate down: write its audit row: %w; nothing was rolled back", err)
+		}
+	}
+	if err := db.Migrate(ctx, "down", out); err != nil {
+		if logHasOutcome {
+			if aerr := audit(AuditRefused, fmt.Sprintf("the rollback failed; the schema stays at version %d: %v", rb.From, err), nil); aerr != nil {
+				return rb, fmt.Errorf("%w; its audit row could not be written: %v", err, aerr)
+			}
+		}
+		return rb, err
+	}
+	return rb, nil
 }
 
 func (db *DB) printStatus(ctx context.Context, p *goose.Provider, out io.Writer) error {

@@ -276,10 +276,10 @@ func TestCompensationRestoresTheObligation(t *testing.T) {
 		t.Fatalf("a step %d follows the last reversal", step)
 	}
 	d, err := db.GetSettlement(ctx, created.SettlementID)
-	if err != nil || d.Status != string(pipeline.SettlementCompensated) {
+	if err != nil || d.Status != pipeline.SettlementCompensated {
 		t.Fatalf("settlement %s %v, want COMPENSATED", d.Status, err)
 	}
-	if got := alertsOf(t, db, f.Alert.ProblemKey); len(got) != 2 || got[1] != store.AlertKindResolved {
+	if got := alertsOf(t, db, f.Alert.ProblemKey); len(got) != 2 || got[1] != pipeline.AlertKindResolved {
 		t.Fatalf("failure problem's alerts %v, want it raised and resolved once", got)
 	}
 	if n := count(t, db, `SELECT count(*) FROM journals j JOIN steps s ON s.id = j.step_id

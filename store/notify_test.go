@@ -65,7 +65,7 @@ func TestNotifyRunsAfterTheSettlementIsSettled(t *testing.T) {
 		mustVerify(t, db)
 		c = claimStep(t, db, notifyRef.ID, time.Minute)
 	}
-	if got := alertsOf(t, db, warn.ProblemKey); !slices.Equal(got, []string{store.AlertKindNotifyUndelivered}) {
+	if got := alertsOf(t, db, warn.ProblemKey); !slices.Equal(got, []pipeline.AlertKind{pipeline.AlertKindNotifyUndelivered}) {
 		t.Fatalf("alerts of %s: %v, want one warning for two failed retries", warn.ProblemKey, got)
 	}
 	notifyShown(t, db, created.SettlementID, "RUNNING", 1, 0)
@@ -78,7 +78,7 @@ func TestNotifyRunsAfterTheSettlementIsSettled(t *testing.T) {
 		created.SettlementID); n != 1 {
 		t.Fatal("a NOTIFY that gave up must be DEAD under a SETTLED settlement")
 	}
-	if n := count(t, db, `SELECT count(*) FROM alerts WHERE severity = 'critical' OR kind = $1`, store.AlertKindSettlementFailed); n != 0 {
+	if n := count(t, db, `SELECT count(*) FROM alerts WHERE severity = 'critical' OR kind = $1`, pipeline.AlertKindSettlementFailed); n != 0 {
 		t.Fatalf("%d critical alerts for a notification", n)
 	}
 	notifyShown(t, db, created.SettlementID, "DEAD", 0, 1)
@@ -92,7 +92,7 @@ func TestNotifyRunsAfterTheSettlementIsSettled(t *testing.T) {
 		t.Fatal("replaying a notification changed its SETTLED settlement")
 	}
 	completeStep(t, db, claimStep(t, db, notifyRef.ID, time.Minute))
-	if got := alertsOf(t, db, warn.ProblemKey); len(got) != 3 || got[2] != store.AlertKindResolved {
+	if got := alertsOf(t, db, warn.ProblemKey); len(got) != 3 || got[2] != pipeline.AlertKindResolved {
 		t.Fatalf("alerts of %s: %v, want the warning, the give-up and a resolution", warn.ProblemKey, got)
 	}
 	mustVerify(t, db)
@@ -100,10 +100,10 @@ func TestNotifyRunsAfterTheSettlementIsSettled(t *testing.T) {
 
 // notifyShown checks what operators see of a settlement's notification:
 // its status in the settlement's row, and the status page's counts.
-func notifyShown(t *testing.T, db *store.DB, id int64, status string, retrying, gaveUp int64) {
+func notifyShown(t *testing.T, db *store.DB, id int64, status pipeline.StepStatus, retrying, gaveUp int64) {
 	t.Helper()
 	d, err := db.GetSettlement(context.Background(), id)
-	if err != nil || d.Status != "SETTLED" || d.Notify != status {
+	if err != nil || d.Status != pipeline.SettlementSettled || d.Notify != status {
 		t.Fatalf("settlement %d: %s, notify %q (%v); want SETTLED, notify %s", id, d.Status, d.Notify, err, status)
 	}
 	g, err := db.Gauges(context.Background(), time.Minute)
@@ -244,7 +244,7 @@ func TestMigrationSettlesWhatOnlyNotifyHeldOpen(t *testing.T) {
 			t.Errorf("settlement %d after the migration: %s, want %s", id, got, want)
 		}
 	}
-	if got := alertsOf(t, db, fmt.Sprintf("settlement:%d:out_of_attempts", failed)); !slices.Equal(got, []string{"settlement_failed", "resolved"}) {
+	if got := alertsOf(t, db, fmt.Sprintf("settlement:%d:out_of_attempts", failed)); !slices.Equal(got, []pipeline.AlertKind{pipeline.AlertKindSettlementFailed, pipeline.AlertKindResolved}) {
 		t.Errorf("the NOTIFY failure's problem: %v, want it resolved", got)
 	}
 	mustVerify(t, db)

@@ -99,31 +99,31 @@ var (
 // settlementState is what an operator command reads and changes, also the
 // before and after of its audit row.
 type settlementState struct {
-	ID     int64       `json:"id" db:"id"`
-	Status string      `json:"status" db:"status"`
-	Steps  []stepState `json:"steps"`
+	ID     int64                     `json:"id" db:"id"`
+	Status pipeline.SettlementStatus `json:"status" db:"status"`
+	Steps  []stepState               `json:"steps"`
 }
 
 type stepState struct {
-	ID       int64  `json:"id" db:"id"`
-	Seq      int    `json:"seq" db:"seq"`
-	Kind     string `json:"kind" db:"kind"`
-	Status   string `json:"status" db:"status"`
-	Amount   int64  `json:"amount" db:"amount"`
-	From     string `json:"-" db:"from_account"`
-	To       string `json:"-" db:"to_account"`
-	ToHolder string `json:"-" db:"to_holder"`
-	Reverses int64  `json:"-" db:"reverses"`
+	ID       int64               `json:"id" db:"id"`
+	Seq      int                 `json:"seq" db:"seq"`
+	Kind     pipeline.Kind       `json:"kind" db:"kind"`
+	Status   pipeline.StepStatus `json:"status" db:"status"`
+	Amount   int64               `json:"amount" db:"amount"`
+	From     string              `json:"-" db:"from_account"`
+	To       string              `json:"-" db:"to_account"`
+	ToHolder string              `json:"-" db:"to_holder"`
+	Reverses int64               `json:"-" db:"reverses"`
 	// ShownFrom and ShownTo are the step's accounts as the audit row
 	// keeps them: an engine account by its configuration key, a
 	// customer's masked (see stepRoles).
-	ShownFrom string `json:"from,omitempty" db:"-"`
-	ShownTo   string `json:"to,omitempty" db:"-"`
-	Fence     int64  `json:"-" db:"fence"`
-	Attempt   int    `json:"attempt,omitempty" db:"attempt"`
-	Key       string `json:"key,omitempty" db:"idempotency_key"`
-	Transfer  string `json:"transfer,omitempty" db:"transfer_status"`
-	BankCode  string `json:"bank_code,omitempty" db:"bank_code"`
+	ShownFrom string                 `json:"from,omitempty" db:"-"`
+	ShownTo   string                 `json:"to,omitempty" db:"-"`
+	Fence     int64                  `json:"-" db:"fence"`
+	Attempt   int                    `json:"attempt,omitempty" db:"attempt"`
+	Key       string                 `json:"key,omitempty" db:"idempotency_key"`
+	Transfer  pipeline.AttemptStatus `json:"transfer,omitempty" db:"transfer_status"`
+	BankCode  string                 `json:"bank_code,omitempty" db:"bank_code"`
 }
 
 // lockSettlement reads a settlement and its steps, each with its latest
@@ -160,11 +160,11 @@ func lockSettlement(ctx context.Context, tx *sqlx.Tx, id int64) (settlementState
 // stepRoles returns what the step's accounts are (pipeline.Kind.Roles); a
 // REVERSE's are those of the step it undoes, swapped.
 func stepRoles(s settlementState, st stepState) (from, to pipeline.Role) {
-	if st.Kind != string(pipeline.KindReverse) {
-		return pipeline.Kind(st.Kind).Roles()
+	if st.Kind != pipeline.KindReverse {
+		return st.Kind.Roles()
 	}
 	undone, _ := findStep(s, func(o stepState) bool { return o.ID == st.Reverses })
-	to, from = pipeline.Kind(undone.Kind).Roles()
+	to, from = undone.Kind.Roles()
 	return from, to
 }
 
@@ -308,7 +308,9 @@ func decision(err error) string {
 }
 
 // insertAudit writes one audit row. The database fills in the connection's
-// user and client host (migrations/00012_audit_outcome.sql).
+// user and client host (migrations/00012_audit_outcome.sql). An empty
+// outcome writes a row of the audit log before that migration, for a
+// migrate down below it.
 func insertAudit(ctx context.Context, tx *sqlx.Tx, a Audit, subject, outcome, detail string, before, after any) error {
 	args, err := json.Marshal(a.Args)
 	if err != nil {
@@ -322,13 +324,25 @@ func insertAudit(ctx context.Context, tx *sqlx.Tx, a Audit, subject, outcome, de
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `
-		INSERT INTO audit_log (actor, command, args, reason, subject, before, after, outcome, detail, click)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULLIF($10, ''))`,
-		a.Actor, a.Command, args, a.Reason, subject, b, af, outcome, detail, a.Click)
-	if isUniqueViolation(err, "audit_log_click") {
-		return fmt.Errorf("%w: click %s was already audited", ErrDuplicate, a.Click)
+	params := []any{a.Actor, a.Command, args, a.Reason, subject, b, af, outcome, detail}
+	if outcome == "" { // an audit log older than 00012_audit_outcome.sql, whose rows were all applied
+		_, err = tx.ExecContext(ctx, `
+			INSERT INTO audit_log (actor, command, args, reason, subject, before, after)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, params[:7]...)
+		return err
 	}
+	if a.Click != "" { // a click's row (00018_approvals.sql): once per click
+		_, err = tx.ExecContext(ctx, `
+			INSERT INTO audit_log (actor, command, args, reason, subject, before, after, outcome, detail, click)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, append(params, a.Click)...)
+		if isUniqueViolation(err, "audit_log_click") {
+			return fmt.Errorf("%w: click %s was already audited", ErrDuplicate, a.Click)
+		}
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `
+		INSERT INTO audit_log (actor, command, args, reason, subject, before, after, outcome, detail)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, params...)
 	return err
 }
 
@@ -361,17 +375,17 @@ func nullJSON(v any) ([]byte, error) {
 // settlement stays SETTLED.
 func (db *DB) Replay(ctx context.Context, id int64, accounts map[string]pipeline.Accounts, a Audit, dryRun bool) (Outcome, error) {
 	return db.operate(ctx, CommandReplay, id, a, dryRun, func(tx *sqlx.Tx, s settlementState, out *Outcome) error {
-		if n, ok := undelivered(s); ok && s.Status == string(pipeline.SettlementSettled) && n.Status == string(pipeline.StepDead) {
+		if n, ok := undelivered(s); ok && s.Status == pipeline.SettlementSettled && n.Status == pipeline.StepDead {
 			return replayNotify(ctx, tx, s, n, a, out)
 		}
-		if s.Status != string(pipeline.SettlementFailed) {
+		if s.Status != pipeline.SettlementFailed {
 			return fmt.Errorf("%w: settlement %d is %s; only a FAILED settlement is replayed", ErrNothingToDo, id, s.Status)
 		}
-		failed, ok := findStep(s, func(st stepState) bool { return st.Status == "FAILED" || st.Status == "DEAD" })
+		failed, ok := findStep(s, func(st stepState) bool { return st.Status == pipeline.StepFailed || st.Status == pipeline.StepDead })
 		if !ok {
 			return fmt.Errorf("%w: settlement %d is FAILED but has no FAILED or DEAD step: run settle verify", ErrRefused, id)
 		}
-		if failed.Transfer == "UNKNOWN" || failed.Transfer == "SUCCEEDED" {
+		if failed.Transfer == pipeline.AttemptUnknown || failed.Transfer == pipeline.AttemptSucceeded {
 			return fmt.Errorf("%w: step %d's attempt %d is %s at the bank: the engine must learn its outcome before anything is sent again",
 				ErrRefused, failed.ID, failed.Attempt, failed.Transfer)
 		}
@@ -380,7 +394,7 @@ func (db *DB) Replay(ctx context.Context, id int64, accounts map[string]pipeline
 			return err
 		}
 		status := pipeline.SettlementRunning
-		if failed.Kind == string(pipeline.KindReverse) {
+		if failed.Kind == pipeline.KindReverse {
 			status = pipeline.SettlementCompensating
 		}
 		if _, err := tx.ExecContext(ctx, `
@@ -419,7 +433,7 @@ func (db *DB) Replay(ctx context.Context, id int64, accounts map[string]pipeline
 // and is not DONE, if it has one.
 func undelivered(s settlementState) (stepState, bool) {
 	return findStep(s, func(st stepState) bool {
-		return !pipeline.Kind(st.Kind).MovesMoney() && st.Status != string(pipeline.StepDone)
+		return !st.Kind.MovesMoney() && st.Status != pipeline.StepDone
 	})
 }
 
@@ -460,12 +474,12 @@ type route struct {
 func reroute(ctx context.Context, tx *sqlx.Tx, s settlementState, failed stepState,
 	accounts map[string]pipeline.Accounts) ([]route, error) {
 	var at struct {
-		Provider string `db:"provider"`
-		VA       string `db:"number"`
-		Account  string `db:"payout_account"`
-		Holder   string `db:"payout_holder_name"`
-		Status   string `db:"status"`
-		Ref      string `db:"external_ref"`
+		Provider string         `db:"provider"`
+		VA       string         `db:"number"`
+		Account  string         `db:"payout_account"`
+		Holder   string         `db:"payout_holder_name"`
+		Status   CustomerStatus `db:"status"`
+		Ref      string         `db:"external_ref"`
 	}
 	if err := tx.GetContext(ctx, &at, `
 		SELECT s.provider, va.number, c.payout_account, c.payout_holder_name, c.status, c.external_ref
@@ -475,19 +489,19 @@ func reroute(ctx context.Context, tx *sqlx.Tx, s settlementState, failed stepSta
 	}
 	acc, configured := accounts[at.Provider]
 	if sweep, ok := findStep(s, func(st stepState) bool {
-		return st.Kind == string(pipeline.KindSweep) && st.Status == string(pipeline.StepDone)
+		return st.Kind == pipeline.KindSweep && st.Status == pipeline.StepDone
 	}); ok {
 		acc.Collection = sweep.To
 	}
 	e := pipeline.Endpoints{VA: at.VA, Accounts: acc, Payee: pipeline.Payee{Account: at.Account, Holder: at.Holder}}
 	var out []route
 	for _, st := range s.Steps {
-		if st.Seq < failed.Seq || st.Status == string(pipeline.StepDone) || !pipeline.Kind(st.Kind).MovesMoney() {
+		if st.Seq < failed.Seq || st.Status == pipeline.StepDone || !st.Kind.MovesMoney() {
 			continue
 		}
 		r := route{step: st}
 		r.fromRole, r.toRole = stepRoles(s, st)
-		if st.Kind == string(pipeline.KindReverse) {
+		if st.Kind == pipeline.KindReverse {
 			undone, _ := findStep(s, func(o stepState) bool { return o.ID == st.Reverses })
 			r.from, r.to, r.holder = undone.To, undone.From, st.ToHolder
 			out = append(out, r)
@@ -495,7 +509,7 @@ func reroute(ctx context.Context, tx *sqlx.Tx, s settlementState, failed stepSta
 		}
 		for _, role := range []pipeline.Role{r.fromRole, r.toRole} {
 			switch {
-			case role.Customer() && at.Status == "CLOSED":
+			case role.Customer() && at.Status == CustomerClosed:
 				return nil, fmt.Errorf("%w: customer %s is CLOSED: replay reads step %d's (%s) %s from the customer's record "+
 					"and will not pay a closed customer; settle compensate %d returns the money to the virtual account",
 					ErrRefused, at.Ref, st.ID, st.Kind, role.Key(), s.ID)
@@ -504,7 +518,7 @@ func reroute(ctx context.Context, tx *sqlx.Tx, s settlementState, failed stepSta
 					"%s from it; configure the provider again, or settle compensate %d", ErrRefused, at.Provider, st.ID, st.Kind, role.Key(), s.ID)
 			}
 		}
-		r.from, r.to, r.holder = e.Route(pipeline.Kind(st.Kind))
+		r.from, r.to, r.holder = e.Route(st.Kind)
 		out = append(out, r)
 	}
 	return out, nil
@@ -551,11 +565,11 @@ func (r route) apply(ctx context.Context, tx *sqlx.Tx) ([]string, error) {
 // did not act.
 func nextAttempt(ctx context.Context, tx *sqlx.Tx, st stepState, moved bool) (string, error) {
 	switch {
-	case !pipeline.Kind(st.Kind).MovesMoney():
+	case !st.Kind.MovesMoney():
 		return "no bank transfer: the step moves no money", nil
 	case st.Attempt == 0:
 		return fmt.Sprintf("its first attempt, key %s, will be sent", pipeline.AttemptKey(st.ID, 1)), nil
-	case st.Transfer == "REFUSED":
+	case st.Transfer == pipeline.AttemptRefused:
 		return fmt.Sprintf("the bank refused attempt %d (%s): attempt %d with the new key %s will be sent",
 			st.Attempt, st.BankCode, st.Attempt+1, pipeline.AttemptKey(st.ID, st.Attempt+1)), nil
 	case !moved:
@@ -578,16 +592,16 @@ func nextAttempt(ctx context.Context, tx *sqlx.Tx, st stepState, moved bool) (st
 func (db *DB) Cancel(ctx context.Context, id int64, a Audit, dryRun bool) (Outcome, error) {
 	return db.operate(ctx, CommandCancel, id, a, dryRun, func(tx *sqlx.Tx, s settlementState, out *Outcome) error {
 		switch s.Status {
-		case string(pipeline.SettlementCancelled):
+		case pipeline.SettlementCancelled:
 			return fmt.Errorf("%w: settlement %d is already CANCELLED", ErrNothingToDo, id)
-		case string(pipeline.SettlementRunning), string(pipeline.SettlementFailed):
+		case pipeline.SettlementRunning, pipeline.SettlementFailed:
 		default:
 			return fmt.Errorf("%w: settlement %d is %s; cancel stops a RUNNING or FAILED settlement before money moved", ErrRefused, id, s.Status)
 		}
 		for _, st := range s.Steps {
-			if st.Status == "RUNNING" || (st.Attempt > 0 && st.Transfer != "REFUSED") {
+			if st.Status == pipeline.StepRunning || (st.Attempt > 0 && st.Transfer != pipeline.AttemptRefused) {
 				return fmt.Errorf("%w: step %d (%s) was sent to the bank (attempt %d is %s): money may have moved; "+
-					"wait for it to end, then use settle compensate", ErrRefused, st.ID, st.Kind, st.Attempt, orNone(st.Transfer, st.Status))
+					"wait for it to end, then use settle compensate", ErrRefused, st.ID, st.Kind, st.Attempt, orNone(string(st.Transfer), string(st.Status)))
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `
@@ -619,7 +633,7 @@ func resolveFailures(ctx context.Context, tx *sqlx.Tx, id int64, note string) (i
 	var keys []string
 	if err := tx.SelectContext(ctx, &keys, `
 		SELECT DISTINCT problem_key FROM alerts WHERE settlement_id = $1 AND kind = $2 ORDER BY 1`,
-		id, AlertKindSettlementFailed); err != nil {
+		id, pipeline.AlertKindSettlementFailed); err != nil {
 		return 0, err
 	}
 	return resolveProblems(ctx, tx, keys, note)
@@ -642,24 +656,24 @@ func (db *DB) Compensate(ctx context.Context, id int64, a Audit, dryRun bool) (O
 	return db.operate(ctx, CommandCompensate, id, a, dryRun, func(tx *sqlx.Tx, s settlementState, out *Outcome) error {
 		n, notifying := undelivered(s)
 		switch {
-		case s.Status == string(pipeline.SettlementCompensating), s.Status == string(pipeline.SettlementCompensated):
+		case s.Status == pipeline.SettlementCompensating, s.Status == pipeline.SettlementCompensated:
 			return fmt.Errorf("%w: settlement %d is already %s", ErrNothingToDo, id, s.Status)
-		case s.Status == string(pipeline.SettlementSettled) && notifying:
+		case s.Status == pipeline.SettlementSettled && notifying:
 			return fmt.Errorf("%w: settlement %d is SETTLED: all its money moved as planned, only its notification to the lender's app "+
 				"is not delivered (step %d %s is %s). Compensating would claw back a good payout. The notification retries on its own; "+
 				"once it is DEAD, settle replay %d sends it again", ErrRefused, id, n.ID, n.Kind, n.Status, id)
-		case s.Status == string(pipeline.SettlementFailed):
+		case s.Status == pipeline.SettlementFailed:
 		default:
 			return fmt.Errorf("%w: settlement %d is %s; only a FAILED settlement is compensated", ErrRefused, id, s.Status)
 		}
 		var done []pipeline.DoneLeg
 		for _, st := range s.Steps {
-			if st.Transfer == "UNKNOWN" || (st.Status != "DONE" && st.Transfer == "SUCCEEDED") {
+			if st.Transfer == pipeline.AttemptUnknown || (st.Status != pipeline.StepDone && st.Transfer == pipeline.AttemptSucceeded) {
 				return fmt.Errorf("%w: step %d's attempt %d is %s at the bank: the engine must learn its outcome first",
 					ErrRefused, st.ID, st.Attempt, st.Transfer)
 			}
-			if st.Status == "DONE" && pipeline.Kind(st.Kind).MovesMoney() {
-				done = append(done, pipeline.DoneLeg{StepID: st.ID, Seq: st.Seq, Kind: pipeline.Kind(st.Kind),
+			if st.Status == pipeline.StepDone && st.Kind.MovesMoney() {
+				done = append(done, pipeline.DoneLeg{StepID: st.ID, Seq: st.Seq, Kind: st.Kind,
 					Amount: st.Amount, From: st.From, To: st.To})
 			}
 		}

@@ -71,14 +71,14 @@ func (q DueQuery) vaRange() (int64, int64) {
 // settlement, whose money is being moved). OFFSET 0 keeps it a lookup per
 // VA through the primary keys, so a query costs what it reads of the
 // shard, however many customers there are.
-const customerOfVA = `
+var customerOfVA = `
 	LEFT JOIN LATERAL (
 		SELECT c.payout_account, c.payout_holder_name, o.outstanding, o.hold_amount, o.fee_fixed, o.fee_bps,
 		       coalesce(w.since IS NOT NULL AND NOT EXISTS (SELECT 1 FROM settlements f
 		            WHERE f.customer_id = c.id AND f.created_at >= w.since AND f.va_id = va.id
 		              AND f.status <> 'CANCELLED'), false) AS near,
 		       c.status = 'ACTIVE' AND NOT EXISTS (SELECT 1 FROM settlements s
-		            WHERE s.customer_id = c.id AND s.status IN ('RUNNING', 'FAILED', 'COMPENSATING')) AS polled
+		            WHERE s.customer_id = c.id AND s.status IN (` + openStatuses + `)) AS polled
 		  FROM customers c
 		  JOIN obligations o ON o.customer_id = c.id
 		  LEFT JOIN employers e ON e.ref = c.employer_ref

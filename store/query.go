@@ -6,28 +6,30 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/settle-dev/settle/pipeline"
 )
 
 // SettlementRow is one settlement as operators see it.
 type SettlementRow struct {
-	ID            int64      `db:"id" json:"id"`
-	CustomerID    int64      `db:"customer_id" json:"customer_id"`
-	CustomerRef   string     `db:"external_ref" json:"customer_ref"`
-	Provider      string     `db:"provider" json:"provider"`
-	Amount        int64      `db:"amount" json:"amount"`
-	Currency      string     `db:"currency" json:"currency"`
-	Repay         int64      `db:"repay" json:"repay"`
-	Hold          int64      `db:"hold" json:"hold"`
-	Fee           int64      `db:"fee" json:"fee"`
-	Payout        int64      `db:"payout" json:"payout"`
-	Status        string     `db:"status" json:"status"`
-	FailureReason string     `db:"failure_reason" json:"failure_reason,omitempty"`
-	CreatedAt     time.Time  `db:"created_at" json:"created_at"`
-	FinishedAt    *time.Time `db:"finished_at" json:"finished_at,omitempty"`
+	ID            int64                     `db:"id" json:"id"`
+	CustomerID    int64                     `db:"customer_id" json:"customer_id"`
+	CustomerRef   string                    `db:"external_ref" json:"customer_ref"`
+	Provider      string                    `db:"provider" json:"provider"`
+	Amount        int64                     `db:"amount" json:"amount"`
+	Currency      string                    `db:"currency" json:"currency"`
+	Repay         int64                     `db:"repay" json:"repay"`
+	Hold          int64                     `db:"hold" json:"hold"`
+	Fee           int64                     `db:"fee" json:"fee"`
+	Payout        int64                     `db:"payout" json:"payout"`
+	Status        pipeline.SettlementStatus `db:"status" json:"status"`
+	FailureReason string                    `db:"failure_reason" json:"failure_reason,omitempty"`
+	CreatedAt     time.Time                 `db:"created_at" json:"created_at"`
+	FinishedAt    *time.Time                `db:"finished_at" json:"finished_at,omitempty"`
 	// Notify is its NOTIFY step's status: PENDING until the money moved,
 	// READY or RUNNING while the lender's app has not taken the event, DONE
 	// once it has, DEAD when it gave up, CANCELLED; "" without one.
-	Notify string `db:"notify" json:"notify,omitempty"`
+	Notify pipeline.StepStatus `db:"notify" json:"notify,omitempty"`
 }
 
 // settlementColumns is what a SettlementRow reads, from settlements s
@@ -39,7 +41,7 @@ var settlementColumns = `s.id, s.customer_id, c.external_ref, s.provider, s.amou
 
 // SettlementFilter narrows ListSettlements. Zero fields match everything.
 type SettlementFilter struct {
-	Status      string
+	Status      pipeline.SettlementStatus
 	CustomerRef string
 	Provider    string
 	From, To    time.Time // created in [From, To); zero means open-ended
@@ -70,30 +72,30 @@ func nullTime(t time.Time) *time.Time {
 
 // StepRow is one step with its attempts.
 type StepRow struct {
-	ID        int64        `db:"id" json:"id"`
-	Seq       int          `db:"seq" json:"seq"`
-	Kind      string       `db:"kind" json:"kind"`
-	Amount    int64        `db:"amount" json:"amount"`
-	From      string       `db:"from_account" json:"from_account"`
-	To        string       `db:"to_account" json:"to_account"`
-	Status    string       `db:"status" json:"status"`
-	Attempts  int          `db:"attempts" json:"attempts"`
-	LastError string       `db:"last_error" json:"last_error,omitempty"`
-	UpdatedAt time.Time    `db:"updated_at" json:"updated_at"`
-	DoneAt    *time.Time   `db:"done_at" json:"done_at,omitempty"`
-	Transfers []AttemptRow `db:"-" json:"transfers"`
+	ID        int64               `db:"id" json:"id"`
+	Seq       int                 `db:"seq" json:"seq"`
+	Kind      pipeline.Kind       `db:"kind" json:"kind"`
+	Amount    int64               `db:"amount" json:"amount"`
+	From      string              `db:"from_account" json:"from_account"`
+	To        string              `db:"to_account" json:"to_account"`
+	Status    pipeline.StepStatus `db:"status" json:"status"`
+	Attempts  int                 `db:"attempts" json:"attempts"`
+	LastError string              `db:"last_error" json:"last_error,omitempty"`
+	UpdatedAt time.Time           `db:"updated_at" json:"updated_at"`
+	DoneAt    *time.Time          `db:"done_at" json:"done_at,omitempty"`
+	Transfers []AttemptRow        `db:"-" json:"transfers"`
 }
 
 // AttemptRow is one transfer attempt and what the bank answered.
 type AttemptRow struct {
-	StepID      int64     `db:"step_id" json:"-"`
-	Attempt     int       `db:"attempt" json:"attempt"`
-	Key         string    `db:"idempotency_key" json:"idempotency_key"`
-	Status      string    `db:"status" json:"status"`
-	BankRef     string    `db:"bank_ref" json:"bank_ref,omitempty"`
-	BankCode    string    `db:"bank_code" json:"bank_code,omitempty"`
-	BankMessage string    `db:"bank_message" json:"bank_message,omitempty"`
-	CreatedAt   time.Time `db:"created_at" json:"created_at"`
+	StepID      int64                  `db:"step_id" json:"-"`
+	Attempt     int                    `db:"attempt" json:"attempt"`
+	Key         string                 `db:"idempotency_key" json:"idempotency_key"`
+	Status      pipeline.AttemptStatus `db:"status" json:"status"`
+	BankRef     string                 `db:"bank_ref" json:"bank_ref,omitempty"`
+	BankCode    string                 `db:"bank_code" json:"bank_code,omitempty"`
+	BankMessage string                 `db:"bank_message" json:"bank_message,omitempty"`
+	CreatedAt   time.Time              `db:"created_at" json:"created_at"`
 }
 
 // SettlementDetail is a settlement with its step timeline.

@@ -64,15 +64,15 @@ const attemptColumns = `t.idempotency_key AS key, st.from_account AS "from", st.
 	st.settlement_id, st.id AS step_id`
 
 type attemptRow struct {
-	Key          string       `db:"key"`
-	From         string       `db:"from"`
-	To           string       `db:"to"`
-	Amount       int64        `db:"amount"`
-	Status       string       `db:"status"`
-	CreatedAt    time.Time    `db:"created_at"`
-	SucceededAt  sql.NullTime `db:"succeeded_at"`
-	SettlementID int64        `db:"settlement_id"`
-	StepID       int64        `db:"step_id"`
+	Key          string                 `db:"key"`
+	From         string                 `db:"from"`
+	To           string                 `db:"to"`
+	Amount       int64                  `db:"amount"`
+	Status       pipeline.AttemptStatus `db:"status"`
+	CreatedAt    time.Time              `db:"created_at"`
+	SucceededAt  sql.NullTime           `db:"succeeded_at"`
+	SettlementID int64                  `db:"settlement_id"`
+	StepID       int64                  `db:"step_id"`
 }
 
 func (r attemptRow) transfer() pipeline.EngineTransfer {
@@ -290,9 +290,6 @@ func FindingProblemKey(id int64, kind pipeline.FindingKind) string {
 	return fmt.Sprintf("reconcile:%d:%s", id, kind)
 }
 
-// AlertKindReconcile is the kind of the alerts reconciliation raises.
-const AlertKindReconcile = "reconcile"
-
 // RecordFindings stores a run's findings in one transaction: a finding
 // seen before (same fingerprint; for a drift, while not resolved) is only
 // marked seen again; a new one is stored with its alert in the outbox.
@@ -345,7 +342,7 @@ func recordFinding(ctx context.Context, tx *sqlx.Tx, runID int64, f pipeline.Fin
 
 func findingAlert(id int64, f pipeline.Finding) pipeline.Alert {
 	return pipeline.Alert{
-		ProblemKey: FindingProblemKey(id, f.Kind), Kind: AlertKindReconcile, Severity: f.Kind.Severity(),
+		ProblemKey: FindingProblemKey(id, f.Kind), Kind: pipeline.AlertKindReconcile, Severity: f.Kind.Severity(),
 		SettlementID: f.SettlementID,
 		Summary:      fmt.Sprintf("%s (finding %d)", f.Summary(), id),
 		Detail:       f.Detail + ". Reconciliation never corrects money or the ledger by itself.",
@@ -353,19 +350,22 @@ func findingAlert(id int64, f pipeline.Finding) pipeline.Alert {
 	}
 }
 
+// FindingStatus is where operators are with a finding.
+type FindingStatus string
+
 // Finding statuses.
 const (
-	FindingOpen         = "OPEN"
-	FindingAcknowledged = "ACKNOWLEDGED"
-	FindingResolved     = "RESOLVED"
+	FindingOpen         FindingStatus = "OPEN"
+	FindingAcknowledged FindingStatus = "ACKNOWLEDGED"
+	FindingResolved     FindingStatus = "RESOLVED"
 )
 
 // FindingRow is a stored finding. Account numbers marshal masked.
 type FindingRow struct {
 	ID           int64                  `db:"id" json:"id"`
 	Provider     string                 `db:"provider" json:"provider"`
-	Kind         string                 `db:"kind" json:"kind"`
-	Status       string                 `db:"status" json:"status"`
+	Kind         pipeline.FindingKind   `db:"kind" json:"kind"`
+	Status       FindingStatus          `db:"status" json:"status"`
 	Account      pipeline.AccountNumber `db:"account" json:"account,omitempty"`
 	Key          string                 `db:"idempotency_key" json:"idempotency_key,omitempty"`
 	Amount       int64                  `db:"amount" json:"amount"`
@@ -442,7 +442,7 @@ func (db *DB) ActOnFinding(ctx context.Context, id int64, ack bool, a Audit) (Fi
 		if ack {
 			return nil
 		}
-		_, err = resolveProblem(ctx, tx, FindingProblemKey(id, pipeline.FindingKind(before.Kind)),
+		_, err = resolveProblem(ctx, tx, FindingProblemKey(id, before.Kind),
 			fmt.Sprintf("resolved by %s: %s", a.Actor, a.Reason))
 		if errors.Is(err, ErrNoProblem) {
 			return nil

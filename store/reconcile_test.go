@@ -13,7 +13,7 @@ import (
 	"github.com/settle-dev/settle/store"
 )
 
-func countAlerts(t *testing.T, db *store.DB, kind string) int {
+func countAlerts(t *testing.T, db *store.DB, kind pipeline.AlertKind) int {
 	t.Helper()
 	var n int
 	if err := db.SQL().QueryRow(`SELECT count(*) FROM alerts WHERE kind = $1`, kind).Scan(&n); err != nil {
@@ -51,7 +51,7 @@ func TestRecordFindingsStoresAndAlertsOnce(t *testing.T) {
 	if again[0].New || again[1].New || again[0].ID != first[0].ID || again[1].ID != first[1].ID {
 		t.Fatalf("second record: %+v, first %+v", again, first)
 	}
-	if n := countAlerts(t, db, store.AlertKindReconcile); n != 2 {
+	if n := countAlerts(t, db, pipeline.AlertKindReconcile); n != 2 {
 		t.Fatalf("%d reconcile alerts, want 2", n)
 	}
 	rows, err := db.ListFindings(ctx, store.FindingFilter{Open: true})
@@ -86,7 +86,7 @@ func TestRecordFindingsStoresAndAlertsOnce(t *testing.T) {
 	if third[0].New || third[0].ID != first[0].ID || !third[1].New {
 		t.Fatalf("after resolution: %+v", third)
 	}
-	if n := countAlerts(t, db, store.AlertKindReconcile); n != 3 {
+	if n := countAlerts(t, db, pipeline.AlertKindReconcile); n != 3 {
 		t.Fatalf("%d reconcile alerts, want 3", n)
 	}
 }
@@ -124,7 +124,7 @@ func TestActOnFindingAcknowledgesResolvesAndAudits(t *testing.T) {
 	if open, _ := db.ListFindings(ctx, store.FindingFilter{Open: true}); len(open) != 0 {
 		t.Fatalf("resolved finding listed as open: %+v", open)
 	}
-	if n := countAlerts(t, db, store.AlertKindResolved); n != 1 {
+	if n := countAlerts(t, db, pipeline.AlertKindResolved); n != 1 {
 		t.Fatalf("%d resolved follow-ups, want 1", n)
 	}
 	audit, err := db.ListAudit(ctx, "reconcile_finding:"+strconv.FormatInt(id, 10), 10)

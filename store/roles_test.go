@@ -131,6 +131,61 @@ func TestOperatorRoleOnlyReads(t *testing.T) {
 	)
 }
 
+// PostgreSQL before 15 lets every role create in the public schema, and a
+// database made so keeps that grant: the migrations take it back, so the
+// daemon role still cannot create anything. A migrating user that does not
+// own the schema cannot take it back, and is told what the owner must run.
+func TestDaemonCannotCreateEvenWhenPublicCould(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const grant = `GRANT CREATE ON SCHEMA public TO PUBLIC`
+	t.Run("the migrating user owns the schema", func(t *testing.T) {
+		url := testenv.PostgresURL(t)
+		admin := open(t, url)
+		if _, err := admin.SQL().ExecContext(ctx, grant); err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.Migrate(ctx, "up", io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		daemon := open(t, testenv.LoginRole(t, url, store.DaemonRole))
+		refused(t, daemon,
+			`CREATE TABLE public.scratch (id int)`,
+			`CREATE VIEW public.scratch AS SELECT 1`,
+			`CREATE FUNCTION public.now() RETURNS timestamptz LANGUAGE sql AS 'SELECT ''2000-01-01''::timestamptz'`,
+		)
+	})
+	t.Run("the migrating user does not", func(t *testing.T) {
+		daemon, operator := testenv.RoleName(t, "daemon"), testenv.RoleName(t, "operator")
+		migrator := testenv.RoleName(t, "migrator")
+		url := testenv.PostgresURL(t)
+		testenv.AdminExec(t, `CREATE ROLE `+daemon+` NOLOGIN`, `CREATE ROLE `+operator+` NOLOGIN`,
+			`CREATE ROLE `+migrator+` LOGIN PASSWORD 'migrator-password'`)
+		admin := open(t, url)
+		if _, err := admin.SQL().ExecContext(ctx, grant); err != nil {
+			t.Fatal(err)
+		}
+		asMigrator, err := testenv.URLWithUser(url, migrator, "migrator-password")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = migrateUp(ctx, asMigrator, migrationsWithRoles(t, daemon, operator))
+		if err == nil || !strings.Contains(err.Error(), `ask the owner of the schema to run "REVOKE CREATE ON SCHEMA public FROM PUBLIC;"`) {
+			t.Fatalf("migration by a user that cannot revoke CREATE: err = %v, want what the owner must run", err)
+		}
+		var can bool
+		if err := admin.SQL().QueryRowContext(ctx, `SELECT has_schema_privilege($1, 'public', 'CREATE')`, daemon).Scan(&can); err != nil || !can {
+			t.Fatalf("the test's premise: PUBLIC, so %s, may create: %v %v", daemon, can, err)
+		}
+		if _, err := admin.SQL().ExecContext(ctx, `REVOKE CREATE ON SCHEMA public FROM PUBLIC`); err != nil {
+			t.Fatal(err)
+		}
+		if err := migrateUp(ctx, asMigrator, migrationsWithRoles(t, daemon, operator)); err != nil {
+			t.Fatalf("migration once the owner revoked CREATE: %v", err)
+		}
+	})
+}
+
 // Down takes this database's grants back and leaves the roles (they
 // belong to the cluster); up grants again.
 func TestMigrateDownRevokesRoleGrants(t *testing.T) {

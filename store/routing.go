@@ -29,8 +29,8 @@ type MigrationCandidate struct {
 	Currency string `db:"currency"`
 	// OpenSettlement is the customer's open settlement (0 if none) and
 	// OpenStatus its status.
-	OpenSettlement int64  `db:"open_id"`
-	OpenStatus     string `db:"open_status"`
+	OpenSettlement int64                     `db:"open_id"`
+	OpenStatus     pipeline.SettlementStatus `db:"open_status"`
 }
 
 // MigrateRequest moves customers' provider route to To, in a batch.
@@ -136,7 +136,7 @@ func (db *DB) migrationCandidates(ctx context.Context, req MigrateRequest, after
 		       coalesce(s.id, 0) AS open_id, coalesce(s.status, '') AS open_status
 		  FROM customers c
 		  JOIN obligations o ON o.customer_id = c.id
-		  LEFT JOIN settlements s ON s.customer_id = c.id AND s.status IN ('RUNNING', 'FAILED', 'COMPENSATING')
+		  LEFT JOIN settlements s ON s.customer_id = c.id AND s.status IN (`+openStatuses+`)
 		 WHERE c.provider <> $1 AND ($2 = '' OR c.provider = $2) AND c.status <> 'CLOSED' AND c.id > $3
 		 ORDER BY c.id LIMIT $4`, req.To, req.From, after, limit)
 	if err != nil {
@@ -226,7 +226,7 @@ func (db *DB) skipCustomer(ctx context.Context, req MigrateRequest, out *Migrate
 	return nil
 }
 
-func openReason(id int64, status string) string {
+func openReason(id int64, status pipeline.SettlementStatus) string {
 	return fmt.Sprintf("settlement %d is %s: the customer moves in a later batch, once it has ended", id, status)
 }
 
@@ -251,11 +251,11 @@ func (db *DB) moveCustomer(ctx context.Context, req MigrateRequest, c MigrationC
 			return &errSkip{fmt.Sprintf("already routed to %s", req.To), ErrNothingToDo}
 		}
 		var open struct {
-			ID     int64  `db:"id"`
-			Status string `db:"status"`
+			ID     int64                     `db:"id"`
+			Status pipeline.SettlementStatus `db:"status"`
 		}
 		err = tx.GetContext(ctx, &open, `
-			SELECT id, status FROM settlements WHERE customer_id = $1 AND status IN ('RUNNING', 'FAILED', 'COMPENSATING') LIMIT 1`, c.ID)
+			SELECT id, status FROM settlements WHERE customer_id = $1 AND status IN (`+openStatuses+`) LIMIT 1`, c.ID)
 		if err == nil {
 			return skipf("%s", openReason(open.ID, open.Status))
 		}

@@ -53,7 +53,7 @@ func (db *DB) PollTargets(ctx context.Context, afterID int64, limit int) ([]Poll
 		  JOIN obligations o ON o.customer_id = va.customer_id
 		 WHERE va.id > $1 AND va.active AND c.status = 'ACTIVE'
 		   AND NOT EXISTS (SELECT 1 FROM settlements s
-		                    WHERE s.customer_id = va.customer_id AND s.status IN ('RUNNING', 'FAILED', 'COMPENSATING'))
+		                    WHERE s.customer_id = va.customer_id AND s.status IN (`+openStatuses+`))
 		 ORDER BY va.id
 		 LIMIT $2`, afterID, limit)
 	if err != nil {
@@ -114,7 +114,7 @@ func (c Created) BelowLedger() bool { return c.SettlementID == 0 && c.LedgerHold
 // ms. It returns a row for each settlement written: its position in the
 // batch (from 1), its ID, its first step's and what it carried over; and a
 // row with zero IDs for each balance below what the ledger holds.
-const createSettlementsQuery = `
+var createSettlementsQuery = `
 	WITH input AS (
 		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::text[],
 		                     $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $21::text[])
@@ -130,7 +130,7 @@ const createSettlementsQuery = `
 		  FROM input i JOIN ledger l ON l.n = i.n
 		 WHERE v.id = i.va_id AND v.settle_version = i.version AND l.holds <= i.amount
 		   AND NOT EXISTS (SELECT 1 FROM settlements o WHERE o.customer_id = i.customer_id
-		                   AND o.status IN ('RUNNING', 'FAILED', 'COMPENSATING'))
+		                   AND o.status IN (` + openStatuses + `))
 		RETURNING v.id),
 	settlement AS (
 		INSERT INTO settlements (customer_id, va_id, provider, amount, currency, repay, hold, fee, payout, carried)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 // them.
 type Gauges struct {
 	// ByStatus counts settlements in each status present in the database.
-	ByStatus map[string]int64
+	ByStatus map[pipeline.SettlementStatus]int64
 	// Open counts settlements in flight: RUNNING or COMPENSATING.
 	Open int64
 	// OldestOpen is how long the oldest open settlement has existed; zero
@@ -125,7 +126,7 @@ type Status struct {
 	// one row per currency.
 	SettledToday []CurrencyTotal
 	// Failed lists FAILED settlements, the most recent failure first, at
-	// most Limit of them; Gauges.ByStatus["FAILED"] says how many there are.
+	// most Limit of them; Gauges.ByStatus[pipeline.SettlementFailed] says how many there are.
 	Failed []FailedSettlement
 	// Stuck lists stuck steps (see Gauges.StuckRunning and StuckReady), the
 	// longest stuck first, at most Limit of them.
@@ -156,21 +157,21 @@ type FailedSettlement struct {
 	// Age is how long ago it failed, by the database's clock.
 	Age time.Duration `db:"age"`
 	// StepKind and StepStatus are the failed step's (FAILED or DEAD).
-	StepKind   string `db:"step_kind"`
-	StepStatus string `db:"step_status"`
+	StepKind   pipeline.Kind       `db:"step_kind"`
+	StepStatus pipeline.StepStatus `db:"step_status"`
 	// To is where the failed step was sending money.
 	To pipeline.AccountNumber `db:"to_account"`
 }
 
 // StuckStep is a step that should be moving and is not.
 type StuckStep struct {
-	ID           int64  `db:"id"`
-	SettlementID int64  `db:"settlement_id"`
-	CustomerRef  string `db:"external_ref"`
-	Kind         string `db:"kind"`
-	Status       string `db:"status"` // RUNNING (lease expired) or READY (overdue)
-	Attempts     int    `db:"attempts"`
-	LastError    string `db:"last_error"`
+	ID           int64               `db:"id"`
+	SettlementID int64               `db:"settlement_id"`
+	CustomerRef  string              `db:"external_ref"`
+	Kind         pipeline.Kind       `db:"kind"`
+	Status       pipeline.StepStatus `db:"status"` // RUNNING (lease expired) or READY (overdue)
+	Attempts     int                 `db:"attempts"`
+	LastError    string              `db:"last_error"`
 	// Since is when it became stuck: its lease expired, or it became due.
 	Since time.Time `db:"since"`
 	// For is how long it has been stuck, by the database's clock.
@@ -258,6 +259,10 @@ func readStuck(ctx context.Context, tx *sqlx.Tx, q StatusQuery, st *Status) erro
 	return nil
 }
 
+// ErrSchemaNotCurrent is Ready's error when the database answers but its
+// schema is older than this binary.
+var ErrSchemaNotCurrent = errors.New("schema is not current")
+
 // Ready reports whether the database answers and its schema is the one
 // this binary needs: the readiness check of the HTTP server.
 func (db *DB) Ready(ctx context.Context) error {
@@ -269,7 +274,7 @@ func (db *DB) Ready(ctx context.Context) error {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	if !ok {
-		return fmt.Errorf("schema is at version %d, this binary needs %d: run settle migrate up", have, want)
+		return fmt.Errorf("%w: at version %d, this binary needs %d: run settle migrate up", ErrSchemaNotCurrent, have, want)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -99,7 +100,7 @@ func TestStatusShowsWhatNeedsAnOperator(t *testing.T) {
 		}
 		return st.StuckRunning == 1 && st.StuckReady == 1, "stuck steps not seen yet"
 	})
-	want := map[string]int64{"SETTLED": 1, "FAILED": 1, "RUNNING": 2}
+	want := map[pipeline.SettlementStatus]int64{pipeline.SettlementSettled: 1, pipeline.SettlementFailed: 1, pipeline.SettlementRunning: 2}
 	for s, n := range want {
 		if st.ByStatus[s] != n {
 			t.Errorf("ByStatus = %v, want %v", st.ByStatus, want)
@@ -127,7 +128,7 @@ func TestStatusShowsWhatNeedsAnOperator(t *testing.T) {
 		t.Errorf("failed step's account %q, want the payout account OWN-failed", f.To.Masked())
 	}
 
-	stuck := map[int64]string{}
+	stuck := map[int64]pipeline.StepStatus{}
 	for _, s := range st.Stuck {
 		stuck[s.ID] = s.Status
 		if s.For <= 0 || s.CustomerRef == "" {
@@ -171,7 +172,7 @@ func TestGaugesCountDeadSteps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.DeadSteps != 1 || g.ByStatus["FAILED"] != 1 || g.Open != 0 || g.OldestOpen != 0 {
+	if g.DeadSteps != 1 || g.ByStatus[pipeline.SettlementFailed] != 1 || g.Open != 0 || g.OldestOpen != 0 {
 		t.Fatalf("gauges %+v: want one DEAD step of one FAILED settlement, nothing open", g)
 	}
 }
@@ -195,7 +196,7 @@ func TestReady(t *testing.T) {
 	if err := db.Migrate(ctx, "down", io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Ready(ctx); err == nil || !strings.Contains(err.Error(), "settle migrate up") {
+	if err := db.Ready(ctx); !errors.Is(err, store.ErrSchemaNotCurrent) || !strings.Contains(err.Error(), "settle migrate up") {
 		t.Fatalf("ready with an old schema: %v", err)
 	}
 }

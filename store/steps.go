@@ -22,13 +22,29 @@ var _ pipeline.StepStore = (*DB)(nil)
 // or keep it open (pipeline.Kind.MovesMoney).
 var afterMoney = sqlKinds(func(k pipeline.Kind) bool { return !k.MovesMoney() })
 
+// openStatuses is the SQL list of pipeline.OpenSettlementStatuses:
+// 'RUNNING', 'FAILED', 'COMPENSATING'. A query that reads a customer's open
+// settlement with "status IN (" + openStatuses + ")" matches the predicate
+// of the index settlements_one_open_per_customer.
+var openStatuses = sqlList(pipeline.OpenSettlementStatuses)
+
 // sqlKinds is the SQL list of the step kinds that match.
 func sqlKinds(match func(pipeline.Kind) bool) string {
-	var out []string
+	var out []pipeline.Kind
 	for _, k := range append(slices.Clone(pipeline.Kinds), pipeline.KindReverse) {
 		if match(k) {
-			out = append(out, "'"+string(k)+"'")
+			out = append(out, k)
 		}
+	}
+	return sqlList(out)
+}
+
+// sqlList is the SQL list of the values as string literals: 'A', 'B'. The
+// values are the program's own constants, never input.
+func sqlList[T ~string](vs []T) string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = "'" + string(v) + "'"
 	}
 	return strings.Join(out, ", ")
 }
@@ -224,12 +240,12 @@ var completeQuery = `
 		-- The problems this record ends: a settlement that failed before
 		-- and was replayed or compensated ends its failure problems; a
 		-- NOTIFY done ends its undelivered-event problem.
-		SELECT f.id AS settlement_id, '` + AlertKindSettlementFailed + `' AS kind,
+		SELECT f.id AS settlement_id, '` + string(pipeline.AlertKindSettlementFailed) + `' AS kind,
 		       'settlement ' || f.id || ' is ' || f.status ||
 		       CASE f.status WHEN 'COMPENSATED' THEN ': its completed legs were reversed' ELSE '' END AS note
 		  FROM finished f
 		UNION ALL
-		SELECT d.settlement_id, '` + AlertKindNotifyUndelivered + `',
+		SELECT d.settlement_id, '` + string(pipeline.AlertKindNotifyUndelivered) + `',
 		       'the lender''s app took the event of settlement ' || d.settlement_id || ': NOTIFY is DONE'
 		  FROM done d WHERE d.kind IN (` + afterMoney + `)),
 	resolved AS (
@@ -237,12 +253,12 @@ var completeQuery = `
 		-- resolution yet. Only the last money step and NOTIFY look, through
 		-- the index on alerts (settlement_id).
 		INSERT INTO alerts (problem_key, kind, severity, settlement_id, summary, detail)
-		SELECT a.problem_key, '` + AlertKindResolved + `', 'info', e.settlement_id, 'Resolved: ' || a.summary, e.note
+		SELECT a.problem_key, '` + string(pipeline.AlertKindResolved) + `', 'info', e.settlement_id, 'Resolved: ' || a.summary, e.note
 		  FROM ended e
 		  JOIN LATERAL (SELECT DISTINCT ON (problem_key) problem_key, kind, summary FROM alerts
 		                 WHERE settlement_id = e.settlement_id ORDER BY problem_key, id DESC) a ON true
 		 WHERE a.problem_key IN (SELECT problem_key FROM alerts WHERE settlement_id = e.settlement_id AND kind = e.kind)
-		   AND a.kind <> '` + AlertKindResolved + `')
+		   AND a.kind <> '` + string(pipeline.AlertKindResolved) + `')
 	SELECT EXISTS (SELECT 1 FROM done), coalesce((SELECT id FROM next), 0), coalesce((SELECT fence FROM next), 0)`
 
 // Complete implements pipeline.StepStore in one statement.

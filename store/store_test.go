@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -69,7 +71,7 @@ func TestCreateSettlementWritesStepsAndDeposit(t *testing.T) {
 	}
 	var got []string
 	for _, s := range d.Steps {
-		got = append(got, s.Kind+":"+s.Status)
+		got = append(got, string(s.Kind)+":"+string(s.Status))
 	}
 	want := "SWEEP:READY REPAY:PENDING FEE:PENDING PAYOUT:PENDING NOTIFY:PENDING"
 	if strings.Join(got, " ") != want {
@@ -328,5 +330,36 @@ var sandboxAccounts = map[string]pipeline.Accounts{"sandbox": accounts}
 func replayer(db *store.DB) func(context.Context, int64, store.Audit, bool) (store.Outcome, error) {
 	return func(ctx context.Context, id int64, a store.Audit, dryRun bool) (store.Outcome, error) {
 		return db.Replay(ctx, id, sandboxAccounts, a, dryRun)
+	}
+}
+
+// The index that keeps a customer to one open settlement and the queries
+// that look for a customer's open settlement name the same statuses,
+// pipeline.OpenSettlementStatuses: a migration that changes the index's
+// predicate must change the list, and the other way round.
+func TestOpenStatusesAreTheIndexPredicate(t *testing.T) {
+	db := newDB(t)
+	var def string
+	if err := db.SQL().QueryRowContext(context.Background(), `
+		SELECT indexdef FROM pg_indexes
+		 WHERE tablename = 'settlements' AND indexname = 'settlements_one_open_per_customer'`).Scan(&def); err != nil {
+		t.Fatal(err)
+	}
+	_, pred, ok := strings.Cut(def, " WHERE ")
+	if !ok || !strings.Contains(pred, "status") {
+		t.Fatalf("index settlements_one_open_per_customer: %s, want a predicate on status", def)
+	}
+	var got []string
+	for _, m := range regexp.MustCompile(`'([^']*)'`).FindAllStringSubmatch(pred, -1) {
+		got = append(got, m[1])
+	}
+	var want []string
+	for _, s := range pipeline.OpenSettlementStatuses {
+		want = append(want, string(s))
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("index predicate %s names %v; pipeline.OpenSettlementStatuses %v", pred, got, want)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/settle-dev/settle/pipeline"
 )
 
 // StuckProblemKey is the alert problem key of a stuck step: one problem per
@@ -18,13 +20,13 @@ func StuckProblemKey(settlementID, stepID int64) string {
 // UnknownStep is a RUNNING step whose latest transfer attempt has had an
 // UNKNOWN outcome for a while.
 type UnknownStep struct {
-	StepID       int64     `db:"step_id"`
-	SettlementID int64     `db:"settlement_id"`
-	Seq          int       `db:"seq"`
-	Kind         string    `db:"kind"`
-	Attempt      int       `db:"attempt"`
-	Key          string    `db:"idempotency_key"` // the attempt's
-	Since        time.Time `db:"since"`           // when its outcome became unknown
+	StepID       int64         `db:"step_id"`
+	SettlementID int64         `db:"settlement_id"`
+	Seq          int           `db:"seq"`
+	Kind         pipeline.Kind `db:"kind"`
+	Attempt      int           `db:"attempt"`
+	Key          string        `db:"idempotency_key"` // the attempt's
+	Since        time.Time     `db:"since"`           // when its outcome became unknown
 	// For is how long ago that was, by the database's clock.
 	For time.Duration `db:"unknown_for"`
 }
@@ -53,12 +55,12 @@ func (db *DB) UnknownSteps(ctx context.Context, after time.Duration, limit int) 
 // UnstuckProblem is an open stuck-step problem whose step is no longer
 // stuck: the outcome of its attempt is known.
 type UnstuckProblem struct {
-	ProblemKey string `db:"problem_key"`
-	Seq        int    `db:"seq"`
-	Kind       string `db:"kind"`
-	Status     string `db:"status"`          // the step's status now
-	Attempt    int    `db:"attempt"`         // its latest attempt
-	Transfer   string `db:"transfer_status"` // that attempt's status
+	ProblemKey string                 `db:"problem_key"`
+	Seq        int                    `db:"seq"`
+	Kind       pipeline.Kind          `db:"kind"`
+	Status     pipeline.StepStatus    `db:"status"`          // the step's status now
+	Attempt    int                    `db:"attempt"`         // its latest attempt
+	Transfer   pipeline.AttemptStatus `db:"transfer_status"` // that attempt's status
 }
 
 // UnstuckProblems returns the stuck-step problems that are not resolved
@@ -79,7 +81,7 @@ func (db *DB) UnstuckProblems(ctx context.Context, limit int) ([]UnstuckProblem,
 		                    WHERE r.problem_key = o.problem_key AND r.id > o.id AND r.kind = $2)
 		   AND NOT (st.status = 'RUNNING' AND COALESCE(t.status, '') = 'UNKNOWN')
 		 ORDER BY o.id
-		 LIMIT $3`, AlertKindStepStuck, AlertKindResolved, limit)
+		 LIMIT $3`, pipeline.AlertKindStepStuck, pipeline.AlertKindResolved, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list unstuck problems: %w", err)
 	}
@@ -98,10 +100,10 @@ type DaySummary struct {
 
 // OpenSettlement is a settlement that has not finished.
 type OpenSettlement struct {
-	ID          int64     `db:"id"`
-	Status      string    `db:"status"`
-	CustomerRef string    `db:"customer_ref"`
-	CreatedAt   time.Time `db:"created_at"`
+	ID          int64                     `db:"id"`
+	Status      pipeline.SettlementStatus `db:"status"`
+	CustomerRef string                    `db:"customer_ref"`
+	CreatedAt   time.Time                 `db:"created_at"`
 }
 
 // DaySummary reports the settlements SETTLED and failed within [from, to),
@@ -118,8 +120,8 @@ func (db *DB) DaySummary(ctx context.Context, from, to time.Time) (DaySummary, e
 		SELECT (SELECT count(DISTINCT settlement_id) FROM alerts
 		         WHERE kind = $3 AND created_at >= $1 AND created_at < $2),
 		       count(*) FILTER (WHERE status = 'FAILED'), count(*)
-		  FROM settlements WHERE status IN ('RUNNING', 'FAILED', 'COMPENSATING')`,
-		from, to, AlertKindSettlementFailed).Scan(&s.Failed, &s.FailedNow, &s.Open); err != nil {
+		  FROM settlements WHERE status IN (`+openStatuses+`)`,
+		from, to, pipeline.AlertKindSettlementFailed).Scan(&s.Failed, &s.FailedNow, &s.Open); err != nil {
 		return s, fmt.Errorf("day summary: failed and open: %w", err)
 	}
 	if s.Open == 0 {
@@ -129,7 +131,7 @@ func (db *DB) DaySummary(ctx context.Context, from, to time.Time) (DaySummary, e
 	err := db.x.GetContext(ctx, &o, `
 		SELECT s.id, s.status, c.external_ref AS customer_ref, s.created_at
 		  FROM settlements s JOIN customers c ON c.id = s.customer_id
-		 WHERE s.status IN ('RUNNING', 'FAILED', 'COMPENSATING')
+		 WHERE s.status IN (`+openStatuses+`)
 		 ORDER BY s.created_at, s.id LIMIT 1`)
 	switch {
 	case errors.Is(err, sql.ErrNoRows): // it finished meanwhile

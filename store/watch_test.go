@@ -12,16 +12,16 @@ import (
 )
 
 // alertsOf returns the kinds of a problem's alerts, oldest first.
-func alertsOf(t *testing.T, db *store.DB, key string) []string {
+func alertsOf(t *testing.T, db *store.DB, key string) []pipeline.AlertKind {
 	t.Helper()
 	rows, err := db.SQL().QueryContext(context.Background(), `SELECT kind FROM alerts WHERE problem_key = $1 ORDER BY id`, key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	var kinds []string
+	var kinds []pipeline.AlertKind
 	for rows.Next() {
-		var k string
+		var k pipeline.AlertKind
 		if err := rows.Scan(&k); err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +74,7 @@ func TestRaiseAlertOnce(t *testing.T) {
 	}
 	step(changed, true)
 	got := alertsOf(t, db, a.ProblemKey)
-	want := []string{"invariant_violation", "invariant_violation", "resolved", "invariant_violation"}
+	want := []pipeline.AlertKind{pipeline.AlertKindInvariant, pipeline.AlertKindInvariant, pipeline.AlertKindResolved, pipeline.AlertKindInvariant}
 	if len(got) != len(want) {
 		t.Fatalf("alerts %v, want %v", got, want)
 	}
@@ -93,7 +93,7 @@ func TestUnknownStepsAndUnstuckProblems(t *testing.T) {
 	db := newDB(t)
 	ctx := context.Background()
 	_, created := seedSettlement(t, db, "c1", 500_000, pipeline.Obligations{})
-	raise(t, db, "settlement:9:stuck", store.AlertKindStepStuck, 0) // a key of another form is left alone
+	raise(t, db, "settlement:9:stuck", pipeline.AlertKindStepStuck, 0) // a key of another form is left alone
 	c, err := db.ClaimStep(ctx, created.HeadStepID, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +117,7 @@ func TestUnknownStepsAndUnstuckProblems(t *testing.T) {
 		t.Fatalf("stuck step %+v", s)
 	}
 	key := store.StuckProblemKey(c.SettlementID, c.StepID)
-	if _, err := db.RaiseAlertOnce(ctx, pipeline.Alert{ProblemKey: key, Kind: store.AlertKindStepStuck, Severity: "warning",
+	if _, err := db.RaiseAlertOnce(ctx, pipeline.Alert{ProblemKey: key, Kind: pipeline.AlertKindStepStuck, Severity: "warning",
 		SettlementID: c.SettlementID, Summary: "stuck", Detail: "since then"}); err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestSettlingAfterAReplayResolvesTheFailure(t *testing.T) {
 	completeAll(t, db, out.Enqueue.ID)
 	completeAll(t, db, clean.HeadStepID)
 
-	if got := alertsOf(t, db, f.Alert.ProblemKey); len(got) != 2 || got[1] != store.AlertKindResolved {
+	if got := alertsOf(t, db, f.Alert.ProblemKey); len(got) != 2 || got[1] != pipeline.AlertKindResolved {
 		t.Fatalf("failure problem's alerts %v, want it raised and resolved", got)
 	}
 	var detail string

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
 )
 
@@ -18,10 +19,6 @@ type GaugeReader interface {
 }
 
 var _ GaugeReader = (*store.DB)(nil)
-
-// knownStatuses always have a series, so a status that empties reads 0
-// rather than vanishing.
-var knownStatuses = []string{"RUNNING", "SETTLED", "FAILED", "CANCELLED", "COMPENSATING", "COMPENSATED"}
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
@@ -81,14 +78,16 @@ func (c *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	statuses := slices.Clone(knownStatuses)
+	// Every status has a series, so a status that empties reads 0 rather
+	// than vanishing.
+	statuses := slices.Clone(pipeline.SettlementStatuses)
 	for s := range g.ByStatus {
 		if !slices.Contains(statuses, s) {
 			statuses = append(statuses, s)
 		}
 	}
 	for _, s := range statuses {
-		gauge(settlementsDesc, float64(g.ByStatus[s]), s)
+		gauge(settlementsDesc, float64(g.ByStatus[s]), string(s))
 	}
 	gauge(openDesc, float64(g.Open))
 	gauge(oldestOpenDesc, g.OldestOpen.Seconds())

@@ -2,15 +2,20 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/settle-dev/settle/store"
 )
 
 // Check is one named health check. Fn returns nil when the dependency is
-// usable; its error is shown on /readyz, so it must carry no secret.
+// usable. The open probes answer only the names of the checks that failed;
+// the error itself goes to the log.
 type Check struct {
 	Name string
 	Fn   func(ctx context.Context) error
@@ -19,30 +24,37 @@ type Check struct {
 // checkTimeout bounds each health request.
 const checkTimeout = 3 * time.Second
 
-// checksHandler runs every check concurrently and answers 200 with "ok"
-// lines when all pass, 503 naming each failure otherwise. An empty list
-// always passes: the process is up.
-func checksHandler(checks []Check) http.HandlerFunc {
+// checksHandler runs every check concurrently and answers 200 "ok" when all
+// pass, 503 "not ready: " and the kinds that failed ("database", "redis",
+// "schema") otherwise: no error text, host or user reaches an
+// unauthenticated client. Each failure is logged with its error. An empty
+// list always passes: the process is up.
+func checksHandler(checks []Check, logger *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), checkTimeout)
 		defer cancel()
 		results := runChecks(ctx, checks)
-		status, lines := http.StatusOK, make([]string, 0, len(checks)+1)
+		var failed []string
 		for i, c := range checks {
-			if results[i] != nil {
-				status = http.StatusServiceUnavailable
-				lines = append(lines, fmt.Sprintf("%s: %s", c.Name, oneLine(results[i].Error())))
+			err := results[i]
+			if err == nil {
 				continue
 			}
-			lines = append(lines, c.Name+": ok")
-		}
-		if status == http.StatusOK {
-			lines = append(lines, "ok")
+			kind := c.Name
+			if errors.Is(err, store.ErrSchemaNotCurrent) {
+				kind = "schema" // the database answers; its schema is older than the binary
+			}
+			failed = append(failed, kind)
+			logger.Warn("health check failed", "path", r.URL.Path, "check", kind, "err", err)
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(status)
-		fmt.Fprintln(w, strings.Join(lines, "\n"))
+		if len(failed) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "not ready:", strings.Join(failed, ", "))
+			return
+		}
+		fmt.Fprintln(w, "ok")
 	}
 }
 
@@ -55,5 +67,3 @@ func runChecks(ctx context.Context, checks []Check) []error {
 	wg.Wait()
 	return results
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

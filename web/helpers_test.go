@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -72,7 +71,7 @@ func newPayday(t *testing.T) *payday {
 		t.Fatal(err)
 	}
 	banks := bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter})
-	q := &listQueue{}
+	q := &settletest.Queue{}
 	logger := slog.New(slog.DiscardHandler)
 	poller := jobs.NewPoller(db, banks, q, jobs.PollConfig{
 		Policy: pipeline.Policy{MinDeposit: 1}, Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
@@ -81,7 +80,7 @@ func newPayday(t *testing.T) *payday {
 		t.Fatalf("poll: %+v %v, want 2 deposits found", res, err)
 	}
 	exec := pipeline.NewExecutor(db, banks, q, pipeline.ExecutorConfig{Lease: 10 * time.Second, BankTimeout: 5 * time.Second}, logger)
-	for id, ok := q.pop(); ok; id, ok = q.pop() {
+	for id, ok := q.Pop(); ok; id, ok = q.Pop() {
 		if err := exec.Run(ctx, id); err != nil {
 			t.Fatalf("run step %d: %v", id, err)
 		}
@@ -93,7 +92,7 @@ func newPayday(t *testing.T) *payday {
 	if res, err := poller.RunOnce(ctx); err != nil || res.Found != 1 {
 		t.Fatalf("second poll: %+v %v, want 1 deposit found", res, err)
 	}
-	p.stuckStep, _ = q.pop()
+	p.stuckStep, _ = q.Pop()
 	if _, err := db.ClaimStep(ctx, p.stuckStep, time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -108,34 +107,4 @@ func newPayday(t *testing.T) *payday {
 	}
 	p.failedID, p.reason = rows[0].ID, rows[0].FailureReason
 	return p
-}
-
-// listQueue is the edge fake of the Asynq queue: it remembers the steps to
-// run, in order.
-type listQueue struct {
-	mu  sync.Mutex
-	ids []int64
-}
-
-func (q *listQueue) EnqueueStep(_ context.Context, ref pipeline.StepRef) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.ids = append(q.ids, ref.ID)
-	return nil
-}
-
-// EnqueueResolve drops the resolve: web tests resolve nothing.
-func (q *listQueue) EnqueueResolve(context.Context, pipeline.StepRef, time.Duration) error {
-	return nil
-}
-
-func (q *listQueue) pop() (int64, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.ids) == 0 {
-		return 0, false
-	}
-	id := q.ids[0]
-	q.ids = q.ids[1:]
-	return id, true
 }

@@ -26,6 +26,9 @@ type MetricsConfig struct {
 	// ReadyGrace is how long a READY step may be due before it counts as
 	// stuck; default 1m.
 	ReadyGrace time.Duration
+	// Breakers, when set, returns the state of each bank provider's
+	// circuit breakers at scrape time (the processes that call banks).
+	Breakers func() []BreakerState
 	// Collectors are registered too, e.g. Asynq's queue metrics
 	// (github.com/hibiken/asynq/x/metrics.NewQueueMetricsCollector).
 	Collectors []prometheus.Collector
@@ -122,6 +125,9 @@ func NewMetrics(cfg MetricsConfig) (*Metrics, error) {
 	}
 	if cfg.Gauges != nil {
 		all = append(all, newGaugeCollector(cfg, m.logger))
+	}
+	if cfg.Breakers != nil {
+		all = append(all, breakerCollector(cfg.Breakers))
 	}
 	for _, c := range append(all, cfg.Collectors...) {
 		if err := m.registry.Register(c); err != nil {

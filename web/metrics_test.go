@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -217,7 +218,7 @@ func TestProcessMetricsBesideTheProbes(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.StepDone(pipeline.KindSweep, pipeline.OutcomeDone, 30*time.Millisecond)
-	h, err := web.WithMetrics(web.Health(nil, nil), m, creds, false)
+	h, err := web.WithMetrics(web.Health(nil, nil, slog.Default()), m, creds, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,10 +235,10 @@ func TestProcessMetricsBesideTheProbes(t *testing.T) {
 	if resp, _ := do(t, srv, request{"GET", "/healthz", nil}); resp.StatusCode != 200 {
 		t.Fatalf("healthz beside the metrics: %d", resp.StatusCode)
 	}
-	if _, err := web.WithMetrics(web.Health(nil, nil), m, web.Credentials{}, false); err == nil {
+	if _, err := web.WithMetrics(web.Health(nil, nil, slog.Default()), m, web.Credentials{}, false); err == nil {
 		t.Fatal("metrics behind no credentials accepted")
 	}
-	open, err := web.WithMetrics(web.Health(nil, nil), m, web.Credentials{}, true)
+	open, err := web.WithMetrics(web.Health(nil, nil, slog.Default()), m, web.Credentials{}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,5 +246,33 @@ func TestProcessMetricsBesideTheProbes(t *testing.T) {
 	t.Cleanup(openSrv.Close)
 	if resp, _ := do(t, openSrv, request{"GET", "/metrics", nil}); resp.StatusCode != 200 {
 		t.Fatalf("open metrics: %d", resp.StatusCode)
+	}
+}
+
+// Each breaker has a series per state, 1 for the one it is in; a provider
+// with a limit has its current rate, one without has none.
+func TestMetricsOfTheBreakers(t *testing.T) {
+	t.Parallel()
+	m, err := web.NewMetrics(web.MetricsConfig{Breakers: func() []web.BreakerState {
+		return []web.BreakerState{
+			{Provider: "acme", Operation: "transfers", State: "open", Rate: 50},
+			{Provider: "acme", Operation: "balances", State: "half-open", Rate: 50},
+			{Provider: "legacy", Operation: "transfers", State: "closed", Rate: math.Inf(1)},
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := scrape(t, m)
+	wantSeries(t, out,
+		`settle_bank_breaker_state{operation="transfers",provider="acme",state="open"} 1`,
+		`settle_bank_breaker_state{operation="transfers",provider="acme",state="closed"} 0`,
+		`settle_bank_breaker_state{operation="balances",provider="acme",state="half-open"} 1`,
+		`settle_bank_breaker_state{operation="transfers",provider="legacy",state="closed"} 1`,
+		`settle_bank_breaker_state{operation="transfers",provider="legacy",state="open"} 0`,
+		`settle_bank_rate_limit_per_second{provider="acme"} 50`,
+	)
+	if strings.Contains(out, `settle_bank_rate_limit_per_second{provider="legacy"}`) {
+		t.Error("a provider without a limit has a rate series")
 	}
 }

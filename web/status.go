@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
 )
 
@@ -175,7 +176,7 @@ type pageView struct {
 type card struct{ Label, Value, Note, Level string }
 
 type statusRow struct {
-	Status string
+	Status pipeline.SettlementStatus
 	Count  string
 	Level  string
 }
@@ -189,13 +190,14 @@ type failedRow struct {
 }
 
 type stuckRow struct {
-	ID, SettlementID                      int64
-	Customer, Kind, State, For, LastError string
-	To, Hint                              string
-	Attempts                              int
+	ID, SettlementID                int64
+	Customer, State, For, LastError string
+	Kind                            pipeline.Kind
+	To, Hint                        string
+	Attempts                        int
 }
 
-type providerRow struct{ Name, State, Level string }
+type providerRow struct{ Name, State, Level, Note string }
 
 func (p *page) view(ctx context.Context, st store.Status, readErr error) pageView {
 	v := pageView{CSS: template.CSS(pageCSS), Zone: p.loc.String(), Dashboard: p.dashboard, ShowNames: p.cfg.ShowCustomerNames}
@@ -216,7 +218,7 @@ func (p *page) view(ctx context.Context, st store.Status, readErr error) pageVie
 	for _, f := range st.Failed {
 		v.Failed = append(v.Failed, p.failedRow(f))
 	}
-	v.MoreFail = max(st.ByStatus["FAILED"]-int64(len(st.Failed)), 0)
+	v.MoreFail = max(st.ByStatus[pipeline.SettlementFailed]-int64(len(st.Failed)), 0)
 	for _, s := range st.Stuck {
 		v.Stuck = append(v.Stuck, stuckView(s))
 	}
@@ -230,7 +232,7 @@ func (p *page) cards(ctx context.Context, st store.Status) []card {
 	if st.Open > 0 {
 		oldest = "oldest " + durationText(st.OldestOpen)
 	}
-	failed := st.ByStatus["FAILED"]
+	failed := st.ByStatus[pipeline.SettlementFailed]
 	stuck := st.StuckRunning + st.StuckReady
 	return []card{
 		{"In flight", grouped(st.Open), oldest, levelIf(st.OldestOpen > time.Hour, levelWarn)},
@@ -275,34 +277,41 @@ func (p *page) providers() []providerRow {
 	}
 	var out []providerRow
 	for _, h := range p.cfg.Providers() {
-		out = append(out, providerRow{Name: h.Name, State: h.State, Level: providerLevel(h.State)})
+		word, level, note := providerWord(h.State)
+		out = append(out, providerRow{Name: h.Name, State: word, Level: level, Note: note})
 	}
 	return out
 }
 
-func providerLevel(state string) string {
+// providerWord says what a provider's circuit-breaker state means for
+// payouts, in the word the page shows: "closed" is a healthy breaker, and
+// would read as "the bank is closed".
+func providerWord(state string) (word, level, note string) {
 	switch strings.ToLower(state) {
 	case "closed", "ok", "healthy", "up":
-		return levelOK
+		return "healthy", levelOK, ""
 	case "half-open", "half_open", "degraded":
-		return levelWarn
+		return "degraded", levelWarn, "a few calls probe whether the bank has recovered"
+	case "open", "paused":
+		return "paused", levelBad, "calls to the bank are held until the cool-down ends"
 	default:
-		return levelBad
+		return state, levelBad, "unknown state"
 	}
 }
 
 // statusOrder is the order statuses are listed in.
-var statusOrder = []string{"RUNNING", "COMPENSATING", "FAILED", "SETTLED", "CANCELLED", "COMPENSATED"}
+var statusOrder = []pipeline.SettlementStatus{pipeline.SettlementRunning, pipeline.SettlementCompensating,
+	pipeline.SettlementFailed, pipeline.SettlementSettled, pipeline.SettlementCancelled, pipeline.SettlementCompensated}
 
-func statusRows(by map[string]int64) []statusRow {
+func statusRows(by map[pipeline.SettlementStatus]int64) []statusRow {
 	var rows []statusRow
-	seen := map[string]bool{}
-	add := func(s string) {
+	seen := map[pipeline.SettlementStatus]bool{}
+	add := func(s pipeline.SettlementStatus) {
 		level := levelNone
 		switch {
-		case s == "FAILED" && by[s] > 0:
+		case s == pipeline.SettlementFailed && by[s] > 0:
 			level = levelBad
-		case s == "SETTLED" || s == "COMPENSATED":
+		case s == pipeline.SettlementSettled || s == pipeline.SettlementCompensated:
 			level = levelOK
 		}
 		rows = append(rows, statusRow{Status: s, Count: grouped(by[s]), Level: level})
@@ -320,9 +329,9 @@ func statusRows(by map[string]int64) []statusRow {
 }
 
 func (p *page) failedRow(f store.FailedSettlement) failedRow {
-	step := f.StepKind
+	step := string(f.StepKind)
 	if f.StepStatus != "" {
-		step += " " + f.StepStatus
+		step += " " + string(f.StepStatus)
 	}
 	return failedRow{
 		ID: f.ID, Customer: f.CustomerRef, Name: f.HolderName, Amount: money(f.Amount, f.Currency),
@@ -335,7 +344,7 @@ func (p *page) failedRow(f store.FailedSettlement) failedRow {
 func stuckView(s store.StuckStep) stuckRow {
 	row := stuckRow{ID: s.ID, SettlementID: s.SettlementID, Customer: s.CustomerRef, Kind: s.Kind,
 		For: durationText(s.For), LastError: s.LastError, Attempts: s.Attempts, To: s.To.Masked()}
-	if s.Status == "RUNNING" {
+	if s.Status == pipeline.StepRunning {
 		row.State = "RUNNING, lease expired"
 		row.Hint = "the sweep asks the bank what happened; if it persists, check the sweep job"
 	} else {
@@ -347,7 +356,7 @@ func stuckView(s store.StuckStep) stuckRow {
 
 func attention(st store.Status, providers []providerRow) []string {
 	var out []string
-	if n := st.ByStatus["FAILED"]; n > 0 {
+	if n := st.ByStatus[pipeline.SettlementFailed]; n > 0 {
 		out = append(out, plural(n, "failed settlement", "failed settlements"))
 	}
 	if n := st.StuckRunning + st.StuckReady; n > 0 {
@@ -367,3 +376,5 @@ func plural(n int64, one, many string) string {
 	}
 	return grouped(n) + " " + many
 }
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -60,7 +60,9 @@ func TestStatusPageShowsTheFailedSettlement(t *testing.T) {
 	h, err := web.New(web.Config{Credentials: creds, Status: p.db, Page: web.PageConfig{
 		TimeZone:     "Asia/Seoul",
 		QueueLatency: func(context.Context) (time.Duration, error) { return 3 * time.Second, nil },
-		Providers:    func() []web.ProviderHealth { return []web.ProviderHealth{{Name: "sandbox", State: "closed"}} },
+		Providers: func() []web.ProviderHealth {
+			return []web.ProviderHealth{{Name: "sandbox", State: "closed"}, {Name: "legacy", State: "open"}, {Name: "backup", State: "half-open"}}
+		},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +84,7 @@ func TestStatusPageShowsTheFailedSettlement(t *testing.T) {
 		"Needs attention:", "1 failed settlement", "1 stuck step",
 		p.stuck.Ref, "RUNNING, lease expired", "SWEEP<div class=\"sub\">to " + pipeline.AccountNumber(accounts.Collection).Masked(),
 		"3s", // queue latency
-		"sandbox", "closed",
+		"sandbox", "healthy", "legacy", "paused", "provider legacy is paused", "backup", "degraded", "provider backup is degraded",
 		"KST",
 	} {
 		if !strings.Contains(text, want) {

@@ -45,7 +45,8 @@ type Config struct {
 	// the process serves HTTP.
 	Live []Check
 	// Ready are the checks of /readyz: database reachable with a current
-	// schema, Redis reachable.
+	// schema, Redis reachable. /readyz names the kind of a failure only;
+	// Logger gets its error.
 	Ready []Check
 
 	// Logger; default slog.Default().
@@ -81,8 +82,9 @@ func New(cfg Config) (http.Handler, error) {
 	auth := func(h http.Handler) http.Handler { return Auth(cfg.Credentials, h) }
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /healthz", checksHandler(cfg.Live))
-	mux.Handle("GET /readyz", checksHandler(cfg.Ready))
+	logger := cmp(cfg.Logger, slog.Default())
+	mux.Handle("GET /healthz", checksHandler(cfg.Live, logger))
+	mux.Handle("GET /readyz", checksHandler(cfg.Ready, logger))
 	mux.Handle("GET /{$}", auth(page))
 	if cfg.Dashboard != nil {
 		mux.Handle(dashboard+"/", auth(ReadOnly(cfg.Dashboard))) // the mux redirects dashboard to dashboard+"/"
@@ -99,11 +101,11 @@ func New(cfg Config) (http.Handler, error) {
 
 // Health returns a handler of /healthz and /readyz alone, for a process
 // that serves no status page or dashboard (a worker or scheduler, or one
-// without credentials).
-func Health(live, ready []Check) http.Handler {
+// without credentials). Failed checks are logged to logger.
+func Health(live, ready []Check, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /healthz", checksHandler(live))
-	mux.Handle("GET /readyz", checksHandler(ready))
+	mux.Handle("GET /healthz", checksHandler(live, logger))
+	mux.Handle("GET /readyz", checksHandler(ready, logger))
 	return mux
 }
 

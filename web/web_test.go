@@ -2,8 +2,8 @@ package web_test
 
 import (
 	"context"
-	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +13,8 @@ import (
 	"github.com/hibiken/asynqmon"
 
 	"github.com/settle-dev/settle/internal/testenv"
+	"github.com/settle-dev/settle/jobs"
+	"github.com/settle-dev/settle/store"
 	"github.com/settle-dev/settle/web"
 )
 
@@ -139,21 +141,51 @@ func TestMetricsCanBeOpen(t *testing.T) {
 	}
 }
 
-func TestReadyzNamesTheFailingCheck(t *testing.T) {
+// /readyz is open: with Redis down it answers 503 naming "redis" and
+// nothing else (no address, user or error text), and logs the error.
+func TestReadyzNamesOnlyTheKindThatFailed(t *testing.T) {
 	t.Parallel()
+	const user, password = "settle-redis-user", "canary-redis-password-0001"
+	opt, err := jobs.ParseRedisURL("redis://" + user + ":" + password + "@" + testenv.UnreachableRedis(t) + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check, err := jobs.NewRedisCheck(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { check.Close() })
+	var logs testenv.Buffer
 	srv := newServer(t, func(c *web.Config) {
-		c.Ready = append(c.Ready, web.Check{Name: "redis", Fn: func(context.Context) error {
-			return errors.New("not reachable (dial tcp 127.0.0.1:1: connection refused)\nstart Redis")
-		}})
+		c.Ready = append(c.Ready, web.Check{Name: "redis", Fn: func(ctx context.Context) error { return check.Check(ctx, false) }})
 		c.Live = []web.Check{{Name: "process", Fn: func(context.Context) error { return nil }}}
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})
 	resp, body := do(t, srv, request{"GET", "/readyz", nil})
-	if resp.StatusCode != 503 || !strings.Contains(body, "database: ok") ||
-		!strings.Contains(body, "redis: not reachable (dial tcp 127.0.0.1:1: connection refused) start Redis") {
-		t.Fatalf("readyz with Redis down: %d\n%s", resp.StatusCode, body)
+	if resp.StatusCode != 503 || body != "not ready: redis\n" {
+		t.Fatalf("readyz with Redis down: %d %q, want 503 \"not ready: redis\"", resp.StatusCode, body)
 	}
-	if resp, body := do(t, srv, request{"GET", "/healthz", nil}); resp.StatusCode != 200 || !strings.Contains(body, "process: ok") {
-		t.Fatalf("healthz: %d %s", resp.StatusCode, body)
+	if got := logs.String(); !strings.Contains(got, "check=redis") || !strings.Contains(got, testenv.UnreachableRedisAddr) ||
+		strings.Contains(got, password) {
+		t.Fatalf("the log should hold the error, without the password:\n%s", got)
+	}
+	if resp, body := do(t, srv, request{"GET", "/healthz", nil}); resp.StatusCode != 200 || body != "ok\n" {
+		t.Fatalf("healthz: %d %q", resp.StatusCode, body)
+	}
+}
+
+// A database whose schema is older than the binary makes /readyz answer
+// "schema", not the versions.
+func TestReadyzNamesAnOldSchema(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, func(c *web.Config) {
+		if err := c.Status.(*store.DB).Migrate(context.Background(), "down", io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	})
+	if resp, body := do(t, srv, request{"GET", "/readyz", nil}); resp.StatusCode != 503 || body != "not ready: schema\n" {
+		t.Fatalf("readyz with an old schema: %d %q", resp.StatusCode, body)
 	}
 }
 

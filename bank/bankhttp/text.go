@@ -16,9 +16,9 @@ const MaxDetail = 200
 func MaskAccount(account string) string { return pipeline.AccountNumber(account).Masked() }
 
 // Scrub makes bank-sent text safe for an error or a log: control characters
-// become spaces, anything that looks like an account number (a word with at
-// least 9 digits; a date has 8) is masked, and the text is cut to MaxDetail
-// characters.
+// become spaces, a word that looks like an account number
+// (pipeline.LooksLikeAccountNumber) is masked, and the text is cut to
+// MaxDetail characters.
 func Scrub(s string) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "?")
@@ -31,7 +31,7 @@ func Scrub(s string) string {
 	}, s)
 	words := strings.Fields(s)
 	for i, w := range words {
-		if looksLikeAccount(w) {
+		if pipeline.LooksLikeAccountNumber(w) {
 			words[i] = MaskAccount(w)
 		}
 	}
@@ -40,16 +40,6 @@ func Scrub(s string) string {
 		s = string(r[:MaxDetail]) + "…"
 	}
 	return s
-}
-
-func looksLikeAccount(w string) bool {
-	digits := 0
-	for _, r := range w {
-		if r >= '0' && r <= '9' {
-			digits++
-		}
-	}
-	return digits >= 9
 }
 
 // Quoted quotes a bank-sent value for an error text, scrubbed and short.

@@ -59,7 +59,7 @@ func (e *env) breakInvariant(t *testing.T, id int64, status string) {
 
 // alertCount counts the alerts of a problem of the given kind; delivered
 // counts only the delivered ones.
-func (e *env) alertCount(t *testing.T, key, kind string, delivered bool) int {
+func (e *env) alertCount(t *testing.T, key string, kind pipeline.AlertKind, delivered bool) int {
 	t.Helper()
 	var n int
 	err := e.db.SQL().QueryRow(`SELECT count(*) FROM alerts WHERE problem_key LIKE $1 AND kind = $2 AND (NOT $3 OR delivered_at IS NOT NULL)`,
@@ -95,7 +95,7 @@ func TestVerifyRaisesAndResolvesAlerts(t *testing.T) {
 		t.Fatalf("settle verify once the invariant holds:\n%s", out)
 	}
 	e.cli(t, 0, "verify")
-	if n := e.alertCount(t, invariantKey, store.AlertKindResolved, false); n != 1 {
+	if n := e.alertCount(t, invariantKey, pipeline.AlertKindResolved, false); n != 1 {
 		t.Fatalf("%d resolutions, want 1", n)
 	}
 }
@@ -124,7 +124,7 @@ func TestServeVerifiesAndSendsTheDailySummary(t *testing.T) {
 	})
 	e.breakInvariant(t, id, "SETTLED")
 	testenv.Eventually(t, time.Minute, func() (bool, string) {
-		n := e.alertCount(t, invariantKey, store.AlertKindResolved, true)
+		n := e.alertCount(t, invariantKey, pipeline.AlertKindResolved, true)
 		return n == 1, fmt.Sprintf("%d resolutions delivered", n)
 	})
 	if n := e.alertCount(t, invariantKey, "invariant_violation", false); n != 1 {

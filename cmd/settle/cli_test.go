@@ -129,7 +129,7 @@ func TestLoopback(t *testing.T) {
 func TestServeRefusesUnreachableRedis(t *testing.T) {
 	pg := testenv.PostgresURL(t)
 	clearSettleEnv(t)
-	path := writeConfig(t, "database: {url: \""+pg+"\"}\nredis: {url: redis://127.0.0.1:1/0}\n"+goodProvider)
+	path := writeConfig(t, "database: {url: \""+pg+"\"}\nredis: {url: redis://"+testenv.UnreachableRedis(t)+"/0}\n"+goodProvider)
 	if _, msg, code := runCLI(t, "migrate", "up", "--config", path); code != 0 {
 		t.Fatalf("migrate up: %s", msg)
 	}
@@ -156,6 +156,10 @@ func TestServeRoles(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := [3]bool{d.worker != nil, d.sched != nil, d.monitor != nil}
+		if h := d.http; h.ReadHeaderTimeout <= 0 || h.ReadTimeout <= 0 || h.WriteTimeout <= 0 || h.IdleTimeout <= 0 {
+			t.Errorf("role %s: the HTTP server lacks a timeout: header %s, read %s, write %s, idle %s",
+				role, h.ReadHeaderTimeout, h.ReadTimeout, h.WriteTimeout, h.IdleTimeout)
+		}
 		d.stop(context.Background())
 		if got != want {
 			t.Errorf("role %s runs worker/scheduler/web %v, want %v", role, got, want)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -234,11 +235,11 @@ func buildPatch(cmd *cobra.Command, p *store.CustomerPatch, payout, holder, stat
 		p.PayoutHolder = &holder
 	}
 	if changed("status") {
-		status = strings.ToUpper(status)
-		if status != "ACTIVE" && status != "SUSPENDED" && status != "CLOSED" {
-			return bad("--status %q: use ACTIVE, SUSPENDED or CLOSED", status)
+		st := store.CustomerStatus(strings.ToUpper(status))
+		if !slices.Contains(store.CustomerStatuses, st) {
+			return bad("--status %q: use ACTIVE, SUSPENDED or CLOSED", st)
 		}
-		p.Status = &status
+		p.Status = &st
 	}
 	for _, a := range []struct {
 		flag, value string

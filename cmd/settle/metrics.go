@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/settle-dev/settle/bank"
+	"github.com/settle-dev/settle/bank/throttle"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/web"
@@ -30,7 +31,7 @@ func (d *daemon) newMetrics(redis asynq.RedisConnOpt) (err error) {
 	if d.credentials() == (web.Credentials{}) {
 		return nil
 	}
-	cfg := web.MetricsConfig{Logger: d.logger}
+	cfg := web.MetricsConfig{Logger: d.logger, Breakers: d.breakerStates}
 	if d.runs(roleWeb) {
 		d.inspector = asynq.NewInspector(redis)
 		cfg.Gauges = d.db
@@ -38,6 +39,18 @@ func (d *daemon) newMetrics(redis asynq.RedisConnOpt) (err error) {
 	}
 	d.metrics, err = web.NewMetrics(cfg)
 	return err
+}
+
+// breakerStates reads the providers' breakers for /metrics; none in a
+// process that calls no bank.
+func (d *daemon) breakerStates() []web.BreakerState {
+	var out []web.BreakerState
+	for name, t := range d.throttles {
+		for _, op := range throttle.Operations {
+			out = append(out, web.BreakerState{Provider: name, Operation: string(op), State: string(t.StateOf(op)), Rate: t.Rate()})
+		}
+	}
+	return out
 }
 
 // stepObserver feeds step durations to /metrics; nil when it is off.

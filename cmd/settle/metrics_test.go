@@ -86,6 +86,9 @@ func TestMetricsAfterARealSettlement(t *testing.T) {
 		`settle_poll_deposits_found_total`:                                                      2,
 		`settle_poll_cycles_failed_total`:                                                       0,
 		`settle_settlements{status="FAILED"}`:                                                   1,
+		`settle_bank_breaker_state{operation="transfers",provider="sandbox",state="closed"}`:    1,
+		`settle_bank_breaker_state{operation="transfers",provider="sandbox",state="open"}`:      0,
+		`settle_bank_breaker_state{operation="balances",provider="sandbox",state="half-open"}`:  0,
 	}
 	atLeastOne := []string{ // counts that grow with every poll
 		`settle_bank_requests_total{operation="balances",outcome="ok",provider="sandbox"}`,

@@ -173,8 +173,8 @@ func runSettlementOp(cmd *cobra.Command, g *globals, o opFlags, a store.Audit, i
 	}
 	defer db.Close()
 	out, err := op(cfg)(db, cmd.Context(), id, a, o.dryRun)
-	if line, ok := store.NothingToDoText(err); ok {
-		fmt.Fprint(cmd.OutOrStdout(), line)
+	if errors.Is(err, store.ErrNothingToDo) {
+		printNothingToDo(cmd.OutOrStdout(), err)
 		return nil
 	}
 	if errors.Is(err, store.ErrNotFound) {
@@ -187,6 +187,12 @@ func runSettlementOp(cmd *cobra.Command, g *globals, o opFlags, a store.Audit, i
 		out.Changes = append(out.Changes, wakeStep(cmd.Context(), cfg, out.Enqueue))
 	}
 	return printOutcome(cmd.OutOrStdout(), o.asJSON, out)
+}
+
+// printNothingToDo says why a command changed nothing (store.ErrNothingToDo).
+func printNothingToDo(w io.Writer, err error) {
+	line, _ := store.NothingToDoText(err)
+	fmt.Fprint(w, line)
 }
 
 func printOutcome(w io.Writer, asJSON bool, out store.Outcome) error {

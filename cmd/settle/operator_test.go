@@ -20,6 +20,7 @@ import (
 	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/notify"
+	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
 )
 
@@ -334,7 +335,15 @@ func TestNotifyPostsSignedEvents(t *testing.T) {
 // replay command, the dashboard read-only, metrics behind auth.
 func TestOperatorHTTPSurface(t *testing.T) {
 	const pass = "ops-password-0123456789"
-	e := newEnvOpts(t, envOpts{http: `, user: ops, password: "` + pass + `"`})
+	// A Prometheus for the dashboard's charts: it answers every range query
+	// with no data and keeps what it was asked.
+	var promQueries sync.Map
+	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		promQueries.Store(r.URL.Path+" "+r.URL.Query().Get("query"), true)
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"matrix","result":[]}}`)
+	}))
+	t.Cleanup(prom.Close)
+	e := newEnvOpts(t, envOpts{http: `, user: ops, password: "` + pass + `", prometheus_url: "` + prom.URL + `"`})
 	ctx := context.Background()
 	s := e.seeder(2)
 	cs, err := s.Seed(ctx)
@@ -382,15 +391,21 @@ func TestOperatorHTTPSurface(t *testing.T) {
 		{"GET", "/monitoring/", true, 200, "<html"},
 		{"DELETE", "/monitoring/api/queues/steps", true, 405, ""},
 		{"POST", "/monitoring/api/queues/steps/pause", true, 405, ""},
+		{"GET", "/monitoring/api/metrics?duration_sec=3600", true, 200, `"queue_size"`},
 	} {
 		code, body := get(c.method, c.path, c.auth)
 		if code != c.code || !strings.Contains(body, c.want) {
 			t.Errorf("%s %s (auth %v): %d, want %d with %q; body %.300s", c.method, c.path, c.auth, code, c.code, c.want, body)
 		}
 	}
+	if _, ok := promQueries.Load("/api/v1/query_range asynq_queue_size{}"); !ok {
+		var asked []string
+		promQueries.Range(func(k, _ any) bool { asked = append(asked, k.(string)); return true })
+		t.Errorf("the dashboard's charts did not ask http.prometheus_url for the queue sizes; asked: %q", asked)
+	}
 }
 
-func settlementIDWith(t *testing.T, e *env, status string) int64 {
+func settlementIDWith(t *testing.T, e *env, status pipeline.SettlementStatus) int64 {
 	t.Helper()
 	rows, err := e.db.ListSettlements(context.Background(), store.SettlementFilter{Status: status, Limit: 1})
 	if err != nil || len(rows) != 1 {

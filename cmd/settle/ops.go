@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,18 +14,40 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/internal/config"
+	"github.com/settle-dev/settle/store"
+	"github.com/settle-dev/settle/web"
 )
 
 func newMigrateCmd(g *globals) *cobra.Command {
+	var o opFlags
 	cmd := &cobra.Command{
 		Use:   "migrate up|down|status",
 		Short: "Apply, roll back (one step) or list the database migrations",
-		Args:  usageArgs(cobra.ExactArgs(1)),
+		Long: "Apply every pending migration (up), roll back the newest one (down) or list them (status).\n" +
+			"down changes the schema like any operator command changes state: it needs --reason, takes --actor and\n" +
+			"--dry-run, and writes its audit row (subject \"schema\") before it rolls back, applied or refused.",
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if a := args[0]; a != "up" && a != "down" && a != "status" {
-				return &exitError{code: 2, err: fmt.Errorf("migrate: unknown action %q: use up, down or status", a)}
+			action := args[0]
+			if action != "up" && action != "down" && action != "status" {
+				return &exitError{code: 2, err: fmt.Errorf("migrate: unknown action %q: use up, down or status", action)}
 			}
-			cfg, err := g.loadConfig()
+			if action != "down" {
+				for _, f := range []string{"reason", "actor", "dry-run", "json"} {
+					if cmd.Flags().Changed(f) {
+						return usageErr("migrate %s: --%s is for migrate down", action, f)
+					}
+				}
+			}
+			var a store.Audit
+			if action == "down" {
+				var err error
+				if a, err = o.audit("migrate down", map[string]any{"dry_run": o.dryRun}); err != nil {
+					return err
+				}
+			}
+			cfg, err := g.loadConfigFor(config.Uses{NoRedis: true, NoBanks: true, NoSlack: true}) // the database alone
 			if err != nil {
 				return oneLine(err)
 			}
@@ -33,10 +56,41 @@ func newMigrateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			return db.Migrate(cmd.Context(), args[0], cmd.OutOrStdout())
+			if action == "down" {
+				return migrateDown(cmd, db, o, a)
+			}
+			return db.Migrate(cmd.Context(), action, cmd.OutOrStdout())
 		},
 	}
+	o.register(cmd, true)
 	return cmd
+}
+
+// migrateDown rolls back the newest migration (store.DB.MigrateDown) and
+// says what it did.
+func migrateDown(cmd *cobra.Command, db *store.DB, o opFlags, a store.Audit) error {
+	w := cmd.OutOrStdout()
+	steps := w
+	if o.asJSON {
+		steps = io.Discard
+	}
+	rb, err := db.MigrateDown(cmd.Context(), a, o.dryRun, steps)
+	if errors.Is(err, store.ErrNothingToDo) {
+		printNothingToDo(w, err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if o.asJSON {
+		return writeJSON(w, rb)
+	}
+	if rb.DryRun {
+		fmt.Fprintf(w, "dry run: would roll back %s, the schema from version %d to %d; nothing was changed\n", rb.Migration, rb.From, rb.To)
+		return nil
+	}
+	fmt.Fprintf(w, "rolled back %s: the schema is at version %d; settle serve of this binary refuses it until settle migrate up\n", rb.Migration, rb.To)
+	return nil
 }
 
 func newConfigCmd(g *globals) *cobra.Command {
@@ -93,7 +147,7 @@ func newBanksimCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("banksim: listen on %s: %w: pick a free address with --addr", addr, err)
 			}
-			srv := &http.Server{Handler: banksim.New(banksim.Options{Token: token, Logger: logger}), ReadHeaderTimeout: 10 * time.Second}
+			srv := web.NewServer(banksim.New(banksim.Options{Token: token, Logger: logger}))
 			go func() {
 				<-cmd.Context().Done()
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

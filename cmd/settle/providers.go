@@ -142,15 +142,15 @@ func countStatus(rs []provcheck.Result, s provcheck.Status) int {
 }
 
 // checkProvidersAtStart runs the providers check before serve starts
-// anything, unless providers_check_at_start is false or the role moves no
-// money (web). The rule: a failed check refuses the start, naming every key
-// to fix, since the engine would move money with a configuration the bank
-// refuses; a bank that does not answer is logged and the start goes on,
-// since a bank briefly down at deploy time must not keep the engine down
-// (its steps wait for it as at any other time, and a refusal then names the
-// key in its alert).
+// anything, unless providers_check_at_start is false (the web role, which
+// moves no money, builds no banks to check). The rule: a failed check
+// refuses the start, naming every key to fix, since the engine would move
+// money with a configuration the bank refuses; a bank that does not answer
+// is logged and the start goes on, since a bank briefly down at deploy time
+// must not keep the engine down (its steps wait for it as at any other
+// time, and a refusal then names the key in its alert).
 func (d *daemon) checkProvidersAtStart(ctx context.Context, banks *bank.Router) error {
-	if !d.cfg.ProvidersCheckAtStart || !d.runs(roleWorker) && !d.runs(roleScheduler) {
+	if !d.cfg.ProvidersCheckAtStart {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*d.cfg.Worker.BankTimeout)

@@ -121,7 +121,7 @@ func TestServeRefusesAMisspeltEngineAccount(t *testing.T) {
 	down := *cfg
 	down.Providers = append(down.Providers[:0:0], cfg.Providers...)
 	down.Providers[0].BaseURL = "http://127.0.0.1:1"
-	var log syncBuffer
+	var log testenv.Buffer
 	d, err = newDaemon(ctx, &down, slog.New(slog.NewJSONHandler(&log, nil)), roleAll)
 	if err != nil {
 		t.Fatalf("bank down at start: %v", err)
@@ -137,7 +137,7 @@ func TestServeRefusesAMisspeltEngineAccount(t *testing.T) {
 // stored and as the notifier words it, names providers[0].accounts.fee and
 // the command that checks it, not the customer.
 func TestFeeRefusalAlertNamesTheConfigKey(t *testing.T) {
-	var log syncBuffer
+	var log testenv.Buffer
 	e := newEnvOpts(t, envOpts{log: &log})
 	e.paidCustomer(t, 3_000_000)
 	e.cfg.ProvidersCheckAtStart = false

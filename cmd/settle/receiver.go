@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/settle-dev/settle/notify"
+	"github.com/settle-dev/settle/web"
 )
 
 // newDemoReceiverCmd is the lender's app of the demo: it receives the NOTIFY
@@ -40,7 +41,7 @@ func newDemoReceiverCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("demo receiver: listen on %s: %w", addr, err)
 			}
 			logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			srv := &http.Server{Handler: eventReceiver([]byte(secret), logger), ReadHeaderTimeout: 5 * time.Second}
+			srv := web.NewServer(eventReceiver([]byte(secret), logger))
 			go func() {
 				<-cmd.Context().Done()
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

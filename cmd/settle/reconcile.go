@@ -236,7 +236,7 @@ func printFindings(w io.Writer, rows []store.FindingRow) error {
 // of its transfer or, for a balance drift (whose Amount is the part nothing
 // explains), the balance the ledger and the known differences account for.
 func engineAmount(r store.FindingRow) int64 {
-	if r.Kind == string(pipeline.FindingBalanceDrift) {
+	if r.Kind == pipeline.FindingBalanceDrift {
 		return r.BankAmount - r.Amount
 	}
 	return r.Amount

@@ -386,7 +386,7 @@ func TestServeReconcilesOnSchedule(t *testing.T) {
 // reads 0 against 888000, not 888000 against 888000.
 func TestFindingsListShowsADriftAgainstTheLedger(t *testing.T) {
 	var out strings.Builder
-	rows := []store.FindingRow{{ID: 1, Status: "open", Provider: "sandbox", Kind: string(pipeline.FindingBalanceDrift),
+	rows := []store.FindingRow{{ID: 1, Status: "open", Provider: "sandbox", Kind: pipeline.FindingBalanceDrift,
 		Account: "VA00001234", Amount: 888000, BankAmount: 888000, SeenCount: 1, Detail: "bank balance 888000, ledger balance 0"}}
 	if err := printFindings(&out, rows); err != nil {
 		t.Fatal(err)

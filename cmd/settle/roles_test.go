@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -88,10 +91,63 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 		t.Fatalf("the replay is not audited:\n%s", out)
 	}
 
-	if out := run(daemonCfg, 1, "migrate", "down"); !strings.Contains(out, "owns the schema") {
+	if out := run(daemonCfg, 1, "migrate", "down", "--reason", "try"); !strings.Contains(out, "owns the schema") {
 		t.Fatalf("migrate down as the daemon role: %s", out)
 	}
 	if ok, _, _, err := e.db.SchemaCurrent(ctx); !ok || err != nil {
 		t.Fatalf("a refused migrate down changed the schema: %v", err)
+	}
+	if rows, err := e.db.ListAudit(ctx, "schema", 10); err != nil || len(rows) != 1 || rows[0].Outcome != store.AuditRefused {
+		t.Fatalf("the refused migrate down is not audited as refused: %+v %v", rows, err)
+	}
+}
+
+// The web role calls no bank: it starts without any provider secret and as
+// a member of settle_operator (it only reads), and serves the status page,
+// /metrics and /readyz. settle migrate needs neither the banks' secrets nor
+// Redis. A role that calls the banks still refuses to start without them.
+func TestWebRoleNeedsNoBankSecret(t *testing.T) {
+	const pass = "ops-password-0123456789"
+	e := newEnvOpts(t, envOpts{http: `, user: ops, password: "` + pass + `"`})
+	path, _ := e.as(t, store.OperatorRole)
+	clearSettleEnv(t) // the CLI reads the test's config files, not the suite's server
+	noToken := writeConfig(t, strings.Replace(readFile(t, path), strconv.Quote(bankToken), `""`, 1))
+	if _, msg, code := runCLI(t, "serve", "--role", "worker", "--config", noToken); code != 1 || !strings.Contains(msg, "has no credentials") {
+		t.Fatalf("a worker without the bank's token: exit %d %q", code, msg)
+	}
+	var lines []string // the owner's database URL alone: no Redis, no token
+	for _, l := range strings.Split(strings.Replace(readFile(t, e.path), strconv.Quote(bankToken), `""`, 1), "\n") {
+		if !strings.HasPrefix(l, "redis:") {
+			lines = append(lines, l)
+		}
+	}
+	if out, msg, code := runCLI(t, "migrate", "status", "--config", writeConfig(t, strings.Join(lines, "\n"))); code != 0 {
+		t.Fatalf("migrate status without Redis and the bank's token: exit %d %s %s", code, msg, out)
+	}
+
+	cfg, err := config.LoadFor(noToken, nil, config.Uses{NoBanks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := newDaemon(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), roleWeb)
+	if err != nil {
+		t.Fatalf("the web role without the bank's token, as settle_operator: %v", err)
+	}
+	if err := d.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.stop(context.Background()) })
+	for path, want := range map[string]string{"/": "Not shown by this process", "/metrics": "settle_open_settlements", "/readyz": "ok"} {
+		req, _ := http.NewRequest("GET", "http://"+d.httpAddr()+path, nil)
+		req.SetBasicAuth("ops", pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("GET %s from the web role: %d, want 200 with %q:\n%.300s", path, resp.StatusCode, want, b)
+		}
 	}
 }

@@ -27,16 +27,13 @@ const (
 
 var canaries = []string{canaryBankToken, canarySlackToken, canaryDBPassword, canaryHookSecret}
 
-// syncBuffer is a log sink shared by the daemon's goroutines.
-type syncBuffer = testenv.LogBuffer
-
 // TestSecretsNeverLeak runs a burst with failures and alerts while the bank
 // token, the Slack token, the database password and the webhook secret are
 // canary strings, then looks for them in the daemon's logs (at debug
 // level), the Slack messages, every Redis key and value, the CLI's output
 // and errors, and the effective configuration it prints.
 func TestSecretsNeverLeak(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	slack := notifytest.NewServer(t, canarySlackToken, "/services/T0/B0/x")
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
 	t.Cleanup(app.Close)

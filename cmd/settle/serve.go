@@ -52,10 +52,12 @@ func newServeCmd(g *globals) *cobra.Command {
 			"exits; a second signal exits at once, leaving nothing the sweep cannot resolve.",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !contains(roles, role) {
+			if !slices.Contains(roles, role) {
 				return &exitError{code: 2, err: fmt.Errorf("--role %q: use one of %s", role, strings.Join(roles, ", "))}
 			}
-			cfg, err := g.loadConfig()
+			// The web role calls no bank, and only the scheduler talks to
+			// Slack: a role needs none of the secrets it does not use.
+			cfg, err := g.loadConfigFor(config.Uses{NoBanks: role == roleWeb, NoSlack: role == roleWeb || role == roleWorker})
 			if err != nil {
 				return oneLine(err)
 			}
@@ -107,6 +109,8 @@ type daemon struct {
 	sched     *jobs.Scheduler
 	monitor   *asynqmon.HTTPHandler
 	inspector *asynq.Inspector
+	// redisCheck checks Redis at start and on every /readyz, over one client.
+	redisCheck *jobs.RedisCheck
 	// throttles are the providers' throttles, for their breaker state.
 	throttles map[string]*throttle.Bank
 	listener  net.Listener
@@ -134,7 +138,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger, rol
 // build connects and assembles the parts; on error, what was built is left
 // for stop to close.
 func (d *daemon) build(ctx context.Context) (err error) {
-	cfg, logger := d.cfg, d.logger
+	cfg := d.cfg
 	crashHook, err := crash.Parse(os.Getenv("SETTLE_TEST_CRASH"), os.Getenv("SETTLE_TEST_CRASH_SEED"))
 	if err != nil {
 		return err
@@ -146,12 +150,41 @@ func (d *daemon) build(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := checkRedis(ctx, cfg, redis); err != nil {
+	if d.redisCheck, err = jobs.NewRedisCheck(redis); err != nil {
+		return err
+	}
+	if err := checkRedis(ctx, cfg, d.redisCheck); err != nil {
 		return err
 	}
 	if err := d.newMetrics(redis); err != nil {
 		return err
 	}
+	// A step task may run for the bank timeout plus two short transactions.
+	d.queue = jobs.NewQueue(redis, cfg.Worker.BankTimeout+20*time.Second)
+	if d.runs(roleWorker) || d.runs(roleScheduler) { // the web role calls no bank
+		if err := d.buildEngine(ctx, redis, crashHook); err != nil {
+			return err
+		}
+	}
+	if d.runs(roleWeb) {
+		d.monitor = asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: redis, ReadOnly: true, PrometheusAddress: cfg.HTTP.PrometheusURL})
+	}
+	if d.listener, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
+		return fmt.Errorf("http.addr %s: %w: pick a free address", cfg.HTTP.Addr, err)
+	}
+	handler, err := d.routes()
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	d.http = web.NewServer(d.slackRoutes(handler))
+	return nil
+}
+
+// buildEngine assembles what calls the banks: the adapters behind their
+// throttles, checked at start, the executor and the poller, and the workers
+// or the scheduler that run them, as the role asks.
+func (d *daemon) buildEngine(ctx context.Context, redis asynq.RedisConnOpt, crashHook func(string)) error {
+	cfg, logger := d.cfg, d.logger
 	banks, accounts, throttles, err := buildBanks(cfg, logger, d.breakerAlert, d.bankObserver())
 	if err != nil {
 		return err
@@ -160,8 +193,6 @@ func (d *daemon) build(ctx context.Context) (err error) {
 	if err := d.checkProvidersAtStart(ctx, banks); err != nil {
 		return err
 	}
-	// A step task may run for the bank timeout plus two short transactions.
-	d.queue = jobs.NewQueue(redis, cfg.Worker.BankTimeout+20*time.Second)
 	execCfg := executorConfig(cfg, crashHook)
 	execCfg.Observer = d.stepObserver()
 	exec := pipeline.NewExecutor(d.db, banks, d.queue, execCfg, logger)
@@ -194,17 +225,6 @@ func (d *daemon) build(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if d.runs(roleWeb) {
-		d.monitor = asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: redis, ReadOnly: true})
-	}
-	if d.listener, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
-		return fmt.Errorf("http.addr %s: %w: pick a free address", cfg.HTTP.Addr, err)
-	}
-	handler, err := d.routes(redis)
-	if err != nil {
-		return fmt.Errorf("http: %w", err)
-	}
-	d.http = &http.Server{Handler: d.slackRoutes(handler), ReadHeaderTimeout: 10 * time.Second}
 	return nil
 }
 
@@ -262,12 +282,12 @@ func (d *daemon) breakerAlert(tr throttle.Transition) {
 		if tr.Err != nil {
 			cause = tr.Err.Error()
 		}
-		severity, effect := "critical", "steps wait, none fail"
+		severity, effect := pipeline.SeverityCritical, "steps wait, none fail"
 		if tr.Operation == throttle.OpStatements {
-			severity, effect = "warning", "reconciliation waits; transfers go on"
+			severity, effect = pipeline.SeverityWarning, "reconciliation waits; transfers go on"
 		}
 		err := d.db.RaiseAlert(ctx, pipeline.Alert{
-			ProblemKey: key, Kind: "provider_breaker", Severity: severity,
+			ProblemKey: key, Kind: pipeline.AlertKindProviderBreaker, Severity: severity,
 			Summary: fmt.Sprintf("Bank provider %s is failing its %s calls: they are paused; %s", tr.Provider, tr.Operation, effect),
 			Detail:  fmt.Sprintf("%d of its recent calls failed, the last: %s. A probe call goes through every breaker_cooldown.", tr.Failures, cause),
 			Action:  "check the provider's status; settle resumes by itself when a probe succeeds",
@@ -285,10 +305,10 @@ func (d *daemon) breakerAlert(tr throttle.Transition) {
 // routes serves /healthz and /readyz always, and the status page, the
 // read-only dashboard and /metrics behind authentication when credentials
 // are configured: there is no default password.
-func (d *daemon) routes(redis asynq.RedisConnOpt) (http.Handler, error) {
+func (d *daemon) routes() (http.Handler, error) {
 	ready := []web.Check{
 		{Name: "database", Fn: d.db.Ready},
-		{Name: "redis", Fn: func(ctx context.Context) error { return jobs.CheckRedis(ctx, redis, false) }},
+		{Name: "redis", Fn: func(ctx context.Context) error { return d.redisCheck.Check(ctx, false) }},
 	}
 	h := d.cfg.HTTP
 	creds := d.credentials()
@@ -297,15 +317,19 @@ func (d *daemon) routes(redis asynq.RedisConnOpt) (http.Handler, error) {
 			d.logger.Warn("no http.user/http.password or http.token: the status page, the dashboard and /metrics are off")
 		}
 		if d.metrics != nil { // a worker's or scheduler's own series
-			return web.WithMetrics(web.Health(nil, ready), d.metrics, creds, h.MetricsOpen)
+			return web.WithMetrics(web.Health(nil, ready, d.logger), d.metrics, creds, h.MetricsOpen)
 		}
-		return web.Health(nil, ready), nil
+		return web.Health(nil, ready, d.logger), nil
+	}
+	var providers func() []web.ProviderHealth
+	if d.throttles != nil { // the web role alone calls no bank: it has no breakers to show
+		providers = d.providerHealth
 	}
 	return web.New(web.Config{
 		Credentials: creds,
 		Status:      d.db,
 		Page: web.PageConfig{Logger: d.logger, QueueLatency: d.queue.Latency,
-			Providers: d.providerHealth},
+			Providers: providers},
 		Dashboard: d.monitor, DashboardPath: d.monitor.RootPath(),
 		Metrics: d.metrics, MetricsOpen: h.MetricsOpen,
 		Ready:  ready,
@@ -387,6 +411,9 @@ func (d *daemon) stop(ctx context.Context) {
 	}
 	if d.queue != nil {
 		_ = d.queue.Close()
+	}
+	if d.redisCheck != nil {
+		_ = d.redisCheck.Close()
 	}
 	if d.db != nil {
 		_ = d.db.Close()

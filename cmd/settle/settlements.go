@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,12 +17,6 @@ import (
 	"github.com/settle-dev/settle/store"
 )
 
-// settlementStatuses are the statuses `settlements list --status` accepts.
-var settlementStatuses = []string{
-	string(pipeline.SettlementRunning), string(pipeline.SettlementSettled), string(pipeline.SettlementFailed),
-	string(pipeline.SettlementCancelled), string(pipeline.SettlementCompensating), string(pipeline.SettlementCompensated),
-}
-
 func newSettlementsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "settlements", Short: "List settlements or show one with its step timeline"}
 	var status, customer, provider, from, to string
@@ -32,9 +27,9 @@ func newSettlementsCmd(g *globals) *cobra.Command {
 		Short: "List settlements, newest first",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			status = strings.ToUpper(status)
-			if status != "" && !contains(settlementStatuses, status) {
-				return &exitError{code: 2, err: fmt.Errorf("--status %q: use one of %s", status, strings.Join(settlementStatuses, ", "))}
+			st := pipeline.SettlementStatus(strings.ToUpper(status))
+			if st != "" && !slices.Contains(pipeline.SettlementStatuses, st) {
+				return &exitError{code: 2, err: fmt.Errorf("--status %q: use one of %s", st, joined(pipeline.SettlementStatuses))}
 			}
 			if limit < 1 || limit > 100000 {
 				return &exitError{code: 2, err: fmt.Errorf("--limit %d: use 1..100000", limit)}
@@ -44,7 +39,7 @@ func newSettlementsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			f := store.SettlementFilter{Status: status, CustomerRef: customer, Provider: provider, Limit: limit}
+			f := store.SettlementFilter{Status: st, CustomerRef: customer, Provider: provider, Limit: limit}
 			for _, d := range []struct {
 				flag, value string
 				dst         *time.Time
@@ -68,7 +63,7 @@ func newSettlementsCmd(g *globals) *cobra.Command {
 			return printSettlements(cmd.OutOrStdout(), rows)
 		},
 	}
-	list.Flags().StringVar(&status, "status", "", "only this status: "+strings.Join(settlementStatuses, ", "))
+	list.Flags().StringVar(&status, "status", "", "only this status: "+joined(pipeline.SettlementStatuses))
 	list.Flags().StringVar(&customer, "customer", "", "only this customer (external reference)")
 	list.Flags().StringVar(&provider, "provider", "", "only settlements at this provider")
 	list.Flags().StringVar(&from, "from", "", "created at or after (RFC 3339, or a duration ago such as 24h)")
@@ -125,13 +120,13 @@ func parseID(name, s string) (int64, error) {
 	return id, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
+// joined lists the values for a message: "A, B, C".
+func joined[T ~string](vs []T) string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
 	}
-	return false
+	return strings.Join(out, ", ")
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -159,16 +154,16 @@ func notified(r store.SettlementRow) string {
 	switch r.Notify {
 	case "":
 		return "-"
-	case string(pipeline.StepDone):
+	case pipeline.StepDone:
 		return "yes"
-	case string(pipeline.StepReady), string(pipeline.StepRunning):
-		if r.Status == string(pipeline.SettlementSettled) {
+	case pipeline.StepReady, pipeline.StepRunning:
+		if r.Status == pipeline.SettlementSettled {
 			return "retrying"
 		}
 		return "pending"
-	case string(pipeline.StepDead):
+	case pipeline.StepDead:
 		return "gave up"
-	case string(pipeline.StepCancelled):
+	case pipeline.StepCancelled:
 		return "no"
 	}
 	return "pending"
@@ -179,21 +174,21 @@ func notified(r store.SettlementRow) string {
 func notifyLine(d store.SettlementDetail) string {
 	var st *store.StepRow
 	for i := range d.Steps {
-		if !pipeline.Kind(d.Steps[i].Kind).MovesMoney() {
+		if !d.Steps[i].Kind.MovesMoney() {
 			st = &d.Steps[i]
 		}
 	}
-	if st == nil || d.Status != string(pipeline.SettlementSettled) {
+	if st == nil || d.Status != pipeline.SettlementSettled {
 		return ""
 	}
 	switch st.Status {
-	case string(pipeline.StepReady), string(pipeline.StepRunning):
+	case pipeline.StepReady, pipeline.StepRunning:
 		if st.Attempts == 0 {
 			return ""
 		}
 		return fmt.Sprintf("Notification: not delivered yet, the lender's app did not take it on %d tries (last: %s); it retries on its own. "+
 			"The money moved: nothing to compensate.", st.Attempts, st.LastError)
-	case string(pipeline.StepDead):
+	case pipeline.StepDead:
 		return fmt.Sprintf("Notification: gave up after %d tries (last: %s). The money moved: nothing to compensate; "+
 			"settle replay %d sends the event again.", st.Attempts, st.LastError, d.ID)
 	}

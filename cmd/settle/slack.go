@@ -12,9 +12,10 @@ import (
 )
 
 // Operators act on failed settlements from their Slack alerts when
-// notify.slack.interactive is on (docs/slack-app.md). The scheduler's alert
-// delivery puts the buttons on the alerts; the processes that serve the web
-// role receive the clicks, over Socket Mode or at the HTTP endpoint.
+// notify.slack.interactive is on (docs/slack-app.md). The scheduler role
+// talks to Slack: its alert delivery puts the buttons on the alerts and it
+// receives the clicks, over Socket Mode or at the HTTP endpoint on its
+// http.addr, and runs them as a member of settle_daemon.
 
 // slackOps are the commands the Slack buttons request: settle replay,
 // cancel and compensate themselves, with the configuration loaded.
@@ -33,7 +34,7 @@ func slackOps(cfg *config.Config, db *store.DB) map[notify.Action]interact.Op {
 func (d *daemon) newInteract() {
 	s := d.cfg.Notify.Slack
 	ic := s.Interactive
-	if !ic.On() {
+	if !ic.On() || !d.runs(roleScheduler) {
 		return
 	}
 	users := map[string]interact.Role{}
@@ -62,11 +63,11 @@ func (d *daemon) alertActions() func(context.Context, notify.Alert) []notify.Act
 }
 
 // slackRoutes serves the interactivity endpoint beside the other routes,
-// in http mode on the web role; Slack signs what it posts there, so it is
-// outside the dashboard's credentials.
+// in http mode on the scheduler role; Slack signs what it posts there, so
+// it is outside the dashboard's credentials.
 func (d *daemon) slackRoutes(h http.Handler) http.Handler {
 	ic := d.cfg.Notify.Slack.Interactive
-	if d.interact == nil || ic.Mode != config.InteractiveHTTP || !d.runs(roleWeb) {
+	if d.interact == nil || ic.Mode != config.InteractiveHTTP {
 		return h
 	}
 	mux := http.NewServeMux()
@@ -76,10 +77,10 @@ func (d *daemon) slackRoutes(h http.Handler) http.Handler {
 }
 
 // startSocketMode connects to Slack's Socket Mode, in socket mode on the
-// web role; stopSlack ends it.
+// scheduler role; stopSlack ends it.
 func (d *daemon) startSocketMode() {
 	s := d.cfg.Notify.Slack
-	if d.interact == nil || s.Interactive.Mode != config.InteractiveSocket || !d.runs(roleWeb) {
+	if d.interact == nil || s.Interactive.Mode != config.InteractiveSocket {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -110,7 +111,7 @@ func (d *daemon) stopSlack(ctx context.Context) {
 func (d *daemon) slackAttrs() []any {
 	ic := d.cfg.Notify.Slack.Interactive
 	switch {
-	case d.interact == nil || !d.runs(roleWeb):
+	case d.interact == nil:
 		return nil
 	case ic.Mode == config.InteractiveHTTP:
 		return []any{"slack_interactions", "http://" + d.httpAddr() + ic.Path}

@@ -53,7 +53,7 @@ func waitMessage(t *testing.T, s *notifytest.Server, what string, match func(not
 func TestOperatorReplaysFromSlackWithASecondApproval(t *testing.T) {
 	slack := notifytest.NewServer(t, slackBotToken, "/services/T0/B0/CANARYhook")
 	slack.AcceptAppToken(slackAppToken)
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	e := newEnvOpts(t, envOpts{log: logs, notify: fmt.Sprintf(`, slack: {bot_token: %q, channel: "#settle-alerts", api_url: %q,
     interactive: {mode: socket, app_token: %q, team_id: %s, approval_window: 15m,
       users: [{id: UALICE, role: approver, name: Alice}, {id: UBOB, role: approver}]}}`,

@@ -27,7 +27,13 @@ import (
 // loadConfig loads the configuration; when that fails and no file was given,
 // it also says how to give one.
 func (g *globals) loadConfig() (*config.Config, error) {
-	cfg, err := config.Load(g.configPath, os.Environ())
+	return g.loadConfigFor(config.Uses{})
+}
+
+// loadConfigFor loads the configuration for a command that does without
+// some of it (config.Uses), and so without its secrets.
+func (g *globals) loadConfigFor(u config.Uses) (*config.Config, error) {
+	cfg, err := config.LoadFor(g.configPath, os.Environ(), u)
 	if err != nil && g.configPath == "" {
 		err = errors.Join(err, errNoConfigFile)
 	}
@@ -106,8 +112,8 @@ func redisOpt(cfg *config.Config) (asynq.RedisConnOpt, error) {
 	return opt, nil
 }
 
-func checkRedis(ctx context.Context, cfg *config.Config, opt asynq.RedisConnOpt) error {
-	if err := jobs.CheckRedis(ctx, opt, cfg.Redis.CheckNoEviction); err != nil {
+func checkRedis(ctx context.Context, cfg *config.Config, check *jobs.RedisCheck) error {
+	if err := check.Check(ctx, cfg.Redis.CheckNoEviction); err != nil {
 		return fmt.Errorf("redis %s: %w", config.RedactURL(cfg.Redis.URL.Reveal()), err)
 	}
 	return nil

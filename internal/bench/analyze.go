@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
-
-	"github.com/lib/pq"
 )
 
 // Point is one second of the run, for the chart: what was detected and
@@ -63,17 +61,19 @@ func analyze(ctx context.Context, db *sql.DB, start time.Time) (throughput, erro
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM steps WHERE status = 'DONE'`).Scan(&t.stepsDone); err != nil {
 		return t, err
 	}
-	var lat pq.Float64Array
-	var maxMS, firstFound, detectP99 sql.NullFloat64
+	var lat [4]sql.NullFloat64 // p50, p95, p99, max
+	var firstFound, detectP99 sql.NullFloat64
 	err = db.QueryRowContext(ctx, `
-		SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at) * 1000),
-		       max(extract(epoch FROM finished_at - created_at) * 1000)
-		  FROM settlements WHERE status = 'SETTLED'`).Scan(&lat, &maxMS)
+		SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.95) WITHIN GROUP (ORDER BY ms),
+		       percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms)
+		  FROM (SELECT extract(epoch FROM finished_at - created_at) * 1000 AS ms FROM settlements WHERE status = 'SETTLED') s`,
+	).Scan(&lat[0], &lat[1], &lat[2], &lat[3])
 	if err != nil {
 		return t, fmt.Errorf("latency: %w", err)
 	}
-	copy(t.lat[:3], lat)
-	t.lat[3] = maxMS.Float64
+	for i, l := range lat {
+		t.lat[i] = l.Float64
+	}
 	err = db.QueryRowContext(ctx, `
 		SELECT extract(epoch FROM min(created_at) - $1), percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM created_at - $1) * 1000)
 		  FROM settlements`, start).Scan(&firstFound, &detectP99)

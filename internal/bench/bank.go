@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/settle-dev/settle/bank/banksim"
+	"github.com/settle-dev/settle/web"
 )
 
 // bankToken is the sandbox bank's token inside one run.
@@ -37,7 +38,7 @@ func startBank(lat Latency, seed uint64) (*bankServer, error) {
 	if !lat.Fixed() {
 		h = &latencyHandler{next: h, lat: lat, rng: rand.New(rand.NewPCG(seed, 0x1a7e))}
 	}
-	b := &bankServer{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, url: "http://" + ln.Addr().String()}
+	b := &bankServer{srv: web.NewServer(h), url: "http://" + ln.Addr().String()}
 	go func() { _ = b.srv.Serve(ln) }()
 	b.client = banksim.NewClient(b.url, bankToken, pooledClient())
 	return b, nil

@@ -305,7 +305,7 @@ func TestWithDatabase(t *testing.T) {
 	if _, err := withDatabase("host=x dbname=y", "settle_bench_1", ""); err == nil {
 		t.Fatal("a key=value string was accepted")
 	}
-	if err := dropDatabase("postgres://127.0.0.1/x", "settle"); err == nil || !strings.Contains(err.Error(), "not created by the bench") {
+	if err := dropDatabase("postgres://127.0.0.1/x", "settle"); err == nil || !strings.Contains(err.Error(), "does not start with") {
 		t.Fatalf("dropDatabase of another database: %v", err)
 	}
 }
@@ -388,7 +388,7 @@ func TestDatabaseAndRedisLifecycle(t *testing.T) {
 		t.Error("weighing no tasks did not fail")
 	}
 	r.stop()
-	if r.proc.alive() {
+	if r.proc.Alive() {
 		t.Fatal("redis-server still runs after stop")
 	}
 }

@@ -10,5 +10,10 @@
 // measures what the same PostgreSQL and Redis do at best, to compare.
 //
 // Everything the bench creates it removes: the database (unless KeepDB),
-// the Redis process and its directory. It touches no other database.
+// the Redis process and its directory (both through internal/localsvc). It
+// touches no other database.
+//
+// The harness is linked into the settle binary for `settle bench` and for
+// nothing else: cmd/settle is the only package that may import it, and it
+// imports no test-support package (internal/archtest checks both).
 package bench

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/settle-dev/settle/internal/localsvc"
 )
 
 // runner runs the engine under test and tells what it cost.
@@ -101,7 +103,7 @@ type workerProcs struct {
 	in    *installation
 	exe   string
 	n     int
-	procs []*process
+	procs []*localsvc.Process
 	logs  []string
 }
 
@@ -119,7 +121,7 @@ func (w *workerProcs) start(ctx context.Context) error {
 		cmd := exec.Command(w.exe, "serve", "--config", w.in.cfgPath)
 		cmd.Env = childEnv()
 		cmd.Stdout, cmd.Stderr = f, f
-		p, err := startProcess(cmd)
+		p, err := localsvc.Start(cmd)
 		_ = f.Close() // the child holds its own descriptor
 		if err != nil {
 			return fmt.Errorf("start worker %d: %w", i, err)
@@ -134,9 +136,9 @@ func (w *workerProcs) start(ctx context.Context) error {
 		return ctx.Err()
 	}
 	for i, p := range w.procs {
-		if !p.alive() {
+		if !p.Alive() {
 			b, _ := os.ReadFile(w.logs[i])
-			return fmt.Errorf("worker %d exited at start (%v): %s", i, p.err, tail(string(b), 1000))
+			return fmt.Errorf("worker %d exited at start (%v): %s", i, p.Err(), tail(string(b), 1000))
 		}
 	}
 	return nil
@@ -158,7 +160,7 @@ func childEnv() []string {
 func (w *workerProcs) usage() (procUsage, error) {
 	u := procUsage{Processes: len(w.procs), RSSAccurate: true}
 	for _, p := range w.procs {
-		pid := fmt.Sprint(p.pid())
+		pid := fmt.Sprint(p.Pid())
 		cpu, err := procCPUSeconds(pid)
 		if err != nil {
 			return u, fmt.Errorf("worker %s: %w", pid, err)
@@ -178,11 +180,11 @@ func (w *workerProcs) usage() (procUsage, error) {
 // second would make settle serve exit at once).
 func (w *workerProcs) stop() {
 	for _, p := range w.procs {
-		p.terminate()
+		p.Terminate()
 	}
 	grace := w.in.cfg.Worker.ShutdownTimeout + 5*time.Second
 	for _, p := range w.procs {
-		p.stop(grace)
+		p.Stop(grace)
 	}
 }
 

@@ -317,7 +317,7 @@ func snapshotAll(ctx context.Context, in *installation, stats *dbStats, rc *redi
 	if c.redis, err = commandCalls(ctx, rc); err != nil {
 		return c, err
 	}
-	c.redisCPU, _ = procCPUSeconds(fmt.Sprint(in.redis.proc.pid()))
+	c.redisCPU, _ = procCPUSeconds(fmt.Sprint(in.redis.proc.Pid()))
 	return c, nil
 }
 

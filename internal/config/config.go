@@ -110,6 +110,9 @@ type HTTPConfig struct {
 	Password    Secret `koanf:"password"`     // at least 16 characters; a secret
 	Token       Secret `koanf:"token"`        // bearer token, at least 16 characters; a secret
 	MetricsOpen bool   `koanf:"metrics_open"` // serve /metrics without credentials; default false
+	// PrometheusURL is a Prometheus that scrapes settle; when set, the
+	// dashboard at /monitoring charts the queues' history from it.
+	PrometheusURL string `koanf:"prometheus_url"` // http(s)://host[:port][/path]; default none
 }
 
 // LogConfig is the daemon's logging.
@@ -439,6 +442,31 @@ func defaults() Config {
 // overrides found in environ (as from os.Environ), fills in defaults, reads
 // token files and validates. It returns every problem found, one per line.
 func Load(path string, environ []string) (*Config, error) {
+	return LoadFor(path, environ, Uses{})
+}
+
+// Uses says what a command does without, so that it needs none of the
+// secrets for it: each component of a deployment gets only its own. The
+// zero value is a command that needs everything.
+type Uses struct {
+	// NoRedis: the command never connects to Redis (settle migrate), so
+	// redis.url may be missing.
+	NoRedis bool
+	// NoBanks: the command never calls a bank (settle migrate, serve --role
+	// web), so providers may have no token or client secret, and their
+	// token, client secret and TLS files are not read. The rest of each
+	// provider is still checked.
+	NoBanks bool
+	// NoSlack: the command never talks to Slack (settle migrate, serve
+	// --role worker or web: alerts reach Slack from the scheduler), so the
+	// Slack secrets may be missing (bot_token, and the interactive
+	// app_token and signing_secret, whose files are not read). The rest of
+	// notify.slack is still checked.
+	NoSlack bool
+}
+
+// LoadFor is Load for a command that uses less than everything (see Uses).
+func LoadFor(path string, environ []string, u Uses) (*Config, error) {
 	k := koanf.New(".")
 	if path != "" {
 		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
@@ -453,9 +481,14 @@ func Load(path string, environ []string) (*Config, error) {
 	d.decodeStruct(k.Raw(), "", reflect.ValueOf(&cfg).Elem())
 	errs = append(errs, d.errs...)
 	cfg.fillDerived(d.set)
-	errs = append(errs, cfg.readTokenFiles(filepath.Dir(path))...)
-	errs = append(errs, cfg.checkTLSFiles(filepath.Dir(path))...)
-	errs = append(errs, cfg.validate()...)
+	if !u.NoBanks { // the bank's secrets: their files need not be there
+		errs = append(errs, cfg.readTokenFiles(filepath.Dir(path))...)
+		errs = append(errs, cfg.checkTLSFiles(filepath.Dir(path))...)
+	}
+	if !u.NoSlack {
+		errs = append(errs, cfg.readSlackFiles(filepath.Dir(path))...)
+	}
+	errs = append(errs, cfg.validate(u)...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

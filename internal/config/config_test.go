@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/settle-dev/settle/jobs/cronspec"
 )
 
 // The secrets used by the tests; none may appear in an error or a printout.
@@ -514,12 +516,39 @@ func TestInTimeZone(t *testing.T) {
 			t.Errorf("InTimeZone(%q) = %q, want %q", spec, got, want)
 		}
 	}
-	sched, err := cronParser.Parse(c.InTimeZone(defaults().Reconcile.Schedule))
+	sched, err := cronspec.Parse(c.InTimeZone(defaults().Reconcile.Schedule))
 	if err != nil {
 		t.Fatal(err)
 	}
 	from := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	if next := sched.Next(from); !next.Equal(time.Date(2026, 11, 25, 15, 30, 0, 0, time.UTC)) {
 		t.Fatalf("default reconcile.schedule fires at %s after %s, want 00:30 in Seoul (15:30 UTC)", next, from)
+	}
+}
+
+// http.prometheus_url takes an http(s) URL without credentials, query or
+// fragment, from the file or SETTLE_HTTP_PROMETHEUS_URL.
+func TestPrometheusURL(t *testing.T) {
+	cfg, err := load(t, valid+"http: {prometheus_url: \"http://prometheus:9090\"}\n")
+	if err != nil || cfg.HTTP.PrometheusURL != "http://prometheus:9090" {
+		t.Fatalf("a good URL: %v, %+v", err, cfg)
+	}
+	cfg, err = load(t, valid, "SETTLE_HTTP_PROMETHEUS_URL=https://prom.internal/prometheus")
+	if err != nil || cfg.HTTP.PrometheusURL != "https://prom.internal/prometheus" {
+		t.Fatalf("from the environment: %v", err)
+	}
+	for bad, want := range map[string]string{
+		"prometheus:9090":                      "must be an http or https URL",
+		"ftp://prometheus:9090":                "must be an http or https URL",
+		"http://admin:hunter2@prometheus:9090": "must not carry credentials",
+		"http://prometheus:9090/?query=up":     "no query or fragment",
+	} {
+		_, err := load(t, valid+"http: {prometheus_url: \""+bad+"\"}\n")
+		if err == nil || !strings.Contains(err.Error(), "http.prometheus_url") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", bad, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("the error shows the password: %v", err)
+		}
 	}
 }

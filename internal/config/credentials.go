@@ -14,13 +14,16 @@ import (
 )
 
 // validateCredentials checks that a provider has exactly one kind of
-// credentials, a static token or complete OAuth client credentials. The
-// messages never show token or client_secret.
-func (pc *ProviderConfig) validateCredentials(p *problems, key string) {
+// credentials, a static token or complete OAuth client credentials; with
+// u.NoBanks the secret may be missing. The messages never show token or
+// client_secret.
+func (pc *ProviderConfig) validateCredentials(p *problems, key string, u Uses) {
 	env := providerEnvName(pc.Name)
 	static := pc.Token != "" || pc.TokenFile != ""
 	oauth := pc.TokenURL != "" || pc.ClientID != "" || pc.ClientSecret != "" || pc.ClientSecretFile != "" || pc.Scopes != ""
 	switch {
+	case !static && !oauth && u.NoBanks:
+		return // a command that calls no bank
 	case !static && !oauth:
 		p.add("%s has no credentials: set token (or token_file, SETTLE_PROVIDERS_%s_TOKEN), or OAuth token_url, client_id and client_secret", key, env)
 		return
@@ -42,7 +45,7 @@ func (pc *ProviderConfig) validateCredentials(p *problems, key string) {
 		p.add("%s.client_id %q: must hold no spaces or control characters", key, pc.ClientID)
 	}
 	switch {
-	case pc.ClientSecret == "" && pc.ClientSecretFile == "":
+	case pc.ClientSecret == "" && pc.ClientSecretFile == "" && !u.NoBanks:
 		p.add("%s.client_secret is required with token_url: set client_secret, client_secret_file or SETTLE_PROVIDERS_%s_CLIENT_SECRET", key, env)
 	case pc.ClientSecret != "" && !printable(pc.ClientSecret.Reveal()):
 		p.add("%s.client_secret: must hold no spaces or control characters", key)

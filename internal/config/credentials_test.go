@@ -142,3 +142,34 @@ func TestProviderTLS(t *testing.T) {
 		})
 	}
 }
+
+// A command that calls no bank (settle migrate, serve --role web) loads
+// without the providers' secrets and their files, and settle migrate
+// without Redis: each component of a deployment gets only its own secrets.
+// What is set is still checked, and a command that needs them still
+// refuses their absence.
+func TestLoadForACommandThatCallsNoBank(t *testing.T) {
+	t.Parallel()
+	db := "database: {url: \"postgres://settle@db.internal:5432/settle\"}\n"
+	for name, p := range map[string]string{
+		"no token":             provider(map[string]string{"token": "-"}),
+		"token file not there": provider(map[string]string{"token": "-", "token_file": "/run/secrets/missing-token"}),
+		"no client secret":     provider(with(oauthKeys, map[string]string{"client_secret": "-"})),
+		"TLS files not there":  provider(map[string]string{"tls": "{cert_file: /run/missing.crt, key_file: /run/missing.key}"}),
+	} {
+		path := writeFile(t, "settle.yaml", db+providers(p))
+		if _, err := LoadFor(path, nil, Uses{NoRedis: true, NoBanks: true}); err != nil {
+			t.Errorf("%s, settle migrate: %v", name, err)
+		}
+		if _, err := LoadFor(path, nil, Uses{NoBanks: true}); err == nil || !strings.Contains(err.Error(), "redis.url is required") {
+			t.Errorf("%s, without Redis for a command that uses it: err = %v", name, err)
+		}
+		if _, err := Load(path, nil); err == nil {
+			t.Errorf("%s: Load accepted it", name)
+		}
+	}
+	path := writeFile(t, "settle.yaml", db+"redis: {url: \"http://nope\"}\n"+
+		providers(provider(with(oauthKeys, map[string]string{"client_secret": "-", "client_id": "\"a b\""}))))
+	_, err := LoadFor(path, nil, Uses{NoRedis: true, NoBanks: true})
+	wantErrors(t, err, "redis.url", "client_id")
+}

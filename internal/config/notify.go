@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"time"
+
+	"github.com/settle-dev/settle/jobs/cronspec"
 )
 
 // DailySummarySchedule is notify.daily_summary as the scheduler runs it:
@@ -19,7 +21,7 @@ func (c *Config) DailySummarySchedule() string {
 }
 
 func (c *Config) validateDailySummary(p *problems) {
-	if err := parseSchedule(c.DailySummarySchedule()); err != nil {
+	if err := cronspec.Check(c.DailySummarySchedule()); err != nil {
 		p.add("notify.daily_summary %q: %v; use a cron spec such as \"0 8 * * *\" (08:00 every day in time_zone)", c.Notify.DailySummary, err)
 	}
 }

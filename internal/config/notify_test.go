@@ -310,3 +310,25 @@ func TestInteractiveSecrets(t *testing.T) {
 		assertNoSlackSecret(t, "fmt "+verb, fmt.Sprintf(verb, *cfg))
 	}
 }
+
+// A role that never talks to Slack (serve --role worker or web, migrate)
+// loads a configuration with the Slack app's settings but none of its
+// secrets; the scheduler, which does, needs them.
+func TestInteractiveWithoutSlackSecrets(t *testing.T) {
+	t.Parallel()
+	yaml := notifyYAML("  slack:\n    channel: C0123456789\n    interactive:\n      mode: socket\n      app_token_file: /nonexistent/app-token\n" +
+		"      team_id: T0123456789\n" + slackUsers)
+	path := writeFile(t, "settle.yaml", yaml)
+	if _, err := LoadFor(path, nil, Uses{NoSlack: true}); err != nil {
+		t.Fatalf("without Slack: %v", err)
+	}
+	_, err := LoadFor(path, nil, Uses{})
+	wantErrors(t, err, `notify.slack.interactive.app_token_file "/nonexistent/app-token": no such file or directory`,
+		`notify.slack.channel "C0123456789": only used with notify.slack.bot_token`,
+		`notify.slack.interactive.mode "socket": needs notify.slack.bot_token and channel`,
+		"notify.slack.interactive.app_token is required with mode socket")
+	// The rest is still checked.
+	bad := strings.Replace(yaml, "team_id: T0123456789", "team_id: nope", 1)
+	_, err = LoadFor(writeFile(t, "settle.yaml", bad), nil, Uses{NoSlack: true})
+	wantErrors(t, err, `notify.slack.interactive.team_id "nope": must be the workspace's ID`)
+}

@@ -15,9 +15,9 @@ import (
 const maxTokenFile = 64 << 10
 
 // readTokenFiles sets the token of each provider that names a token_file,
-// the client_secret of each that names a client_secret_file, and the Slack
-// app_token and signing_secret from their files, read relative to dir (the
-// config file's directory). A secret may be set or its file, not both.
+// and the client_secret of each that names a client_secret_file, read
+// relative to dir (the config file's directory). A provider may have a
+// secret or its file, not both.
 func (c *Config) readTokenFiles(dir string) []error {
 	var errs []error
 	for i := range c.Providers {
@@ -31,6 +31,14 @@ func (c *Config) readTokenFiles(dir string) []error {
 			}
 		}
 	}
+	return errs
+}
+
+// readSlackFiles sets the Slack app's app_token and signing_secret from
+// their files, if named, read relative to dir. A secret may be set or its
+// file, not both.
+func (c *Config) readSlackFiles(dir string) []error {
+	var errs []error
 	ic := &c.Notify.Slack.Interactive
 	for _, f := range []struct {
 		key, file string

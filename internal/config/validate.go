@@ -12,13 +12,13 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/robfig/cron/v3"
+	"github.com/settle-dev/settle/jobs/cronspec"
 )
 
 // Validate reports every value that is missing or not allowed, one per line.
 // Load calls it; call it again after changing a Config by hand.
 func (c *Config) Validate() error {
-	return errors.Join(c.validate()...)
+	return errors.Join(c.validate(Uses{})...)
 }
 
 // problems collects validation errors.
@@ -51,15 +51,18 @@ func (p *problems) positive(key string, d time.Duration) bool {
 	return true
 }
 
-func (c *Config) validate() []error {
+func (c *Config) validate(u Uses) []error {
 	var p problems
 	c.Database.validate(&p)
-	c.Redis.validate(&p)
+	if c.Redis.URL != "" || !u.NoRedis {
+		c.Redis.validate(&p)
+	}
 	p.within("scheduler.lease", c.Scheduler.Lease, 3*time.Second, 10*time.Minute)
 	if !validAddr(c.HTTP.Addr) {
 		p.add("http.addr %q: must be host:port, such as 127.0.0.1:8080", c.HTTP.Addr)
 	}
 	c.HTTP.validateAuth(&p)
+	c.HTTP.validatePrometheus(&p)
 	p.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	p.oneOf("log.format", c.Log.Format, "text", "json")
 	if !currencyCode.MatchString(c.Currency) {
@@ -80,8 +83,8 @@ func (c *Config) validate() []error {
 	p.schedule("verify.schedule", c.Verify.Schedule)
 	c.validateDailySummary(&p)
 	p.schedule("reconcile.schedule", c.Reconcile.Schedule)
-	c.Notify.validate(&p)
-	c.validateProviders(&p)
+	c.Notify.validate(&p, u)
+	c.validateProviders(&p, u)
 	c.validatePolling(&p)
 	return p
 }
@@ -114,6 +117,21 @@ func (d *DatabaseConfig) validate(p *problems) {
 func (p *problems) within(key string, d, lo, hi time.Duration) {
 	if d < lo || d > hi {
 		p.add("%s %s: must be from %s to %s", key, d, lo, hi)
+	}
+}
+
+func (h *HTTPConfig) validatePrometheus(p *problems) {
+	if h.PrometheusURL == "" {
+		return
+	}
+	u, err := url.Parse(h.PrometheusURL)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		p.add("http.prometheus_url: must be an http or https URL of a Prometheus server, such as http://prometheus:9090")
+	case u.User != nil:
+		p.add("http.prometheus_url: must not carry credentials (the dashboard's queries would show them); reach Prometheus over a private network")
+	case u.RawQuery != "" || u.Fragment != "":
+		p.add("http.prometheus_url %q: no query or fragment: the dashboard appends /api/v1/query_range", h.PrometheusURL)
 	}
 }
 
@@ -194,8 +212,8 @@ func (w *WorkerConfig) validate(p *problems) {
 	}
 }
 
-func (n *NotifyConfig) validate(p *problems) {
-	n.Slack.validate(p)
+func (n *NotifyConfig) validate(p *problems, u Uses) {
+	n.Slack.validate(p, u)
 	n.Customer.validate(p)
 	p.schedule("notify.delivery_schedule", n.DeliverySchedule)
 	p.between("notify.storm_threshold", int64(n.StormThreshold), 1, 100000)
@@ -243,7 +261,8 @@ func (w *WebhookConfig) validateRetries(p *problems) {
 var slackChannel = regexp.MustCompile(`^([CGD][A-Z0-9]{8,20}|#?[a-z0-9][a-z0-9._-]{0,79})$`)
 
 // The messages below never show webhook_url or bot_token: both are secrets.
-func (s *SlackConfig) validate(p *problems) {
+// With u.NoSlack the bot token may be missing.
+func (s *SlackConfig) validate(p *problems, u Uses) {
 	if s.WebhookURL != "" && s.BotToken != "" {
 		p.add("notify.slack: set webhook_url, or bot_token and channel, not both")
 	}
@@ -256,7 +275,7 @@ func (s *SlackConfig) validate(p *problems) {
 	switch {
 	case s.BotToken != "" && s.Channel == "":
 		p.add("notify.slack.channel is required with notify.slack.bot_token: a channel ID such as C0123456789 or a name such as #settle-alerts")
-	case s.BotToken == "" && s.Channel != "":
+	case s.BotToken == "" && s.Channel != "" && !u.NoSlack:
 		p.add("notify.slack.channel %q: only used with notify.slack.bot_token (a webhook posts to the channel it was made for)", s.Channel)
 	case s.Channel != "" && !slackChannel.MatchString(s.Channel):
 		p.add("notify.slack.channel %q: must be a channel ID such as C0123456789 or a name such as #settle-alerts", s.Channel)
@@ -264,7 +283,7 @@ func (s *SlackConfig) validate(p *problems) {
 	if u, err := url.Parse(s.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		p.add("notify.slack.api_url %q: must be an absolute http:// or https:// URL without a user or password, such as https://slack.com/api/", showURL(s.APIURL))
 	}
-	s.Interactive.validate(p, s.BotToken != "")
+	s.Interactive.validate(p, s.BotToken != "", u)
 }
 
 var (
@@ -274,21 +293,22 @@ var (
 )
 
 // The messages below never show app_token or signing_secret: both are
-// secrets.
-func (c *InteractiveConfig) validate(p *problems, bot bool) {
+// secrets. With u.NoSlack they, and the bot token, may be missing.
+func (c *InteractiveConfig) validate(p *problems, bot bool, u Uses) {
 	const key = "notify.slack.interactive."
 	modes := []string{InteractiveOff, InteractiveSocket, InteractiveHTTP}
 	p.oneOf(key+"mode", c.Mode, modes...)
 	if !c.On() || !slices.Contains(modes, c.Mode) {
 		return
 	}
-	if !bot {
+	if !bot && !u.NoSlack {
 		p.add(key+"mode %q: needs notify.slack.bot_token and channel: the buttons are on the bot's alerts", c.Mode)
 	}
 	tok, secret := c.AppToken.Reveal(), c.SigningSecret.Reveal()
 	switch c.Mode {
 	case InteractiveSocket:
 		switch {
+		case tok == "" && u.NoSlack:
 		case tok == "":
 			p.add(key + "app_token is required with mode socket: an app-level token (xapp-…) with connections:write; " +
 				"set app_token, app_token_file or SETTLE_NOTIFY_SLACK_INTERACTIVE_APP_TOKEN")
@@ -300,6 +320,7 @@ func (c *InteractiveConfig) validate(p *problems, bot bool) {
 		}
 	case InteractiveHTTP:
 		switch {
+		case secret == "" && u.NoSlack:
 		case secret == "":
 			p.add(key + "signing_secret is required with mode http: the app's signing secret (Basic Information → App Credentials); " +
 				"set signing_secret, signing_secret_file or SETTLE_NOTIFY_SLACK_INTERACTIVE_SIGNING_SECRET")
@@ -361,33 +382,14 @@ func (p *problems) upTo(key string, d, most time.Duration) {
 	}
 }
 
-// cronParser parses schedules as the jobs package runs them: five fields, an
-// optional leading seconds field, or a descriptor such as "@every 10s".
-var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
-// schedule adds a problem unless spec is a schedule cronParser accepts.
+// schedule adds a problem unless spec is a schedule the scheduler runs.
 func (p *problems) schedule(key, spec string) {
-	if err := parseSchedule(spec); err != nil {
+	if err := cronspec.Check(spec); err != nil {
 		p.add("%s %q: %v; use a cron spec such as \"*/10 * * * * *\" or \"@every 10s\"", key, spec, err)
 	}
 }
 
-func parseSchedule(spec string) (err error) {
-	defer func() {
-		if recover() != nil { // cron v3 panics on some malformed TZ= prefixes
-			err = errors.New("not a valid schedule")
-		}
-	}()
-	if every, ok := strings.CutPrefix(spec, "@every "); ok {
-		if d, err := time.ParseDuration(strings.TrimSpace(every)); err == nil && d < time.Second {
-			return errors.New("the interval must be at least 1s")
-		}
-	}
-	_, err = cronParser.Parse(spec)
-	return err
-}
-
-func (c *Config) validateProviders(p *problems) {
+func (c *Config) validateProviders(p *problems, u Uses) {
 	if len(c.Providers) == 0 {
 		p.add("providers: at least one provider is required")
 		return
@@ -397,7 +399,7 @@ func (c *Config) validateProviders(p *problems) {
 	for i := range c.Providers {
 		pc := &c.Providers[i]
 		key := fmt.Sprintf("providers[%d]", i)
-		pc.validate(p, key, c.Worker.Lease)
+		pc.validate(p, key, c.Worker.Lease, u)
 		if j, dup := seen[pc.Name]; dup && pc.Name != "" {
 			p.add("%s.name %q: already used by providers[%d]", key, pc.Name, j)
 		} else if j, dup := envSeen[providerEnvName(pc.Name)]; dup && pc.Name != "" {
@@ -419,7 +421,7 @@ func (c *Config) providerNames() []string {
 	return names
 }
 
-func (pc *ProviderConfig) validate(p *problems, key string, lease time.Duration) {
+func (pc *ProviderConfig) validate(p *problems, key string, lease time.Duration, u Uses) {
 	switch {
 	case pc.Name == "":
 		p.add("%s.name is required", key)
@@ -434,7 +436,7 @@ func (pc *ProviderConfig) validate(p *problems, key string, lease time.Duration)
 	} else if u.User != nil {
 		p.add("%s.base_url %q: must not hold a user or password (set token)", key, RedactURL(pc.BaseURL))
 	}
-	pc.validateCredentials(p, key)
+	pc.validateCredentials(p, key, u)
 	if p.positive(key+".timeout", pc.Timeout) && pc.Timeout >= lease {
 		p.add("%s.timeout %s: must be less than worker.lease (%s)", key, pc.Timeout, lease)
 	}

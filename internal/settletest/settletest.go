@@ -1,7 +1,11 @@
-// Package settletest holds checks that several test suites make of a whole
-// installation: the money invariants in the database and the sandbox bank's
-// journal against the engine's records; and what they start from: a
-// migrated store of their own (NewDB), a failed settlement (FailedAtPayout).
+// Package settletest holds what several test suites share about a whole
+// installation: the checks of the money invariants in the database and of
+// the sandbox bank's journal against the engine's records, Queue, the
+// edge fake of the Asynq queue with which tests drive the executor one
+// delivery at a time, and what tests start from: a migrated store of their
+// own (NewDB, OpenDB), a failed settlement (FailedAtPayout). It is test
+// support: no package of the settle binary imports it (internal/archtest
+// checks that).
 package settletest
 
 import (

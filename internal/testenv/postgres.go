@@ -2,10 +2,6 @@ package testenv
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -13,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lib/pq"
+	"github.com/settle-dev/settle/internal/localsvc"
 )
 
 // DatabaseURLEnv names the variable that points at the PostgreSQL server for tests.
@@ -34,7 +30,7 @@ func PostgresURL(t testing.TB) string {
 		t.Fatalf("%s is not set: run the tests with `make test`, or first "+
 			`eval "$(scripts/devenv.sh up test)"`, DatabaseURLEnv)
 	}
-	name, err := randomName()
+	name, err := localsvc.NewDatabaseName(dbPrefix)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -42,40 +38,18 @@ func PostgresURL(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("testenv: %s: %v", DatabaseURLEnv, err)
 	}
-
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := sql.Open("postgres", admin)
-	if err != nil {
-		t.Fatalf("testenv: %s: %v", DatabaseURLEnv, err)
-	}
-	defer db.Close()
-	// CREATE DATABASE fails while someone else uses the template database; retry.
-	for attempt := 1; ; attempt++ {
-		_, err = db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name))
-		if err == nil || attempt == 10 || !isObjectInUse(err) || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
-	}
-	if err != nil {
+	if err := localsvc.CreateDatabase(ctx, admin, name); err != nil {
 		t.Fatalf("testenv: create database %s on %s: %v (is the server up? try `make test` "+
 			`or eval "$(scripts/devenv.sh up test)")`, name, redactURL(admin), err)
 	}
 	t.Cleanup(func() {
-		if err := dropDatabase(admin, name); err != nil {
+		if err := localsvc.DropDatabase(admin, dbPrefix, name); err != nil {
 			t.Errorf("testenv: drop database %s: %v", name, err)
 		}
 	})
 	return dbURL
-}
-
-func randomName() (string, error) {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return dbPrefix + hex.EncodeToString(b[:]), nil
 }
 
 // withDatabase returns the connection string admin with its database replaced by name.
@@ -96,45 +70,6 @@ func withDatabase(admin, name string) (string, error) {
 	}
 	// key=value form: a later dbname wins.
 	return admin + " dbname=" + name, nil
-}
-
-func dropDatabase(admin, name string) error {
-	if !strings.HasPrefix(name, dbPrefix) {
-		return fmt.Errorf("refusing to drop %q: not created by testenv", name)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	db, err := sql.Open("postgres", admin)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	var version int
-	if err := db.QueryRowContext(ctx, "SHOW server_version_num").Scan(&version); err != nil {
-		return err
-	}
-	drop := "DROP DATABASE IF EXISTS " + pq.QuoteIdentifier(name)
-	if version >= 130000 {
-		drop += " WITH (FORCE)"
-	}
-	for attempt := 1; ; attempt++ {
-		_, err = db.ExecContext(ctx,
-			"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-			name)
-		if err == nil {
-			_, err = db.ExecContext(ctx, drop)
-		}
-		if err == nil || attempt == 20 || !isObjectInUse(err) || ctx.Err() != nil {
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// isObjectInUse reports PostgreSQL's object_in_use (55006), e.g. "being accessed by other users".
-func isObjectInUse(err error) bool {
-	var pqErr *pq.Error
-	return errors.As(err, &pqErr) && pqErr.Code == "55006"
 }
 
 // redactURL hides the password of a URL for messages.

@@ -1,42 +1,26 @@
 package testenv
 
 import (
-	"bufio"
-	"bytes"
+	"context"
 	"errors"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
-)
 
-// redisStartTimeout bounds how long StartRedis and Start wait for PING to answer.
-const redisStartTimeout = 20 * time.Second
+	"github.com/settle-dev/settle/internal/localsvc"
+)
 
 // Redis is a redis-server process private to one test, listening on 127.0.0.1.
 // It keeps nothing on disk: Stop loses every key. Its methods fail the test the
 // way t.Fatal does, so call them from the goroutine running the test.
 type Redis struct {
-	t       testing.TB
-	bin     string
-	dir     string
-	port    int
-	logPath string
+	t    testing.TB
+	bin  string
+	dir  string
+	port int
 
 	mu   sync.Mutex
-	proc *redisProc // nil while stopped
-}
-
-type redisProc struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once the process has been waited for
-	err    error         // Wait's result, valid after exited is closed
+	proc *localsvc.Process // nil while stopped
 }
 
 // StartRedis starts a redis-server of the test's own on a free 127.0.0.1 port,
@@ -45,38 +29,20 @@ type redisProc struct {
 // The binary is redis-server from PATH, else /usr/bin/redis-server.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
+	bin, err := localsvc.RedisServer()
 	if err != nil {
-		if _, statErr := os.Stat("/usr/bin/redis-server"); statErr != nil {
-			t.Fatalf("testenv: redis-server not found in PATH or /usr/bin: run `make test` "+
-				"(it installs it as root), or `sudo apt-get install -y redis-server`: %v", err)
-		}
-		bin = "/usr/bin/redis-server"
+		t.Fatalf("testenv: %v: run `make test` (it installs it as root), or `sudo apt-get install -y redis-server`", err)
 	}
 	r := &Redis{t: t, bin: bin, dir: t.TempDir()}
-	r.logPath = filepath.Join(r.dir, "redis.log")
 	t.Cleanup(r.kill)
-
-	// Another process may take the port between choosing and binding it: retry.
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		if r.port, err = freePort(); err != nil {
-			t.Fatalf("testenv: %v", err)
-		}
-		if lastErr = r.start(); lastErr == nil {
-			return r
-		}
-		r.kill()
-		if !strings.Contains(lastErr.Error(), "already in use") {
-			break
-		}
+	if r.proc, r.port, err = localsvc.StartRedisOnFreePort(context.Background(), bin, r.dir); err != nil {
+		t.Fatalf("testenv: %v", err)
 	}
-	t.Fatalf("testenv: %v", lastErr)
-	return nil
+	return r
 }
 
 // Addr is the server's host:port.
-func (r *Redis) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)) }
+func (r *Redis) Addr() string { return localsvc.RedisAddr(r.port) }
 
 // URL is redis://127.0.0.1:PORT/0.
 func (r *Redis) URL() string { return "redis://" + r.Addr() + "/0" }
@@ -93,14 +59,13 @@ func (r *Redis) Stop() {
 func (r *Redis) Start() {
 	r.t.Helper()
 	var err error
-	deadline := time.Now().Add(redisStartTimeout)
+	deadline := time.Now().Add(localsvc.RedisStartTimeout)
 	for {
 		if err = r.start(); err == nil {
 			return
 		}
-		r.kill()
 		// The port was ours a moment ago; give a lingering socket a moment.
-		if !strings.Contains(err.Error(), "already in use") || time.Now().After(deadline) {
+		if !errors.Is(err, localsvc.ErrPortInUse) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -119,50 +84,12 @@ func (r *Redis) Restart() {
 func (r *Redis) start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.proc != nil {
-		select {
-		case <-r.proc.exited:
-			r.proc = nil
-		default:
-			return nil
-		}
+	if r.proc != nil && r.proc.Alive() {
+		return nil
 	}
-	logStart := fileSize(r.logPath)
-	cmd := exec.Command(r.bin,
-		"--port", strconv.Itoa(r.port),
-		"--bind", "127.0.0.1",
-		"--dir", r.dir,
-		"--daemonize", "no",
-		"--logfile", r.logPath,
-		"--save", "",
-		"--appendonly", "no",
-		"--maxmemory-policy", "noeviction",
-	)
-	p, err := startProcess(cmd)
-	if err != nil {
-		return fmt.Errorf("start %s: %w", r.bin, err)
-	}
+	p, err := localsvc.StartRedis(context.Background(), r.bin, r.dir, r.port)
 	r.proc = p
-
-	deadline := time.Now().Add(redisStartTimeout)
-	ticker := time.NewTicker(20 * time.Millisecond)
-	defer ticker.Stop()
-	for {
-		pingErr := ping(r.Addr())
-		if pingErr == nil {
-			return nil
-		}
-		select {
-		case <-p.exited:
-			return fmt.Errorf("redis-server on %s exited (%v)%s", r.Addr(), p.err, r.logTail(logStart))
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("redis-server on %s does not answer PING after %v: %v%s",
-				r.Addr(), redisStartTimeout, pingErr, r.logTail(logStart))
-		}
-		<-ticker.C
-	}
+	return err
 }
 
 // kill sends SIGKILL and waits for the process to be reaped.
@@ -172,61 +99,6 @@ func (r *Redis) kill() {
 	if r.proc == nil {
 		return
 	}
-	_ = r.proc.cmd.Process.Kill()
-	<-r.proc.exited
+	r.proc.Kill()
 	r.proc = nil
-}
-
-// logTail returns what redis wrote to its log since offset, for error messages.
-func (r *Redis) logTail(offset int64) string {
-	b, err := os.ReadFile(r.logPath)
-	if err != nil || int64(len(b)) <= offset {
-		return ""
-	}
-	b = b[offset:]
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return "\n--- " + r.logPath + " ---\n" + string(bytes.TrimSpace(b))
-}
-
-func fileSize(path string) int64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
-
-// freePort asks the kernel for a free port on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// ping sends PING in RESP and expects +PONG.
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
-		return err
-	}
-	if _, err := c.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if line = strings.TrimRight(line, "\r\n"); line != "+PONG" {
-		return errors.New("PING answered " + strconv.Quote(line))
-	}
-	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+
+	"github.com/settle-dev/settle/internal/localsvc"
 )
 
 // RoleName returns a PostgreSQL role name of the test's own,
@@ -27,7 +29,7 @@ import (
 func RoleName(t testing.TB, what string) string {
 	t.Helper()
 	admin := adminURL(t)
-	name, err := randomName()
+	name, err := localsvc.NewDatabaseName(dbPrefix)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}

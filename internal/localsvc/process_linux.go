@@ -1,6 +1,6 @@
 //go:build linux
 
-package testenv
+package localsvc
 
 import (
 	"os/exec"
@@ -8,15 +8,16 @@ import (
 	"syscall"
 )
 
-// startProcess starts cmd so that the kernel kills it with SIGKILL when the
-// test binary dies (a panic or a -timeout leaves no stray redis-server behind).
+// Start starts cmd so that the kernel kills it with SIGKILL when this
+// process dies: a panic, a test -timeout or an interrupted bench leaves no
+// child behind.
 //
 // Pdeathsig fires when the OS thread that started the child exits, not the
-// process, so the child is started from a goroutine locked to its thread, and
-// that goroutine stays there (blocked in Wait) for as long as the child lives.
-func startProcess(cmd *exec.Cmd) (*redisProc, error) {
+// process, so the child is started from a goroutine locked to its thread,
+// which stays there (blocked in Wait) for as long as the child lives.
+func Start(cmd *exec.Cmd) (*Process, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p := &redisProc{cmd: cmd, exited: make(chan struct{})}
+	p := &Process{cmd: cmd, exited: make(chan struct{})}
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
