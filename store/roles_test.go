@@ -177,7 +177,13 @@ func TestDaemonCannotCreateEvenWhenPublicCould(t *testing.T) {
 		if err := admin.SQL().QueryRowContext(ctx, `SELECT has_schema_privilege($1, 'public', 'CREATE')`, daemon).Scan(&can); err != nil || !can {
 			t.Fatalf("the test's premise: PUBLIC, so %s, may create: %v %v", daemon, can, err)
 		}
+		// The owner takes CREATE back from PUBLIC and gives it to the
+		// migrating user alone, which creates the tables of the migrations
+		// after 00017.
 		if _, err := admin.SQL().ExecContext(ctx, `REVOKE CREATE ON SCHEMA public FROM PUBLIC`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.SQL().ExecContext(ctx, `GRANT CREATE ON SCHEMA public TO `+migrator); err != nil {
 			t.Fatal(err)
 		}
 		if err := migrateUp(ctx, asMigrator, migrationsWithRoles(t, daemon, operator)); err != nil {
