@@ -264,31 +264,21 @@ func anyTick[T any](run func(context.Context) (T, error)) func(context.Context, 
 func (d *daemon) breakerAlert(tr throttle.Transition) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	key := "provider:" + tr.Provider + ":breaker:" + string(tr.Operation)
+	b := notify.Breaker{Provider: tr.Provider, Operation: string(tr.Operation),
+		Reconciliation: tr.Operation == throttle.OpStatements, Failures: tr.Failures}
 	switch tr.To {
 	case throttle.Open:
 		if tr.From == throttle.HalfOpen {
 			return // a failed probe: the problem goes on, already reported
 		}
-		cause := "failures"
 		if tr.Err != nil {
-			cause = tr.Err.Error()
+			b.Cause = tr.Err.Error()
 		}
-		severity, effect := pipeline.SeverityCritical, "steps wait, none fail"
-		if tr.Operation == throttle.OpStatements {
-			severity, effect = pipeline.SeverityWarning, "reconciliation waits; transfers go on"
-		}
-		err := d.db.RaiseAlert(ctx, pipeline.Alert{
-			ProblemKey: key, Kind: pipeline.AlertKindProviderBreaker, Severity: severity,
-			Summary: fmt.Sprintf("Bank provider %s is failing its %s calls: they are paused; %s", tr.Provider, tr.Operation, effect),
-			Detail:  fmt.Sprintf("%d of its recent calls failed, the last: %s. A probe call goes through every breaker_cooldown.", tr.Failures, cause),
-			Action:  "check the provider's status; settle resumes by itself when a probe succeeds",
-		})
-		if err != nil {
+		if err := d.db.RaiseAlert(ctx, notify.BreakerAlert(b)); err != nil {
 			d.logger.Error("could not record the breaker alert", "provider", tr.Provider, "err", err)
 		}
 	case throttle.Closed:
-		if _, err := d.db.ResolveProblem(ctx, key, "provider "+tr.Provider+" answers its "+string(tr.Operation)+" calls again; they resumed"); err != nil {
+		if _, err := d.db.ResolveProblem(ctx, notify.BreakerProblemKey(b), notify.BreakerClosedNote(b)); err != nil {
 			d.logger.Error("could not resolve the breaker alert", "provider", tr.Provider, "err", err)
 		}
 	}
