@@ -38,6 +38,18 @@ type PollPolicy struct {
 // IdleReserve is the share of a cycle's budget kept for due idle VAs.
 const IdleReserve = 0.2
 
+// Budget is a provider's poll budget: pollBudget, or, when it is not set
+// and the provider has a rate limit, half the calls the rate allows in one
+// Interval (at least one). Near-payday VAs are polled at every cycle;
+// without a budget, polling could take every call the bank allows and
+// leave none to the transfers that move the money it finds.
+func (p PollPolicy) Budget(pollBudget, rateLimitRPS int) int {
+	if pollBudget > 0 || rateLimitRPS <= 0 {
+		return pollBudget
+	}
+	return max(int(float64(rateLimitRPS)*p.Interval.Seconds()/2), 1)
+}
+
 // NearEvery is how long after its last poll a near-payday VA is due again:
 // half an interval, so that it is due at every tick however ticks jitter.
 func (p PollPolicy) NearEvery() time.Duration { return p.Interval / 2 }
