@@ -3,11 +3,13 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
 
 	"github.com/settle-dev/settle/notify"
+	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
 )
 
@@ -79,4 +81,53 @@ func ReportViolations(ctx context.Context, db *store.DB, vs []store.Violation, c
 		}
 	}
 	return res, nil
+}
+
+// journalCheck prefixes the kind of a difference between the engine and a
+// bank's journal (pipeline.MismatchKinds) to make a check's name:
+// "bank_journal_duplicate_at_bank".
+const journalCheck = "bank_journal_"
+
+// JournalChecks are the names of the checks VerifyJournal reports under.
+func JournalChecks() []string {
+	out := make([]string, 0, len(pipeline.MismatchKinds))
+	for _, k := range pipeline.MismatchKinds {
+		out = append(out, journalCheck+k)
+	}
+	return out
+}
+
+// VerifyJournal compares a provider's journal with the transfers recorded
+// as succeeded there (pipeline.MatchJournal); readJournal returns the
+// journal with each key read back into the engine's attempt key by the
+// mapping of the provider's dialect, and its error is returned wrapped. It
+// works on a running engine: the transfers recorded are read before the
+// journal, so each of them was applied by the time the journal is read; a
+// key in the journal whose attempt was in flight, or recorded only after
+// that first read, is in flight, not a difference (a later run checks it),
+// unless the bank applied it twice.
+func VerifyJournal(ctx context.Context, db *store.DB, provider string,
+	readJournal func(context.Context) ([]pipeline.BankTransfer, error)) ([]store.Violation, error) {
+	ours, err := db.SucceededTransfers(ctx, provider)
+	if err != nil {
+		return nil, err
+	}
+	journal, err := readJournal(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("provider %s: read journal: %w", provider, err)
+	}
+	live, err := db.LiveTransferKeys(ctx, provider)
+	if err != nil {
+		return nil, err
+	}
+	recorded := make(map[string]bool, len(ours))
+	for _, o := range ours {
+		recorded[o.Key] = true
+	}
+	inFlight := func(key string) bool { return !recorded[key] && live[key] }
+	var out []store.Violation
+	for _, m := range pipeline.MatchJournal(ours, journal, inFlight) {
+		out = append(out, store.Violation{Check: journalCheck + m.Kind, Detail: provider + " " + m.Key + ": " + m.Detail})
+	}
+	return out, nil
 }
