@@ -59,8 +59,12 @@ func newServeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return oneLine(err)
 			}
+			crashAt, err := crash.Parse(os.Getenv("SETTLE_TEST_CRASH"), os.Getenv("SETTLE_TEST_CRASH_SEED"))
+			if err != nil {
+				return err
+			}
 			logger := newLogger(cfg.Log, os.Stderr)
-			d, err := newDaemon(cmd.Context(), cfg, logger, role)
+			d, err := newDaemon(cmd.Context(), cfg, logger, role, crashAt)
 			if err != nil {
 				return err
 			}
@@ -115,13 +119,18 @@ type daemon struct {
 	http      *http.Server
 	// metrics is what /metrics serves; nil when it is off.
 	metrics *web.Metrics
+	// crashAt is the fault-injection hook (internal/crash) the workers and
+	// the poller call at their crash points; nil for none.
+	crashAt func(point string)
 }
 
-func newDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger, role string) (*daemon, error) {
+// newDaemon builds the parts of settle serve that role runs. crashAt is the
+// crash hook of SETTLE_TEST_CRASH, nil outside fault-injection runs.
+func newDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger, role string, crashAt func(point string)) (*daemon, error) {
 	if !loopback(cfg.HTTP.Addr) {
 		logger.Warn("http.addr is reachable beyond this machine: serve it behind a TLS proxy, basic auth and tokens travel in clear", "addr", cfg.HTTP.Addr)
 	}
-	d := &daemon{cfg: cfg, logger: logger, role: role}
+	d := &daemon{cfg: cfg, logger: logger, role: role, crashAt: crashAt}
 	if err := d.build(ctx); err != nil {
 		d.stop(context.Background())
 		return nil, err
@@ -133,11 +142,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger, rol
 // for stop to close.
 func (d *daemon) build(ctx context.Context) (err error) {
 	cfg := d.cfg
-	crashHook, err := crash.Parse(os.Getenv("SETTLE_TEST_CRASH"), os.Getenv("SETTLE_TEST_CRASH_SEED"))
-	if err != nil {
-		return err
-	}
-	if d.db, err = openCurrentDB(ctx, cfg, crashHook); err != nil {
+	if d.db, err = openCurrentDB(ctx, cfg, d.crashAt); err != nil {
 		return err
 	}
 	redis, err := redisOpt(cfg)
@@ -156,7 +161,7 @@ func (d *daemon) build(ctx context.Context) (err error) {
 	// A step task may run for the bank timeout plus two short transactions.
 	d.queue = jobs.NewQueue(redis, cfg.Worker.BankTimeout+20*time.Second)
 	if d.runs(roleWorker) || d.runs(roleScheduler) { // the web role calls no bank
-		if err := d.buildEngine(ctx, redis, crashHook); err != nil {
+		if err := d.buildEngine(ctx, redis); err != nil {
 			return err
 		}
 	}
@@ -177,7 +182,7 @@ func (d *daemon) build(ctx context.Context) (err error) {
 // buildEngine assembles what calls the banks: the adapters behind their
 // throttles, checked at start, the executor and the poller, and the workers
 // or the scheduler that run them, as the role asks.
-func (d *daemon) buildEngine(ctx context.Context, redis asynq.RedisConnOpt, crashHook func(string)) error {
+func (d *daemon) buildEngine(ctx context.Context, redis asynq.RedisConnOpt) error {
 	cfg, logger := d.cfg, d.logger
 	banks, accounts, throttles, err := buildBanks(cfg, logger, d.breakerAlert, d.bankObserver())
 	if err != nil {
@@ -187,7 +192,7 @@ func (d *daemon) buildEngine(ctx context.Context, redis asynq.RedisConnOpt, cras
 	if err := d.checkProvidersAtStart(ctx, banks); err != nil {
 		return err
 	}
-	execCfg := executorConfig(cfg, crashHook)
+	execCfg := executorConfig(cfg, d.crashAt)
 	execCfg.Observer = d.stepObserver()
 	exec := pipeline.NewExecutor(d.db, banks, d.queue, execCfg, logger)
 	if w := cfg.Notify.Customer; w.URL != "" {
