@@ -56,10 +56,7 @@ e.g. "N{old}".`,
 				return err
 			}
 			defer db.Close()
-			var names []string
-			for _, p := range cfg.Providers {
-				names = append(names, p.Name)
-			}
+			names := cfg.ProviderNames()
 			if !slices.Contains(names, to) || from != "" && !slices.Contains(names, from) {
 				return usageErr("--to %q / --from %q: name configured providers (%s)", to, from, strings.Join(names, ", "))
 			}

@@ -92,10 +92,7 @@ func newReconcileCmd(g *globals) *cobra.Command {
 // --provider (a configured provider) before anything is opened.
 func reconcileOptions(cfg *config.Config, date, provider string, now time.Time) (jobs.ReconcileOptions, error) {
 	opt := jobs.ReconcileOptions{Provider: provider}
-	var names []string
-	for _, p := range cfg.Providers {
-		names = append(names, p.Name)
-	}
+	names := cfg.ProviderNames()
 	if provider != "" && !slices.Contains(names, provider) {
 		return opt, &exitError{code: 2, err: fmt.Errorf("--provider %q: no such provider; configured: %s", provider, strings.Join(names, ", "))}
 	}
