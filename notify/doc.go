@@ -11,9 +11,9 @@
 //
 // Deciding what to send (a new message, an update, a follow-up, a storm
 // summary) is the delivery job's business (jobs.AlertDelivery); this package
-// renders and sends, and words the alerts settle's jobs raise (a stuck step,
-// a broken invariant, the daily summary: raise.go). It is the only package
-// that imports slack-go.
+// renders and sends, and words the alerts settle's jobs and daemon raise (a
+// stuck step, a broken invariant, the daily summary, a provider's breaker:
+// raise.go). It is the only package that imports slack-go.
 package notify
 
 //go:generate go test -run ^(TestGolden|TestDocs)$ -update .
