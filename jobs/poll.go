@@ -25,8 +25,8 @@ type PollConfig struct {
 	Policy pipeline.Policy
 	// Accounts are the engine's own accounts at each provider.
 	Accounts map[string]pipeline.Accounts
-	// Schedule decides which VAs each cycle polls (see PollPolicy).
-	Schedule PollPolicy
+	// Schedule decides which VAs each cycle polls (see pipeline.PollPolicy).
+	Schedule pipeline.PollPolicy
 	// Providers tunes polling per provider; a provider not named here has
 	// no budget and no maintenance windows.
 	Providers map[string]ProviderPolling
@@ -498,7 +498,7 @@ func (c *cycle) due(ctx context.Context, ids []int64) {
 // learn learns the paydays of the customers whose deposit was found.
 func (c *cycle) learn(ctx context.Context, found []int64) {
 	if len(found) > 0 {
-		if err := c.p.db.LearnPaydays(ctx, found, c.p.cfg.Schedule.loc().String()); err != nil {
+		if err := c.p.db.LearnPaydays(ctx, found, c.p.cfg.Schedule.TimeZone().String()); err != nil {
 			c.p.logger.WarnContext(ctx, "could not learn paydays", "provider", c.q.Provider, "err", err)
 		}
 	}

@@ -130,6 +130,26 @@ func Tick(sched cron.Schedule, now time.Time) time.Time {
 	return now.Truncate(time.Second)
 }
 
+// ScheduleInterval returns the period of a poll schedule (a cron spec or
+// "@every D"): the shortest gap between its next activations after now, so
+// that a VA near payday is due at every one of them.
+func ScheduleInterval(spec string, now time.Time) (time.Duration, error) {
+	sched, err := ParseSchedule(spec)
+	if err != nil {
+		return 0, err
+	}
+	var shortest time.Duration
+	t := sched.Next(now)
+	for range 64 {
+		next := sched.Next(t)
+		if gap := next.Sub(t); gap > 0 && (shortest == 0 || gap < shortest) {
+			shortest = gap
+		}
+		t = next
+	}
+	return shortest, nil
+}
+
 // wrap is one activation of j on this replica: it claims j's current tick
 // and runs it, or, while another replica holds j's lease, claims again
 // every quarter of a lease, following the current tick, until the tick is
