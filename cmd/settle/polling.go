@@ -29,7 +29,7 @@ func pollConfig(cfg *config.Config, accounts map[string]pipeline.Accounts) (jobs
 	if err != nil {
 		return jobs.PollConfig{}, fmt.Errorf("poll.schedule: %w", err)
 	}
-	schedule := jobs.PollPolicy{
+	schedule := pipeline.PollPolicy{
 		Interval: interval, IdleEvery: cfg.Poll.IdleEvery, PaydayWindow: cfg.Poll.PaydayWindow, Location: cfg.Location(),
 	}
 	providers := make(map[string]jobs.ProviderPolling, len(cfg.Providers))
