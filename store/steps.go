@@ -332,7 +332,7 @@ func (db *DB) Fail(ctx context.Context, c pipeline.Claim, f pipeline.Failure) er
 		if c.Kind.MovesMoney() { // a NOTIFY that gives up leaves its settlement SETTLED
 			if _, err := tx.ExecContext(ctx, `
 				UPDATE settlements SET status = 'FAILED', failure_reason = $2, updated_at = now()
-				 WHERE id = $1 AND status IN (` + inFlightStatuses + `)`, c.SettlementID, f.Reason); err != nil {
+				 WHERE id = $1 AND status IN (`+inFlightStatuses+`)`, c.SettlementID, f.Reason); err != nil {
 				return err
 			}
 		}
