@@ -64,14 +64,27 @@ func (c AlertDeliveryConfig) withDefaults() AlertDeliveryConfig {
 // message and before the commit, the alert is sent again: delivery is at
 // least once, and exactly once otherwise.
 type AlertDelivery struct {
-	db     *store.DB
+	db     AlertDeliveryStore
 	n      notify.Notifier
 	cfg    AlertDeliveryConfig
 	logger *slog.Logger
 }
 
+// AlertDeliveryStore is the alert outbox as delivery sees it: the storms,
+// the delivery of a storm's or a problem's alerts in one transaction
+// around a send, and the deferral of every undelivered alert.
+type AlertDeliveryStore interface {
+	AlertStorms(ctx context.Context, threshold int, window time.Duration) ([]store.StormGroup, error)
+	DeliverStorm(ctx context.Context, g store.StormGroup, window time.Duration, limit int,
+		fn func(context.Context, store.StormBatch) store.AlertOutcome) (int, error)
+	DeliverNextAlert(ctx context.Context, skip []store.StormGroup, fn func(context.Context, store.AlertBatch) store.AlertOutcome) (bool, error)
+	DeferAlerts(ctx context.Context, d time.Duration) error
+}
+
+var _ AlertDeliveryStore = (*store.DB)(nil)
+
 // NewAlertDelivery returns the delivery job sending through n.
-func NewAlertDelivery(db *store.DB, n notify.Notifier, cfg AlertDeliveryConfig, logger *slog.Logger) *AlertDelivery {
+func NewAlertDelivery(db AlertDeliveryStore, n notify.Notifier, cfg AlertDeliveryConfig, logger *slog.Logger) *AlertDelivery {
 	return &AlertDelivery{db: db, n: n, cfg: cfg.withDefaults(), logger: logger}
 }
 

@@ -25,8 +25,8 @@ type PollConfig struct {
 	Policy pipeline.Policy
 	// Accounts are the engine's own accounts at each provider.
 	Accounts map[string]pipeline.Accounts
-	// Schedule decides which VAs each cycle polls (see PollPolicy).
-	Schedule PollPolicy
+	// Schedule decides which VAs each cycle polls (see pipeline.PollPolicy).
+	Schedule pipeline.PollPolicy
 	// Providers tunes polling per provider; a provider not named here has
 	// no budget and no maintenance windows.
 	Providers map[string]ProviderPolling
@@ -57,10 +57,30 @@ type ProviderPolling struct {
 	Closed func(time.Time) (time.Time, bool)
 }
 
+// PollStore is what the poller reads and writes: the database's clock, the
+// providers and due virtual accounts to poll and their marks, the backlog,
+// the paydays learned, the settlements of the deposits found, the alerts
+// about a VA below its ledger balance, and the poll-shard log.
+type PollStore interface {
+	Now(ctx context.Context) (time.Time, error)
+	PollProviders(ctx context.Context) ([]string, error)
+	DuePollTargets(ctx context.Context, q store.DueQuery) (store.DuePage, error)
+	MarkPolled(ctx context.Context, vaIDs []int64, idle time.Duration) error
+	MarkDue(ctx context.Context, vaIDs []int64) error
+	PollBacklog(ctx context.Context, q store.DueQuery) (store.PollBacklog, error)
+	LearnPaydays(ctx context.Context, customerIDs []int64, tz string) error
+	CreateSettlements(ctx context.Context, batch []store.NewSettlement) ([]store.Created, error)
+	StartPollShard(ctx context.Context, r store.PollShardRun) (bool, error)
+	FinishPollShard(ctx context.Context, tick time.Time, shard int, result any, runErr error) error
+	ProblemStore
+}
+
+var _ PollStore = (*store.DB)(nil)
+
 // Poller finds deposits by asking the banks for virtual-account balances,
 // and turns each into a settlement with all its steps.
 type Poller struct {
-	db     *store.DB
+	db     PollStore
 	banks  pipeline.Banks
 	queue  pipeline.Queue
 	cfg    PollConfig
@@ -68,7 +88,7 @@ type Poller struct {
 }
 
 // NewPoller returns a poller.
-func NewPoller(db *store.DB, banks pipeline.Banks, queue pipeline.Queue, cfg PollConfig, logger *slog.Logger) *Poller {
+func NewPoller(db PollStore, banks pipeline.Banks, queue pipeline.Queue, cfg PollConfig, logger *slog.Logger) *Poller {
 	if cfg.BatchSize <= 0 || cfg.BatchSize > 100 {
 		cfg.BatchSize = 100
 	}
@@ -498,7 +518,7 @@ func (c *cycle) due(ctx context.Context, ids []int64) {
 // learn learns the paydays of the customers whose deposit was found.
 func (c *cycle) learn(ctx context.Context, found []int64) {
 	if len(found) > 0 {
-		if err := c.p.db.LearnPaydays(ctx, found, c.p.cfg.Schedule.loc().String()); err != nil {
+		if err := c.p.db.LearnPaydays(ctx, found, c.p.cfg.Schedule.TimeZone().String()); err != nil {
 			c.p.logger.WarnContext(ctx, "could not learn paydays", "provider", c.q.Provider, "err", err)
 		}
 	}

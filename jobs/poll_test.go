@@ -127,7 +127,7 @@ func TestPollWithinBudgetNearPaydayFirst(t *testing.T) {
 	}
 	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &settletest.Queue{}, jobs.PollConfig{
 		Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
-		Schedule: jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6, PaydayWindow: 2},
+		Schedule: pipeline.PollPolicy{Interval: time.Minute, IdleEvery: 6, PaydayWindow: 2},
 		Providers: map[string]jobs.ProviderPolling{
 			"sandbox": {Budget: 12, AccountsPerCall: openbanking.BatchSize},
 		},
@@ -341,7 +341,7 @@ func TestPollCycleIsCutShortBeforeTheNextTick(t *testing.T) {
 	start, reads := time.Now(), 0
 	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &settletest.Queue{}, jobs.PollConfig{
 		Accounts:  map[string]pipeline.Accounts{"sandbox": accounts},
-		Schedule:  jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6},
+		Schedule:  pipeline.PollPolicy{Interval: time.Minute, IdleEvery: 6},
 		Providers: map[string]jobs.ProviderPolling{"sandbox": {AccountsPerCall: 1}},
 		// The clock moves 20s at each reading: the cycle starts (0s), checks
 		// for maintenance (20s), sends its first request of 10 accounts (40s)
@@ -378,7 +378,7 @@ func TestPollSendsAPaidVAToTheIdleScheduleUntilItsWindowCloses(t *testing.T) {
 	newPoller := func(budget int) *jobs.Poller {
 		return jobs.NewPoller(db, banks, q, jobs.PollConfig{
 			Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
-			Schedule: jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6, PaydayWindow: 2},
+			Schedule: pipeline.PollPolicy{Interval: time.Minute, IdleEvery: 6, PaydayWindow: 2},
 			Providers: map[string]jobs.ProviderPolling{
 				"sandbox": {Budget: budget, AccountsPerCall: openbanking.BatchSize},
 			},
@@ -524,7 +524,7 @@ func TestFailedBalanceCallIsAskedAgainWithinTheCycle(t *testing.T) {
 		flaky := &flakyBalances{Bank: adapter, fail: 1, err: c.err}
 		poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": flaky}), &settletest.Queue{}, jobs.PollConfig{
 			Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
-			Schedule: jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6, PaydayWindow: 1},
+			Schedule: pipeline.PollPolicy{Interval: time.Minute, IdleEvery: 6, PaydayWindow: 1},
 		}, quiet())
 		res, err := poller.RunOnce(ctx)
 		if err != nil || res.Found != c.found || flaky.calls != c.calls || res.Calls != c.calls {

@@ -84,18 +84,27 @@ type PollDispatchResult struct {
 // PollDispatcher is the poll job: at each tick it divides the active
 // virtual accounts into shards and enqueues a task for each.
 type PollDispatcher struct {
-	db        *store.DB
+	db        PollDispatchStore
 	queue     *Queue
 	shardSize int
 	interval  time.Duration
 	logger    *slog.Logger
 }
 
+// PollDispatchStore is what the poll job reads and writes: the range of
+// the active virtual accounts, and the pruning of the poll-shard log.
+type PollDispatchStore interface {
+	ActiveVARange(ctx context.Context) (store.VARange, error)
+	PrunePollShardRuns(ctx context.Context, tick time.Time) error
+}
+
+var _ PollDispatchStore = (*store.DB)(nil)
+
 // NewPollDispatcher returns the poll job. shardSize is about how many VAs
 // one shard polls; interval is the poll schedule's period, which bounds
 // how long a shard may run (a shard not started by then is skipped: the
 // next tick polls its VAs).
-func NewPollDispatcher(db *store.DB, queue *Queue, shardSize int, interval time.Duration, logger *slog.Logger) *PollDispatcher {
+func NewPollDispatcher(db PollDispatchStore, queue *Queue, shardSize int, interval time.Duration, logger *slog.Logger) *PollDispatcher {
 	return &PollDispatcher{db: db, queue: queue, shardSize: max(shardSize, 1), interval: interval, logger: logger}
 }
 

@@ -131,7 +131,7 @@ func TestPollShardsAreSharedByWorkers(t *testing.T) {
 	for _, name := range []string{"worker-a", "worker-b"} {
 		poller := jobs.NewPoller(db, banks, &settletest.Queue{}, jobs.PollConfig{
 			Accounts: map[string]pipeline.Accounts{"sandbox": accounts}, Replica: name,
-			Schedule: jobs.PollPolicy{Interval: time.Hour},
+			Schedule: pipeline.PollPolicy{Interval: time.Hour},
 		}, logger)
 		exec := pipeline.NewExecutor(db, banks, queue, pipeline.ExecutorConfig{}, logger)
 		srv, mux := jobs.NewWorker(opt, exec, poller, jobs.WorkerConfig{Concurrency: 1, ShutdownTimeout: 5 * time.Second}, logger)
@@ -201,7 +201,7 @@ func TestPollShardRunsOnceAndNotLate(t *testing.T) {
 	now := time.Now().Truncate(time.Second)
 	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &settletest.Queue{}, jobs.PollConfig{
 		Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
-		Schedule: jobs.PollPolicy{Interval: time.Minute},
+		Schedule: pipeline.PollPolicy{Interval: time.Minute},
 		Now:      func() time.Time { return now },
 	}, quiet())
 	r, err := db.ActiveVARange(ctx)
@@ -269,7 +269,7 @@ func TestFailedPollIsDueAtTheNextCycle(t *testing.T) {
 	adapter, _ := rest.New(rest.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
 	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &settletest.Queue{}, jobs.PollConfig{
 		Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
-		Schedule: jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6},
+		Schedule: pipeline.PollPolicy{Interval: time.Minute, IdleEvery: 6},
 	}, quiet())
 	if err := sb.client.SetFaults(ctx, banksim.Faults{ErrorRate: 1, Seed: 1}); err != nil {
 		t.Fatal(err)
@@ -301,7 +301,7 @@ func TestFoundDepositHoldsItsVA(t *testing.T) {
 	adapter, _ := rest.New(rest.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
 	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &settletest.Queue{}, jobs.PollConfig{
 		Accounts: map[string]pipeline.Accounts{"sandbox": accounts},
-		Schedule: jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6, PaydayWindow: 1},
+		Schedule: pipeline.PollPolicy{Interval: time.Minute, IdleEvery: 6, PaydayWindow: 1},
 	}, quiet())
 	held := func() int {
 		t.Helper()

@@ -95,16 +95,36 @@ func cmpOrDuration(v, def time.Duration) time.Duration {
 // finding with one alert. It reads and records; it never moves money and
 // never writes the ledger. Runs are serialized across processes.
 type Reconciler struct {
-	db     *store.DB
+	db     ReconcileStore
 	banks  pipeline.Banks
 	cfg    ReconcileConfig
 	logger *slog.Logger
 	last   time.Time // of the last statement call, for PageInterval
 }
 
+// ReconcileStore is what reconciliation reads and records: the lock that
+// serializes runs and the run log, the engine's snapshot and attempts of a
+// provider, the statement cursors, the findings, and the alerts about a
+// provider that could not be read.
+type ReconcileStore interface {
+	LockReconcile(ctx context.Context) (release func(), err error)
+	LastDailyReconcile(ctx context.Context) (time.Time, bool, error)
+	StartReconcileRun(ctx context.Context, provider string, from time.Time, daily bool) (int64, error)
+	FinishReconcileRun(ctx context.Context, id int64, result any, runErr error) error
+	ReconcileSnapshot(ctx context.Context, provider string, from time.Time) (store.ReconcileSnapshot, error)
+	EngineAttempts(ctx context.Context, provider string, keys []string) (map[string]pipeline.EngineTransfer, error)
+	StatementCursor(ctx context.Context, provider, account string, before time.Time) (string, error)
+	SaveStatementMarks(ctx context.Context, provider string, marks []store.StatementMark) error
+	SettlementsOfSteps(ctx context.Context, steps []int64) (map[int64]int64, error)
+	RecordFindings(ctx context.Context, runID int64, fs []pipeline.Finding) ([]store.RecordedFinding, error)
+	ProblemStore
+}
+
+var _ ReconcileStore = (*store.DB)(nil)
+
 // NewReconciler returns a reconciler. banks should be the throttled
 // adapters settlement uses, so balance calls share their rate limits.
-func NewReconciler(db *store.DB, banks pipeline.Banks, cfg ReconcileConfig, logger *slog.Logger) *Reconciler {
+func NewReconciler(db ReconcileStore, banks pipeline.Banks, cfg ReconcileConfig, logger *slog.Logger) *Reconciler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

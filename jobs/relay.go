@@ -10,11 +10,19 @@ import (
 	"github.com/settle-dev/settle/store"
 )
 
+// RelayStore is what the READY relay reads: the steps READY for at least
+// minAge, oldest first.
+type RelayStore interface {
+	DueReadySteps(ctx context.Context, minAge time.Duration, limit int) ([]pipeline.StepRef, error)
+}
+
+var _ RelayStore = (*store.DB)(nil)
+
 // Relay is the READY relay (the outbox): it enqueues READY steps again that
 // may be missing from the queue because an enqueue failed after commit or
 // Redis lost its data.
 type Relay struct {
-	db     *store.DB
+	db     RelayStore
 	queue  *Queue
 	minAge time.Duration
 	batch  int
@@ -22,7 +30,7 @@ type Relay struct {
 }
 
 // NewRelay returns a relay that considers steps READY for at least minAge.
-func NewRelay(db *store.DB, queue *Queue, minAge time.Duration, logger *slog.Logger) *Relay {
+func NewRelay(db RelayStore, queue *Queue, minAge time.Duration, logger *slog.Logger) *Relay {
 	return &Relay{db: db, queue: queue, minAge: minAge, batch: 1000, logger: logger}
 }
 
@@ -54,11 +62,23 @@ func (r *Relay) RunOnce(ctx context.Context) (RelayResult, error) {
 	return res, nil
 }
 
+// SweepStore is what the sweep reads and writes: the steps whose lease
+// expired, the steps stuck in an unknown outcome and the problems of those
+// no longer stuck, and the alerts about them.
+type SweepStore interface {
+	ExpiredSteps(ctx context.Context, limit int) ([]int64, error)
+	UnknownSteps(ctx context.Context, after time.Duration, limit int) ([]store.UnknownStep, error)
+	UnstuckProblems(ctx context.Context, limit int) ([]store.UnstuckProblem, error)
+	ProblemStore
+}
+
+var _ SweepStore = (*store.DB)(nil)
+
 // Sweep resolves steps whose lease expired (a worker died, or the bank's
 // answer was unknown) by asking the bank for the attempt's status, and
 // alerts operators about steps whose outcome stays unknown (stuck.go).
 type Sweep struct {
-	db         *store.DB
+	db         SweepStore
 	exec       *pipeline.Executor
 	batch      int
 	stuckAfter time.Duration
@@ -67,7 +87,7 @@ type Sweep struct {
 
 // NewSweep returns a sweep that alerts about a step stuck in an unknown
 // outcome after DefaultStuckAfter (see WithStuckAfter).
-func NewSweep(db *store.DB, exec *pipeline.Executor, logger *slog.Logger) *Sweep {
+func NewSweep(db SweepStore, exec *pipeline.Executor, logger *slog.Logger) *Sweep {
 	return &Sweep{db: db, exec: exec, batch: 1000, stuckAfter: DefaultStuckAfter, logger: logger}
 }
 

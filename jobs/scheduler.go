@@ -38,13 +38,24 @@ type Job struct {
 // a daily job is not lost to a replica that died running it.
 type Scheduler struct {
 	cron    *cron.Cron
-	db      *store.DB
+	db      SchedulerStore
 	replica string
 	lease   time.Duration
 	logger  *slog.Logger
 	ctx     context.Context
 	cancel  context.CancelFunc
 }
+
+// SchedulerStore is what the scheduler reads and writes: the jobs' leases
+// and the job-run log.
+type SchedulerStore interface {
+	ClaimJobTick(ctx context.Context, job string, tick time.Time, replica string, lease time.Duration) (store.JobClaim, error)
+	RenewJobLease(ctx context.Context, l store.JobLease, lease time.Duration) error
+	ReleaseJobLease(ctx context.Context, l store.JobLease) error
+	FinishJobRun(ctx context.Context, l store.JobLease, result any, runErr error) error
+}
+
+var _ SchedulerStore = (*store.DB)(nil)
 
 // DefaultJobLease is how long a job's lease lasts unless renewed: a
 // replica that stalls mid-run holds its job back for about this long.
@@ -68,7 +79,7 @@ func Replica() string {
 
 // NewScheduler registers the jobs; it refuses a job whose schedule does not
 // parse.
-func NewScheduler(db *store.DB, jobs []Job, cfg SchedulerConfig, logger *slog.Logger) (*Scheduler, error) {
+func NewScheduler(db SchedulerStore, jobs []Job, cfg SchedulerConfig, logger *slog.Logger) (*Scheduler, error) {
 	if cfg.Lease != 0 && cfg.Lease < time.Second {
 		return nil, fmt.Errorf("job lease %s: must be at least 1s", cfg.Lease)
 	}
@@ -128,6 +139,26 @@ func Tick(sched cron.Schedule, now time.Time) time.Time {
 		return t
 	}
 	return now.Truncate(time.Second)
+}
+
+// ScheduleInterval returns the period of a poll schedule (a cron spec or
+// "@every D"): the shortest gap between its next activations after now, so
+// that a VA near payday is due at every one of them.
+func ScheduleInterval(spec string, now time.Time) (time.Duration, error) {
+	sched, err := ParseSchedule(spec)
+	if err != nil {
+		return 0, err
+	}
+	var shortest time.Duration
+	t := sched.Next(now)
+	for range 64 {
+		next := sched.Next(t)
+		if gap := next.Sub(t); gap > 0 && (shortest == 0 || gap < shortest) {
+			shortest = gap
+		}
+		t = next
+	}
+	return shortest, nil
 }
 
 // wrap is one activation of j on this replica: it claims j's current tick

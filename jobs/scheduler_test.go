@@ -61,6 +61,19 @@ func TestTickIsTheLatestActivation(t *testing.T) {
 // Eight replicas racing for the same tick: one takes the job's lease and
 // the others see it held; once the run finished, the tick is never claimed
 // again, the next tick is, and a month-old tick is pruned.
+// A poll schedule's interval is the shortest gap between its activations,
+// so that a VA near payday is due at every one of them.
+func TestScheduleInterval(t *testing.T) {
+	t.Parallel()
+	iv, err := jobs.ScheduleInterval("@every 30m", time.Now())
+	if err != nil || iv != 30*time.Minute {
+		t.Errorf("interval of @every 30m = %s %v", iv, err)
+	}
+	if iv, _ := jobs.ScheduleInterval("0 9,17 * * *", time.Now()); iv != 8*time.Hour {
+		t.Errorf("interval of 0 9,17 * * * = %s, want the shorter gap 8h", iv)
+	}
+}
+
 func TestJobTickRunsOnceAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

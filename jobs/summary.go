@@ -26,13 +26,22 @@ type DailySummaryConfig struct {
 // oldest settlement still open. It goes through the alert outbox like any
 // alert, one per date.
 type DailySummary struct {
-	db     *store.DB
+	db     SummaryStore
 	cfg    DailySummaryConfig
 	logger *slog.Logger
 }
 
+// SummaryStore is what the daily summary reads and writes: the period's
+// figures, and the summary's alert.
+type SummaryStore interface {
+	DaySummary(ctx context.Context, from, to time.Time) (store.DaySummary, error)
+	RaiseAlertOnce(ctx context.Context, a pipeline.Alert) (bool, error)
+}
+
+var _ SummaryStore = (*store.DB)(nil)
+
 // NewDailySummary returns the daily summary job.
-func NewDailySummary(db *store.DB, cfg DailySummaryConfig, logger *slog.Logger) *DailySummary {
+func NewDailySummary(db SummaryStore, cfg DailySummaryConfig, logger *slog.Logger) *DailySummary {
 	cfg.Period = cmp.Or(cfg.Period, 24*time.Hour)
 	cfg.Location = cmp.Or(cfg.Location, time.Local)
 	return &DailySummary{db: db, cfg: cfg, logger: logger}

@@ -3,23 +3,52 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
 
 	"github.com/settle-dev/settle/notify"
+	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
+)
+
+// ProblemStore raises an alert unless its problem is open with the same
+// facts, and resolves a problem with a note (store.ErrNoProblem when none
+// is open): what every job that tells operators of a problem, and of its
+// end, needs of the alert outbox.
+type ProblemStore interface {
+	RaiseAlertOnce(ctx context.Context, a pipeline.Alert) (bool, error)
+	ResolveProblem(ctx context.Context, key, note string) (bool, error)
+}
+
+// VerifyStore is what the scheduled verify job reads and writes: the
+// invariant checks' violations, and the alerts about them.
+type VerifyStore interface {
+	Verify(ctx context.Context) ([]store.Violation, error)
+	ProblemStore
+}
+
+// JournalStore is what VerifyJournal reads of a provider's transfers.
+type JournalStore interface {
+	SucceededTransfers(ctx context.Context, provider string) ([]pipeline.BankTransfer, error)
+	LiveTransferKeys(ctx context.Context, provider string) (map[string]bool, error)
+}
+
+var (
+	_ VerifyStore  = (*store.DB)(nil)
+	_ JournalStore = (*store.DB)(nil)
 )
 
 // Verifier runs settle verify's invariant checks on a schedule, so that
 // operators learn of a broken invariant without running the command.
 type Verifier struct {
-	db     *store.DB
+	db     VerifyStore
 	logger *slog.Logger
 }
 
 // NewVerifier returns the scheduled verify job.
-func NewVerifier(db *store.DB, logger *slog.Logger) *Verifier {
+func NewVerifier(db VerifyStore, logger *slog.Logger) *Verifier {
 	return &Verifier{db: db, logger: logger}
 }
 
@@ -48,7 +77,7 @@ func (v *Verifier) RunOnce(ctx context.Context) (VerifyResult, error) {
 // found: one alert per broken check, raised again only when its violations
 // change (store.RaiseAlertOnce), and a resolved follow-up for every check
 // in checked that found nothing while its alert was open.
-func ReportViolations(ctx context.Context, db *store.DB, vs []store.Violation, checked []string) (VerifyResult, error) {
+func ReportViolations(ctx context.Context, db ProblemStore, vs []store.Violation, checked []string) (VerifyResult, error) {
 	res := VerifyResult{Violations: len(vs)}
 	byCheck := map[string][]notify.Violation{}
 	for _, v := range vs {
@@ -79,4 +108,53 @@ func ReportViolations(ctx context.Context, db *store.DB, vs []store.Violation, c
 		}
 	}
 	return res, nil
+}
+
+// journalCheck prefixes the kind of a difference between the engine and a
+// bank's journal (pipeline.MismatchKinds) to make a check's name:
+// "bank_journal_duplicate_at_bank".
+const journalCheck = "bank_journal_"
+
+// JournalChecks are the names of the checks VerifyJournal reports under.
+func JournalChecks() []string {
+	out := make([]string, 0, len(pipeline.MismatchKinds))
+	for _, k := range pipeline.MismatchKinds {
+		out = append(out, journalCheck+k)
+	}
+	return out
+}
+
+// VerifyJournal compares a provider's journal with the transfers recorded
+// as succeeded there (pipeline.MatchJournal); readJournal returns the
+// journal with each key read back into the engine's attempt key by the
+// mapping of the provider's dialect, and its error is returned wrapped. It
+// works on a running engine: the transfers recorded are read before the
+// journal, so each of them was applied by the time the journal is read; a
+// key in the journal whose attempt was in flight, or recorded only after
+// that first read, is in flight, not a difference (a later run checks it),
+// unless the bank applied it twice.
+func VerifyJournal(ctx context.Context, db JournalStore, provider string,
+	readJournal func(context.Context) ([]pipeline.BankTransfer, error)) ([]store.Violation, error) {
+	ours, err := db.SucceededTransfers(ctx, provider)
+	if err != nil {
+		return nil, err
+	}
+	journal, err := readJournal(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("provider %s: read journal: %w", provider, err)
+	}
+	live, err := db.LiveTransferKeys(ctx, provider)
+	if err != nil {
+		return nil, err
+	}
+	recorded := make(map[string]bool, len(ours))
+	for _, o := range ours {
+		recorded[o.Key] = true
+	}
+	inFlight := func(key string) bool { return !recorded[key] && live[key] }
+	var out []store.Violation
+	for _, m := range pipeline.MatchJournal(ours, journal, inFlight) {
+		out = append(out, store.Violation{Check: journalCheck + m.Kind, Detail: provider + " " + m.Key + ": " + m.Detail})
+	}
+	return out, nil
 }

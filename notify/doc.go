@@ -11,10 +11,11 @@
 //
 // Deciding what to send (a new message, an update, a follow-up, a storm
 // summary) is the delivery job's business (jobs.AlertDelivery); this package
-// renders and sends, and words the alerts settle's jobs raise (a stuck step,
-// a broken invariant, the daily summary: raise.go), and the messages of the
-// alerts' buttons (actions.go), whose clicks the interact package handles.
-// It and interact are the only packages that import slack-go.
+// renders and sends, and words the alerts settle's jobs and daemon raise (a
+// stuck step, a broken invariant, the daily summary, a provider's breaker:
+// raise.go), and the messages of the alerts' buttons (actions.go), whose
+// clicks the interact package handles. It and interact are the only
+// packages that import slack-go.
 package notify
 
 //go:generate go test -run ^(TestGolden|TestDocs)$ -update .

@@ -10,9 +10,10 @@ import (
 	"github.com/settle-dev/settle/pipeline"
 )
 
-// The alerts below are raised by settle's scheduled jobs and worded here,
-// next to the renderer that shows them: a transfer stuck in an unknown
-// outcome, a broken invariant, the daily summary.
+// The alerts below are raised by settle's scheduled jobs and the daemon, and
+// worded here, next to the renderer that shows them: a transfer stuck in an
+// unknown outcome, a broken invariant, the daily summary, a provider's
+// breaker that opened.
 
 // Stuck is a step whose transfer's outcome the bank has not told for longer
 // than the sweep waits before it alerts.
@@ -245,4 +246,49 @@ func summaryFields(detail string) [][2]string {
 		}
 	}
 	return out
+}
+
+// Breaker is one operation of one provider whose circuit breaker changed
+// state.
+type Breaker struct {
+	Provider  string
+	Operation string // balances, transfers, status or statements
+	// Reconciliation is set when the operation is reconciliation's
+	// statement reads: transfers go on while they are paused.
+	Reconciliation bool
+	Failures       int    // failures among its recent calls
+	Cause          string // the failure that opened it; "" when none was given
+}
+
+// BreakerProblemKey is the problem key of a provider's breaker: one problem
+// per provider and operation, "provider:<name>:breaker:<operation>".
+func BreakerProblemKey(b Breaker) string {
+	return "provider:" + b.Provider + ":breaker:" + b.Operation
+}
+
+// BreakerAlert is the alert for a breaker that opened
+// (pipeline.AlertKindProviderBreaker): critical when steps wait on it, a
+// warning when only reconciliation does. Its closing resolves it
+// (BreakerClosedNote).
+func BreakerAlert(b Breaker) pipeline.Alert {
+	severity, effect := pipeline.SeverityCritical, "steps wait, none fail"
+	if b.Reconciliation {
+		severity, effect = pipeline.SeverityWarning, "reconciliation waits; transfers go on"
+	}
+	cause := b.Cause
+	if cause == "" {
+		cause = "failures"
+	}
+	return pipeline.Alert{
+		ProblemKey: BreakerProblemKey(b), Kind: pipeline.AlertKindProviderBreaker, Severity: severity,
+		Summary: fmt.Sprintf("Bank provider %s is failing its %s calls: they are paused; %s", b.Provider, b.Operation, effect),
+		Detail:  fmt.Sprintf("%d of its recent calls failed, the last: %s. A probe call goes through every breaker_cooldown.", b.Failures, cause),
+		Action:  "check the provider's status; settle resumes by itself when a probe succeeds",
+	}
+}
+
+// BreakerClosedNote says a breaker closed again, for the resolved follow-up
+// of its problem.
+func BreakerClosedNote(b Breaker) string {
+	return "provider " + b.Provider + " answers its " + b.Operation + " calls again; they resumed"
 }

@@ -35,6 +35,11 @@ var SettlementStatuses = []SettlementStatus{SettlementRunning, SettlementSettled
 // settlements_one_open_per_customer holds the same list.
 var OpenSettlementStatuses = []SettlementStatus{SettlementRunning, SettlementFailed, SettlementCompensating}
 
+// InFlightSettlementStatuses are the statuses of a settlement whose steps
+// are under way: RUNNING and COMPENSATING (the open ones but FAILED, which
+// waits for an operator).
+var InFlightSettlementStatuses = []SettlementStatus{SettlementRunning, SettlementCompensating}
+
 // StepStatus is the state of one step.
 type StepStatus string
 

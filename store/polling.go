@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+
+	"github.com/settle-dev/settle/pipeline"
 )
 
 // DueKey orders due virtual accounts within a poll cycle: a near-payday VA
@@ -24,14 +26,6 @@ type DueTarget struct {
 	Near bool // selected as near payday
 }
 
-// OpenPayday is a payday (day of month 1..31) whose window is open, and
-// when the window opened: a VA in which a deposit was found since is not
-// near payday any more.
-type OpenPayday struct {
-	Day   int
-	Since time.Time
-}
-
 // DueQuery selects the due virtual accounts of one provider in one class.
 type DueQuery struct {
 	Provider string
@@ -39,7 +33,7 @@ type DueQuery struct {
 	// month) is one of Paydays, those whose window is open, and no deposit
 	// was found in the VA since that window opened. Otherwise the others.
 	Near    bool
-	Paydays []OpenPayday
+	Paydays []pipeline.OpenPayday
 	// CycleStart is the cycle's start by the database's clock (DB.Now). A VA
 	// polled since is never due again in the same cycle.
 	CycleStart time.Time
@@ -162,7 +156,7 @@ func (db *DB) DuePollTargets(ctx context.Context, q DueQuery) (DuePage, error) {
 
 // paydayArray is, for days of month 1..31 (the array's indexes), when the
 // window of each open payday opened; NULL for the others.
-func paydayArray(ps []OpenPayday) pq.GenericArray {
+func paydayArray(ps []pipeline.OpenPayday) pq.GenericArray {
 	out := make([]sql.NullString, 31)
 	for _, p := range ps {
 		if p.Day >= 1 && p.Day <= 31 {

@@ -382,6 +382,16 @@ type FindingRow struct {
 	ActedAt      *time.Time             `db:"acted_at" json:"acted_at,omitempty"`
 }
 
+// EngineAmount is what the engine's records say of the finding: the amount
+// of its transfer or, for a balance drift (whose Amount is the part nothing
+// explains), the balance the ledger and the known differences account for.
+func (r FindingRow) EngineAmount() int64 {
+	if r.Kind == pipeline.FindingBalanceDrift {
+		return r.BankAmount - r.Amount
+	}
+	return r.Amount
+}
+
 const findingColumns = `id, provider, kind, status, account, idempotency_key, amount, bank_amount,
 	COALESCE(settlement_id, 0) AS settlement_id, COALESCE(step_id, 0) AS step_id, occurred_at, detail,
 	seen_count, first_seen_at, last_seen_at, acted_by, acted_reason, acted_at`

@@ -214,3 +214,17 @@ func TestStatementMarksAndLock(t *testing.T) {
 	}
 	release2()
 }
+
+// A finding's engine amount is its transfer's; a balance drift's is the
+// balance the engine accounts for, the bank's less the unexplained part.
+func TestFindingEngineAmount(t *testing.T) {
+	t.Parallel()
+	missing := store.FindingRow{Kind: pipeline.FindingMissingAtBank, Amount: 5000}
+	drift := store.FindingRow{Kind: pipeline.FindingBalanceDrift, Amount: 888000, BankAmount: 1000000}
+	if got := missing.EngineAmount(); got != 5000 {
+		t.Errorf("missing at bank: engine amount %d, want 5000", got)
+	}
+	if got := drift.EngineAmount(); got != 112000 {
+		t.Errorf("balance drift: engine amount %d, want 112000", got)
+	}
+}

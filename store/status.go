@@ -52,9 +52,9 @@ var gaugesQuery = `
 	SELECT
 	  (SELECT COALESCE(json_object_agg(status, n), '{}')
 	     FROM (SELECT status, count(*) AS n FROM settlements GROUP BY status) c) AS by_status,
-	  (SELECT count(*) FROM settlements WHERE status IN ('RUNNING', 'COMPENSATING')) AS open,
+	  (SELECT count(*) FROM settlements WHERE status IN (` + inFlightStatuses + `)) AS open,
 	  (SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)) * 1e9, 0)::bigint
-	     FROM settlements WHERE status IN ('RUNNING', 'COMPENSATING')) AS oldest_open,
+	     FROM settlements WHERE status IN (` + inFlightStatuses + `)) AS oldest_open,
 	  (SELECT count(*) FROM steps st JOIN settlements s ON s.id = st.settlement_id
 	    WHERE s.status = 'FAILED' AND st.status = 'DEAD') AS dead_steps,
 	  (SELECT count(*) FROM steps WHERE status = 'RUNNING' AND lease_until < now()) AS stuck_running,

@@ -28,6 +28,10 @@ var afterMoney = sqlKinds(func(k pipeline.Kind) bool { return !k.MovesMoney() })
 // of the index settlements_one_open_per_customer.
 var openStatuses = sqlList(pipeline.OpenSettlementStatuses)
 
+// inFlightStatuses is the SQL list of pipeline.InFlightSettlementStatuses:
+// 'RUNNING', 'COMPENSATING'.
+var inFlightStatuses = sqlList(pipeline.InFlightSettlementStatuses)
+
 // sqlKinds is the SQL list of the step kinds that match.
 func sqlKinds(match func(pipeline.Kind) bool) string {
 	var out []pipeline.Kind
@@ -230,7 +234,7 @@ var completeQuery = `
 	finished AS (
 		UPDATE settlements s SET finished_at = now(), updated_at = now(),
 		       status = CASE s.status WHEN 'COMPENSATING' THEN 'COMPENSATED' ELSE 'SETTLED' END
-		  FROM done d WHERE s.id = d.settlement_id AND s.status IN ('RUNNING', 'COMPENSATING')
+		  FROM done d WHERE s.id = d.settlement_id AND s.status IN (` + inFlightStatuses + `)
 		   AND NOT EXISTS (SELECT 1 FROM next WHERE next.kind NOT IN (` + afterMoney + `))
 		RETURNING s.id, s.status, s.va_id),
 	released AS (
@@ -328,7 +332,7 @@ func (db *DB) Fail(ctx context.Context, c pipeline.Claim, f pipeline.Failure) er
 		if c.Kind.MovesMoney() { // a NOTIFY that gives up leaves its settlement SETTLED
 			if _, err := tx.ExecContext(ctx, `
 				UPDATE settlements SET status = 'FAILED', failure_reason = $2, updated_at = now()
-				 WHERE id = $1 AND status IN ('RUNNING', 'COMPENSATING')`, c.SettlementID, f.Reason); err != nil {
+				 WHERE id = $1 AND status IN (`+inFlightStatuses+`)`, c.SettlementID, f.Reason); err != nil {
 				return err
 			}
 		}

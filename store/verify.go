@@ -102,7 +102,7 @@ var invariants = []struct{ name, query string }{
 	{"running_has_live_step", `
 		SELECT s.id AS settlement_id, s.status || ' settlement has no READY or RUNNING step that moves money' AS detail
 		  FROM settlements s
-		 WHERE s.status IN ('RUNNING', 'COMPENSATING')
+		 WHERE s.status IN (` + inFlightStatuses + `)
 		   AND NOT EXISTS (SELECT 1 FROM steps st WHERE st.settlement_id = s.id AND st.status IN ('READY', 'RUNNING')
 		                      AND st.kind NOT IN (` + afterMoney + `))`},
 	{"settled_all_done", `

@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"regexp"
@@ -10,12 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
-	asynqmetrics "github.com/hibiken/asynq/x/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/settle-dev/settle/internal/testenv"
-	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/web"
 )
@@ -92,20 +87,11 @@ func checkNames(t *testing.T, where, expr string, exported []string) {
 func exportedMetricNames(t *testing.T) []string {
 	t.Helper()
 	db := newDB(t)
-	redis := testenv.StartRedis(t)
-	opt := asynq.RedisClientOpt{Addr: redis.Addr()}
-	q := jobs.NewQueue(opt, time.Minute)
-	t.Cleanup(func() { q.Close() })
-	if err := q.EnqueueStep(context.Background(), pipeline.StepRef{ID: 42, Fence: 1}); err != nil {
-		t.Fatal(err)
-	}
-	inspector := asynq.NewInspector(opt)
-	t.Cleanup(func() { inspector.Close() })
 	m, err := web.NewMetrics(web.MetricsConfig{Gauges: db,
 		Breakers: func() []web.BreakerState {
 			return []web.BreakerState{{Provider: "acme", Operation: "transfers", State: "closed", Rate: 100}}
 		},
-		Collectors: []prometheus.Collector{asynqmetrics.NewQueueMetricsCollector(inspector)}})
+		Collectors: []prometheus.Collector{queueCollector(t)}})
 	if err != nil {
 		t.Fatal(err)
 	}

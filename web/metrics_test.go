@@ -188,17 +188,7 @@ func TestMetricsWithTheDatabaseDown(t *testing.T) {
 func TestMetricsWithTheAsynqQueueCollector(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
-	redis := testenv.StartRedis(t)
-	opt := asynq.RedisClientOpt{Addr: redis.Addr()}
-	q := jobs.NewQueue(opt, time.Minute)
-	t.Cleanup(func() { q.Close() })
-	if err := q.EnqueueStep(context.Background(), pipeline.StepRef{ID: 42, Fence: 1}); err != nil {
-		t.Fatal(err)
-	}
-	inspector := asynq.NewInspector(opt)
-	t.Cleanup(func() { inspector.Close() })
-	m, err := web.NewMetrics(web.MetricsConfig{Gauges: db,
-		Collectors: []prometheus.Collector{asynqmetrics.NewQueueMetricsCollector(inspector)}})
+	m, err := web.NewMetrics(web.MetricsConfig{Gauges: db, Collectors: []prometheus.Collector{queueCollector(t)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,4 +265,20 @@ func TestMetricsOfTheBreakers(t *testing.T) {
 	if strings.Contains(out, `settle_bank_rate_limit_per_second{provider="legacy"}`) {
 		t.Error("a provider without a limit has a rate series")
 	}
+}
+
+// queueCollector is Asynq's queue collector over a private Redis whose
+// steps queue holds one task.
+func queueCollector(t *testing.T) prometheus.Collector {
+	t.Helper()
+	redis := testenv.StartRedis(t)
+	opt := asynq.RedisClientOpt{Addr: redis.Addr()}
+	q := jobs.NewQueue(opt, time.Minute)
+	t.Cleanup(func() { q.Close() })
+	if err := q.EnqueueStep(context.Background(), pipeline.StepRef{ID: 42, Fence: 1}); err != nil {
+		t.Fatal(err)
+	}
+	inspector := asynq.NewInspector(opt)
+	t.Cleanup(func() { inspector.Close() })
+	return asynqmetrics.NewQueueMetricsCollector(inspector)
 }

@@ -134,7 +134,7 @@ func (f benchFlags) options() (bench.Options, error) {
 
 // newBenchEngine is `settle serve`'s daemon, for an in-process run.
 func newBenchEngine(ctx context.Context, cfg *config.Config, logger *slog.Logger) (bench.Engine, error) {
-	d, err := newDaemon(ctx, cfg, logger, roleAll)
+	d, err := newDaemon(ctx, cfg, logger, roleAll, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -143,6 +143,18 @@ func TestServeRefusesUnreachableRedis(t *testing.T) {
 	}
 }
 
+// settle serve reads its crash points (SETTLE_TEST_CRASH) before it
+// connects to anything: a bad spec is refused, naming the points it takes.
+func TestServeRefusesABadCrashSpec(t *testing.T) {
+	clearSettleEnv(t)
+	t.Setenv("SETTLE_TEST_CRASH", "after_lunch=1")
+	path := writeConfig(t, "database: {url: \"postgres://u:p@127.0.0.1:1/x?sslmode=disable&connect_timeout=2\"}\nredis: {url: redis://127.0.0.1:1/0}\n"+goodProvider)
+	_, msg, code := runCLI(t, "serve", "--config", path)
+	if code != 1 || !strings.Contains(msg, `SETTLE_TEST_CRASH item "after_lunch=1"`) || !strings.Contains(msg, "after_claim") {
+		t.Fatalf("serve with a bad crash spec: exit %d %q", code, msg)
+	}
+}
+
 // Each role builds only its part; a wrong role is a usage error.
 func TestServeRoles(t *testing.T) {
 	e := newEnv(t)
@@ -151,7 +163,7 @@ func TestServeRoles(t *testing.T) {
 		roleAll: {true, true, true}, roleWorker: {true, false, false},
 		roleScheduler: {false, true, false}, roleWeb: {false, false, true},
 	} {
-		d, err := newDaemon(context.Background(), e.cfg, logger, role)
+		d, err := newDaemon(context.Background(), e.cfg, logger, role, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -89,11 +89,7 @@ func newCustomersImportCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			names := make([]string, len(cfg.Providers))
-			for i, p := range cfg.Providers {
-				names[i] = p.Name
-			}
-			cs, bad := customercsv.Parse(io.LimitReader(f, 1<<30), names)
+			cs, bad := customercsv.Parse(io.LimitReader(f, 1<<30), cfg.ProviderNames())
 			for _, b := range bad {
 				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", args[0], b)
 			}

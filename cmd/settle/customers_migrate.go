@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/settle-dev/settle/internal/config"
+	"github.com/settle-dev/settle/internal/customercsv"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
 )
@@ -57,10 +56,7 @@ e.g. "N{old}".`,
 				return err
 			}
 			defer db.Close()
-			var names []string
-			for _, p := range cfg.Providers {
-				names = append(names, p.Name)
-			}
+			names := cfg.ProviderNames()
 			if !slices.Contains(names, to) || from != "" && !slices.Contains(names, from) {
 				return usageErr("--to %q / --from %q: name configured providers (%s)", to, from, strings.Join(names, ", "))
 			}
@@ -120,40 +116,23 @@ func vaRule(vaMap, template string) (func(store.MigrationCandidate) (string, err
 	}, nil
 }
 
-var vaNumber = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
-// readVAMap reads external_ref,va_number rows; every bad row is reported.
+// readVAMap reads the --va-map file; every bad row is reported.
 func readVAMap(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("--va-map: %w", err)
 	}
 	defer f.Close()
-	r := csv.NewReader(io.LimitReader(f, 1<<30))
-	header, err := r.Read()
-	if err != nil || len(header) != 2 || strings.TrimSpace(header[0]) != "external_ref" || strings.TrimSpace(header[1]) != "va_number" {
-		return nil, usageErr("%s: the first line must be the header external_ref,va_number", path)
-	}
-	m, numbers := map[string]string{}, map[string]bool{}
-	var bad []string
-	for line := 2; ; line++ {
-		rec, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		switch {
-		case err != nil:
-			bad = append(bad, fmt.Sprintf("%s:%d: %v", path, line, err))
-		case len(rec) != 2 || !vaNumber.MatchString(rec[1]):
-			bad = append(bad, fmt.Sprintf("%s:%d: want external_ref,va_number with a number of 1 to 64 letters, digits, '.', '_' or '-'", path, line))
-		case m[rec[0]] != "" || numbers[rec[1]]:
-			bad = append(bad, fmt.Sprintf("%s:%d: %s or its number is listed twice", path, line, rec[0]))
-		default:
-			m[rec[0]], numbers[rec[1]] = rec[1], true
-		}
+	m, bad, err := customercsv.ParseVAMap(io.LimitReader(f, 1<<30))
+	if err != nil {
+		return nil, usageErr("%s: %v", path, err)
 	}
 	if len(bad) > 0 {
-		return nil, usageErr("%d bad rows; nothing was moved:\n  %s", len(bad), strings.Join(bad, "\n  "))
+		rows := make([]string, len(bad))
+		for i, b := range bad {
+			rows[i] = fmt.Sprintf("%s:%d: %s", path, b.Line, b.Msg)
+		}
+		return nil, usageErr("%d bad rows; nothing was moved:\n  %s", len(bad), strings.Join(rows, "\n  "))
 	}
 	return m, nil
 }

@@ -139,7 +139,7 @@ func (e *env) startDaemon(t *testing.T) *daemon {
 	case testing.Verbose():
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	d, err := newDaemon(context.Background(), e.cfg, logger, roleAll)
+	d, err := newDaemon(context.Background(), e.cfg, logger, roleAll, nil)
 	if err != nil {
 		t.Fatalf("start daemon: %v", err)
 	}

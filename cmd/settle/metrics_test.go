@@ -137,7 +137,7 @@ func TestMetricsAfterARealSettlement(t *testing.T) {
 
 	// A worker process serves its own series; the database's come from the
 	// web role.
-	w, err := newDaemon(ctx, e.cfg, slog.New(slog.DiscardHandler), roleWorker)
+	w, err := newDaemon(ctx, e.cfg, slog.New(slog.DiscardHandler), roleWorker, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,24 +22,15 @@ func maintenanceOf(cfg *config.Config, p config.ProviderConfig) (bank.Maintenanc
 	return m, nil
 }
 
-// pollBudget is a provider's poll budget: poll_budget, or, when it is not
-// set and the provider has a rate limit, half the calls the rate allows in
-// one poll interval. Near-payday VAs are polled at every cycle; without a
-// budget, polling could take every call the bank allows and leave none to
-// the transfers that move the money it finds.
-func pollBudget(p config.ProviderConfig, interval time.Duration) int {
-	if p.PollBudget > 0 || p.RateLimitRPS <= 0 {
-		return p.PollBudget
-	}
-	return max(int(float64(p.RateLimitRPS)*interval.Seconds()/2), 1)
-}
-
 // pollConfig is the balance poller's configuration: smart polling by
 // payday, and each provider's budget, dialect and maintenance windows.
 func pollConfig(cfg *config.Config, accounts map[string]pipeline.Accounts) (jobs.PollConfig, error) {
 	interval, err := jobs.ScheduleInterval(cfg.Poll.Schedule, time.Now())
 	if err != nil {
 		return jobs.PollConfig{}, fmt.Errorf("poll.schedule: %w", err)
+	}
+	schedule := pipeline.PollPolicy{
+		Interval: interval, IdleEvery: cfg.Poll.IdleEvery, PaydayWindow: cfg.Poll.PaydayWindow, Location: cfg.Location(),
 	}
 	providers := make(map[string]jobs.ProviderPolling, len(cfg.Providers))
 	for _, p := range cfg.Providers {
@@ -51,19 +42,17 @@ func pollConfig(cfg *config.Config, accounts map[string]pipeline.Accounts) (jobs
 		if err != nil {
 			return jobs.PollConfig{}, fmt.Errorf("provider %s: %w", p.Name, err)
 		}
-		pp := jobs.ProviderPolling{Budget: pollBudget(p, interval), AccountsPerCall: d.BatchSize}
+		pp := jobs.ProviderPolling{Budget: schedule.Budget(p.PollBudget, p.RateLimitRPS), AccountsPerCall: d.BatchSize}
 		if len(m.Windows) > 0 {
 			pp.Closed = m.Closed
 		}
 		providers[p.Name] = pp
 	}
 	return jobs.PollConfig{
-		BatchSize: cfg.Poll.BatchSize,
-		Policy:    pipeline.Policy{MinDeposit: cfg.Poll.MinDeposit},
-		Accounts:  accounts,
-		Schedule: jobs.PollPolicy{
-			Interval: interval, IdleEvery: cfg.Poll.IdleEvery, PaydayWindow: cfg.Poll.PaydayWindow, Location: cfg.Location(),
-		},
+		BatchSize:   cfg.Poll.BatchSize,
+		Policy:      pipeline.Policy{MinDeposit: cfg.Poll.MinDeposit},
+		Accounts:    accounts,
+		Schedule:    schedule,
 		Providers:   providers,
 		Concurrency: cfg.Poll.Concurrency,
 	}, nil

@@ -68,10 +68,7 @@ func newProvidersCmd(g *globals) *cobra.Command {
 // against their banks, each through the adapter, throttle and maintenance
 // windows buildBanks gives it.
 func checkProviders(ctx context.Context, cfg *config.Config, only string, logger *slog.Logger) ([]provcheck.Result, error) {
-	var names []string
-	for _, p := range cfg.Providers {
-		names = append(names, p.Name)
-	}
+	names := cfg.ProviderNames()
 	if only != "" && !slices.Contains(names, only) {
 		return nil, &exitError{code: 2, err: fmt.Errorf("--provider %q: no such provider; configured: %s", only, strings.Join(names, ", "))}
 	}

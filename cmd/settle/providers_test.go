@@ -111,7 +111,7 @@ func TestServeRefusesAMisspeltEngineAccount(t *testing.T) {
 	off.ProvidersCheckAtStart = false
 	off.Providers = append(off.Providers[:0:0], cfg.Providers...)
 	off.Providers[0].Accounts.Fee = "E2E-FEEE"
-	d, err := newDaemon(ctx, &off, slog.New(slog.DiscardHandler), roleAll)
+	d, err := newDaemon(ctx, &off, slog.New(slog.DiscardHandler), roleAll, nil)
 	if err != nil {
 		t.Fatalf("providers_check_at_start false: %v", err)
 	}
@@ -122,7 +122,7 @@ func TestServeRefusesAMisspeltEngineAccount(t *testing.T) {
 	down.Providers = append(down.Providers[:0:0], cfg.Providers...)
 	down.Providers[0].BaseURL = "http://127.0.0.1:1"
 	var log testenv.Buffer
-	d, err = newDaemon(ctx, &down, slog.New(slog.NewJSONHandler(&log, nil)), roleAll)
+	d, err = newDaemon(ctx, &down, slog.New(slog.NewJSONHandler(&log, nil)), roleAll, nil)
 	if err != nil {
 		t.Fatalf("bank down at start: %v", err)
 	}

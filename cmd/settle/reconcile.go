@@ -92,10 +92,7 @@ func newReconcileCmd(g *globals) *cobra.Command {
 // --provider (a configured provider) before anything is opened.
 func reconcileOptions(cfg *config.Config, date, provider string, now time.Time) (jobs.ReconcileOptions, error) {
 	opt := jobs.ReconcileOptions{Provider: provider}
-	var names []string
-	for _, p := range cfg.Providers {
-		names = append(names, p.Name)
-	}
+	names := cfg.ProviderNames()
 	if provider != "" && !slices.Contains(names, provider) {
 		return opt, &exitError{code: 2, err: fmt.Errorf("--provider %q: no such provider; configured: %s", provider, strings.Join(names, ", "))}
 	}
@@ -224,22 +221,12 @@ func printFindings(w io.Writer, rows []store.FindingRow) error {
 	fmt.Fprintln(tw, "ID\tSTATUS\tPROVIDER\tKIND\tACCOUNT\tKEY\tENGINE\tBANK\tSEEN\tDETAIL")
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d×\t%s\n", r.ID, r.Status, r.Provider, r.Kind, r.Account,
-			orDash(r.Key), engineAmount(r), r.BankAmount, r.SeenCount, r.Detail)
+			orDash(r.Key), r.EngineAmount(), r.BankAmount, r.SeenCount, r.Detail)
 	}
 	if len(rows) == 0 {
 		fmt.Fprintln(tw, "(no findings)")
 	}
 	return tw.Flush()
-}
-
-// engineAmount is what the engine's records say of a finding: the amount
-// of its transfer or, for a balance drift (whose Amount is the part nothing
-// explains), the balance the ledger and the known differences account for.
-func engineAmount(r store.FindingRow) int64 {
-	if r.Kind == pipeline.FindingBalanceDrift {
-		return r.BankAmount - r.Amount
-	}
-	return r.Amount
 }
 
 func orDash(s string) string {

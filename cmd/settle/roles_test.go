@@ -129,7 +129,7 @@ func TestWebRoleNeedsNoBankSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := newDaemon(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), roleWeb)
+	d, err := newDaemon(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), roleWeb, nil)
 	if err != nil {
 		t.Fatalf("the web role without the bank's token, as settle_operator: %v", err)
 	}

@@ -61,8 +61,12 @@ func newServeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return oneLine(err)
 			}
+			crashAt, err := crash.Parse(os.Getenv("SETTLE_TEST_CRASH"), os.Getenv("SETTLE_TEST_CRASH_SEED"))
+			if err != nil {
+				return err
+			}
 			logger := newLogger(cfg.Log, os.Stderr)
-			d, err := newDaemon(cmd.Context(), cfg, logger, role)
+			d, err := newDaemon(cmd.Context(), cfg, logger, role, crashAt)
 			if err != nil {
 				return err
 			}
@@ -117,17 +121,22 @@ type daemon struct {
 	http      *http.Server
 	// metrics is what /metrics serves; nil when it is off.
 	metrics *web.Metrics
+	// crashAt is the fault-injection hook (internal/crash) the workers and
+	// the poller call at their crash points; nil for none.
+	crashAt func(point string)
 	// interact handles clicks on the Slack alerts' buttons; nil when
 	// notify.slack.interactive is off. stopSocket ends Socket Mode.
 	interact   *interact.Handler
 	stopSocket func()
 }
 
-func newDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger, role string) (*daemon, error) {
+// newDaemon builds the parts of settle serve that role runs. crashAt is the
+// crash hook of SETTLE_TEST_CRASH, nil outside fault-injection runs.
+func newDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger, role string, crashAt func(point string)) (*daemon, error) {
 	if !loopback(cfg.HTTP.Addr) {
 		logger.Warn("http.addr is reachable beyond this machine: serve it behind a TLS proxy, basic auth and tokens travel in clear", "addr", cfg.HTTP.Addr)
 	}
-	d := &daemon{cfg: cfg, logger: logger, role: role}
+	d := &daemon{cfg: cfg, logger: logger, role: role, crashAt: crashAt}
 	if err := d.build(ctx); err != nil {
 		d.stop(context.Background())
 		return nil, err
@@ -139,11 +148,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger, rol
 // for stop to close.
 func (d *daemon) build(ctx context.Context) (err error) {
 	cfg := d.cfg
-	crashHook, err := crash.Parse(os.Getenv("SETTLE_TEST_CRASH"), os.Getenv("SETTLE_TEST_CRASH_SEED"))
-	if err != nil {
-		return err
-	}
-	if d.db, err = openCurrentDB(ctx, cfg, crashHook); err != nil {
+	if d.db, err = openCurrentDB(ctx, cfg, d.crashAt); err != nil {
 		return err
 	}
 	redis, err := redisOpt(cfg)
@@ -162,7 +167,7 @@ func (d *daemon) build(ctx context.Context) (err error) {
 	// A step task may run for the bank timeout plus two short transactions.
 	d.queue = jobs.NewQueue(redis, cfg.Worker.BankTimeout+20*time.Second)
 	if d.runs(roleWorker) || d.runs(roleScheduler) { // the web role calls no bank
-		if err := d.buildEngine(ctx, redis, crashHook); err != nil {
+		if err := d.buildEngine(ctx, redis); err != nil {
 			return err
 		}
 	}
@@ -183,7 +188,7 @@ func (d *daemon) build(ctx context.Context) (err error) {
 // buildEngine assembles what calls the banks: the adapters behind their
 // throttles, checked at start, the executor and the poller, and the workers
 // or the scheduler that run them, as the role asks.
-func (d *daemon) buildEngine(ctx context.Context, redis asynq.RedisConnOpt, crashHook func(string)) error {
+func (d *daemon) buildEngine(ctx context.Context, redis asynq.RedisConnOpt) error {
 	cfg, logger := d.cfg, d.logger
 	banks, accounts, throttles, err := buildBanks(cfg, logger, d.breakerAlert, d.bankObserver())
 	if err != nil {
@@ -193,7 +198,7 @@ func (d *daemon) buildEngine(ctx context.Context, redis asynq.RedisConnOpt, cras
 	if err := d.checkProvidersAtStart(ctx, banks); err != nil {
 		return err
 	}
-	execCfg := executorConfig(cfg, crashHook)
+	execCfg := executorConfig(cfg, d.crashAt)
 	execCfg.Observer = d.stepObserver()
 	exec := pipeline.NewExecutor(d.db, banks, d.queue, execCfg, logger)
 	if w := cfg.Notify.Customer; w.URL != "" {
@@ -272,31 +277,21 @@ func anyTick[T any](run func(context.Context) (T, error)) func(context.Context, 
 func (d *daemon) breakerAlert(tr throttle.Transition) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	key := "provider:" + tr.Provider + ":breaker:" + string(tr.Operation)
+	b := notify.Breaker{Provider: tr.Provider, Operation: string(tr.Operation),
+		Reconciliation: tr.Operation == throttle.OpStatements, Failures: tr.Failures}
 	switch tr.To {
 	case throttle.Open:
 		if tr.From == throttle.HalfOpen {
 			return // a failed probe: the problem goes on, already reported
 		}
-		cause := "failures"
 		if tr.Err != nil {
-			cause = tr.Err.Error()
+			b.Cause = tr.Err.Error()
 		}
-		severity, effect := pipeline.SeverityCritical, "steps wait, none fail"
-		if tr.Operation == throttle.OpStatements {
-			severity, effect = pipeline.SeverityWarning, "reconciliation waits; transfers go on"
-		}
-		err := d.db.RaiseAlert(ctx, pipeline.Alert{
-			ProblemKey: key, Kind: pipeline.AlertKindProviderBreaker, Severity: severity,
-			Summary: fmt.Sprintf("Bank provider %s is failing its %s calls: they are paused; %s", tr.Provider, tr.Operation, effect),
-			Detail:  fmt.Sprintf("%d of its recent calls failed, the last: %s. A probe call goes through every breaker_cooldown.", tr.Failures, cause),
-			Action:  "check the provider's status; settle resumes by itself when a probe succeeds",
-		})
-		if err != nil {
+		if err := d.db.RaiseAlert(ctx, notify.BreakerAlert(b)); err != nil {
 			d.logger.Error("could not record the breaker alert", "provider", tr.Provider, "err", err)
 		}
 	case throttle.Closed:
-		if _, err := d.db.ResolveProblem(ctx, key, "provider "+tr.Provider+" answers its "+string(tr.Operation)+" calls again; they resumed"); err != nil {
+		if _, err := d.db.ResolveProblem(ctx, notify.BreakerProblemKey(b), notify.BreakerClosedNote(b)); err != nil {
 			d.logger.Error("could not resolve the breaker alert", "provider", tr.Provider, "err", err)
 		}
 	}

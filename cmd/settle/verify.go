@@ -74,13 +74,9 @@ func newVerifyCmd(g *globals) *cobra.Command {
 }
 
 // verifyJournals compares each provider's journal, where it can list one,
-// with the transfers recorded as succeeded there, each journal key read
-// back into the engine's attempt key by the mapping of the provider's
-// dialect. It works on a running engine: the transfers recorded are read
-// before the journal, so each of them was applied by the time the journal
-// is read; a key in the journal whose attempt was in flight, or recorded
-// only after that first read, is in flight, not a difference (a later run
-// checks it), unless the bank applied it twice.
+// with the transfers recorded as succeeded there (jobs.VerifyJournal),
+// each journal key read back into the engine's attempt key by the mapping
+// of the provider's dialect.
 func verifyJournals(ctx context.Context, notes io.Writer, cfg *config.Config, db *store.DB) ([]store.Violation, error) {
 	var out []store.Violation
 	for _, p := range cfg.Providers {
@@ -88,31 +84,20 @@ func verifyJournals(ctx context.Context, notes io.Writer, cfg *config.Config, db
 		if err != nil {
 			return nil, fmt.Errorf("provider %s: %w", p.Name, err)
 		}
-		ours, err := db.SucceededTransfers(ctx, p.Name)
-		if err != nil {
-			return nil, err
-		}
-		journal, err := banksim.NewClient(p.BaseURL, p.Token.Reveal(), nil).Journal(ctx, 0)
+		client := banksim.NewClient(p.BaseURL, p.Token.Reveal(), nil)
+		vs, err := jobs.VerifyJournal(ctx, db, p.Name, func(ctx context.Context) ([]pipeline.BankTransfer, error) {
+			journal, err := client.Journal(ctx, 0)
+			return banksim.BankTransfers(journal, d.AttemptKey), err
+		})
 		var apiErr *banksim.APIError
 		if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusNotFound {
 			fmt.Fprintf(notes, "provider %s cannot list its journal; not compared\n", p.Name)
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("provider %s: read journal: %w", p.Name, err)
-		}
-		live, err := db.LiveTransferKeys(ctx, p.Name)
-		if err != nil {
 			return nil, err
 		}
-		recorded := make(map[string]bool, len(ours))
-		for _, o := range ours {
-			recorded[o.Key] = true
-		}
-		inFlight := func(key string) bool { return !recorded[key] && live[key] }
-		for _, m := range pipeline.MatchJournal(ours, banksim.BankTransfers(journal, d.AttemptKey), inFlight) {
-			out = append(out, store.Violation{Check: "bank_journal_" + m.Kind, Detail: p.Name + " " + m.Key + ": " + m.Detail})
-		}
+		out = append(out, vs...)
 	}
 	return out, nil
 }
@@ -124,9 +109,7 @@ func verifyJournals(ctx context.Context, notes io.Writer, cfg *config.Config, db
 func reportViolations(ctx context.Context, notes io.Writer, db *store.DB, vs []store.Violation, withJournal bool) {
 	checked := store.InvariantChecks()
 	if withJournal {
-		for _, k := range pipeline.MismatchKinds {
-			checked = append(checked, "bank_journal_"+k)
-		}
+		checked = append(checked, jobs.JournalChecks()...)
 	}
 	res, err := jobs.ReportViolations(ctx, db, vs, checked)
 	if err != nil {

@@ -65,45 +65,6 @@ providers:
 	}
 }
 
-// A provider with a rate limit and no poll_budget gets half the calls the
-// rate allows in one poll interval, so polling leaves the rest to the
-// transfers; an explicit poll_budget wins, and no rate limit means no
-// budget.
-func TestPollBudgetDefaultsToHalfTheRate(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "settle.yaml")
-	yaml := `
-database: {url: "postgres://unused@127.0.0.1:1/x"}
-redis: {url: "redis://127.0.0.1:1/0"}
-poll: {schedule: "@every 2s"}
-providers:
-  - {name: limited, dialect: openbanking, base_url: "http://127.0.0.1:1", token: t, rate_limit_rps: 50,
-     accounts: {collection: C, lender: L, holding: H, fee: F}}
-  - {name: slow, dialect: openbanking, base_url: "http://127.0.0.1:1", token: t, rate_limit_rps: 1,
-     accounts: {collection: C, lender: L, holding: H, fee: F}}
-  - {name: explicit, dialect: rest, base_url: "http://127.0.0.1:1", token: t, rate_limit_rps: 50, poll_budget: 7,
-     accounts: {collection: C, lender: L, holding: H, fee: F}}
-  - {name: open, dialect: rest, base_url: "http://127.0.0.1:1", token: t,
-     accounts: {collection: C, lender: L, holding: H, fee: F}}
-`
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := pollConfig(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]int{"limited": 50, "slow": 1, "explicit": 7, "open": 0}
-	for name, budget := range want {
-		if got := pc.Providers[name].Budget; got != budget {
-			t.Errorf("provider %s: poll budget %d per 2s cycle, want %d", name, got, budget)
-		}
-	}
-}
-
 // Configuration validates a provider's dialect against its own list, since
 // it does not import the bank packages; the list must be the registry's, in
 // the same order, so that what validation accepts is what settle can wire.

@@ -10,8 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/settle-dev/settle/internal/demo"
-	"github.com/settle-dev/settle/jobs"
-	"github.com/settle-dev/settle/store"
+	"github.com/settle-dev/settle/pipeline"
 )
 
 // deposit is one salary to pay into a customer's virtual account.
@@ -181,7 +180,7 @@ func tick(d time.Duration, fn func()) (stop func()) {
 // cycles (which would find deposits in lumps). On a weekend, when today
 // is no expected payday, the day whose window is open is used.
 func setPayday(ctx context.Context, in *installation) error {
-	pol := jobs.PollPolicy{PaydayWindow: in.cfg.Poll.PaydayWindow, Location: in.cfg.Location()}
+	pol := pipeline.PollPolicy{PaydayWindow: in.cfg.Poll.PaydayWindow, Location: in.cfg.Location()}
 	now := time.Now()
 	open := pol.OpenPaydays(now)
 	if len(open) == 0 {
@@ -189,7 +188,7 @@ func setPayday(ctx context.Context, in *installation) error {
 	}
 	day := open[0].Day
 	today := now.In(pol.Location).Day()
-	if slices.ContainsFunc(open, func(p store.OpenPayday) bool { return p.Day == today }) {
+	if slices.ContainsFunc(open, func(p pipeline.OpenPayday) bool { return p.Day == today }) {
 		day = today
 	}
 	if _, err := in.db.SQL().ExecContext(ctx, `UPDATE customers SET payday = $1`, day); err != nil {

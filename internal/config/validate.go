@@ -409,11 +409,12 @@ func (c *Config) validateProviders(p *problems, u Uses) {
 		seen[pc.Name], envSeen[providerEnvName(pc.Name)] = i, i
 	}
 	if _, ok := seen[c.DefaultProvider]; !ok {
-		p.add("default_provider %q: must be the name of a provider (%s)", c.DefaultProvider, strings.Join(c.providerNames(), ", "))
+		p.add("default_provider %q: must be the name of a provider (%s)", c.DefaultProvider, strings.Join(c.ProviderNames(), ", "))
 	}
 }
 
-func (c *Config) providerNames() []string {
+// ProviderNames are the names of the configured providers, in order.
+func (c *Config) ProviderNames() []string {
 	names := make([]string, len(c.Providers))
 	for i, pc := range c.Providers {
 		names[i] = pc.Name

@@ -1,6 +1,6 @@
 // Package customercsv reads the CSV file of `settle customers import`: one
 // customer a row, every field checked, every bad row reported with its line
-// number.
+// number; and the va-map file of `settle customers migrate` (ParseVAMap).
 //
 // Columns (a header row naming them is required; order is free):
 //

@@ -1,5 +1,5 @@
 //go:build !race
 
-package jobs_test
+package pipeline
 
 const raceEnabled = false

@@ -1,14 +1,34 @@
-package jobs_test
+package pipeline
 
 import (
 	"os"
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/settle-dev/settle/jobs"
-	"github.com/settle-dev/settle/store"
 )
+
+// A provider with a rate limit and no poll_budget gets half the calls the
+// rate allows in one poll interval, so polling leaves the rest to the
+// transfers; an explicit poll_budget wins, and no rate limit means no
+// budget.
+func TestPollBudgetDefaultsToHalfTheRate(t *testing.T) {
+	t.Parallel()
+	policy := PollPolicy{Interval: 2 * time.Second}
+	for _, c := range []struct {
+		name            string
+		pollBudget, rps int
+		want            int
+	}{
+		{"limited", 0, 50, 50},
+		{"slow", 0, 1, 1},
+		{"explicit", 7, 50, 7},
+		{"open", 0, 0, 0},
+	} {
+		if got := policy.Budget(c.pollBudget, c.rps); got != c.want {
+			t.Errorf("provider %s: poll budget %d per 2s cycle, want %d", c.name, got, c.want)
+		}
+	}
+}
 
 // monthConfig is the month of docs/polling.md: 100,000 VAs at an
 // openbanking provider (one account per balance call) allowing 50 calls a
@@ -16,21 +36,21 @@ import (
 // cycle (two thirds of the 90,000 the bank allows in 30 minutes; the rest
 // is for transfers). October 2026 in Seoul: the 10th and the 25th fall on a
 // weekend, so their salaries come on Friday the 9th and the 23rd.
-func monthConfig(vas int) jobs.SimConfig {
+func monthConfig(vas int) SimConfig {
 	seoul, err := time.LoadLocation("Asia/Seoul")
 	if err != nil {
 		panic(err)
 	}
 	scale := float64(vas) / 100_000
-	return jobs.SimConfig{
+	return SimConfig{
 		VAs:       vas,
-		Policy:    jobs.PollPolicy{Interval: 30 * time.Minute, IdleEvery: 6, PaydayWindow: 1, Location: seoul},
+		Policy:    PollPolicy{Interval: 30 * time.Minute, IdleEvery: 6, PaydayWindow: 1, Location: seoul},
 		Budget:    int(60_000 * scale),
 		RateLimit: 50 * scale,
 		Start:     time.Date(2026, 9, 24, 0, 0, 0, 0, seoul),
 		Measure:   time.Date(2026, 10, 1, 0, 0, 0, 0, seoul),
 		End:       time.Date(2026, 11, 1, 0, 0, 0, 0, seoul),
-		Paydays: []jobs.PaydayShare{
+		Paydays: []PaydayShare{
 			{Day: 25, Share: 0.35}, {Day: 10, Share: 0.20}, {Day: 15, Share: 0.10}, {Day: 21, Share: 0.05},
 			{Day: 31, Share: 0.10}, {Day: 1, Share: 0.05}, {Day: 0, Share: 0.15},
 		},
@@ -59,7 +79,7 @@ func TestSimulatedMonth(t *testing.T) {
 		vas = v
 	}
 	cfg := monthConfig(vas)
-	rep := jobs.SimulatePolling(cfg)
+	rep := SimulatePolling(cfg)
 	t.Logf("smart polling, %d VAs, budget %d calls a cycle, bank %.0f calls/s:\n%s", vas, cfg.Budget, cfg.RateLimit, rep.Summary())
 	if rep.Missed != 0 {
 		t.Errorf("%d deposits were never found", rep.Missed)
@@ -88,13 +108,13 @@ func TestSimulatedMonth(t *testing.T) {
 	naive := cfg
 	naive.Policy.IdleEvery = 1
 	naive.Policy.PaydayWindow = 0
-	t.Logf("every VA every cycle, same budget:\n%s", jobs.SimulatePolling(naive).Summary())
+	t.Logf("every VA every cycle, same budget:\n%s", SimulatePolling(naive).Summary())
 }
 
 func TestPaydays(t *testing.T) {
 	t.Parallel()
 	seoul, _ := time.LoadLocation("Asia/Seoul")
-	p := jobs.PollPolicy{PaydayWindow: 1, Location: seoul}
+	p := PollPolicy{PaydayWindow: 1, Location: seoul}
 	at := func(s string) time.Time {
 		tm, err := time.ParseInLocation("2006-01-02 15:04", s, seoul)
 		if err != nil {
@@ -102,7 +122,7 @@ func TestPaydays(t *testing.T) {
 		}
 		return tm
 	}
-	has := func(ps []store.OpenPayday, d int) bool {
+	has := func(ps []OpenPayday, d int) bool {
 		for _, x := range ps {
 			if x.Day == d {
 				return true
@@ -137,14 +157,7 @@ func TestPaydays(t *testing.T) {
 			t.Errorf("the window of the 25th (paid Friday the 23rd) opened %s, want Thursday the 22nd", o.Since)
 		}
 	}
-	iv, err := jobs.ScheduleInterval("@every 30m", time.Now())
-	if err != nil || iv != 30*time.Minute {
-		t.Errorf("interval of @every 30m = %s %v", iv, err)
-	}
-	if iv, _ := jobs.ScheduleInterval("0 9,17 * * *", time.Now()); iv != 8*time.Hour {
-		t.Errorf("interval of 0 9,17 * * * = %s, want the shorter gap 8h", iv)
-	}
-	pol := jobs.PollPolicy{Interval: time.Minute, IdleEvery: 6}
+	pol := PollPolicy{Interval: time.Minute, IdleEvery: 6}
 	if pol.NearEvery() != 30*time.Second || pol.IdleAfter() != 330*time.Second || pol.Reserve(1000) != 200 {
 		t.Errorf("near every %s, idle after %s, reserve %d", pol.NearEvery(), pol.IdleAfter(), pol.Reserve(1000))
 	}

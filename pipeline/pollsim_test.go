@@ -1,4 +1,4 @@
-package jobs
+package pipeline
 
 import (
 	"fmt"
@@ -195,7 +195,7 @@ func (s *sim) newVA(rng *rand.Rand) simVA {
 	} else {
 		kind = kindUnknown
 	}
-	loc := cfg.Policy.loc()
+	loc := cfg.Policy.TimeZone()
 	start := cfg.Start.In(loc)
 	for mo := -1; ; mo++ {
 		e := ExpectedPayday(start.Year(), start.Month()+time.Month(mo), day, loc)

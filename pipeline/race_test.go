@@ -1,6 +1,6 @@
 //go:build race
 
-package jobs_test
+package pipeline
 
 // raceEnabled: the race detector slows the simulated month tenfold, so
 // make test (which runs -race) simulates a smaller population.

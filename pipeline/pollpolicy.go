@@ -1,14 +1,11 @@
-package jobs
+package pipeline
 
-import (
-	"time"
-
-	"github.com/settle-dev/settle/store"
-)
+import "time"
 
 // PollPolicy decides when each virtual account is polled. It is pure: the
-// poller applies it through the database, SimulatePolling applies it to a
-// population in memory, and both follow the same rules:
+// poller (jobs) applies it through the database, the poll simulator of this
+// package's tests applies it to a population in memory, and both follow
+// the same rules:
 //
 //   - A VA whose customer is near payday is due at every cycle: its payday
 //     (day of month: set by an operator, per employer, or learned from past
@@ -38,6 +35,18 @@ type PollPolicy struct {
 // IdleReserve is the share of a cycle's budget kept for due idle VAs.
 const IdleReserve = 0.2
 
+// Budget is a provider's poll budget: pollBudget, or, when it is not set
+// and the provider has a rate limit, half the calls the rate allows in one
+// Interval (at least one). Near-payday VAs are polled at every cycle;
+// without a budget, polling could take every call the bank allows and
+// leave none to the transfers that move the money it finds.
+func (p PollPolicy) Budget(pollBudget, rateLimitRPS int) int {
+	if pollBudget > 0 || rateLimitRPS <= 0 {
+		return pollBudget
+	}
+	return max(int(float64(rateLimitRPS)*p.Interval.Seconds()/2), 1)
+}
+
 // NearEvery is how long after its last poll a near-payday VA is due again:
 // half an interval, so that it is due at every tick however ticks jitter.
 func (p PollPolicy) NearEvery() time.Duration { return p.Interval / 2 }
@@ -55,11 +64,20 @@ func (p PollPolicy) Reserve(budget int) int {
 	return int(float64(budget) * IdleReserve)
 }
 
-func (p PollPolicy) loc() *time.Location {
+// TimeZone is where the policy's days begin and end: Location, or UTC.
+func (p PollPolicy) TimeZone() *time.Location {
 	if p.Location == nil {
 		return time.UTC
 	}
 	return p.Location
+}
+
+// OpenPayday is a payday (day of month 1..31) whose window is open, and
+// when the window opened: a VA in which a deposit was found since is not
+// near payday any more.
+type OpenPayday struct {
+	Day   int
+	Since time.Time
 }
 
 // OpenPaydays returns the paydays (days of month 1..31) whose window is
@@ -70,14 +88,14 @@ func (p PollPolicy) loc() *time.Location {
 // when it falls on a weekend, as employers pay before a weekend; public
 // holidays are not known, which PaydayWindow absorbs. Months before and
 // after now's are considered, so a window may cross a month's end.
-func (p PollPolicy) OpenPaydays(now time.Time) []store.OpenPayday {
-	local := now.In(p.loc())
-	var out []store.OpenPayday
+func (p PollPolicy) OpenPaydays(now time.Time) []OpenPayday {
+	local := now.In(p.TimeZone())
+	var out []OpenPayday
 	for d := 1; d <= 31; d++ {
 		for _, mo := range []int{-1, 0, 1} {
 			open, close := p.window(local.Year(), local.Month()+time.Month(mo), d)
 			if !now.Before(open) && now.Before(close) {
-				out = append(out, store.OpenPayday{Day: d, Since: open})
+				out = append(out, OpenPayday{Day: d, Since: open})
 				break
 			}
 		}
@@ -87,7 +105,7 @@ func (p PollPolicy) OpenPaydays(now time.Time) []store.OpenPayday {
 
 // window returns when the window of payday d in a month opens and closes.
 func (p PollPolicy) window(year int, month time.Month, d int) (open, close time.Time) {
-	e := ExpectedPayday(year, month, d, p.loc())
+	e := ExpectedPayday(year, month, d, p.TimeZone())
 	return e.AddDate(0, 0, -p.PaydayWindow), e.AddDate(0, 0, p.PaydayWindow+1)
 }
 
@@ -106,24 +124,4 @@ func ExpectedPayday(year int, month time.Month, d int, loc *time.Location) time.
 		e = e.AddDate(0, 0, -2)
 	}
 	return e
-}
-
-// ScheduleInterval returns the period of a poll schedule (a cron spec or
-// "@every D"): the shortest gap between its next activations after now, so
-// that a VA near payday is due at every one of them.
-func ScheduleInterval(spec string, now time.Time) (time.Duration, error) {
-	sched, err := ParseSchedule(spec)
-	if err != nil {
-		return 0, err
-	}
-	var shortest time.Duration
-	t := sched.Next(now)
-	for range 64 {
-		next := sched.Next(t)
-		if gap := next.Sub(t); gap > 0 && (shortest == 0 || gap < shortest) {
-			shortest = gap
-		}
-		t = next
-	}
-	return shortest, nil
 }
