@@ -18,7 +18,6 @@ import (
 	"github.com/settle-dev/settle/bank/openbanking"
 	"github.com/settle-dev/settle/bank/rest"
 	"github.com/settle-dev/settle/internal/settletest"
-	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
@@ -66,16 +65,7 @@ func (sb sandbox) balanceCalls(t *testing.T) int64 {
 
 func openDB(t *testing.T) *store.DB {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, testenv.PostgresURL(t), store.Options{MaxOpenConns: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	return db
+	return settletest.NewDB(t, 16)
 }
 
 // addCustomers creates n customers at provider, each with a VA and a

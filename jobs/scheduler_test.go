@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/store"
@@ -193,16 +194,7 @@ func openJobsDB(t *testing.T) *store.DB {
 // openJobsDBAt opens the database at url and migrates it.
 func openJobsDBAt(t *testing.T, url string) *store.DB {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, url, store.Options{MaxOpenConns: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	return db
+	return settletest.OpenDB(t, url, 16)
 }
 
 // stalledReplicaDB, set in the environment, makes this test binary the

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
@@ -18,16 +19,7 @@ import (
 
 func newDB(t *testing.T) *store.DB {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, testenv.PostgresURL(t), store.Options{MaxOpenConns: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	return db
+	return settletest.NewDB(t, 8)
 }
 
 var accounts = pipeline.Accounts{Collection: "COL", Lender: "LEND", Holding: "HOLD", Fee: "FEE"}

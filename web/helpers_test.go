@@ -2,7 +2,6 @@ package web_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http/httptest"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	"github.com/settle-dev/settle/bank/rest"
 	"github.com/settle-dev/settle/internal/demo"
 	"github.com/settle-dev/settle/internal/settletest"
-	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/jobs"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
@@ -25,16 +23,7 @@ var accounts = pipeline.Accounts{Collection: "WEB-COLLECTION", Lender: "WEB-LEND
 
 func newDB(t *testing.T) *store.DB {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, testenv.PostgresURL(t), store.Options{MaxOpenConns: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	return db
+	return settletest.NewDB(t, 8)
 }
 
 // payday is an installation after one payday: customer 0 settled; customer

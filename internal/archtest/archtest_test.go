@@ -65,7 +65,7 @@ var layers = map[string][]string{
 	binary: nil,
 
 	// Test support (see testSupport) and this package.
-	"internal/settletest": {"pipeline", "store", "bank/banksim"},
+	"internal/settletest": {"pipeline", "store", "bank/banksim", "internal/testenv"},
 	"internal/testenv":    {"internal/localsvc"},
 	"internal/testcert":   nil,
 	"bank/banktest":       {"pipeline", "bank/banksim", "bank/transport", "internal/testcert"},

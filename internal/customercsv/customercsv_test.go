@@ -2,12 +2,11 @@ package customercsv
 
 import (
 	"context"
-	"io"
 	"os"
 	"strings"
 	"testing"
 
-	"github.com/settle-dev/settle/internal/testenv"
+	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
 )
@@ -105,26 +104,12 @@ func TestParseRefusesBadHeaders(t *testing.T) {
 	}
 }
 
-func newDB(t *testing.T) *store.DB {
-	t.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, testenv.PostgresURL(t), store.Options{MaxOpenConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
-
 // Read reports the rows whose customer or virtual account is registered
 // already with their lines, beside every other bad row, in one pass, and
 // writes nothing.
 func TestReadReportsRegisteredCustomersWithTheOtherBadRows(t *testing.T) {
 	t.Parallel()
-	db := newDB(t)
+	db := settletest.NewDB(t, 4)
 	ctx := context.Background()
 	if _, err := db.CreateCustomer(ctx, store.NewCustomer{ExternalRef: "c-1", HolderName: "Kim", Provider: "sandbox",
 		VANumber: "VA0001", Currency: "KRW", Payout: pipeline.Payee{Account: "OWN0001", Holder: "Kim"}}); err != nil {
@@ -165,7 +150,7 @@ func TestSampleFileReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	f, err := Read(context.Background(), in, opts, newDB(t))
+	f, err := Read(context.Background(), in, opts, settletest.NewDB(t, 4))
 	if err != nil || len(f.Bad) != 0 || len(f.Customers) == 0 {
 		t.Fatalf("sample: %d customers, bad rows %v, %v", len(f.Customers), f.Bad, err)
 	}
