@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -276,8 +277,8 @@ func TestAuditRecordsTheDatabaseUserNotTheClaim(t *testing.T) {
 	refused(t, daemon, `UPDATE audit_log SET db_user = 'x'`, `DELETE FROM audit_log`)
 }
 
-// The audit list shows each row's outcome, why, and the connection's user
-// and host.
+// The audit list shows each row's outcome, why, the connection's user
+// and host, and what an applied command changed.
 func TestListAuditShowsOutcomeAndConnection(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
@@ -301,6 +302,15 @@ func TestListAuditShowsOutcomeAndConnection(t *testing.T) {
 	}
 	if r := rows[1]; r.Outcome != store.AuditApplied || r.Detail != "" || r.DBUser != user || r.Client != client {
 		t.Errorf("applied row %+v", r)
+	}
+	if got := rows[0].Changes(); got != nil {
+		t.Errorf("changes of a no-op cancel: %q, want none", got)
+	}
+	got := rows[1].Changes()
+	for _, w := range []string{"status: RUNNING → CANCELLED", "steps[0].status: READY → CANCELLED", "steps[1].status: PENDING → CANCELLED"} {
+		if !slices.Contains(got, w) {
+			t.Errorf("changes of a cancel %q lack %q", got, w)
+		}
 	}
 	b, _ := json.Marshal(rows[0])
 	for _, k := range []string{`"outcome":"nothing_to_do"`, `"db_user":`, `"client":`, `"detail":`} {

@@ -132,12 +132,9 @@ func newCustomersListCmd(g *globals) *cobra.Command {
 		Short: "List customers, newest first, account numbers masked",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st := store.CustomerStatus(strings.ToUpper(status))
-			if st != "" && !slices.Contains(store.CustomerStatuses, st) {
-				return &exitError{code: 2, err: fmt.Errorf("--status %q: use one of %s", st, joined(store.CustomerStatuses))}
-			}
-			if limit < 1 || limit > 100000 {
-				return &exitError{code: 2, err: fmt.Errorf("--limit %d: use 1..100000", limit)}
+			st, err := listFlags(status, store.CustomerStatuses, limit)
+			if err != nil {
+				return err
 			}
 			db, err := g.openForRead(cmd)
 			if err != nil {
