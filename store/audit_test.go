@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -276,8 +277,8 @@ func TestAuditRecordsTheDatabaseUserNotTheClaim(t *testing.T) {
 	refused(t, daemon, `UPDATE audit_log SET db_user = 'x'`, `DELETE FROM audit_log`)
 }
 
-// The audit list shows each row's outcome, why, and the connection's user
-// and host.
+// The audit list shows each row's outcome, why, the connection's user
+// and host, and what an applied command changed.
 func TestListAuditShowsOutcomeAndConnection(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
@@ -301,6 +302,15 @@ func TestListAuditShowsOutcomeAndConnection(t *testing.T) {
 	}
 	if r := rows[1]; r.Outcome != store.AuditApplied || r.Detail != "" || r.DBUser != user || r.Client != client {
 		t.Errorf("applied row %+v", r)
+	}
+	if got := rows[0].Changes(); got != nil {
+		t.Errorf("changes of a no-op cancel: %q, want none", got)
+	}
+	got := rows[1].Changes()
+	for _, w := range []string{"status: RUNNING → CANCELLED", "steps[0].status: READY → CANCELLED", "steps[1].status: PENDING → CANCELLED"} {
+		if !slices.Contains(got, w) {
+			t.Errorf("changes of a cancel %q lack %q", got, w)
+		}
 	}
 	b, _ := json.Marshal(rows[0])
 	for _, k := range []string{`"outcome":"nothing_to_do"`, `"db_user":`, `"client":`, `"detail":`} {
@@ -337,7 +347,20 @@ func TestMigrateDownKeepsRefusalsReadable(t *testing.T) {
 		if _, have, _, _ := db.SchemaCurrent(ctx); have != rb.From {
 			t.Fatalf("a failed rollback moved the schema from %d to %d", rb.From, have)
 		}
-		rows, err := db.ListAudit(ctx, "schema", 2)
+		// The audit log of schema 12, read as it is there (ListAudit reads the current one).
+		var rows []struct{ Outcome, Detail string }
+		q, err := db.SQL().QueryContext(ctx, `SELECT outcome, detail FROM audit_log WHERE subject = 'schema' ORDER BY id DESC LIMIT 2`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer q.Close()
+		for err == nil && q.Next() {
+			rows = append(rows, struct{ Outcome, Detail string }{})
+			err = q.Scan(&rows[len(rows)-1].Outcome, &rows[len(rows)-1].Detail)
+		}
+		if err == nil {
+			err = q.Err()
+		}
 		want := "the rollback failed; the schema stays at version " + strconv.FormatInt(rb.From, 10)
 		if err != nil || len(rows) != 2 || rows[0].Outcome != store.AuditRefused || !strings.Contains(rows[0].Detail, want) ||
 			rows[1].Outcome != store.AuditApplied {

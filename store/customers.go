@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/settle-dev/settle/pipeline"
 )
@@ -121,14 +123,36 @@ func (c CustomerView) Obligations() pipeline.Obligations {
 	return pipeline.Obligations{Outstanding: c.Outstanding, Hold: c.Hold, FeeFixed: c.FeeFixed, FeeBPS: c.FeeBPS}
 }
 
-const customerViewQuery = `
+const customerViewSelect = `
 	SELECT c.id, c.external_ref, c.holder_name, c.payout_bank_code, c.payout_account, c.payout_holder_name,
 	       c.provider, c.status, o.currency, o.outstanding, o.hold_amount, o.fee_fixed, o.fee_bps,
 	       o.repaid_total, o.held_total,
 	       coalesce((SELECT string_agg(va.provider || ':' || va.number, ',' ORDER BY va.id)
 	                   FROM virtual_accounts va WHERE va.customer_id = c.id), '') AS va_numbers
-	  FROM customers c JOIN obligations o ON o.customer_id = c.id
+	  FROM customers c JOIN obligations o ON o.customer_id = c.id`
+
+const customerViewQuery = customerViewSelect + `
 	 WHERE c.external_ref = $1`
+
+// CustomerFilter narrows ListCustomers. Zero fields match everything.
+type CustomerFilter struct {
+	Status   CustomerStatus
+	Provider string
+	Limit    int
+}
+
+// ListCustomers returns customers, newest first. Account numbers are as
+// stored: mask them before showing them.
+func (db *DB) ListCustomers(ctx context.Context, f CustomerFilter) ([]CustomerView, error) {
+	out := []CustomerView{}
+	err := db.x.SelectContext(ctx, &out, customerViewSelect+`
+		 WHERE ($1 = '' OR c.status = $1) AND ($2 = '' OR c.provider = $2)
+		 ORDER BY c.id DESC LIMIT $3`, string(f.Status), f.Provider, max(f.Limit, 1))
+	if err != nil {
+		return nil, fmt.Errorf("list customers: %w", err)
+	}
+	return out, nil
+}
 
 // GetCustomer returns one customer by external reference.
 func (db *DB) GetCustomer(ctx context.Context, ref string) (CustomerView, error) {
@@ -205,6 +229,56 @@ func setInt(dst *int64, v *int64) {
 func maskedView(c CustomerView) CustomerView {
 	c.PayoutAccount = pipeline.AccountNumber(c.PayoutAccount).Masked()
 	return c
+}
+
+// Conflict is a customer that cannot be created because one registered
+// already holds its external reference or its virtual account.
+type Conflict struct {
+	Index int    // in the list checked
+	Msg   string // what clashes, the virtual account masked
+}
+
+// CustomerConflicts checks every customer against those registered
+// already, reading only, and returns each clash: an external reference
+// taken, a virtual account (provider and number) that belongs to another
+// customer. A customer may clash twice. Empty fields match nothing.
+func (db *DB) CustomerConflicts(ctx context.Context, cs []NewCustomer) ([]Conflict, error) {
+	refs, provs, vas := make([]string, len(cs)), make([]string, len(cs)), make([]string, len(cs))
+	for i, c := range cs {
+		refs[i], provs[i], vas[i] = c.ExternalRef, c.Provider, c.VANumber
+	}
+	var found []struct {
+		Index   int    `db:"idx"`
+		Ref     string `db:"ref"`
+		Taken   bool   `db:"taken"`
+		VA      string `db:"va"`
+		VAOwner string `db:"va_owner"`
+	}
+	err := db.x.SelectContext(ctx, &found, `
+		SELECT (f.i - 1)::int AS idx, f.ref, c.id IS NOT NULL AS taken, f.provider || ':' || f.va AS va,
+		       coalesce(vc.external_ref, '') AS va_owner
+		  FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS f(ref, provider, va, i)
+		  LEFT JOIN customers c ON c.external_ref = f.ref
+		  LEFT JOIN virtual_accounts v ON v.provider = f.provider AND v.number = f.va
+		  LEFT JOIN customers vc ON vc.id = v.customer_id
+		 WHERE c.id IS NOT NULL OR vc.id IS NOT NULL
+		 ORDER BY f.i`, pq.Array(refs), pq.Array(provs), pq.Array(vas))
+	if err != nil {
+		return nil, fmt.Errorf("check customers against those registered: %w", err)
+	}
+	var out []Conflict
+	for _, f := range found {
+		if f.Taken {
+			out = append(out, Conflict{f.Index, fmt.Sprintf("customer %q exists already (settle customers show %s; "+
+				"settle customers update changes it)", f.Ref, f.Ref)})
+		}
+		if f.VAOwner != "" && f.VAOwner != f.Ref {
+			prov, num, _ := strings.Cut(f.VA, ":")
+			out = append(out, Conflict{f.Index, fmt.Sprintf("virtual account %s:%s belongs to customer %s already",
+				prov, pipeline.AccountNumber(num).Masked(), f.VAOwner)})
+		}
+	}
+	return out, nil
 }
 
 // ImportCustomers creates every customer or, if any one cannot be created,

@@ -14,16 +14,22 @@ import (
 	"github.com/settle-dev/settle/store"
 )
 
-// violations runs verify and returns the names of the checks it found
-// broken.
-func violations(t *testing.T, db *store.DB) []string {
+// verified runs verify and returns every violation it found.
+func verified(t *testing.T, db *store.DB) []store.Violation {
 	t.Helper()
 	vs, err := db.Verify(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return vs
+}
+
+// violations runs verify and returns the names of the checks it found
+// broken.
+func violations(t *testing.T, db *store.DB) []string {
+	t.Helper()
 	var out []string
-	for _, v := range vs {
+	for _, v := range verified(t, db) {
 		out = append(out, v.Check)
 	}
 	return out

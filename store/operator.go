@@ -40,9 +40,10 @@ type Audit struct {
 }
 
 func (a Audit) validate() error {
+	if err := CheckActor(a.Actor); err != nil {
+		return fmt.Errorf("%w: %w (--actor)", ErrRefused, err)
+	}
 	switch {
-	case a.Actor == "" || len(a.Actor) > 128:
-		return fmt.Errorf("%w: the actor must be 1 to 128 characters (--actor)", ErrRefused)
 	case a.Reason == "" || len(a.Reason) > 1000:
 		return fmt.Errorf("%w: give a reason of 1 to 1000 characters (--reason)", ErrRefused)
 	}
@@ -732,6 +733,11 @@ func (db *DB) FailedSettlements(ctx context.Context, since time.Time, provider s
 
 // AuditRow is one audit_log entry.
 type AuditRow struct {
+	// Seq is the row's place in the audit log's hash chain: 1, 2, 3, ...
+	// without gaps. ID comes from a sequence and skips the values of rolled
+	// back inserts (a dry run's row among them): a gap in ID is not a
+	// deletion, a gap in Seq would be, and settle verify reports it.
+	Seq     int64           `db:"seq" json:"seq"`
 	ID      int64           `db:"id" json:"id"`
 	Actor   string          `db:"actor" json:"actor"` // as the operator claims (--actor)
 	Command string          `db:"command" json:"command"`
@@ -750,17 +756,21 @@ type AuditRow struct {
 	DBUser    string    `db:"db_user" json:"db_user"`
 	Client    string    `db:"client" json:"client"`
 	CreatedAt time.Time `db:"created_at" json:"created_at"`
+	// Hash is the row's SHA-256 in the chain, hex: the newest row's is
+	// what an operator notes outside the database to anchor the chain.
+	Hash string `db:"hash" json:"hash"`
 }
 
-// ListAudit returns audit entries, newest first, for one subject
-// ("settlement:12") or all ("").
+// ListAudit returns audit entries, newest first (in chain order), for one
+// subject ("settlement:12") or all ("").
 func (db *DB) ListAudit(ctx context.Context, subject string, limit int) ([]AuditRow, error) {
 	out := []AuditRow{}
 	err := db.x.SelectContext(ctx, &out, `
-		SELECT id, actor, command, args, reason, subject, outcome, detail, coalesce(before, 'null') AS before,
+		SELECT seq, id, actor, command, args, reason, subject, outcome, detail, coalesce(before, 'null') AS before,
 		       coalesce(after, 'null') AS after, coalesce(db_user, '') AS db_user,
-		       CASE WHEN db_user IS NULL THEN '' ELSE coalesce(host(client_addr), 'local') END AS client, created_at
-		  FROM audit_log WHERE ($1 = '' OR subject = $1) ORDER BY id DESC LIMIT $2`, subject, max(limit, 1))
+		       CASE WHEN db_user IS NULL THEN '' ELSE coalesce(host(client_addr), 'local') END AS client, created_at,
+		       encode(hash, 'hex') AS hash
+		  FROM audit_log WHERE ($1 = '' OR subject = $1) ORDER BY seq DESC LIMIT $2`, subject, max(limit, 1))
 	if err != nil {
 		return nil, fmt.Errorf("list audit log: %w", err)
 	}

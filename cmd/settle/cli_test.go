@@ -92,6 +92,7 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 		{"unknown command", []string{"settlemnts", "list"}, 2, []string{`unknown command "settlemnts"`, "did you mean settlements?"}},
 		{"unknown subcommand", []string{"settlements", "lsit"}, 2, []string{`"lsit" for "settle settlements"`, "did you mean list?"}},
 		{"replay of nothing", []string{"replay", "--reason", "r", "--config", unreachable}, 2, []string{"either a SETTLEMENT_ID or --failed-since"}},
+		{"an actor with a space", []string{"cancel", "12", "--reason", "r", "--actor", "kim lee", "--config", unreachable}, 2, []string{`--actor: actor "kim lee": use letters, digits`, "nothing was changed"}},
 		{"list COMPENSATING settlements", []string{"settlements", "list", "--status", "compensating", "--config", unreachable}, 1, []string{"not reachable"}},
 		{"no configuration file", []string{"config", "check"}, 1, []string{"database.url is required", "pass --config FILE or set SETTLE_CONFIG"}},
 	}

@@ -29,7 +29,8 @@ type opFlags struct {
 
 func (o *opFlags) register(cmd *cobra.Command, dryRun bool) {
 	cmd.Flags().StringVar(&o.reason, "reason", "", "why (required; kept in the audit log)")
-	cmd.Flags().StringVar(&o.actor, "actor", defaultActor(), "who runs the command, as the audit log records it beside the database user; defaults to the OS user")
+	cmd.Flags().StringVar(&o.actor, "actor", defaultActor(), "who runs the command, as the audit log records it beside the database user; "+
+		"letters, digits and . _ - @ + : \\ (e.g. kim.lee or kim@ops.example); defaults to the OS user")
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the outcome as JSON")
 	if dryRun {
 		cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print exactly what would happen; change nothing and write no audit row")
@@ -39,6 +40,9 @@ func (o *opFlags) register(cmd *cobra.Command, dryRun bool) {
 func (o *opFlags) audit(command string, args map[string]any) (store.Audit, error) {
 	if strings.TrimSpace(o.reason) == "" {
 		return store.Audit{}, &exitError{code: 2, err: errors.New("--reason is required: say why, it goes into the audit log")}
+	}
+	if err := store.CheckActor(o.actor); err != nil {
+		return store.Audit{}, &exitError{code: 2, err: fmt.Errorf("--actor: %w; nothing was changed", err)}
 	}
 	return store.Audit{Actor: o.actor, Command: command, Args: args, Reason: o.reason}, nil
 }
@@ -302,7 +306,14 @@ func newAuditCmd(g *globals) *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List audit log entries, newest first: applied, refused and no-op commands, with the database user and host",
-		Args:  usageArgs(cobra.NoArgs),
+		Long: "List audit log entries, newest first: who (the actor as claimed, and the database user and client host\n" +
+			"PostgreSQL saw), what, why, the outcome, and for an applied command what it changed (field: before → after;\n" +
+			"--json has the whole state before and after).\n\n" +
+			"SEQ is the entry's place in the audit log's hash chain and runs 1, 2, 3, ... without gaps; each entry\n" +
+			"carries the hash of the one before it, and settle verify (audit_chain_intact) reports an entry changed,\n" +
+			"removed or written outside the chain. ID comes from a sequence that skips a value whenever an insert is\n" +
+			"rolled back (a dry run writes its entry and rolls it back): a gap in ID is not a deletion, a gap in SEQ would be.",
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, db, err := g.openStore(cmd)
 			if err != nil {
@@ -317,10 +328,10 @@ func newAuditCmd(g *globals) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), rows)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTIME\tACTOR\tDB USER\tCLIENT\tCOMMAND\tSUBJECT\tREASON\tOUTCOME")
+			fmt.Fprintln(tw, "SEQ\tID\tTIME\tACTOR\tDB USER\tCLIENT\tCOMMAND\tSUBJECT\tREASON\tOUTCOME\tCHANGES")
 			for _, r := range rows {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.CreatedAt.Format("2006-01-02 15:04:05"), r.Actor,
-					orDash(r.DBUser), orDash(r.Client), r.Command, r.Subject, r.Reason, auditOutcome(r))
+				fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.ID, r.CreatedAt.Format("2006-01-02 15:04:05"), r.Actor,
+					orDash(r.DBUser), orDash(r.Client), r.Command, r.Subject, r.Reason, auditOutcome(r), orDash(strings.Join(r.Changes(), "; ")))
 			}
 			return tw.Flush()
 		},

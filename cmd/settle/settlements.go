@@ -27,12 +27,9 @@ func newSettlementsCmd(g *globals) *cobra.Command {
 		Short: "List settlements, newest first",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st := pipeline.SettlementStatus(strings.ToUpper(status))
-			if st != "" && !slices.Contains(pipeline.SettlementStatuses, st) {
-				return &exitError{code: 2, err: fmt.Errorf("--status %q: use one of %s", st, joined(pipeline.SettlementStatuses))}
-			}
-			if limit < 1 || limit > 100000 {
-				return &exitError{code: 2, err: fmt.Errorf("--limit %d: use 1..100000", limit)}
+			st, err := listFlags(status, pipeline.SettlementStatuses, limit)
+			if err != nil {
+				return err
 			}
 			db, err := g.openForRead(cmd)
 			if err != nil {
@@ -118,6 +115,19 @@ func parseID(name, s string) (int64, error) {
 		return 0, &exitError{code: 2, err: fmt.Errorf("%s %q is not a positive whole number", name, s)}
 	}
 	return id, nil
+}
+
+// listFlags checks a list command's --status, one of statuses in any case
+// ("" for all), and its --limit, 1..100000.
+func listFlags[T ~string](status string, statuses []T, limit int) (T, error) {
+	st := T(strings.ToUpper(status))
+	if st != "" && !slices.Contains(statuses, st) {
+		return "", &exitError{code: 2, err: fmt.Errorf("--status %q: use one of %s", st, joined(statuses))}
+	}
+	if limit < 1 || limit > 100000 {
+		return "", &exitError{code: 2, err: fmt.Errorf("--limit %d: use 1..100000", limit)}
+	}
+	return st, nil
 }
 
 // joined lists the values for a message: "A, B, C".

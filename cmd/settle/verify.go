@@ -26,7 +26,8 @@ func newVerifyCmd(g *globals) *cobra.Command {
 		Long: "Check that the ledger balances, each VA and each account in the ledger holds what was recorded\n" +
 			"moving through it (a deposit is counted once), every settlement's legs add up to its deposit, no step has\n" +
 			"more than one successful transfer, DONE steps have exactly one transfer and journal, steps\n" +
-			"completed in order, and no settlement is open without a live step. With --bank-journal, also\n" +
+			"completed in order, no settlement is open without a live step, and the audit log's hash chain is\n" +
+			"intact (audit_chain_intact names the first entry changed, removed or written outside it). With --bank-journal, also\n" +
 			"check that each provider's journal holds exactly the transfers recorded as succeeded, each\n" +
 			"once (for banks that can list their journal, such as the sandbox bank).\n" +
 			"Each broken check also raises an alert (one per check; the same violations raise nothing new),\n" +

@@ -1,15 +1,21 @@
 // Package customercsv reads the CSV file of `settle customers import`: one
-// customer a row, every field checked, every bad row reported with its line
-// number; and the va-map file of `settle customers migrate` (ParseVAMap).
+// customer a row, every field checked, and every bad row reported with its
+// line number, in one pass that also checks each row against the customers
+// registered already (Read); and the va-map file of `settle customers
+// migrate` (ParseVAMap).
 //
-// Columns (a header row naming them is required; order is free):
+// Columns (a header row naming them is required; order is free; no other
+// column, and every row has exactly one field per column):
 //
 //	external_ref, holder_name, provider, va_number, currency, payout_account,
 //	payout_holder_name, payout_bank_code (may be empty), outstanding, hold,
 //	fee_fixed, fee_bps
+//
+// configs/customers.sample.csv is a file that imports.
 package customercsv
 
 import (
+	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -44,22 +50,91 @@ var (
 	accountPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 )
 
-// Parse reads every row. It returns the customers and, if any row is bad,
-// every bad row: then the caller imports nothing. providers lists the
-// provider names the configuration knows.
-func Parse(r io.Reader, providers []string) ([]store.NewCustomer, []RowError) {
+// Options are what each row is checked against: the configuration's
+// providers and the one currency the installation settles.
+type Options struct {
+	Providers []string // provider names (providers[].name)
+	Currency  string   // the installation's currency (currency), e.g. KRW
+}
+
+// File is a customer file, checked.
+type File struct {
+	Customers []store.NewCustomer // the good rows' customers, in file order
+	Lines     []int               // the line of each of Customers
+	Bad       []RowError          // every bad row, in line order; import nothing unless empty
+}
+
+// Read parses the file and, in the same pass, checks every row against the
+// customers registered in db (store.DB.CustomerConflicts): an external
+// reference or a virtual account taken is reported with the row's line,
+// beside everything else wrong with it. It reads the database only; a
+// failure to read it is the error.
+func Read(ctx context.Context, r io.Reader, o Options, db *store.DB) (File, error) {
+	rows := parse(r, o)
+	var cs []store.NewCustomer
+	var at []int
+	for i, row := range rows {
+		if row.parsed {
+			cs, at = append(cs, row.c), append(at, i)
+		}
+	}
+	if len(cs) > 0 {
+		conflicts, err := db.CustomerConflicts(ctx, cs)
+		if err != nil {
+			return File{}, err
+		}
+		for _, c := range conflicts {
+			rows[at[c.Index]].msgs = append(rows[at[c.Index]].msgs, c.Msg)
+		}
+	}
+	return collect(rows), nil
+}
+
+// Parse checks the file on its own, without the database: Read without
+// the check against the customers registered already.
+func Parse(r io.Reader, o Options) File {
+	return collect(parse(r, o))
+}
+
+// row is one line of the file as parse read it: its customer, when its
+// fields could be read (parsed), and what is wrong with it.
+type row struct {
+	line   int
+	c      store.NewCustomer
+	parsed bool
+	msgs   []string
+}
+
+func collect(rows []row) File {
+	var f File
+	for _, r := range rows {
+		if len(r.msgs) > 0 {
+			f.Bad = append(f.Bad, RowError{Line: r.line, Msg: strings.Join(r.msgs, "; ")})
+			continue
+		}
+		f.Customers, f.Lines = append(f.Customers, r.c), append(f.Lines, r.line)
+	}
+	return f
+}
+
+func bad(line int, format string, a ...any) []row {
+	return []row{{line: line, msgs: []string{fmt.Sprintf(format, a...)}}}
+}
+
+// parse reads every row.
+func parse(r io.Reader, o Options) []row {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	header, err := cr.Read()
 	if err != nil {
-		return nil, []RowError{{Line: 1, Msg: "no header row: the first line must name the columns " + strings.Join(Columns, ",")}}
+		return bad(1, "no header row: the first line must name the columns %s", strings.Join(Columns, ","))
 	}
 	idx, herr := columnIndex(header)
 	if herr != nil {
-		return nil, []RowError{{Line: 1, Msg: herr.Error()}}
+		return bad(1, "%s", herr.Error())
 	}
-	var out []store.NewCustomer
-	var bad []RowError
+	var rows []row
+	failed := 0
 	refs, vas := map[string]int{}, map[string]int{}
 	for {
 		rec, err := cr.Read()
@@ -68,39 +143,45 @@ func Parse(r io.Reader, providers []string) ([]store.NewCustomer, []RowError) {
 		}
 		var perr *csv.ParseError
 		if errors.As(err, &perr) {
-			bad = append(bad, RowError{Line: perr.StartLine, Msg: "not CSV: " + perr.Err.Error()})
-			if len(bad) > 1000 {
+			rows = append(rows, bad(perr.StartLine, "not CSV: %s", perr.Err)...)
+			if failed++; failed > 1000 {
 				break
 			}
 			continue
 		}
 		if err != nil {
-			bad = append(bad, RowError{Line: 0, Msg: "read: " + err.Error()})
+			rows = append(rows, bad(0, "read: %s", err)...)
 			break
 		}
 		line, _ := cr.FieldPos(0)
-		if len(out)+len(bad) >= MaxRows {
-			bad = append(bad, RowError{Line: line, Msg: fmt.Sprintf("more than %d rows: split the file", MaxRows)})
+		if len(rows) >= MaxRows {
+			rows = append(rows, bad(line, "more than %d rows: split the file", MaxRows)...)
 			break
 		}
-		c, msgs := parseRow(rec, idx, providers)
+		if len(rec) != len(header) {
+			rows = append(rows, bad(line, "%d fields, but the header has %d columns (%s): remove the extra fields, "+
+				"or quote a field that holds a comma", len(rec), len(header), strings.Join(Columns, ","))...)
+			continue
+		}
+		c, msgs := parseRow(rec, idx, o)
 		if prev, dup := refs[c.ExternalRef]; dup && c.ExternalRef != "" {
 			msgs = append(msgs, fmt.Sprintf("external_ref %q repeats line %d", c.ExternalRef, prev))
 		}
 		if prev, dup := vas[c.Provider+":"+c.VANumber]; dup && c.VANumber != "" {
 			msgs = append(msgs, fmt.Sprintf("va_number repeats line %d", prev))
 		}
-		refs[c.ExternalRef], vas[c.Provider+":"+c.VANumber] = line, line
-		if len(msgs) > 0 {
-			bad = append(bad, RowError{Line: line, Msg: strings.Join(msgs, "; ")})
-			continue
+		if _, dup := refs[c.ExternalRef]; !dup {
+			refs[c.ExternalRef] = line
 		}
-		out = append(out, c)
+		if _, dup := vas[c.Provider+":"+c.VANumber]; !dup {
+			vas[c.Provider+":"+c.VANumber] = line
+		}
+		rows = append(rows, row{line: line, c: c, parsed: true, msgs: msgs})
 	}
-	if len(bad) == 0 && len(out) == 0 {
-		bad = append(bad, RowError{Line: 2, Msg: "no customers after the header"})
+	if len(rows) == 0 {
+		return bad(2, "no customers after the header")
 	}
-	return out, bad
+	return rows
 }
 
 func columnIndex(header []string) (map[string]int, error) {
@@ -108,7 +189,7 @@ func columnIndex(header []string) (map[string]int, error) {
 	for i, h := range header {
 		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
 		if !slices.Contains(Columns, h) {
-			return nil, fmt.Errorf("unknown column %q: the columns are %s", h, strings.Join(Columns, ","))
+			return nil, fmt.Errorf("unknown column %q: the header must name exactly the columns %s", h, strings.Join(Columns, ","))
 		}
 		if _, dup := idx[h]; dup {
 			return nil, fmt.Errorf("column %q appears twice", h)
@@ -123,7 +204,7 @@ func columnIndex(header []string) (map[string]int, error) {
 	return idx, nil
 }
 
-func parseRow(rec []string, idx map[string]int, providers []string) (store.NewCustomer, []string) {
+func parseRow(rec []string, idx map[string]int, o Options) (store.NewCustomer, []string) {
 	var msgs []string
 	get := func(col string) string {
 		if i := idx[col]; i < len(rec) {
@@ -137,7 +218,11 @@ func parseRow(rec []string, idx map[string]int, providers []string) (store.NewCu
 		case v == "" && col != "payout_bank_code":
 			msgs = append(msgs, col+" is empty")
 		case pattern != nil && v != "" && !pattern.MatchString(v):
-			msgs = append(msgs, fmt.Sprintf("%s %q may hold only letters, digits and . _ - (at most 64)", col, v))
+			shown := strconv.Quote(v)
+			if pattern == accountPattern { // an account number: its last four only
+				shown = pipeline.AccountNumber(v).Masked()
+			}
+			msgs = append(msgs, fmt.Sprintf("%s %s may hold only letters, digits and . _ - (at most 64)", col, shown))
 		case !utf8.ValidString(v) || utf8.RuneCountInString(v) > maxLen || strings.ContainsAny(v, "\r\n\t"):
 			msgs = append(msgs, fmt.Sprintf("%s must be at most %d characters of text on one line", col, maxLen))
 		}
@@ -164,9 +249,11 @@ func parseRow(rec []string, idx map[string]int, providers []string) (store.NewCu
 	}
 	if err := pipeline.ValidateCurrency(c.Currency); err != nil {
 		msgs = append(msgs, "currency: "+err.Error())
+	} else if c.Currency != o.Currency {
+		msgs = append(msgs, fmt.Sprintf("currency %s: this installation settles %s only (currency in the configuration)", c.Currency, o.Currency))
 	}
-	if c.Provider != "" && !slices.Contains(providers, c.Provider) {
-		msgs = append(msgs, fmt.Sprintf("provider %q is not configured (configured: %s)", c.Provider, strings.Join(providers, ", ")))
+	if c.Provider != "" && !slices.Contains(o.Providers, c.Provider) {
+		msgs = append(msgs, fmt.Sprintf("provider %q is not configured (configured: %s)", c.Provider, strings.Join(o.Providers, ", ")))
 	}
 	bps, err := strconv.ParseInt(get("fee_bps"), 10, 64)
 	if err != nil || bps < 0 || bps > 10000 {
