@@ -17,12 +17,12 @@ const MaxActorLength = 128
 // actorPunct is the punctuation an actor may hold besides letters and
 // digits: enough for a login (kim.lee, svc_settle), an address
 // (kim@ops.example), a Windows account (CORP\kim) or a prefixed ID
-// (slack:U024BE7LH).
-const actorPunct = "._-@+:\\"
+// (slack:T024BE7LG/U024BE7LH, the actor of a Slack click).
+const actorPunct = "._-@+:/\\"
 
 // CheckActor refuses an actor (--actor) that the audit log should not
 // record: empty, longer than MaxActorLength characters, or holding
-// anything but letters, digits and the characters . _ - @ + : \ (no
+// anything but letters, digits and the characters . _ - @ + : / \ (no
 // spaces, no control or invisible characters), or not starting with a
 // letter or a digit. The actor is a claim; the database user and host
 // beside it are what PostgreSQL saw.

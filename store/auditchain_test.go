@@ -258,12 +258,12 @@ func TestAuditChainMigrationChainsExistingRows(t *testing.T) {
 // audit row is written.
 func TestAuditRefusesABadActor(t *testing.T) {
 	t.Parallel()
-	for _, good := range []string{"kim.lee", "kim@ops.example", `CORP\kim`, "slack:U024BE7LH", "김철수", "svc_settle-2", strings.Repeat("a", 128)} {
+	for _, good := range []string{"kim.lee", "kim@ops.example", `CORP\kim`, "slack:U024BE7LH", "slack:T024BE7LG/U024BE7LH", "김철수", "svc_settle-2", strings.Repeat("a", 128)} {
 		if err := store.CheckActor(good); err != nil {
 			t.Errorf("actor %q refused: %v", good, err)
 		}
 	}
-	bad := []string{"", " ", "kim lee", "kim\n", "kim\x1b[31m", "\u202ekim", "kim\u200b", "-kim", "@kim", strings.Repeat("a", 129), "\xff"}
+	bad := []string{"", " ", "kim lee", "kim\n", "kim\x1b[31m", "\u202ekim", "kim\u200b", "-kim", "@kim", "/kim", strings.Repeat("a", 129), "\xff"}
 	for _, b := range bad {
 		if err := store.CheckActor(b); err == nil {
 			t.Errorf("actor %q accepted", b)

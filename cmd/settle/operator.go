@@ -30,7 +30,7 @@ type opFlags struct {
 func (o *opFlags) register(cmd *cobra.Command, dryRun bool) {
 	cmd.Flags().StringVar(&o.reason, "reason", "", "why (required; kept in the audit log)")
 	cmd.Flags().StringVar(&o.actor, "actor", defaultActor(), "who runs the command, as the audit log records it beside the database user; "+
-		"letters, digits and . _ - @ + : \\ (e.g. kim.lee or kim@ops.example); defaults to the OS user")
+		"letters, digits and . _ - @ + : / \\ (e.g. kim.lee or kim@ops.example); defaults to the OS user")
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the outcome as JSON")
 	if dryRun {
 		cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print exactly what would happen; change nothing and write no audit row")
