@@ -68,7 +68,7 @@ func (l *Log) alert(ctx context.Context, msg string, n Notice) {
 		}
 		attrs = appendNonEmpty(attrs, "action", a.Action)
 	default:
-		attrs = appendNonEmpty(attrs, "why", why(a), "tried", tried(a), "action", a.Action)
+		attrs = appendNonEmpty(attrs, "why", why(a), "tried", tried(a), "action", a.Action, "fix", fixHint(a))
 	}
 	if n.Occurrences > 1 {
 		attrs = append(attrs, slog.Int("occurrences", n.Occurrences))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/internal/demo"
 	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/notify"
@@ -35,6 +36,40 @@ func (e *env) cli(t *testing.T, want int, args ...string) string {
 	return out + msg
 }
 
+// frozenPayoutFailed seeds one customer whose payout account the bank has
+// frozen, pays them amount, starts the daemon and waits for the settlement
+// to fail; it returns the customer and the settlement's ID.
+func (e *env) frozenPayoutFailed(t *testing.T, amount int64) (demo.Customer, int64) {
+	t.Helper()
+	ctx := context.Background()
+	s := e.seeder(1)
+	cs, err := s.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.bank.SetState(ctx, cs[0].Payout, banksim.StateFrozen, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pay(ctx, cs[0], amount); err != nil {
+		t.Fatal(err)
+	}
+	e.startDaemon(t)
+	e.waitSettled(t, map[string]int64{"FAILED": 1})
+	return cs[0], settlementID(t, e)
+}
+
+// failedAlert reads the settlement_failed alert of a settlement, and its
+// failure reason.
+func (e *env) failedAlert(t *testing.T, id int64) (summary, action, configKey, reason string) {
+	t.Helper()
+	if err := e.db.SQL().QueryRow(`
+		SELECT a.summary, a.action, a.config_key, s.failure_reason FROM alerts a JOIN settlements s ON s.id = a.settlement_id
+		 WHERE a.settlement_id = $1 AND a.kind = 'settlement_failed'`, id).Scan(&summary, &action, &configKey, &reason); err != nil {
+		t.Fatal(err)
+	}
+	return summary, action, configKey, reason
+}
+
 // The operator story: a frozen payout account fails the settlement with an
 // alert; the operator points the customer at a new account and replays it;
 // it settles with exactly one payout, both commands are audited, and a
@@ -43,21 +78,7 @@ func TestOperatorFixesAFrozenPayoutAndReplays(t *testing.T) {
 	e := newEnv(t)
 	clearSettleEnv(t)
 	ctx := context.Background()
-	s := e.seeder(1)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := cs[0]
-	if _, err := e.bank.SetState(ctx, c.Payout, banksim.StateFrozen, ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Pay(ctx, c, 3_000_000); err != nil {
-		t.Fatal(err)
-	}
-	e.startDaemon(t)
-	e.waitSettled(t, map[string]int64{"FAILED": 1})
-	id := settlementID(t, e)
+	c, id := e.frozenPayoutFailed(t, 3_000_000)
 	var alerts int
 	if err := e.db.SQL().QueryRow(`SELECT count(*) FROM alerts WHERE settlement_id = $1 AND summary LIKE '%account_frozen%'`, id).Scan(&alerts); err != nil || alerts != 1 {
 		t.Fatalf("alerts about the frozen account: %d %v", alerts, err)
