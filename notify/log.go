@@ -79,7 +79,7 @@ func (l *Log) alert(ctx context.Context, msg string, n Notice) {
 func (l *Log) storm(ctx context.Context, msg string, s Storm) {
 	causes := make([]string, len(s.Causes))
 	for i, c := range s.Causes {
-		causes[i] = c.Cause + " " + grouped(int64(c.Count))
+		causes[i] = c.Cause + " " + pipeline.Grouped(int64(c.Count))
 	}
 	attrs := []slog.Attr{
 		slog.String("problem_key", s.Key),

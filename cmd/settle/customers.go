@@ -48,9 +48,11 @@ func newPlanCmd(g *globals) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), p)
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "deposit %s for %s (outstanding %d, hold %d, fee %d + %d bps):\n", p.Deposit, c.Ref, c.Outstanding, c.Hold, c.FeeFixed, c.FeeBPS)
+			money := func(n int64) pipeline.Money { return pipeline.Money{Amount: n, Currency: c.Currency} }
+			fmt.Fprintf(w, "deposit %s for %s (outstanding %s, hold %s, fee %s + %d bps):\n", p.Deposit, c.Ref,
+				money(c.Outstanding), money(c.Hold), money(c.FeeFixed), c.FeeBPS)
 			for i, l := range p.Legs {
-				fmt.Fprintf(w, "  %d. %-6s %d\n", i+1, l.Kind, l.Amount)
+				fmt.Fprintf(w, "  %d. %-6s %s\n", i+1, l.Kind, money(l.Amount))
 			}
 			return nil
 		},
@@ -142,8 +144,9 @@ func newCustomersShowCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(w, "Customer %s (id %d) %s, %s, provider %s\n", c.Ref, c.ID, c.HolderName, c.Status, c.Provider)
 			fmt.Fprintf(w, "Virtual accounts: %s\n", c.VANumbers)
 			fmt.Fprintf(w, "Payout: %s (%s)\n", c.PayoutAccount, c.PayoutHolder)
-			fmt.Fprintf(w, "Obligations (%s): outstanding %d, hold %d, fee %d + %d bps; repaid so far %d, held so far %d\n",
-				c.Currency, c.Outstanding, c.Hold, c.FeeFixed, c.FeeBPS, c.RepaidTotal, c.HeldTotal)
+			money := func(n int64) pipeline.Money { return pipeline.Money{Amount: n, Currency: c.Currency} }
+			fmt.Fprintf(w, "Obligations: outstanding %s, hold %s, fee %s + %d bps; repaid so far %s, held so far %s\n",
+				money(c.Outstanding), money(c.Hold), money(c.FeeFixed), c.FeeBPS, money(c.RepaidTotal), money(c.HeldTotal))
 			return nil
 		},
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,6 +123,29 @@ func TestOperatorFixesAFrozenPayoutAndReplays(t *testing.T) {
 	rows, err := e.db.ListAudit(ctx, "settlement:"+strconv.FormatInt(id, 10), 1)
 	if err != nil || len(rows) != 1 || feeTo(t, rows[0].After, payout) != "payout ****0001" {
 		t.Fatalf("the replay's audit row does not record the payout's destination (%v): %s", err, rows[0].After)
+	}
+	// show: the PAYOUT ran once since the replay (TRIES 1) and lists both
+	// attempts, the refused key and the new one; the engine's accounts by
+	// their role and key, the customer's masked; money as the status page
+	// prints it.
+	show := e.cli(t, 0, "settlements", "show", strconv.FormatInt(id, 10))
+	payoutLine := regexp.MustCompile(`(?m)^[0-9]+ +` + strconv.FormatInt(payout, 10) + ` +PAYOUT +[0-9,]+ KRW +collection \(providers\[0\]\.accounts\.collection\) +\*\*\*\*0001 +DONE +1 *$`)
+	for _, want := range []string{"Deposit 3,000,000 KRW = repay ", "TRIES", "attempt 1", "attempt 2", "REFUSED", "SUCCEEDED",
+		"lender (providers[0].accounts.lender)", pipeline.AccountNumber(c.VA).Masked()} {
+		if !strings.Contains(show, want) {
+			t.Errorf("settlements show does not say %q", want)
+		}
+	}
+	if !payoutLine.MatchString(show) || strings.Contains(show, "****TION") || strings.Contains(show, c.VA) || strings.Contains(show, newAccount) {
+		t.Errorf("settlements show: want the PAYOUT line %s, no engine account masked, no customer account in full", payoutLine)
+	}
+	if t.Failed() {
+		t.Fatalf("settlements show:\n%s", show)
+	}
+	var shown store.SettlementDetail
+	if err := json.Unmarshal([]byte(e.cli(t, 0, "settlements", "show", strconv.FormatInt(id, 10), "--json")), &shown); err != nil ||
+		shown.Steps[0].From != pipeline.AccountNumber(c.VA).Masked() || shown.Steps[0].To != testAccounts.Collection {
+		t.Fatalf("settlements show --json: SWEEP %+v (%v); want the VA masked, the collection account as configured", shown.Steps[0], err)
 	}
 	again := e.cli(t, 0, "replay", strconv.FormatInt(id, 10), "--reason", "again")
 	if !strings.Contains(again, "nothing to do") || !strings.Contains(again, "SETTLED") {
@@ -257,7 +281,7 @@ func TestImportCustomersAllOrNothingThenPlan(t *testing.T) {
 	}
 	e.cli(t, 1, "customers", "import", good, "--reason", "again") // already there: refused, nothing imported
 	plan := e.cli(t, 0, "plan", "--customer", "imp-1", "--amount", "3,000,000")
-	for _, want := range []string{"SWEEP  3000000", "REPAY  500000", "FEE    4000", "PAYOUT 2496000"} {
+	for _, want := range []string{"SWEEP  3,000,000 KRW", "REPAY  500,000 KRW", "FEE    4,000 KRW", "PAYOUT 2,496,000 KRW"} {
 		if !strings.Contains(plan, want) {
 			t.Errorf("plan does not show %q:\n%s", want, plan)
 		}

@@ -159,7 +159,7 @@ func printReconcile(w io.Writer, res jobs.ReconcileResult) error {
 		if !p.Statements {
 			lists = "no statements (its dialect cannot list them): balances only"
 		}
-		fmt.Fprintf(w, "%s: %d accounts; %s; %d credits not settled yet (%d)\n", p.Provider, p.Accounts, lists, p.PendingCredits, p.PendingAmount)
+		fmt.Fprintf(w, "%s: %d accounts; %s; %d credits not settled yet (%s)\n", p.Provider, p.Accounts, lists, p.PendingCredits, pipeline.Grouped(p.PendingAmount))
 		if p.Error != "" {
 			fmt.Fprintf(w, "  ERROR %s\n", p.Error)
 		}
@@ -223,8 +223,8 @@ func printFindings(w io.Writer, rows []store.FindingRow) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATUS\tPROVIDER\tKIND\tACCOUNT\tKEY\tENGINE\tBANK\tSEEN\tDETAIL")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d×\t%s\n", r.ID, r.Status, r.Provider, r.Kind, r.Account,
-			orDash(r.Key), engineAmount(r), r.BankAmount, r.SeenCount, r.Detail)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d×\t%s\n", r.ID, r.Status, r.Provider, r.Kind, r.Account,
+			orDash(r.Key), pipeline.Grouped(engineAmount(r)), pipeline.Grouped(r.BankAmount), r.SeenCount, r.Detail)
 	}
 	if len(rows) == 0 {
 		fmt.Fprintln(tw, "(no findings)")

@@ -393,7 +393,7 @@ func TestFindingsListShowsADriftAgainstTheLedger(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	fields := strings.Fields(lines[1])
-	if len(lines) != 2 || fields[6] != "0" || fields[7] != "888000" {
-		t.Fatalf("findings list:\n%s\nwant ENGINE 0 and BANK 888000", out.String())
+	if len(lines) != 2 || fields[6] != "0" || fields[7] != "888,000" {
+		t.Fatalf("findings list:\n%s\nwant ENGINE 0 and BANK 888,000", out.String())
 	}
 }
