@@ -252,7 +252,7 @@ func replayMany(cmd *cobra.Command, g *globals, o opFlags, a store.Audit, since,
 	if o.dryRun {
 		verb = "would replay"
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s %d of %d FAILED settlements since %s; %d refused\n", verb, replayed, len(ids), from.Format(time.RFC3339), refused)
+	fmt.Fprintf(cmd.OutOrStdout(), "%s %d of %d FAILED settlements since %s; %d refused\n", verb, replayed, len(ids), localTime(from, cfg.Location()), refused)
 	if refused > 0 {
 		return fmt.Errorf("replay: %d settlements refused (see above)", refused)
 	}
@@ -289,7 +289,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 		Short: "List audit log entries, newest first: applied, refused and no-op commands, with the database user and host",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, db, err := g.openStore(cmd)
+			cfg, db, err := g.openStore(cmd)
 			if err != nil {
 				return err
 			}
@@ -304,7 +304,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tTIME\tACTOR\tDB USER\tCLIENT\tCOMMAND\tSUBJECT\tREASON\tOUTCOME")
 			for _, r := range rows {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.CreatedAt.Format("2006-01-02 15:04:05"), r.Actor,
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, localTime(r.CreatedAt, cfg.Location()), r.Actor,
 					orDash(r.DBUser), orDash(r.Client), r.Command, r.Subject, r.Reason, auditOutcome(r))
 			}
 			return tw.Flush()

@@ -136,6 +136,10 @@ func TestOperatorFixesAFrozenPayoutAndReplays(t *testing.T) {
 			t.Errorf("settlements show does not say %q", want)
 		}
 	}
+	// Times in time_zone (Asia/Seoul by default), with the offset.
+	if !regexp.MustCompile(`(?m)^Created 20[0-9-]{8} [0-9:]{8} \+09:00, finished 20[0-9-]{8} [0-9:]{8} \+09:00 `).MatchString(show) {
+		t.Errorf("settlements show: want the times in Asia/Seoul with the offset")
+	}
 	if !payoutLine.MatchString(show) || strings.Contains(show, "****TION") || strings.Contains(show, c.VA) || strings.Contains(show, newAccount) {
 		t.Errorf("settlements show: want the PAYOUT line %s, no engine account masked, no customer account in full", payoutLine)
 	}
@@ -151,7 +155,8 @@ func TestOperatorFixesAFrozenPayoutAndReplays(t *testing.T) {
 	if !strings.Contains(again, "nothing to do") || !strings.Contains(again, "SETTLED") {
 		t.Fatalf("second replay: %s", again)
 	}
-	if out := e.cli(t, 0, "settlements", "list", "--customer", c.Ref, "--provider", "sandbox", "--from", "1h"); !strings.Contains(out, c.Ref) {
+	if out := e.cli(t, 0, "settlements", "list", "--customer", c.Ref, "--provider", "sandbox", "--from", "1h"); !strings.Contains(out, c.Ref) ||
+		!strings.Contains(out, " +09:00 ") {
 		t.Fatalf("list by customer, provider and date:\n%s", out)
 	}
 	if out := e.cli(t, 0, "settlements", "list", "--customer", "nobody"); !strings.Contains(out, "(no settlements)") {
@@ -159,7 +164,7 @@ func TestOperatorFixesAFrozenPayoutAndReplays(t *testing.T) {
 	}
 	e.cli(t, 2, "settlements", "list", "--from", "yesterday")
 	audit := e.cli(t, 0, "audit", "list")
-	if strings.Count(audit, "ops-kim") != 2 || !strings.Contains(audit, "customers update") || !strings.Contains(audit, "replay") {
+	if strings.Count(audit, "ops-kim") != 2 || !strings.Contains(audit, " +09:00 ") || !strings.Contains(audit, "customers update") || !strings.Contains(audit, "replay") {
 		t.Fatalf("audit log:\n%s", audit)
 	}
 }
@@ -443,6 +448,8 @@ func TestOperatorHTTPSurface(t *testing.T) {
 		{"GET", "/monitoring/", false, 401, ""},
 		{"GET", "/metrics", false, 401, ""},
 		{"GET", "/", true, 200, "settle replay " + strconv.FormatInt(settlementIDWith(t, e, "FAILED"), 10)},
+		{"GET", "/", true, 200, " 00:00 KST</small>"}, // settled today counts from midnight in time_zone (Asia/Seoul)
+		{"GET", "/", true, 200, "Times in Asia/Seoul."},
 		{"GET", "/metrics", true, 200, `settle_settlements{status="FAILED"} 1`},
 		{"GET", "/monitoring/", true, 200, "<html"},
 		{"DELETE", "/monitoring/api/queues/steps", true, 405, ""},

@@ -138,7 +138,7 @@ func runReconcile(cmd *cobra.Command, cfg *config.Config, opt jobs.ReconcileOpti
 	if asJSON {
 		err = writeJSON(cmd.OutOrStdout(), res)
 	} else {
-		err = printReconcile(cmd.OutOrStdout(), res)
+		err = printReconcile(cmd.OutOrStdout(), res, cfg.Location())
 	}
 	switch {
 	case err != nil:
@@ -151,8 +151,8 @@ func runReconcile(cmd *cobra.Command, cfg *config.Config, opt jobs.ReconcileOpti
 	return nil
 }
 
-func printReconcile(w io.Writer, res jobs.ReconcileResult) error {
-	fmt.Fprintf(w, "reconciliation run %d: transactions from %s, balances as of now\n", res.RunID, res.From.Format(time.RFC3339))
+func printReconcile(w io.Writer, res jobs.ReconcileResult, loc *time.Location) error {
+	fmt.Fprintf(w, "reconciliation run %d: transactions from %s, balances as of now\n", res.RunID, localTime(res.From, loc))
 	for _, p := range res.Providers {
 		lists := fmt.Sprintf("%d statement lines, %d matched by key, %d by amount and date, %d in flight",
 			p.Lines, p.Matched, p.MatchedByAmount, p.InFlight)

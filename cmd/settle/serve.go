@@ -320,7 +320,7 @@ func (d *daemon) routes() (http.Handler, error) {
 	return web.New(web.Config{
 		Credentials: creds,
 		Status:      d.db,
-		Page: web.PageConfig{Logger: d.logger, QueueLatency: d.queue.Latency,
+		Page: web.PageConfig{TimeZone: d.cfg.TimeZone, Logger: d.logger, QueueLatency: d.queue.Latency,
 			Providers: providers},
 		Dashboard: d.monitor, DashboardPath: d.monitor.RootPath(),
 		Metrics: d.metrics, MetricsOpen: h.MetricsOpen,

@@ -35,7 +35,7 @@ func newSettlementsCmd(g *globals) *cobra.Command {
 			if limit < 1 || limit > 100000 {
 				return &exitError{code: 2, err: fmt.Errorf("--limit %d: use 1..100000", limit)}
 			}
-			db, err := g.openForRead(cmd)
+			cfg, db, err := g.openStore(cmd)
 			if err != nil {
 				return err
 			}
@@ -61,7 +61,7 @@ func newSettlementsCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), rows)
 			}
-			return printSettlements(cmd.OutOrStdout(), rows)
+			return printSettlements(cmd.OutOrStdout(), rows, cfg.Location())
 		},
 	}
 	list.Flags().StringVar(&status, "status", "", "only this status: "+joined(pipeline.SettlementStatuses))
@@ -98,20 +98,12 @@ func newSettlementsCmd(g *globals) *cobra.Command {
 			if showJSON {
 				return writeJSON(cmd.OutOrStdout(), maskDetail(d, keys))
 			}
-			return printSettlement(cmd.OutOrStdout(), d, keys)
+			return printSettlement(cmd.OutOrStdout(), d, keys, cfg.Location())
 		},
 	}
 	show.Flags().BoolVar(&showJSON, "json", false, "print JSON")
 	cmd.AddCommand(list, show)
 	return cmd
-}
-
-func (g *globals) openForRead(cmd *cobra.Command) (*store.DB, error) {
-	cfg, err := g.loadConfig()
-	if err != nil {
-		return nil, oneLine(err)
-	}
-	return openCurrentDB(cmd.Context(), cfg, nil)
 }
 
 func parseID(name, s string) (int64, error) {
@@ -137,13 +129,13 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func printSettlements(w io.Writer, rows []store.SettlementRow) error {
+func printSettlements(w io.Writer, rows []store.SettlementRow, loc *time.Location) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tCUSTOMER\tSTATUS\tNOTIFIED\tDEPOSIT\tREPAY\tHOLD\tFEE\tPAYOUT\tCREATED\tREASON")
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.CustomerRef, r.Status, notified(r),
 			pipeline.Money{Amount: r.Amount, Currency: r.Currency}, pipeline.Grouped(r.Repay), pipeline.Grouped(r.Hold),
-			pipeline.Grouped(r.Fee), pipeline.Grouped(r.Payout), r.CreatedAt.Format("2006-01-02 15:04:05"), r.FailureReason)
+			pipeline.Grouped(r.Fee), pipeline.Grouped(r.Payout), localTime(r.CreatedAt, loc), r.FailureReason)
 	}
 	if len(rows) == 0 {
 		fmt.Fprintln(tw, "(no settlements)")
@@ -267,13 +259,13 @@ func maskDetail(d store.SettlementDetail, keys map[string]string) store.Settleme
 // printSettlement prints a settlement and its timeline: each step with the
 // number of times a worker ran it (TRIES) and, under it, each transfer
 // attempt (one idempotency key each) with what the bank answered.
-func printSettlement(w io.Writer, d store.SettlementDetail, keys map[string]string) error {
+func printSettlement(w io.Writer, d store.SettlementDetail, keys map[string]string, loc *time.Location) error {
 	money := func(n int64) string { return pipeline.Money{Amount: n, Currency: d.Currency}.String() }
 	fmt.Fprintf(w, "Settlement %d  customer %s (id %d)  provider %s  %s\n", d.ID, d.CustomerRef, d.CustomerID, d.Provider, d.Status)
 	fmt.Fprintf(w, "Deposit %s = repay %s + hold %s + fee %s + payout %s\n", money(d.Amount), money(d.Repay), money(d.Hold), money(d.Fee), money(d.Payout))
-	fmt.Fprintf(w, "Created %s", d.CreatedAt.Format("2006-01-02 15:04:05"))
+	fmt.Fprintf(w, "Created %s", localTime(d.CreatedAt, loc))
 	if d.FinishedAt != nil {
-		fmt.Fprintf(w, ", finished %s (%s)", d.FinishedAt.Format("2006-01-02 15:04:05"), d.FinishedAt.Sub(d.CreatedAt).Round(1e6))
+		fmt.Fprintf(w, ", finished %s (%s)", localTime(*d.FinishedAt, loc), d.FinishedAt.Sub(d.CreatedAt).Round(1e6))
 	}
 	fmt.Fprintln(w)
 	if d.FailureReason != "" {
@@ -295,7 +287,7 @@ func printSettlement(w io.Writer, d store.SettlementDetail, keys map[string]stri
 			s.Status, s.Attempts, s.LastError)
 		for _, a := range s.Transfers {
 			answer := strings.TrimSpace(a.BankRef + " " + a.BankCode + " " + a.BankMessage)
-			fmt.Fprintf(tw, "\t\t  attempt %d\t%s\t%s\t\t%s\t\t%s\n", a.Attempt, a.Key, a.CreatedAt.Format("15:04:05.000"), a.Status, answer)
+			fmt.Fprintf(tw, "\t\t  attempt %d\t%s\t%s\t\t%s\t\t%s\n", a.Attempt, a.Key, localTime(a.CreatedAt, loc), a.Status, answer)
 		}
 	}
 	if err := tw.Flush(); err != nil {
