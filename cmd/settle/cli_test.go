@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -178,4 +180,23 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// settle version names the build and the Go that made it, as text and as
+// JSON.
+func TestVersion(t *testing.T) {
+	out, msg, code := runCLI(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "settle ") || !strings.Contains(out, runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH) ||
+		strings.Count(out, "\n") != 1 {
+		t.Fatalf("settle version: exit %d %s\n%q", code, msg, out)
+	}
+	out, msg, code = runCLI(t, "version", "--json")
+	var v buildVersion
+	if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || v.Go != runtime.Version() || v.Version == "" {
+		t.Fatalf("settle version --json: exit %d %s %v\n%s", code, msg, err, out)
+	}
+	if s := (buildVersion{Version: "(devel)", Revision: "372d20ac424deb1e32889d73cdf46f33ba8bd6da", Modified: true, Go: "go1.26.8",
+		Platform: "linux/amd64"}).String(); s != "settle (devel) 372d20ac424d+modified go1.26.8 linux/amd64" {
+		t.Errorf("a build from a modified checkout reads %q", s)
+	}
 }
