@@ -138,7 +138,7 @@ func runReconcile(cmd *cobra.Command, cfg *config.Config, opt jobs.ReconcileOpti
 	if asJSON {
 		err = writeJSON(cmd.OutOrStdout(), res)
 	} else {
-		err = printReconcile(cmd.OutOrStdout(), res, cfg.Location())
+		err = printReconcile(cmd.OutOrStdout(), res, cfg.Location(), coloursFor(cmd.OutOrStdout()))
 	}
 	switch {
 	case err != nil:
@@ -151,7 +151,7 @@ func runReconcile(cmd *cobra.Command, cfg *config.Config, opt jobs.ReconcileOpti
 	return nil
 }
 
-func printReconcile(w io.Writer, res jobs.ReconcileResult, loc *time.Location) error {
+func printReconcile(w io.Writer, res jobs.ReconcileResult, loc *time.Location, c colours) error {
 	fmt.Fprintf(w, "reconciliation run %d: transactions from %s, balances as of now\n", res.RunID, localTime(res.From, loc))
 	for _, p := range res.Providers {
 		lists := fmt.Sprintf("%d statement lines, %d matched by key, %d by amount and date, %d in flight",
@@ -161,14 +161,14 @@ func printReconcile(w io.Writer, res jobs.ReconcileResult, loc *time.Location) e
 		}
 		fmt.Fprintf(w, "%s: %d accounts; %s; %d credits not settled yet (%s)\n", p.Provider, p.Accounts, lists, p.PendingCredits, pipeline.Grouped(p.PendingAmount))
 		if p.Error != "" {
-			fmt.Fprintf(w, "  ERROR %s\n", p.Error)
+			fmt.Fprintf(w, "  %s %s\n", c.paint("ERROR"), p.Error)
 		}
 		for _, f := range p.Findings {
 			state := "seen before"
 			if f.New {
 				state = "NEW"
 			}
-			fmt.Fprintf(w, "  finding %d %s (%s): %s\n", f.ID, f.Kind, state, f.Detail)
+			fmt.Fprintf(w, "  finding %d %s (%s): %s\n", f.ID, f.Kind, c.paint(state), f.Detail)
 		}
 	}
 	switch unread := slices.ContainsFunc(res.Providers, func(p jobs.ProviderReconcile) bool { return p.Error != "" }); {
@@ -209,7 +209,7 @@ func newFindingsListCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), rows)
 			}
-			return printFindings(cmd.OutOrStdout(), rows)
+			return printFindings(cmd.OutOrStdout(), rows, coloursFor(cmd.OutOrStdout()))
 		},
 	}
 	cmd.Flags().BoolVar(&f.Open, "open", false, "only findings not resolved (OPEN or ACKNOWLEDGED)")
@@ -219,11 +219,11 @@ func newFindingsListCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printFindings(w io.Writer, rows []store.FindingRow) error {
+func printFindings(w io.Writer, rows []store.FindingRow, c colours) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATUS\tPROVIDER\tKIND\tACCOUNT\tKEY\tENGINE\tBANK\tSEEN\tDETAIL")
+	fmt.Fprintln(tw, "ID\t"+c.paint("STATUS")+"\tPROVIDER\tKIND\tACCOUNT\tKEY\tENGINE\tBANK\tSEEN\tDETAIL")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d×\t%s\n", r.ID, r.Status, r.Provider, r.Kind, r.Account,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d×\t%s\n", r.ID, c.paint(string(r.Status)), r.Provider, r.Kind, r.Account,
 			orDash(r.Key), pipeline.Grouped(engineAmount(r)), pipeline.Grouped(r.BankAmount), r.SeenCount, r.Detail)
 	}
 	if len(rows) == 0 {

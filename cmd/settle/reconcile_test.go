@@ -388,7 +388,7 @@ func TestFindingsListShowsADriftAgainstTheLedger(t *testing.T) {
 	var out strings.Builder
 	rows := []store.FindingRow{{ID: 1, Status: "open", Provider: "sandbox", Kind: pipeline.FindingBalanceDrift,
 		Account: "VA00001234", Amount: 888000, BankAmount: 888000, SeenCount: 1, Detail: "bank balance 888000, ledger balance 0"}}
-	if err := printFindings(&out, rows); err != nil {
+	if err := printFindings(&out, rows, colours{}); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")

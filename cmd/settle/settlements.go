@@ -61,7 +61,7 @@ func newSettlementsCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), rows)
 			}
-			return printSettlements(cmd.OutOrStdout(), rows, cfg.Location())
+			return printSettlements(cmd.OutOrStdout(), rows, cfg.Location(), coloursFor(cmd.OutOrStdout()))
 		},
 	}
 	list.Flags().StringVar(&status, "status", "", "only this status: "+joined(pipeline.SettlementStatuses))
@@ -98,7 +98,7 @@ func newSettlementsCmd(g *globals) *cobra.Command {
 			if showJSON {
 				return writeJSON(cmd.OutOrStdout(), maskDetail(d, keys))
 			}
-			return printSettlement(cmd.OutOrStdout(), d, keys, cfg.Location())
+			return printSettlement(cmd.OutOrStdout(), d, keys, cfg.Location(), coloursFor(cmd.OutOrStdout()))
 		},
 	}
 	show.Flags().BoolVar(&showJSON, "json", false, "print JSON")
@@ -129,11 +129,11 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func printSettlements(w io.Writer, rows []store.SettlementRow, loc *time.Location) error {
+func printSettlements(w io.Writer, rows []store.SettlementRow, loc *time.Location, c colours) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCUSTOMER\tSTATUS\tNOTIFIED\tDEPOSIT\tREPAY\tHOLD\tFEE\tPAYOUT\tCREATED\tREASON")
+	fmt.Fprintf(tw, "ID\tCUSTOMER\t%s\tNOTIFIED\tDEPOSIT\tREPAY\tHOLD\tFEE\tPAYOUT\tCREATED\tREASON\n", c.paint("STATUS"))
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.CustomerRef, r.Status, notified(r),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.CustomerRef, c.paint(string(r.Status)), notified(r),
 			pipeline.Money{Amount: r.Amount, Currency: r.Currency}, pipeline.Grouped(r.Repay), pipeline.Grouped(r.Hold),
 			pipeline.Grouped(r.Fee), pipeline.Grouped(r.Payout), localTime(r.CreatedAt, loc), r.FailureReason)
 	}
@@ -259,9 +259,9 @@ func maskDetail(d store.SettlementDetail, keys map[string]string) store.Settleme
 // printSettlement prints a settlement and its timeline: each step with the
 // number of times a worker ran it (TRIES) and, under it, each transfer
 // attempt (one idempotency key each) with what the bank answered.
-func printSettlement(w io.Writer, d store.SettlementDetail, keys map[string]string, loc *time.Location) error {
+func printSettlement(w io.Writer, d store.SettlementDetail, keys map[string]string, loc *time.Location, c colours) error {
 	money := func(n int64) string { return pipeline.Money{Amount: n, Currency: d.Currency}.String() }
-	fmt.Fprintf(w, "Settlement %d  customer %s (id %d)  provider %s  %s\n", d.ID, d.CustomerRef, d.CustomerID, d.Provider, d.Status)
+	fmt.Fprintf(w, "Settlement %d  customer %s (id %d)  provider %s  %s\n", d.ID, d.CustomerRef, d.CustomerID, d.Provider, c.paint(string(d.Status)))
 	fmt.Fprintf(w, "Deposit %s = repay %s + hold %s + fee %s + payout %s\n", money(d.Amount), money(d.Repay), money(d.Hold), money(d.Fee), money(d.Payout))
 	fmt.Fprintf(w, "Created %s", localTime(d.CreatedAt, loc))
 	if d.FinishedAt != nil {
@@ -276,7 +276,7 @@ func printSettlement(w io.Writer, d store.SettlementDetail, keys map[string]stri
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tSTEP\tKIND\tAMOUNT\tFROM\tTO\tSTATUS\tTRIES\tLAST ERROR")
+	fmt.Fprintf(tw, "SEQ\tSTEP\tKIND\tAMOUNT\tFROM\tTO\t%s\tTRIES\tLAST ERROR\n", c.paint("STATUS"))
 	for _, s := range d.Steps {
 		from, to := stepAccounts(s)
 		amount := "-" // a NOTIFY moves no money
@@ -284,10 +284,10 @@ func printSettlement(w io.Writer, d store.SettlementDetail, keys map[string]stri
 			amount = money(s.Amount)
 		}
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Seq, s.ID, s.Kind, amount, from.label(keys), to.label(keys),
-			s.Status, s.Attempts, s.LastError)
+			c.paint(string(s.Status)), s.Attempts, s.LastError)
 		for _, a := range s.Transfers {
 			answer := strings.TrimSpace(a.BankRef + " " + a.BankCode + " " + a.BankMessage)
-			fmt.Fprintf(tw, "\t\t  attempt %d\t%s\t%s\t\t%s\t\t%s\n", a.Attempt, a.Key, localTime(a.CreatedAt, loc), a.Status, answer)
+			fmt.Fprintf(tw, "\t\t  attempt %d\t%s\t%s\t\t%s\t\t%s\n", a.Attempt, a.Key, localTime(a.CreatedAt, loc), c.paint(string(a.Status)), answer)
 		}
 	}
 	if err := tw.Flush(); err != nil {

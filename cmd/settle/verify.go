@@ -59,7 +59,7 @@ func newVerifyCmd(g *globals) *cobra.Command {
 					return err
 				}
 			} else {
-				printViolations(cmd.OutOrStdout(), vs)
+				printViolations(cmd.OutOrStdout(), vs, coloursFor(cmd.OutOrStdout()))
 			}
 			reportViolations(cmd.Context(), cmd.ErrOrStderr(), db, vs, withJournal)
 			if len(vs) > 0 {
@@ -140,9 +140,9 @@ func reportViolations(ctx context.Context, notes io.Writer, db *store.DB, vs []s
 	}
 }
 
-func printViolations(w io.Writer, vs []store.Violation) {
+func printViolations(w io.Writer, vs []store.Violation, c colours) {
 	for _, v := range vs {
-		fmt.Fprintf(w, "VIOLATION %s settlement=%d: %s\n", v.Check, v.SettlementID, v.Detail)
+		fmt.Fprintf(w, "%s %s settlement=%d: %s\n", c.paint("VIOLATION"), v.Check, v.SettlementID, v.Detail)
 	}
 	if len(vs) == 0 {
 		fmt.Fprintln(w, "all invariants hold")
