@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
 	"github.com/settle-dev/settle/internal/testenv"
 )
 
@@ -199,4 +201,71 @@ func TestVersion(t *testing.T) {
 		Platform: "linux/amd64"}).String(); s != "settle (devel) 372d20ac424d+modified go1.26.8 linux/amd64" {
 		t.Errorf("a build from a modified checkout reads %q", s)
 	}
+}
+
+// The main commands' help shows examples, and every example is a command
+// line settle accepts: the command exists, its flags parse and its
+// arguments fit.
+func TestHelpExamplesParse(t *testing.T) {
+	root := newRootCmd()
+	for _, path := range []string{"serve", "replay", "settlements list", "settlements show", "verify", "reconcile",
+		"customers import", "audit list", "migrate", "version"} {
+		c, _, err := root.Find(strings.Fields(path))
+		if err != nil || c.Example == "" {
+			t.Errorf("settle %s --help shows no example (%v)", path, err)
+		}
+	}
+	var examples []string
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for line := range strings.SplitSeq(c.Example, "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				examples = append(examples, line)
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	for _, ex := range examples {
+		words := shellWords(t, ex)
+		if words[0] != "settle" {
+			t.Errorf("example %q does not start with settle", ex)
+			continue
+		}
+		c, rest, err := newRootCmd().Find(words[1:])
+		if err != nil || !c.Runnable() {
+			t.Errorf("example %q: no such command (%v)", ex, err)
+			continue
+		}
+		if err := c.ParseFlags(rest); err != nil {
+			t.Errorf("example %q: %v", ex, err)
+			continue
+		}
+		if err := c.ValidateArgs(c.Flags().Args()); err != nil {
+			t.Errorf("example %q: %v", ex, err)
+		}
+	}
+	if len(examples) < 20 {
+		t.Fatalf("only %d examples found", len(examples))
+	}
+}
+
+// shellWords splits a command line into words as a shell does for the
+// examples: on blanks, keeping "double-quoted" words whole.
+func shellWords(t *testing.T, line string) []string {
+	t.Helper()
+	var words []string
+	for i, part := range strings.Split(line, `"`) {
+		if i%2 == 1 {
+			words = append(words, part)
+		} else {
+			words = append(words, strings.Fields(part)...)
+		}
+	}
+	if strings.Count(line, `"`)%2 != 0 {
+		t.Fatalf("unbalanced quotes in %q", line)
+	}
+	return words
 }

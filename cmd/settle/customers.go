@@ -75,7 +75,9 @@ func newCustomersImportCmd(g *globals) *cobra.Command {
 		Use:   "import FILE.csv --reason TEXT",
 		Short: "Import customers from CSV: every row is checked; if any is bad, none is imported",
 		Long:  "Import customers from CSV with the header\n  " + strings.Join(customercsv.Columns, ",") + "\nEvery bad row is reported with its line number, and then nothing is imported.",
-		Args:  usageArgs(cobra.ExactArgs(1)),
+		Example: "  settle customers import customers.csv --reason \"onboarding, batch 3\"\n" +
+			"  settle customers show cust-0042",
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := o.audit("customers import", map[string]any{"file": args[0]})
 			if err != nil {

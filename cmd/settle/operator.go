@@ -79,6 +79,12 @@ func newReplayCmd(g *globals) *cobra.Command {
 			"and says so.\n" +
 			"With --failed-since TIME (RFC 3339 or a duration such as 2h) every FAILED settlement updated since\n" +
 			"then is replayed, optionally only at --provider.",
+		Example: "  # see what a replay would change, then replay\n" +
+			"  settle replay 42 --dry-run --reason \"payout account fixed, ticket OPS-12\"\n" +
+			"  settle replay 42 --reason \"payout account fixed, ticket OPS-12\"\n" +
+			"  # every settlement that failed at one provider in the last two hours, listed first\n" +
+			"  settle replay --failed-since 2h --provider sandbox --dry-run --reason \"bank outage over\"\n" +
+			"  settle replay --failed-since 2026-12-07T09:00:00+09:00 --reason \"bank outage over\"",
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (len(args) == 1) == (since != "") {
@@ -307,7 +313,10 @@ func newAuditCmd(g *globals) *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List audit log entries, newest first: applied, refused and no-op commands, with the database user and host",
-		Args:  usageArgs(cobra.NoArgs),
+		Example: "  settle audit list\n" +
+			"  settle audit list --subject settlement:42\n" +
+			"  settle audit list --subject customer:cust-0042 --json",
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, db, err := g.openStore(cmd)
 			if err != nil {

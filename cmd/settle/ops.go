@@ -27,6 +27,9 @@ func newMigrateCmd(g *globals) *cobra.Command {
 		Long: "Apply every pending migration (up), roll back the newest one (down) or list them (status).\n" +
 			"down changes the schema like any operator command changes state: it needs --reason, takes --actor and\n" +
 			"--dry-run, and writes its audit row (subject \"schema\") before it rolls back, applied or refused.",
+		Example: "  settle migrate status\n" +
+			"  settle migrate up\n" +
+			"  settle migrate down --dry-run --reason \"back to the schema of the release before\"",
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			action := args[0]

@@ -68,6 +68,10 @@ func newReconcileCmd(g *globals) *cobra.Command {
 			"idempotency key, then amount and date. Each difference is stored once as a finding and alerted once;\n" +
 			"nothing is ever corrected automatically. See 'settle reconcile findings'. Exit 3 when a difference\n" +
 			"was seen.",
+		Example: "  # from the start of yesterday in time_zone, every provider\n" +
+			"  settle reconcile\n" +
+			"  settle reconcile --date 2026-12-06 --provider sandbox\n" +
+			"  settle reconcile findings list --open",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.loadConfig()

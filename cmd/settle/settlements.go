@@ -26,7 +26,10 @@ func newSettlementsCmd(g *globals) *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List settlements, newest first",
-		Args:  usageArgs(cobra.NoArgs),
+		Example: "  settle settlements list --status failed\n" +
+			"  settle settlements list --customer cust-0042 --from 24h\n" +
+			"  settle settlements list --provider sandbox --from 2026-12-07T00:00:00+09:00 --to 2026-12-08T00:00:00+09:00 --json",
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st := pipeline.SettlementStatus(strings.ToUpper(status))
 			if st != "" && !slices.Contains(pipeline.SettlementStatuses, st) {
@@ -76,7 +79,9 @@ func newSettlementsCmd(g *globals) *cobra.Command {
 	show := &cobra.Command{
 		Use:   "show SETTLEMENT_ID",
 		Short: "Show a settlement, its steps and every transfer attempt",
-		Args:  usageArgs(cobra.ExactArgs(1)),
+		Example: "  settle settlements show 42\n" +
+			"  settle settlements show 42 --json",
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseID("SETTLEMENT_ID", args[0])
 			if err != nil {

@@ -32,6 +32,9 @@ func newVerifyCmd(g *globals) *cobra.Command {
 			"Each broken check also raises an alert (one per check; the same violations raise nothing new),\n" +
 			"and a check that holds again resolves its alert. settle serve runs the same checks on\n" +
 			"verify.schedule.",
+		Example: "  settle verify\n" +
+			"  # also compare each bank's journal with the transfers recorded (the sandbox bank can list it)\n" +
+			"  settle verify --bank-journal --json",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.loadConfig()
