@@ -6,15 +6,19 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/settle-dev/settle/internal/testenv"
+	"github.com/settle-dev/settle/store"
 )
 
 // runCLI runs settle in-process with args and returns its output, error
@@ -268,4 +272,63 @@ func shellWords(t *testing.T, line string) []string {
 		t.Fatalf("unbalanced quotes in %q", line)
 	}
 	return words
+}
+
+// config check and migrate status say the same as JSON: valid and the
+// problems; each migration pending or applied, and when (the moment it
+// was applied, whatever the server's zone, shown in time_zone).
+func TestConfigCheckAndMigrateStatusJSON(t *testing.T) {
+	pg := testenv.PostgresURL(t)
+	clearSettleEnv(t)
+	bad := writeConfig(t, "database: {url: \""+pg+"\"}\nredis: {url: redis://127.0.0.1:1/0}\npoll: {bach_size: 5}\n"+goodProvider)
+	// Sessions in New York: goose records the time it applied a migration
+	// as a timestamp without zone, in the session's.
+	u, err := url.Parse(pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("timezone", "America/New_York")
+	u.RawQuery = q.Encode()
+	path := writeConfig(t, "database: {url: \""+u.String()+"\"}\nredis: {url: redis://127.0.0.1:1/0}\n"+goodProvider)
+	var check configCheck
+	out, msg, code := runCLI(t, "config", "check", "--json", "--config", path)
+	if err := json.Unmarshal([]byte(out), &check); code != 0 || err != nil || !check.Valid || check.Problems == nil || len(check.Problems) != 0 {
+		t.Fatalf("config check --json of a good file: exit %d %s %v\n%s", code, msg, err, out)
+	}
+	out, msg, code = runCLI(t, "config", "check", "--json", "--config", bad)
+	if err := json.Unmarshal([]byte(out), &check); code != 1 || err != nil || check.Valid || len(check.Problems) != 1 ||
+		!strings.Contains(check.Problems[0], "poll.bach_size") {
+		t.Fatalf("config check --json of a bad file: exit %d %s %v\n%s", code, msg, err, out)
+	}
+
+	status := func() []store.Migration {
+		t.Helper()
+		out, msg, code := runCLI(t, "migrate", "status", "--json", "--config", path)
+		var ms []store.Migration
+		if err := json.Unmarshal([]byte(out), &ms); code != 0 || err != nil || len(ms) == 0 {
+			t.Fatalf("migrate status --json: exit %d %s %v\n%s", code, msg, err, out)
+		}
+		return ms
+	}
+	for _, m := range status() {
+		if m.Applied || m.AppliedAt != nil || m.File == "" || m.Version == 0 {
+			t.Fatalf("before migrate up: %+v", m)
+		}
+	}
+	if _, msg, code := runCLI(t, "migrate", "up", "--json", "--config", path); code != 2 || !strings.Contains(msg, "--json is for migrate down") {
+		t.Fatalf("migrate up --json: exit %d %q", code, msg)
+	}
+	if _, msg, code := runCLI(t, "migrate", "up", "--config", path); code != 0 {
+		t.Fatalf("migrate up: %s", msg)
+	}
+	for _, m := range status() {
+		if !m.Applied || m.AppliedAt == nil || time.Since(*m.AppliedAt).Abs() > time.Minute {
+			t.Fatalf("after migrate up: %+v, want applied within the minute", m)
+		}
+	}
+	out, _, _ = runCLI(t, "migrate", "status", "--config", path)
+	if !regexp.MustCompile(`(?m)^00001_\S+ +applied 20[0-9-]{8} [0-9:]{8} \+09:00$`).MatchString(out) {
+		t.Fatalf("migrate status: want each migration applied at a time in Asia/Seoul:\n%s", out)
+	}
 }
