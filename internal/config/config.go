@@ -182,7 +182,7 @@ type VerifyConfig struct {
 type ReconcileConfig struct {
 	// Schedule is when the reconcile job queues a reconciliation: a cron
 	// spec read in time_zone unless it names its own (CRON_TZ=…); default
-	// "0 30 0 * * *", 00:30 every day.
+	// "30 0 * * *", 00:30 every day.
 	Schedule string `koanf:"schedule"`
 }
 
@@ -372,7 +372,7 @@ func defaults() Config {
 		Relay:     RelayConfig{Schedule: "@every 30s"},
 		Sweep:     SweepConfig{Schedule: "@every 3m", StuckAfter: 15 * time.Minute},
 		Verify:    VerifyConfig{Schedule: "@hourly"},
-		Reconcile: ReconcileConfig{Schedule: "0 30 0 * * *"},
+		Reconcile: ReconcileConfig{Schedule: "30 0 * * *"},
 		Notify: NotifyConfig{
 			Slack: SlackConfig{APIURL: "https://slack.com/api/"},
 			Customer: WebhookConfig{Timeout: 5 * time.Second, RetryBase: time.Minute, RetryMax: time.Hour,
