@@ -205,6 +205,10 @@ func TestVersion(t *testing.T) {
 		Platform: "linux/amd64"}).String(); s != "settle (devel) 372d20ac424d+modified go1.26.8 linux/amd64" {
 		t.Errorf("a build from a modified checkout reads %q", s)
 	}
+	if s := (buildVersion{Version: "v0.0.0-20261207060239-372d20ac424d+dirty", Revision: "372d20ac424deb1e32889d73cdf46f33ba8bd6da",
+		Modified: true, Go: "go1.26.8", Platform: "linux/amd64"}).String(); s != "settle v0.0.0-20261207060239-372d20ac424d+dirty go1.26.8 linux/amd64" {
+		t.Errorf("a build whose pseudo-version names its commit reads %q", s)
+	}
 }
 
 // The main commands' help shows examples, and every example is a command

@@ -48,11 +48,12 @@ func readBuildVersion() buildVersion {
 }
 
 // String is the version in a line: "settle (devel) 372d20ac424d+modified
-// go1.26.8 linux/amd64".
+// go1.26.8 linux/amd64"; the revision is left out when the version, a
+// pseudo-version Go made from it (v0.0.0-20261207060239-372d20ac424d, with
+// +dirty when modified), names it already.
 func (v buildVersion) String() string {
 	parts := []string{"settle", v.Version}
-	if v.Revision != "" {
-		rev := v.Revision[:min(12, len(v.Revision))]
+	if rev := v.Revision[:min(12, len(v.Revision))]; rev != "" && !strings.Contains(v.Version, rev) {
 		if v.Modified {
 			rev += "+modified"
 		}
