@@ -68,7 +68,7 @@ func (l *Log) alert(ctx context.Context, msg string, n Notice) {
 		}
 		attrs = appendNonEmpty(attrs, "action", a.Action)
 	default:
-		attrs = appendNonEmpty(attrs, "why", why(a), "tried", tried(a), "action", a.Action)
+		attrs = appendNonEmpty(attrs, "why", why(a), "tried", tried(a), "action", a.Action, "fix", fixHint(a))
 	}
 	if n.Occurrences > 1 {
 		attrs = append(attrs, slog.Int("occurrences", n.Occurrences))
@@ -79,7 +79,7 @@ func (l *Log) alert(ctx context.Context, msg string, n Notice) {
 func (l *Log) storm(ctx context.Context, msg string, s Storm) {
 	causes := make([]string, len(s.Causes))
 	for i, c := range s.Causes {
-		causes[i] = c.Cause + " " + grouped(int64(c.Count))
+		causes[i] = c.Cause + " " + pipeline.Grouped(int64(c.Count))
 	}
 	attrs := []slog.Attr{
 		slog.String("problem_key", s.Key),

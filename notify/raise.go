@@ -189,7 +189,7 @@ func DailySummaryAlert(s DailySummary) pipeline.Alert {
 	a := pipeline.Alert{
 		ProblemKey: DailySummaryProblemKey(s.To, loc), Kind: pipeline.AlertKindDailySummary, Severity: pipeline.SeverityInfo,
 		Summary: fmt.Sprintf("Daily summary, %s to %s: %s settled, %s failed",
-			span(s.To.Sub(s.From)), local(s.To), grouped(count), grouped(int64(s.Failed))),
+			span(s.To.Sub(s.From)), local(s.To), pipeline.Grouped(count), pipeline.Grouped(int64(s.Failed))),
 		Detail: strings.Join([]string{
 			"Settled: " + settledLine(s.Settled),
 			fmt.Sprintf("Failed: %s in the period; %s FAILED now, waiting for an operator", noneOr(s.Failed), noneOr(s.FailedNow)),
@@ -206,7 +206,7 @@ func DailySummaryAlert(s DailySummary) pipeline.Alert {
 func settledLine(ss []Settled) string {
 	var parts []string
 	for _, s := range ss {
-		parts = append(parts, plural64(s.Count, "settlement", "settlements")+", "+money(s.Total))
+		parts = append(parts, plural64(s.Count, "settlement", "settlements")+", "+s.Total.String())
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -227,14 +227,14 @@ func noneOr(n int) string {
 	if n == 0 {
 		return "none"
 	}
-	return grouped(int64(n))
+	return pipeline.Grouped(int64(n))
 }
 
 func plural64(n int64, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}
-	return grouped(n) + " " + many
+	return pipeline.Grouped(n) + " " + many
 }
 
 // summaryFields splits a daily summary's detail into its label/value lines.

@@ -207,13 +207,13 @@ func facts(a Alert) [][2]string {
 	if a.SettlementID != 0 {
 		settlement = strconv.FormatInt(a.SettlementID, 10)
 		if a.Deposit.Amount > 0 {
-			settlement += " · deposit " + money(a.Deposit)
+			settlement += " · deposit " + a.Deposit.String()
 		}
 	}
 	if s := a.Step; s != nil {
 		step = fmt.Sprintf("%s (step %d, %s)", s.Kind, s.Seq, s.Status)
 		if s.Amount.Amount > 0 {
-			step += " · " + money(s.Amount)
+			step += " · " + s.Amount.String()
 		}
 		if from := masked(s.From); from != "" {
 			step += " from " + from
@@ -283,13 +283,13 @@ func renderResolvedReply(n Notice) Message {
 // stormLine is "214 settlements failed in 5 min at provider X: timeout 211,
 // account_frozen 3".
 func stormLine(s Storm) string {
-	line := fmt.Sprintf("%s %s in %s", grouped(int64(s.Count)), stormNoun(s.Kind), span(s.Window))
+	line := fmt.Sprintf("%s %s in %s", pipeline.Grouped(int64(s.Count)), stormNoun(s.Kind), span(s.Window))
 	if s.Provider != "" {
 		line += " at provider " + s.Provider
 	}
 	causes := make([]string, 0, len(s.Causes))
 	for _, c := range s.Causes {
-		causes = append(causes, fmt.Sprintf("%s %s", c.Cause, grouped(int64(c.Count))))
+		causes = append(causes, fmt.Sprintf("%s %s", c.Cause, pipeline.Grouped(int64(c.Count))))
 	}
 	if len(causes) > 0 {
 		line += ": " + strings.Join(causes, ", ")
@@ -299,7 +299,7 @@ func stormLine(s Storm) string {
 
 func renderStorm(s Storm) Message {
 	var b builder
-	b.header(":rotating_light: Alert storm: " + fmt.Sprintf("%s %s in %s", grouped(int64(s.Count)), stormNoun(s.Kind), span(s.Window)) + atProvider(s))
+	b.header(":rotating_light: Alert storm: " + fmt.Sprintf("%s %s in %s", pipeline.Grouped(int64(s.Count)), stormNoun(s.Kind), span(s.Window)) + atProvider(s))
 	b.section("", stormLine(s))
 	doing := fmt.Sprintf("More than %d alerts of this kind came within %s, so settle sends this one summary instead of each, and updates it while the storm lasts. Every alert stays in the alerts table.",
 		s.Threshold, span(s.Window))

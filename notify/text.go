@@ -76,30 +76,6 @@ func span(d time.Duration) string {
 	return strings.Join(parts, " ")
 }
 
-// grouped writes n with thousands separators: 1,200,000.
-func grouped(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
-
-// money formats an amount of minor units with its currency: "1,200,000 KRW".
-// (Minor units are shown as they are stored; KRW has none.)
-func money(m pipeline.Money) string {
-	return strings.TrimSpace(grouped(m.Amount) + " " + m.Currency)
-}
-
 // plural returns "1 time", "3 times".
 func plural(n int, one, many string) string {
 	if n == 1 {

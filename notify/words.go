@@ -118,7 +118,8 @@ func why(a Alert) string {
 
 // refusedAccount is the account a refusal is about: the configuration key
 // of an engine account, else the step's source for insufficient funds or
-// its destination, masked.
+// its destination, masked; a PAYOUT's destination is named as the
+// customer's payout account.
 func refusedAccount(a Alert, cause string) string {
 	if a.ConfigKey != "" {
 		return a.ConfigKey
@@ -126,11 +127,14 @@ func refusedAccount(a Alert, cause string) string {
 	if a.Step == nil {
 		return "(unknown)"
 	}
-	acct := a.Step.To
 	if cause == string(pipeline.RefusedInsufficientFunds) {
-		acct = a.Step.From
+		return cmp.Or(masked(a.Step.From), "(unknown)")
 	}
-	return cmp.Or(masked(acct), "(unknown)")
+	acct := cmp.Or(masked(a.Step.To), "(unknown)")
+	if a.Step.Kind == pipeline.KindPayout {
+		acct += " (the customer's payout account)"
+	}
+	return acct
 }
 
 // tried tells what the engine already did about the problem.

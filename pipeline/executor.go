@@ -486,17 +486,21 @@ func NotifyAlert(c Claim, eventID string, giveUpAfter time.Duration, gaveUp bool
 }
 
 // engineAccountKey is the configuration key of the engine account a
-// refusal of c is about: its destination, else its source, when the code
-// says an account is missing, closed or frozen and that account is one of
-// the provider's engine accounts; "" otherwise (a customer's account).
+// refusal of c is about, when the code says an account is missing, closed
+// or frozen and c's destination is one of the provider's engine accounts;
+// "" otherwise: the refused account is the customer's (a PAYOUT's payout
+// account, a reversed SWEEP's virtual account). The bank does not say which
+// side it refused, and the destination is the one to blame: a leg to a
+// customer's account comes from the collection account, which the
+// settlement's SWEEP sent money to moments before (a collection account
+// that is missing, closed or frozen fails that SWEEP, naming its key).
 func (e *Executor) engineAccountKey(c Claim, code RefusalCode) string {
 	switch code {
 	case RefusedNoSuchAccount, RefusedAccountClosed, RefusedAccountFrozen:
 	default:
 		return ""
 	}
-	keys := e.cfg.AccountKeys[c.Provider]
-	return cmpOr(keys[c.To], keys[c.From])
+	return e.cfg.AccountKeys[c.Provider][c.To]
 }
 
 // FailureAlert is the operator's message for a failed settlement. One

@@ -68,9 +68,30 @@ func ParseAmount(s string) (int64, error) {
 	return v, nil
 }
 
-// String renders the amount with its currency, e.g. "2500000 KRW".
+// String renders the amount as people read it, its digits grouped in
+// thousands, with its currency: "2,500,000 KRW". Minor units are shown as
+// they are stored (KRW has none). The command line, the status page and the
+// alerts all print money with it.
 func (m Money) String() string {
-	return strconv.FormatInt(m.Amount, 10) + " " + m.Currency
+	return strings.TrimSpace(Grouped(m.Amount) + " " + m.Currency)
+}
+
+// Grouped writes n with thousands separators: 1,200,000.
+func Grouped(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // mulDiv returns a*b/d rounded down, for non-negative inputs, without

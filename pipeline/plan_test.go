@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -144,6 +145,23 @@ func TestParseAmount(t *testing.T) {
 	for _, in := range []string{"", "-1", "+1", "1.5", "1e6", "9223372036854775808", "abc", "１２"} {
 		if _, err := ParseAmount(in); !errors.Is(err, ErrInvalidAmount) {
 			t.Errorf("ParseAmount(%q) err = %v, want ErrInvalidAmount", in, err)
+		}
+	}
+}
+
+// Money prints as the command line, the status page and the alerts show
+// it, and ParseAmount reads that back.
+func TestMoneyString(t *testing.T) {
+	t.Parallel()
+	for m, want := range map[Money]string{
+		{0, "KRW"}: "0 KRW", {999, "KRW"}: "999 KRW", {1000, "KRW"}: "1,000 KRW", {3_760_000, "KRW"}: "3,760,000 KRW",
+		{math.MaxInt64, "KRW"}: "9,223,372,036,854,775,807 KRW", {-1_200_000, "KRW"}: "-1,200,000 KRW", {12345, ""}: "12,345",
+	} {
+		if got := m.String(); got != want {
+			t.Errorf("%#v.String() = %q, want %q", m, got, want)
+		}
+		if n, err := ParseAmount(strings.TrimSuffix(want, " KRW")); m.Amount >= 0 && (err != nil || n != m.Amount) {
+			t.Errorf("ParseAmount(%q) = %d, %v; want %d", want, n, err, m.Amount)
 		}
 	}
 }

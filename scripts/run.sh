@@ -26,6 +26,8 @@ die() {
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
+# sq quotes a word in single quotes, for a line to paste into a shell.
+sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 
 DEFAULT_BANK_ADDR=127.0.0.1:8181
 HTTP_ADDR="${SETTLE_HTTP_ADDR:-127.0.0.1:8080}"
@@ -84,6 +86,14 @@ start() {
 	names+=("$name")
 }
 
+# running: whether every process started is still running.
+running() {
+	local pid
+	for pid in "${pids[@]}"; do
+		kill -0 "$pid" 2>/dev/null || return 1
+	done
+}
+
 # exited: the name of the first process that is no longer running.
 exited() {
 	local i
@@ -125,11 +135,16 @@ start "settle serve" "serve  " bin/settle serve
 start "settle demo" "demo   " bin/settle demo --customers 50 --per-tick 3 --every 4s
 
 # What another terminal needs to reach the same database, Redis and sandbox bank.
-env_line="export SETTLE_CONFIG=$(printf '%q' "$SETTLE_CONFIG")"
-env_line+=" $(printf 'SETTLE_DATABASE_URL=%q SETTLE_REDIS_URL=%q' "$SETTLE_DATABASE_URL" "$SETTLE_REDIS_URL")"
+env_line="export SETTLE_CONFIG=$(sq "$SETTLE_CONFIG") SETTLE_DATABASE_URL=$(sq "$SETTLE_DATABASE_URL") SETTLE_REDIS_URL=$(sq "$SETTLE_REDIS_URL")"
 if [[ $BANK_ADDR != "$DEFAULT_BANK_ADDR" ]]; then
-	env_line+=" SETTLE_PROVIDERS_SANDBOX_BASE_URL=$(printf '%q' "$SETTLE_PROVIDERS_SANDBOX_BASE_URL")"
+	env_line+=" SETTLE_PROVIDERS_SANDBOX_BASE_URL=$(sq "$SETTLE_PROVIDERS_SANDBOX_BASE_URL")"
 fi
+
+# The banner comes once settle serve listens, below its start-up lines.
+for _ in $(seq 300); do
+	port_free "$HTTP_ADDR" && running || break
+	sleep 0.1
+done
 
 cat >&2 <<MSG
 
@@ -146,6 +161,17 @@ cat >&2 <<MSG
   Ctrl-C stops everything.
 
 MSG
+
+# Once the demo's first deposits have settled, the addresses again, in one line below the log
+# that scrolled the banner away.
+for _ in $(seq 120); do
+	running || break
+	if [[ $(bin/settle settlements list --status settled --limit 1 --json 2>/dev/null) == *'"id"'* ]]; then
+		log "the demo is settling: status page http://$HTTP_ADDR/ (demo, demo-dashboard-password), queues http://$HTTP_ADDR/monitoring/; the command line: the export line above; Ctrl-C stops everything"
+		break
+	fi
+	sleep 1
+done
 wait -n "${pids[@]}" || true
 log "$(exited) exited; stopping the rest"
 exit 1

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/pressly/goose/v3"
@@ -16,8 +17,8 @@ func (db *DB) migrator() (*goose.Provider, error) {
 	return goose.NewProvider(goose.DialectPostgres, db.x.DB, migrations.FS)
 }
 
-// Migrate applies ("up"), rolls back the last ("down") or reports ("status")
-// the embedded migrations, writing one line per migration to out.
+// Migrate applies ("up") or rolls back the last ("down") of the embedded
+// migrations, writing one line per migration to out.
 func (db *DB) Migrate(ctx context.Context, command string, out io.Writer) error {
 	p, err := db.migrator()
 	if err != nil {
@@ -32,10 +33,8 @@ func (db *DB) Migrate(ctx context.Context, command string, out io.Writer) error 
 		if r, err = p.Down(ctx); r != nil {
 			results = append(results, r)
 		}
-	case "status":
-		return db.printStatus(ctx, p, out)
 	default:
-		return fmt.Errorf("migrate: unknown command %q: use up, down or status", command)
+		return fmt.Errorf("migrate: unknown command %q: use up or down", command)
 	}
 	for _, r := range results {
 		fmt.Fprintf(out, "%-4s %s (%s)\n", r.Direction, r.Source.Path, r.Duration.Round(1e6))
@@ -140,19 +139,50 @@ func (db *DB) MigrateDown(ctx context.Context, a Audit, dryRun bool, out io.Writ
 	return rb, nil
 }
 
-func (db *DB) printStatus(ctx context.Context, p *goose.Provider, out io.Writer) error {
+// Migration is one embedded migration and whether the database has it.
+type Migration struct {
+	Version int64  `json:"version"`
+	File    string `json:"file"`
+	Applied bool   `json:"applied"`
+	// AppliedAt is when it was applied; nil while it is pending.
+	AppliedAt *time.Time `json:"applied_at,omitempty"`
+}
+
+// Migrations lists the embedded migrations, oldest first, each applied or
+// pending.
+func (db *DB) Migrations(ctx context.Context) ([]Migration, error) {
+	p, err := db.migrator()
+	if err != nil {
+		return nil, fmt.Errorf("migrate status: %w", err)
+	}
 	st, err := p.Status(ctx)
 	if err != nil {
-		return fmt.Errorf("migrate status: %w", err)
+		return nil, fmt.Errorf("migrate status: %w", err)
 	}
+	// goose keeps when it applied a migration as a timestamp without time
+	// zone, in the session's zone: read back as an instant in that zone.
+	var at []struct {
+		Version int64     `db:"version_id"`
+		At      time.Time `db:"at"`
+	}
+	if err := db.x.SelectContext(ctx, &at, `
+		SELECT version_id, max(tstamp) AT TIME ZONE current_setting('TimeZone') AS at
+		  FROM goose_db_version WHERE is_applied GROUP BY version_id`); err != nil {
+		return nil, fmt.Errorf("migrate status: %w", err)
+	}
+	applied := make(map[int64]time.Time, len(at))
+	for _, a := range at {
+		applied[a.Version] = a.At
+	}
+	out := make([]Migration, 0, len(st))
 	for _, s := range st {
-		at := "pending"
-		if s.State == goose.StateApplied {
-			at = "applied " + s.AppliedAt.Format("2006-01-02 15:04:05")
+		m := Migration{Version: s.Source.Version, File: s.Source.Path, Applied: s.State == goose.StateApplied}
+		if t, ok := applied[m.Version]; ok && m.Applied {
+			m.AppliedAt = &t
 		}
-		fmt.Fprintf(out, "%-24s %s\n", s.Source.Path, at)
+		out = append(out, m)
 	}
-	return nil
+	return out, nil
 }
 
 // SchemaCurrent reports whether every embedded migration is applied, with

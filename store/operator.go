@@ -718,17 +718,20 @@ func findStep(s settlementState, match func(stepState) bool) (stepState, bool) {
 	return stepState{}, false
 }
 
-// FailedSettlements lists FAILED settlements updated since a time, at one
-// provider or all ("").
-func (db *DB) FailedSettlements(ctx context.Context, since time.Time, provider string) ([]int64, error) {
-	var ids []int64
-	err := db.x.SelectContext(ctx, &ids, `
-		SELECT id FROM settlements WHERE status = 'FAILED' AND updated_at >= $1 AND ($2 = '' OR provider = $2)
-		 ORDER BY id`, since, provider)
+// FailedSettlements lists the FAILED settlements updated since since,
+// optionally only at provider, each with its customer and failed step, in
+// the order of their IDs: what settle replay --failed-since replays.
+func (db *DB) FailedSettlements(ctx context.Context, since time.Time, provider string) ([]FailedSettlement, error) {
+	out := []FailedSettlement{}
+	err := db.x.SelectContext(ctx, &out, `
+		SELECT `+failedColumns+`
+		  FROM settlements s `+failedJoins+`
+		 WHERE s.status = 'FAILED' AND s.updated_at >= $1 AND ($2 = '' OR s.provider = $2)
+		 ORDER BY s.id`, since, provider)
 	if err != nil {
 		return nil, fmt.Errorf("list failed settlements: %w", err)
 	}
-	return ids, nil
+	return out, nil
 }
 
 // AuditRow is one audit_log entry.

@@ -222,23 +222,29 @@ func readSettledToday(ctx context.Context, tx *sqlx.Tx, q StatusQuery, st *Statu
 func readFailed(ctx context.Context, tx *sqlx.Tx, q StatusQuery, st *Status) error {
 	st.Failed = []FailedSettlement{}
 	err := tx.SelectContext(ctx, &st.Failed, `
-		SELECT s.id, c.external_ref, CASE WHEN $2 THEN c.holder_name ELSE '' END AS holder_name,
-		       s.provider, s.amount, s.currency, s.failure_reason, s.updated_at,
-		       (EXTRACT(EPOCH FROM now() - s.updated_at) * 1e9)::bigint AS age,
-		       COALESCE(f.kind, '') AS step_kind, COALESCE(f.status, '') AS step_status,
-		       COALESCE(f.to_account, '') AS to_account
+		SELECT `+failedColumns+`, CASE WHEN $2 THEN c.holder_name ELSE '' END AS holder_name
 		  FROM (SELECT * FROM settlements WHERE status = 'FAILED'
 		         ORDER BY updated_at DESC, id DESC LIMIT $1) s
-		  JOIN customers c ON c.id = s.customer_id
-		  LEFT JOIN LATERAL (
-		       SELECT kind, status, to_account FROM steps
-		        WHERE settlement_id = s.id AND status IN ('FAILED', 'DEAD') ORDER BY seq LIMIT 1) f ON true
+		  `+failedJoins+`
 		 ORDER BY s.updated_at DESC, s.id DESC`, q.Limit, q.WithNames)
 	if err != nil {
 		return fmt.Errorf("failed settlements: %w", err)
 	}
 	return nil
 }
+
+// failedColumns and failedJoins read a FailedSettlement (but its
+// HolderName) from settlements s.
+const (
+	failedColumns = `s.id, c.external_ref, s.provider, s.amount, s.currency, s.failure_reason, s.updated_at,
+		(EXTRACT(EPOCH FROM now() - s.updated_at) * 1e9)::bigint AS age,
+		COALESCE(f.kind, '') AS step_kind, COALESCE(f.status, '') AS step_status,
+		COALESCE(f.to_account, '') AS to_account`
+	failedJoins = `JOIN customers c ON c.id = s.customer_id
+		  LEFT JOIN LATERAL (
+		       SELECT kind, status, to_account FROM steps
+		        WHERE settlement_id = s.id AND status IN ('FAILED', 'DEAD') ORDER BY seq LIMIT 1) f ON true`
+)
 
 func readStuck(ctx context.Context, tx *sqlx.Tx, q StatusQuery, st *Status) error {
 	st.Stuck = []StuckStep{}

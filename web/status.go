@@ -213,7 +213,7 @@ func (p *page) view(ctx context.Context, st store.Status, readErr error) pageVie
 	v.Cards = p.cards(ctx, st)
 	v.Statuses = statusRows(st.ByStatus)
 	for _, t := range st.SettledToday {
-		v.Today = append(v.Today, todayRow{Currency: t.Currency, Count: grouped(t.Count), Amount: money(t.Amount, t.Currency)})
+		v.Today = append(v.Today, todayRow{Currency: t.Currency, Count: pipeline.Grouped(t.Count), Amount: pipeline.Money{Amount: t.Amount, Currency: t.Currency}.String()})
 	}
 	for _, f := range st.Failed {
 		v.Failed = append(v.Failed, p.failedRow(f))
@@ -235,14 +235,14 @@ func (p *page) cards(ctx context.Context, st store.Status) []card {
 	failed := st.ByStatus[pipeline.SettlementFailed]
 	stuck := st.StuckRunning + st.StuckReady
 	return []card{
-		{"In flight", grouped(st.Open), oldest, levelIf(st.OldestOpen > time.Hour, levelWarn)},
-		{"Failed", grouped(failed), "awaiting an operator", levelIf(failed > 0, levelBad)},
-		{"Stuck steps", grouped(stuck), fmt.Sprintf("%d lease expired · %d overdue", st.StuckRunning, st.StuckReady),
+		{"In flight", pipeline.Grouped(st.Open), oldest, levelIf(st.OldestOpen > time.Hour, levelWarn)},
+		{"Failed", pipeline.Grouped(failed), "awaiting an operator", levelIf(failed > 0, levelBad)},
+		{"Stuck steps", pipeline.Grouped(stuck), fmt.Sprintf("%d lease expired · %d overdue", st.StuckRunning, st.StuckReady),
 			levelIf(stuck > 0, levelWarn)},
-		{"Dead steps", grouped(st.DeadSteps), "out of attempts", levelIf(st.DeadSteps > 0, levelBad)},
+		{"Dead steps", pipeline.Grouped(st.DeadSteps), "out of attempts", levelIf(st.DeadSteps > 0, levelBad)},
 		p.latencyCard(ctx),
-		{"Alert backlog", grouped(st.AlertBacklog), "undelivered alerts", levelIf(st.AlertBacklog > 10, levelWarn)},
-		{"Undelivered events", grouped(st.NotifyRetrying + st.NotifyGaveUp),
+		{"Alert backlog", pipeline.Grouped(st.AlertBacklog), "undelivered alerts", levelIf(st.AlertBacklog > 10, levelWarn)},
+		{"Undelivered events", pipeline.Grouped(st.NotifyRetrying + st.NotifyGaveUp),
 			fmt.Sprintf("settled, lender app not told: %d retrying · %d gave up", st.NotifyRetrying, st.NotifyGaveUp),
 			levelIf(st.NotifyRetrying+st.NotifyGaveUp > 0, levelWarn)},
 	}
@@ -314,7 +314,7 @@ func statusRows(by map[pipeline.SettlementStatus]int64) []statusRow {
 		case s == pipeline.SettlementSettled || s == pipeline.SettlementCompensated:
 			level = levelOK
 		}
-		rows = append(rows, statusRow{Status: s, Count: grouped(by[s]), Level: level})
+		rows = append(rows, statusRow{Status: s, Count: pipeline.Grouped(by[s]), Level: level})
 		seen[s] = true
 	}
 	for _, s := range statusOrder {
@@ -334,7 +334,7 @@ func (p *page) failedRow(f store.FailedSettlement) failedRow {
 		step += " " + string(f.StepStatus)
 	}
 	return failedRow{
-		ID: f.ID, Customer: f.CustomerRef, Name: f.HolderName, Amount: money(f.Amount, f.Currency),
+		ID: f.ID, Customer: f.CustomerRef, Name: f.HolderName, Amount: pipeline.Money{Amount: f.Amount, Currency: f.Currency}.String(),
 		Step: step, To: f.To.Masked(), Provider: f.Provider, Reason: f.Reason,
 		Age: durationText(f.Age) + " ago", At: f.FailedAt.In(p.loc).Format("2006-01-02 15:04:05 MST"),
 		Replay: ReplayCommand(f.ID),
@@ -374,7 +374,7 @@ func plural(n int64, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}
-	return grouped(n) + " " + many
+	return pipeline.Grouped(n) + " " + many
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

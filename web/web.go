@@ -144,25 +144,3 @@ func durationText(d time.Duration) string {
 		return fmt.Sprintf("%dd%dh", s/86400, s%86400/3600)
 	}
 }
-
-// grouped writes n with thousands separators: 1,200,000.
-func grouped(n int64) string {
-	s := fmt.Sprint(n)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
-
-// money formats minor units with their currency, "1,200,000 KRW", as the
-// command line and Slack show them.
-func money(amount int64, currency string) string { return grouped(amount) + " " + currency }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -157,16 +156,4 @@ func writeChart(path string, res *bench.Result) error {
 		return fmt.Errorf("--chart %s: %w", path, err)
 	}
 	return out.Close()
-}
-
-// isTerminal reports whether w is a character device (a terminal): the
-// progress bar redraws one line there, and prints a line every few seconds
-// anywhere else.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

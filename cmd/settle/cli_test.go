@@ -3,14 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/settle-dev/settle/internal/testenv"
+	"github.com/settle-dev/settle/store"
 )
 
 // runCLI runs settle in-process with args and returns its output, error
@@ -191,4 +199,153 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// settle version names the build and the Go that made it, as text and as
+// JSON.
+func TestVersion(t *testing.T) {
+	out, msg, code := runCLI(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "settle ") || !strings.Contains(out, runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH) ||
+		strings.Count(out, "\n") != 1 {
+		t.Fatalf("settle version: exit %d %s\n%q", code, msg, out)
+	}
+	out, msg, code = runCLI(t, "version", "--json")
+	var v buildVersion
+	if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || v.Go != runtime.Version() || v.Version == "" {
+		t.Fatalf("settle version --json: exit %d %s %v\n%s", code, msg, err, out)
+	}
+	if s := (buildVersion{Version: "(devel)", Revision: "372d20ac424deb1e32889d73cdf46f33ba8bd6da", Modified: true, Go: "go1.26.8",
+		Platform: "linux/amd64"}).String(); s != "settle (devel) 372d20ac424d+modified go1.26.8 linux/amd64" {
+		t.Errorf("a build from a modified checkout reads %q", s)
+	}
+	if s := (buildVersion{Version: "v0.0.0-20261207060239-372d20ac424d+dirty", Revision: "372d20ac424deb1e32889d73cdf46f33ba8bd6da",
+		Modified: true, Go: "go1.26.8", Platform: "linux/amd64"}).String(); s != "settle v0.0.0-20261207060239-372d20ac424d+dirty go1.26.8 linux/amd64" {
+		t.Errorf("a build whose pseudo-version names its commit reads %q", s)
+	}
+}
+
+// The main commands' help shows examples, and every example is a command
+// line settle accepts: the command exists, its flags parse and its
+// arguments fit.
+func TestHelpExamplesParse(t *testing.T) {
+	root := newRootCmd()
+	for _, path := range []string{"serve", "replay", "settlements list", "settlements show", "verify", "reconcile",
+		"customers import", "audit list", "migrate", "version"} {
+		c, _, err := root.Find(strings.Fields(path))
+		if err != nil || c.Example == "" {
+			t.Errorf("settle %s --help shows no example (%v)", path, err)
+		}
+	}
+	var examples []string
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for line := range strings.SplitSeq(c.Example, "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				examples = append(examples, line)
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	for _, ex := range examples {
+		words := shellWords(t, ex)
+		if words[0] != "settle" {
+			t.Errorf("example %q does not start with settle", ex)
+			continue
+		}
+		c, rest, err := newRootCmd().Find(words[1:])
+		if err != nil || !c.Runnable() {
+			t.Errorf("example %q: no such command (%v)", ex, err)
+			continue
+		}
+		if err := c.ParseFlags(rest); err != nil {
+			t.Errorf("example %q: %v", ex, err)
+			continue
+		}
+		if err := c.ValidateArgs(c.Flags().Args()); err != nil {
+			t.Errorf("example %q: %v", ex, err)
+		}
+	}
+	if len(examples) < 20 {
+		t.Fatalf("only %d examples found", len(examples))
+	}
+}
+
+// shellWords splits a command line into words as a shell does for the
+// examples: on blanks, keeping "double-quoted" words whole.
+func shellWords(t *testing.T, line string) []string {
+	t.Helper()
+	var words []string
+	for i, part := range strings.Split(line, `"`) {
+		if i%2 == 1 {
+			words = append(words, part)
+		} else {
+			words = append(words, strings.Fields(part)...)
+		}
+	}
+	if strings.Count(line, `"`)%2 != 0 {
+		t.Fatalf("unbalanced quotes in %q", line)
+	}
+	return words
+}
+
+// config check and migrate status say the same as JSON: valid and the
+// problems; each migration pending or applied, and when (the moment it
+// was applied, whatever the server's zone, shown in time_zone).
+func TestConfigCheckAndMigrateStatusJSON(t *testing.T) {
+	pg := testenv.PostgresURL(t)
+	clearSettleEnv(t)
+	bad := writeConfig(t, "database: {url: \""+pg+"\"}\nredis: {url: redis://127.0.0.1:1/0}\npoll: {bach_size: 5}\n"+goodProvider)
+	// Sessions in New York: goose records the time it applied a migration
+	// as a timestamp without zone, in the session's.
+	u, err := url.Parse(pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("timezone", "America/New_York")
+	u.RawQuery = q.Encode()
+	path := writeConfig(t, "database: {url: \""+u.String()+"\"}\nredis: {url: redis://127.0.0.1:1/0}\n"+goodProvider)
+	var check configCheck
+	out, msg, code := runCLI(t, "config", "check", "--json", "--config", path)
+	if err := json.Unmarshal([]byte(out), &check); code != 0 || err != nil || !check.Valid || check.Problems == nil || len(check.Problems) != 0 {
+		t.Fatalf("config check --json of a good file: exit %d %s %v\n%s", code, msg, err, out)
+	}
+	out, msg, code = runCLI(t, "config", "check", "--json", "--config", bad)
+	if err := json.Unmarshal([]byte(out), &check); code != 1 || err != nil || check.Valid || len(check.Problems) != 1 ||
+		!strings.Contains(check.Problems[0], "poll.bach_size") {
+		t.Fatalf("config check --json of a bad file: exit %d %s %v\n%s", code, msg, err, out)
+	}
+
+	status := func() []store.Migration {
+		t.Helper()
+		out, msg, code := runCLI(t, "migrate", "status", "--json", "--config", path)
+		var ms []store.Migration
+		if err := json.Unmarshal([]byte(out), &ms); code != 0 || err != nil || len(ms) == 0 {
+			t.Fatalf("migrate status --json: exit %d %s %v\n%s", code, msg, err, out)
+		}
+		return ms
+	}
+	for _, m := range status() {
+		if m.Applied || m.AppliedAt != nil || m.File == "" || m.Version == 0 {
+			t.Fatalf("before migrate up: %+v", m)
+		}
+	}
+	if _, msg, code := runCLI(t, "migrate", "up", "--json", "--config", path); code != 2 || !strings.Contains(msg, "--json is for migrate down") {
+		t.Fatalf("migrate up --json: exit %d %q", code, msg)
+	}
+	if _, msg, code := runCLI(t, "migrate", "up", "--config", path); code != 0 {
+		t.Fatalf("migrate up: %s", msg)
+	}
+	for _, m := range status() {
+		if !m.Applied || m.AppliedAt == nil || time.Since(*m.AppliedAt).Abs() > time.Minute {
+			t.Fatalf("after migrate up: %+v, want applied within the minute", m)
+		}
+	}
+	out, _, _ = runCLI(t, "migrate", "status", "--config", path)
+	if !regexp.MustCompile(`(?m)^00001_\S+ +applied 20[0-9-]{8} [0-9:]{8} \+09:00$`).MatchString(out) {
+		t.Fatalf("migrate status: want each migration applied at a time in Asia/Seoul:\n%s", out)
+	}
 }

@@ -49,9 +49,11 @@ func newPlanCmd(g *globals) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), p)
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "deposit %s for %s (outstanding %d, hold %d, fee %d + %d bps):\n", p.Deposit, c.Ref, c.Outstanding, c.Hold, c.FeeFixed, c.FeeBPS)
+			money := func(n int64) pipeline.Money { return pipeline.Money{Amount: n, Currency: c.Currency} }
+			fmt.Fprintf(w, "deposit %s for %s (outstanding %s, hold %s, fee %s + %d bps):\n", p.Deposit, c.Ref,
+				money(c.Outstanding), money(c.Hold), money(c.FeeFixed), c.FeeBPS)
 			for i, l := range p.Legs {
-				fmt.Fprintf(w, "  %d. %-6s %d\n", i+1, l.Kind, l.Amount)
+				fmt.Fprintf(w, "  %d. %-6s %s\n", i+1, l.Kind, money(l.Amount))
 			}
 			return nil
 		},
@@ -78,6 +80,8 @@ func newCustomersImportCmd(g *globals) *cobra.Command {
 			"fields, the provider (providers[]), the currency (the installation's currency only), repeats within the\n" +
 			"file, and customers or virtual accounts registered already. Every bad row is reported with its line\n" +
 			"number, and then nothing is imported.",
+		Example: "  settle customers import configs/customers.sample.csv --reason \"onboarding, batch 3\"\n" +
+			"  settle customers show cust-0042",
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := o.audit("customers import", map[string]any{"file": args[0]})
@@ -132,7 +136,7 @@ func newCustomersListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			db, err := g.openForRead(cmd)
+			_, db, err := g.openStore(cmd)
 			if err != nil {
 				return err
 			}
@@ -150,8 +154,8 @@ func newCustomersListCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "REF\tSTATUS\tPROVIDER\tVIRTUAL ACCOUNTS\tPAYOUT\tOUTSTANDING\tHOLD\tFEE")
 			for _, c := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d %s\t%d\t%d + %d bps\n", c.Ref, c.Status, c.Provider, orDash(c.VANumbers),
-					c.PayoutAccount, c.Outstanding, c.Currency, c.Hold, c.FeeFixed, c.FeeBPS)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s + %d bps\n", c.Ref, c.Status, c.Provider, orDash(c.VANumbers),
+					c.PayoutAccount, pipeline.Money{Amount: c.Outstanding, Currency: c.Currency}, pipeline.Grouped(c.Hold), pipeline.Grouped(c.FeeFixed), c.FeeBPS)
 			}
 			if len(rows) == 0 {
 				fmt.Fprintln(tw, "(no customers)")
@@ -193,8 +197,9 @@ func newCustomersShowCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(w, "Customer %s (id %d) %s, %s, provider %s\n", c.Ref, c.ID, c.HolderName, c.Status, c.Provider)
 			fmt.Fprintf(w, "Virtual accounts: %s\n", c.VANumbers)
 			fmt.Fprintf(w, "Payout: %s (%s)\n", c.PayoutAccount, c.PayoutHolder)
-			fmt.Fprintf(w, "Obligations (%s): outstanding %d, hold %d, fee %d + %d bps; repaid so far %d, held so far %d\n",
-				c.Currency, c.Outstanding, c.Hold, c.FeeFixed, c.FeeBPS, c.RepaidTotal, c.HeldTotal)
+			money := func(n int64) pipeline.Money { return pipeline.Money{Amount: n, Currency: c.Currency} }
+			fmt.Fprintf(w, "Obligations: outstanding %s, hold %s, fee %s + %d bps; repaid so far %s, held so far %s\n",
+				money(c.Outstanding), money(c.Hold), money(c.FeeFixed), c.FeeBPS, money(c.RepaidTotal), money(c.HeldTotal))
 			return nil
 		},
 	}

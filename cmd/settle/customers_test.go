@@ -54,7 +54,7 @@ func TestCustomersImportChecksEverythingThenList(t *testing.T) {
 	if out := e.cli(t, 1, "customers", "import", extra, "--reason", "x"); !strings.Contains(out, `line 1: unknown column "note": the header must name exactly the columns `+strings.TrimSpace(header)) {
 		t.Errorf("a header with an extra column:\n%s", out)
 	}
-	if plan := e.cli(t, 0, "plan", "--customer", "cust-0001", "--amount", "100000"); !strings.Contains(plan, "deposit 100000 KRW") {
+	if plan := e.cli(t, 0, "plan", "--customer", "cust-0001", "--amount", "100000"); !strings.Contains(plan, "deposit 100,000 KRW") {
 		t.Errorf("plan of a sample customer:\n%s", plan)
 	}
 
@@ -63,7 +63,7 @@ func TestCustomersImportChecksEverythingThenList(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(list), "\n")
 	if len(lines) != 4 || !strings.HasPrefix(lines[1], "cust-0003") || !strings.HasPrefix(lines[3], "cust-0001") ||
 		!strings.Contains(lines[3], "sandbox:****0001") || !strings.Contains(lines[3], "****0001") ||
-		!strings.Contains(lines[3], "1500000 KRW") || !strings.Contains(lines[3], "500 + 10 bps") {
+		!strings.Contains(lines[3], "1,500,000 KRW") || !strings.Contains(lines[3], "500 + 10 bps") {
 		t.Fatalf("customers list:\n%s", list)
 	}
 	for _, number := range []string{"VA1000000", "OWN2000000"} {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -60,7 +61,7 @@ func newDemoCmd(g *globals) *cobra.Command {
 			if once {
 				return nil
 			}
-			return payStream(cmd, seeder, cs, frozen, perTick, every, logger)
+			return payStream(cmd, seeder, cs, frozen, perTick, every, cfg.Currency, logger)
 		},
 	}
 	cmd.AddCommand(newDemoReceiverCmd(g))
@@ -72,14 +73,17 @@ func newDemoCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// payStream credits perTick salaries every tick until interrupted. The
-// first goes to the customer whose payout account is frozen, so that the
-// demo's failed settlement shows up at once.
-func payStream(cmd *cobra.Command, seeder *demo.Seeder, cs []demo.Customer, frozen demo.Customer, perTick int, every time.Duration, logger *slog.Logger) error {
+// payStream credits perTick salaries every tick until interrupted, and logs
+// them in one line a tick. The first goes to the customer whose payout
+// account is frozen, so that the demo's failed settlement shows up at once.
+func payStream(cmd *cobra.Command, seeder *demo.Seeder, cs []demo.Customer, frozen demo.Customer, perTick int, every time.Duration,
+	currency string, logger *slog.Logger) error {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	first := true
 	for {
+		refs := make([]string, 0, perTick)
+		var total int64
 		for range perTick {
 			c := seeder.Pick(cs)
 			if first {
@@ -92,8 +96,10 @@ func payStream(cmd *cobra.Command, seeder *demo.Seeder, cs []demo.Customer, froz
 				}
 				return fmt.Errorf("demo: %w", err)
 			}
-			logger.Info("payroll deposit", "customer", c.Ref, "va", pipeline.AccountNumber(c.VA), "amount", amount)
+			refs = append(refs, c.Ref)
+			total += amount
 		}
+		logger.Info("payroll deposits", "customers", strings.Join(refs, ","), "total", pipeline.Money{Amount: total, Currency: currency}.String())
 		select {
 		case <-cmd.Context().Done():
 			return nil

@@ -83,6 +83,7 @@ func newRootCmd() *cobra.Command {
 		newCustomersCmd(g),
 		newReconcileCmd(g),
 		newProvidersCmd(g),
+		newVersionCmd(),
 	)
 	refuseUnknownCommands(root)
 	explainDenied(root)

@@ -91,6 +91,12 @@ func newReplayCmd(g *globals) *cobra.Command {
 			"and says so.\n" +
 			"With --failed-since TIME (RFC 3339 or a duration such as 2h) every FAILED settlement updated since\n" +
 			"then is replayed, optionally only at --provider.",
+		Example: "  # see what a replay would change, then replay\n" +
+			"  settle replay 42 --dry-run --reason \"payout account fixed, ticket OPS-12\"\n" +
+			"  settle replay 42 --reason \"payout account fixed, ticket OPS-12\"\n" +
+			"  # every settlement that failed at one provider in the last two hours, listed first\n" +
+			"  settle replay --failed-since 2h --provider sandbox --dry-run --reason \"bank outage over\"\n" +
+			"  settle replay --failed-since 2026-12-07T09:00:00+09:00 --reason \"bank outage over\"",
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (len(args) == 1) == (since != "") {
@@ -245,33 +251,53 @@ func replayMany(cmd *cobra.Command, g *globals, o opFlags, a store.Audit, since,
 		return err
 	}
 	defer db.Close()
-	ids, err := db.FailedSettlements(cmd.Context(), from, provider)
+	failed, err := db.FailedSettlements(cmd.Context(), from, provider)
 	if err != nil {
 		return err
 	}
-	bar := newProgress(cmd.ErrOrStderr(), len(ids), "replay")
+	var plan *tabwriter.Writer // the dry run's list: what replay ID --dry-run says of each, in a line
+	if o.dryRun {
+		plan = tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+		fmt.Fprintln(plan, "ID\tCUSTOMER\tFAILED STEP\tREASON\tWHAT REPLAY DOES")
+	}
+	bar := newProgress(cmd.ErrOrStderr(), len(failed), "replay")
 	var replayed, refused int
-	for _, id := range ids {
-		out, err := db.Replay(cmd.Context(), id, engineAccounts(cfg), a, o.dryRun)
+	for _, f := range failed {
+		out, err := db.Replay(cmd.Context(), f.ID, engineAccounts(cfg), a, o.dryRun)
+		var does string
 		switch {
 		case errors.Is(err, store.ErrNothingToDo):
+			does = err.Error()
 		case err != nil:
 			refused++
-			fmt.Fprintf(cmd.ErrOrStderr(), "\nsettlement %d: %v\n", id, err)
+			does = err.Error()
+			if !o.dryRun {
+				bar.note(fmt.Sprintf("settlement %d: %v", f.ID, err))
+			}
 		default:
 			replayed++
+			does = strings.Join(out.Changes[min(2, len(out.Changes)):], "; ") // the first two say FAILED → RUNNING, and the step → READY
 			if !o.dryRun && out.Enqueue.ID != 0 {
 				wakeStep(cmd.Context(), cfg, out.Enqueue)
 			}
+		}
+		if plan != nil {
+			fmt.Fprintf(plan, "%d\t%s\t%s\t%s\t%s\n", f.ID, f.CustomerRef, strings.TrimSpace(string(f.StepKind)+" "+string(f.StepStatus)),
+				f.Reason, does)
 		}
 		bar.step()
 	}
 	bar.done()
 	verb := "replayed"
-	if o.dryRun {
+	if plan != nil {
+		if len(failed) > 0 {
+			if err := plan.Flush(); err != nil {
+				return err
+			}
+		}
 		verb = "would replay"
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s %d of %d FAILED settlements since %s; %d refused\n", verb, replayed, len(ids), from.Format(time.RFC3339), refused)
+	fmt.Fprintf(cmd.OutOrStdout(), "%s %d of %d FAILED settlements since %s; %d refused\n", verb, replayed, len(failed), localTime(from, cfg.Location()), refused)
 	if refused > 0 {
 		return fmt.Errorf("replay: %d settlements refused (see above)", refused)
 	}
@@ -313,9 +339,12 @@ func newAuditCmd(g *globals) *cobra.Command {
 			"carries the hash of the one before it, and settle verify (audit_chain_intact) reports an entry changed,\n" +
 			"removed or written outside the chain. ID comes from a sequence that skips a value whenever an insert is\n" +
 			"rolled back (a dry run writes its entry and rolls it back): a gap in ID is not a deletion, a gap in SEQ would be.",
+		Example: "  settle audit list\n" +
+			"  settle audit list --subject settlement:42\n" +
+			"  settle audit list --subject customer:cust-0042 --json",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, db, err := g.openStore(cmd)
+			cfg, db, err := g.openStore(cmd)
 			if err != nil {
 				return err
 			}
@@ -330,7 +359,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SEQ\tID\tTIME\tACTOR\tDB USER\tCLIENT\tCOMMAND\tSUBJECT\tREASON\tOUTCOME\tCHANGES")
 			for _, r := range rows {
-				fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.ID, r.CreatedAt.Format("2006-01-02 15:04:05"), r.Actor,
+				fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.ID, localTime(r.CreatedAt, cfg.Location()), r.Actor,
 					orDash(r.DBUser), orDash(r.Client), r.Command, r.Subject, r.Reason, auditOutcome(r), orDash(strings.Join(r.Changes(), "; ")))
 			}
 			return tw.Flush()
@@ -353,22 +382,23 @@ func auditOutcome(r store.AuditRow) string {
 	return label + ": " + strings.TrimPrefix(r.Detail, label+": ")
 }
 
-// progress is a one-line progress bar on a terminal, or a line every 10%
-// elsewhere.
+// progress is a one-line progress bar, redrawn at every tenth of the way,
+// on a terminal; it writes nothing anywhere else (a file, a pipe).
 type progress struct {
 	w          io.Writer
+	on         bool
 	total, n   int
 	label      string
 	lastTenths int
 }
 
 func newProgress(w io.Writer, total int, label string) *progress {
-	return &progress{w: w, total: total, label: label, lastTenths: -1}
+	return &progress{w: w, on: isTerminal(w) && total > 0, total: total, label: label, lastTenths: -1}
 }
 
 func (p *progress) step() {
 	p.n++
-	if p.total == 0 {
+	if !p.on {
 		return
 	}
 	tenths := p.n * 10 / p.total
@@ -380,8 +410,17 @@ func (p *progress) step() {
 	fmt.Fprintf(p.w, "\r%s [%s%s] %d/%d", p.label, strings.Repeat("#", fill), strings.Repeat(".", 30-fill), p.n, p.total)
 }
 
+// note writes a line to the bar's writer, below the bar drawn so far.
+func (p *progress) note(line string) {
+	if p.on && p.lastTenths >= 0 {
+		fmt.Fprintln(p.w)
+		p.lastTenths = -1 // redraw the bar below the note
+	}
+	fmt.Fprintln(p.w, line)
+}
+
 func (p *progress) done() {
-	if p.total > 0 {
+	if p.on && p.lastTenths >= 0 {
 		fmt.Fprintln(p.w)
 	}
 }

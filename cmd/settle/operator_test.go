@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/rest"
+	"github.com/settle-dev/settle/internal/demo"
 	"github.com/settle-dev/settle/internal/settletest"
 	"github.com/settle-dev/settle/internal/testenv"
 	"github.com/settle-dev/settle/notify"
@@ -35,6 +37,29 @@ func (e *env) cli(t *testing.T, want int, args ...string) string {
 	return out + msg
 }
 
+// frozenPayoutFailed seeds one customer whose payout account the bank has
+// frozen, pays them amount, starts the daemon and waits for the settlement
+// to fail; it returns the customer and the settlement's ID.
+func (e *env) frozenPayoutFailed(t *testing.T, amount int64) (demo.Customer, int64) {
+	t.Helper()
+	c := e.frozenPayoutCustomer(t, amount)
+	e.startDaemon(t)
+	e.waitSettled(t, map[string]int64{"FAILED": 1})
+	return c, settlementID(t, e)
+}
+
+// failedAlert reads the settlement_failed alert of a settlement, and its
+// failure reason.
+func (e *env) failedAlert(t *testing.T, id int64) (summary, action, configKey, reason string) {
+	t.Helper()
+	if err := e.db.SQL().QueryRow(`
+		SELECT a.summary, a.action, a.config_key, s.failure_reason FROM alerts a JOIN settlements s ON s.id = a.settlement_id
+		 WHERE a.settlement_id = $1 AND a.kind = 'settlement_failed'`, id).Scan(&summary, &action, &configKey, &reason); err != nil {
+		t.Fatal(err)
+	}
+	return summary, action, configKey, reason
+}
+
 // The operator story: a frozen payout account fails the settlement with an
 // alert; the operator points the customer at a new account and replays it;
 // it settles with exactly one payout, both commands are audited, and a
@@ -43,10 +68,7 @@ func TestOperatorFixesAFrozenPayoutAndReplays(t *testing.T) {
 	e := newEnv(t)
 	clearSettleEnv(t)
 	ctx := context.Background()
-	c := e.frozenPayoutCustomer(t, 3_000_000)
-	e.startDaemon(t)
-	e.waitSettled(t, map[string]int64{"FAILED": 1})
-	id := settlementID(t, e)
+	c, id := e.frozenPayoutFailed(t, 3_000_000)
 	var alerts int
 	if err := e.db.SQL().QueryRow(`SELECT count(*) FROM alerts WHERE settlement_id = $1 AND summary LIKE '%account_frozen%'`, id).Scan(&alerts); err != nil || alerts != 1 {
 		t.Fatalf("alerts about the frozen account: %d %v", alerts, err)
@@ -91,11 +113,39 @@ func TestOperatorFixesAFrozenPayoutAndReplays(t *testing.T) {
 	if err != nil || len(rows) != 1 || feeTo(t, rows[0].After, payout) != "payout ****0001" {
 		t.Fatalf("the replay's audit row does not record the payout's destination (%v): %s", err, rows[0].After)
 	}
+	// show: the PAYOUT ran once since the replay (TRIES 1) and lists both
+	// attempts, the refused key and the new one; the engine's accounts by
+	// their role and key, the customer's masked; money as the status page
+	// prints it.
+	show := e.cli(t, 0, "settlements", "show", strconv.FormatInt(id, 10))
+	payoutLine := regexp.MustCompile(`(?m)^[0-9]+ +` + strconv.FormatInt(payout, 10) + ` +PAYOUT +[0-9,]+ KRW +collection \(providers\[0\]\.accounts\.collection\) +\*\*\*\*0001 +DONE +1 *$`)
+	for _, want := range []string{"Deposit 3,000,000 KRW = repay ", "TRIES", "attempt 1", "attempt 2", "REFUSED", "SUCCEEDED",
+		"lender (providers[0].accounts.lender)", pipeline.AccountNumber(c.VA).Masked()} {
+		if !strings.Contains(show, want) {
+			t.Errorf("settlements show does not say %q", want)
+		}
+	}
+	// Times in time_zone (Asia/Seoul by default), with the offset.
+	if !regexp.MustCompile(`(?m)^Created 20[0-9-]{8} [0-9:]{8} \+09:00, finished 20[0-9-]{8} [0-9:]{8} \+09:00 `).MatchString(show) {
+		t.Errorf("settlements show: want the times in Asia/Seoul with the offset")
+	}
+	if !payoutLine.MatchString(show) || strings.Contains(show, "****TION") || strings.Contains(show, c.VA) || strings.Contains(show, newAccount) {
+		t.Errorf("settlements show: want the PAYOUT line %s, no engine account masked, no customer account in full", payoutLine)
+	}
+	if t.Failed() {
+		t.Fatalf("settlements show:\n%s", show)
+	}
+	var shown store.SettlementDetail
+	if err := json.Unmarshal([]byte(e.cli(t, 0, "settlements", "show", strconv.FormatInt(id, 10), "--json")), &shown); err != nil ||
+		shown.Steps[0].From != pipeline.AccountNumber(c.VA).Masked() || shown.Steps[0].To != testAccounts.Collection {
+		t.Fatalf("settlements show --json: SWEEP %+v (%v); want the VA masked, the collection account as configured", shown.Steps[0], err)
+	}
 	again := e.cli(t, 0, "replay", strconv.FormatInt(id, 10), "--reason", "again")
 	if !strings.Contains(again, "nothing to do") || !strings.Contains(again, "SETTLED") {
 		t.Fatalf("second replay: %s", again)
 	}
-	if out := e.cli(t, 0, "settlements", "list", "--customer", c.Ref, "--provider", "sandbox", "--from", "1h"); !strings.Contains(out, c.Ref) {
+	if out := e.cli(t, 0, "settlements", "list", "--customer", c.Ref, "--provider", "sandbox", "--from", "1h"); !strings.Contains(out, c.Ref) ||
+		!strings.Contains(out, " +09:00 ") {
 		t.Fatalf("list by customer, provider and date:\n%s", out)
 	}
 	if out := e.cli(t, 0, "settlements", "list", "--customer", "nobody"); !strings.Contains(out, "(no settlements)") {
@@ -103,7 +153,7 @@ func TestOperatorFixesAFrozenPayoutAndReplays(t *testing.T) {
 	}
 	e.cli(t, 2, "settlements", "list", "--from", "yesterday")
 	audit := e.cli(t, 0, "audit", "list")
-	if strings.Count(audit, "ops-kim") != 2 || !strings.Contains(audit, "customers update") || !strings.Contains(audit, "replay") {
+	if strings.Count(audit, "ops-kim") != 2 || !strings.Contains(audit, " +09:00 ") || !strings.Contains(audit, "customers update") || !strings.Contains(audit, "replay") {
 		t.Fatalf("audit log:\n%s", audit)
 	}
 }
@@ -225,7 +275,7 @@ func TestImportCustomersAllOrNothingThenPlan(t *testing.T) {
 	}
 	e.cli(t, 1, "customers", "import", good, "--reason", "again") // already there: refused, nothing imported
 	plan := e.cli(t, 0, "plan", "--customer", "imp-1", "--amount", "3,000,000")
-	for _, want := range []string{"SWEEP  3000000", "REPAY  500000", "FEE    4000", "PAYOUT 2496000"} {
+	for _, want := range []string{"SWEEP  3,000,000 KRW", "REPAY  500,000 KRW", "FEE    4,000 KRW", "PAYOUT 2,496,000 KRW"} {
 		if !strings.Contains(plan, want) {
 			t.Errorf("plan does not show %q:\n%s", want, plan)
 		}
@@ -387,6 +437,8 @@ func TestOperatorHTTPSurface(t *testing.T) {
 		{"GET", "/monitoring/", false, 401, ""},
 		{"GET", "/metrics", false, 401, ""},
 		{"GET", "/", true, 200, "settle replay " + strconv.FormatInt(settlementIDWith(t, e, "FAILED"), 10)},
+		{"GET", "/", true, 200, " 00:00 KST</small>"}, // settled today counts from midnight in time_zone (Asia/Seoul)
+		{"GET", "/", true, 200, "Times in Asia/Seoul."},
 		{"GET", "/metrics", true, 200, `settle_settlements{status="FAILED"} 1`},
 		{"GET", "/monitoring/", true, 200, "<html"},
 		{"DELETE", "/monitoring/api/queues/steps", true, 405, ""},

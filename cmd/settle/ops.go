@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,9 +25,13 @@ func newMigrateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "migrate up|down|status",
 		Short: "Apply, roll back (one step) or list the database migrations",
-		Long: "Apply every pending migration (up), roll back the newest one (down) or list them (status).\n" +
+		Long: "Apply every pending migration (up), roll back the newest one (down) or list them (status, --json).\n" +
 			"down changes the schema like any operator command changes state: it needs --reason, takes --actor and\n" +
 			"--dry-run, and writes its audit row (subject \"schema\") before it rolls back, applied or refused.",
+		Example: "  settle migrate status\n" +
+			"  settle migrate status --json\n" +
+			"  settle migrate up\n" +
+			"  settle migrate down --dry-run --reason \"back to the schema of the release before\"",
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			action := args[0]
@@ -35,7 +40,7 @@ func newMigrateCmd(g *globals) *cobra.Command {
 			}
 			if action != "down" {
 				for _, f := range []string{"reason", "actor", "dry-run", "json"} {
-					if cmd.Flags().Changed(f) {
+					if cmd.Flags().Changed(f) && (f != "json" || action != "status") {
 						return usageErr("migrate %s: --%s is for migrate down", action, f)
 					}
 				}
@@ -56,14 +61,40 @@ func newMigrateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			if action == "down" {
+			switch action {
+			case "down":
 				return migrateDown(cmd, db, o, a)
+			case "status":
+				return migrateStatus(cmd, db, cfg, o.asJSON)
 			}
 			return db.Migrate(cmd.Context(), action, cmd.OutOrStdout())
 		},
 	}
 	o.register(cmd, true)
 	return cmd
+}
+
+// migrateStatus lists the migrations, applied (when, in time_zone) or
+// pending.
+func migrateStatus(cmd *cobra.Command, db *store.DB, cfg *config.Config, asJSON bool) error {
+	ms, err := db.Migrations(cmd.Context())
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(cmd.OutOrStdout(), ms)
+	}
+	for _, m := range ms {
+		state := "pending"
+		switch {
+		case m.AppliedAt != nil:
+			state = "applied " + localTime(*m.AppliedAt, cfg.Location())
+		case m.Applied:
+			state = "applied"
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%-24s %s\n", m.File, state)
+	}
+	return nil
 }
 
 // migrateDown rolls back the newest migration (store.DB.MigrateDown) and
@@ -93,20 +124,43 @@ func migrateDown(cmd *cobra.Command, db *store.DB, o opFlags, a store.Audit) err
 	return nil
 }
 
+// configCheck is what settle config check --json prints.
+type configCheck struct {
+	Valid    bool     `json:"valid"`
+	Problems []string `json:"problems"` // one per line of the text output
+}
+
 func newConfigCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Check or show the configuration"}
-	cmd.AddCommand(&cobra.Command{
+	var asJSON bool
+	check := &cobra.Command{
 		Use:   "check",
 		Short: "Load and validate the configuration; print every problem",
-		Args:  usageArgs(cobra.NoArgs),
+		Example: "  settle config check --config /etc/settle/settle.yaml\n" +
+			"  settle config check --json",
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := g.loadConfig(); err != nil {
+			_, err := g.loadConfig()
+			if asJSON {
+				res := configCheck{Valid: err == nil, Problems: []string{}}
+				if err != nil {
+					res.Problems = strings.Split(err.Error(), "\n")
+				}
+				if werr := writeJSON(cmd.OutOrStdout(), res); werr != nil {
+					return werr
+				}
+			}
+			if err != nil {
 				return oneLine(err)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "configuration is valid")
+			if !asJSON {
+				fmt.Fprintln(cmd.OutOrStdout(), "configuration is valid")
+			}
 			return nil
 		},
-	}, &cobra.Command{
+	}
+	check.Flags().BoolVar(&asJSON, "json", false, "print the outcome as JSON: valid, and every problem")
+	cmd.AddCommand(check, &cobra.Command{
 		Use:   "show",
 		Short: "Print the effective configuration with secrets redacted",
 		Args:  usageArgs(cobra.NoArgs),

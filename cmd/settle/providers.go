@@ -47,7 +47,7 @@ func newProvidersCmd(g *globals) *cobra.Command {
 					return err
 				}
 			} else {
-				printChecks(cmd.OutOrStdout(), rs)
+				printChecks(cmd.OutOrStdout(), rs, coloursFor(cmd.OutOrStdout()))
 			}
 			switch {
 			case provcheck.AnyFailed(rs):
@@ -121,10 +121,10 @@ func checkedProvider(cfg *config.Config, i int, p config.ProviderConfig, b pipel
 	}
 }
 
-// printChecks prints one line per check.
-func printChecks(w io.Writer, rs []provcheck.Result) {
+// printChecks prints one line per check, its status painted.
+func printChecks(w io.Writer, rs []provcheck.Result, c colours) {
 	for _, r := range rs {
-		fmt.Fprintln(w, r)
+		fmt.Fprintln(w, c.paint(string(r.Status))+strings.TrimPrefix(r.String(), string(r.Status)))
 	}
 }
 

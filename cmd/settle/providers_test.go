@@ -13,6 +13,7 @@ import (
 
 	"github.com/settle-dev/settle/bank/provcheck"
 	"github.com/settle-dev/settle/internal/testenv"
+	"github.com/settle-dev/settle/pipeline"
 )
 
 // variant writes e's configuration with old replaced by new and returns its
@@ -146,12 +147,7 @@ func TestFeeRefusalAlertNamesTheConfigKey(t *testing.T) {
 	e.waitSettled(t, map[string]int64{"FAILED": 1})
 	id := settlementID(t, e)
 
-	var summary, action, key, reason string
-	if err := e.db.SQL().QueryRow(`
-		SELECT a.summary, a.action, a.config_key, s.failure_reason FROM alerts a JOIN settlements s ON s.id = a.settlement_id
-		 WHERE a.settlement_id = $1 AND a.kind = 'settlement_failed'`, id).Scan(&summary, &action, &key, &reason); err != nil {
-		t.Fatal(err)
-	}
+	summary, action, key, reason := e.failedAlert(t, id)
 	if key != "providers[0].accounts.fee" || !strings.Contains(summary, "failed at FEE") ||
 		!strings.Contains(summary, "no_such_account at the engine's own account providers[0].accounts.fee") ||
 		action != "settle providers check --provider sandbox" || !strings.Contains(reason, "fix providers[0].accounts.fee") {
@@ -161,4 +157,39 @@ func TestFeeRefusalAlertNamesTheConfigKey(t *testing.T) {
 	testenv.Eventually(t, time.Minute, func() (bool, string) { // delivered to the log notifier, worded
 		return strings.Contains(log.String(), want), "no delivered alert says " + want
 	})
+}
+
+// A customer's payout account frozen at the bank: the settlement fails at
+// PAYOUT, and neither its failure reason nor its alert blames the engine's
+// collection account, the PAYOUT's source; the alert, as the notifier words
+// it, names the customer's payout account, masked, and tells the operator to
+// have the customer lift the freeze or give a new payout account.
+func TestFrozenPayoutAlertBlamesTheCustomer(t *testing.T) {
+	var log testenv.Buffer
+	e := newEnvOpts(t, envOpts{log: &log})
+	c, id := e.frozenPayoutFailed(t, 3_000_000)
+
+	summary, action, key, reason := e.failedAlert(t, id)
+	if key != "" || !strings.Contains(summary, "failed at PAYOUT") || !strings.Contains(summary, "account_frozen") ||
+		strings.Contains(summary+reason, "engine's own") || strings.Contains(summary+reason, "accounts.collection") ||
+		action != fmt.Sprintf("settle settlements show %d", id) {
+		t.Fatalf("alert: key %q summary %q action %q; failure reason %q", key, summary, action, reason)
+	}
+	masked := pipeline.AccountNumber(c.Payout).Masked()
+	want := []string{
+		fmt.Sprintf("Settlement %d failed at PAYOUT: account frozen", id),
+		"account " + masked + " (the customer's payout account) is frozen",
+		"Have the customer get the freeze lifted, or take a new payout account with `settle customers update " + c.Ref,
+	}
+	testenv.Eventually(t, time.Minute, func() (bool, string) { // delivered to the log notifier, worded
+		for _, w := range want {
+			if !strings.Contains(log.String(), w) {
+				return false, "no delivered alert says " + w
+			}
+		}
+		return true, ""
+	})
+	if strings.Contains(log.String(), c.Payout) || strings.Contains(log.String(), "accounts.collection") {
+		t.Fatalf("the log shows the payout account unmasked or blames the collection account:\n%s", log.String())
+	}
 }

@@ -68,6 +68,10 @@ func newReconcileCmd(g *globals) *cobra.Command {
 			"idempotency key, then amount and date. Each difference is stored once as a finding and alerted once;\n" +
 			"nothing is ever corrected automatically. See 'settle reconcile findings'. Exit 3 when a difference\n" +
 			"was seen.",
+		Example: "  # from the start of yesterday in time_zone, every provider\n" +
+			"  settle reconcile\n" +
+			"  settle reconcile --date 2026-12-06 --provider sandbox\n" +
+			"  settle reconcile findings list --open",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.loadConfig()
@@ -135,7 +139,7 @@ func runReconcile(cmd *cobra.Command, cfg *config.Config, opt jobs.ReconcileOpti
 	if asJSON {
 		err = writeJSON(cmd.OutOrStdout(), res)
 	} else {
-		err = printReconcile(cmd.OutOrStdout(), res)
+		err = printReconcile(cmd.OutOrStdout(), res, cfg.Location(), coloursFor(cmd.OutOrStdout()))
 	}
 	switch {
 	case err != nil:
@@ -148,24 +152,24 @@ func runReconcile(cmd *cobra.Command, cfg *config.Config, opt jobs.ReconcileOpti
 	return nil
 }
 
-func printReconcile(w io.Writer, res jobs.ReconcileResult) error {
-	fmt.Fprintf(w, "reconciliation run %d: transactions from %s, balances as of now\n", res.RunID, res.From.Format(time.RFC3339))
+func printReconcile(w io.Writer, res jobs.ReconcileResult, loc *time.Location, c colours) error {
+	fmt.Fprintf(w, "reconciliation run %d: transactions from %s, balances as of now\n", res.RunID, localTime(res.From, loc))
 	for _, p := range res.Providers {
 		lists := fmt.Sprintf("%d statement lines, %d matched by key, %d by amount and date, %d in flight",
 			p.Lines, p.Matched, p.MatchedByAmount, p.InFlight)
 		if !p.Statements {
 			lists = "no statements (its dialect cannot list them): balances only"
 		}
-		fmt.Fprintf(w, "%s: %d accounts; %s; %d credits not settled yet (%d)\n", p.Provider, p.Accounts, lists, p.PendingCredits, p.PendingAmount)
+		fmt.Fprintf(w, "%s: %d accounts; %s; %d credits not settled yet (%s)\n", p.Provider, p.Accounts, lists, p.PendingCredits, pipeline.Grouped(p.PendingAmount))
 		if p.Error != "" {
-			fmt.Fprintf(w, "  ERROR %s\n", p.Error)
+			fmt.Fprintf(w, "  %s %s\n", c.paint("ERROR"), p.Error)
 		}
 		for _, f := range p.Findings {
 			state := "seen before"
 			if f.New {
 				state = "NEW"
 			}
-			fmt.Fprintf(w, "  finding %d %s (%s): %s\n", f.ID, f.Kind, state, f.Detail)
+			fmt.Fprintf(w, "  finding %d %s (%s): %s\n", f.ID, f.Kind, c.paint(state), f.Detail)
 		}
 	}
 	switch unread := slices.ContainsFunc(res.Providers, func(p jobs.ProviderReconcile) bool { return p.Error != "" }); {
@@ -206,7 +210,7 @@ func newFindingsListCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), rows)
 			}
-			return printFindings(cmd.OutOrStdout(), rows)
+			return printFindings(cmd.OutOrStdout(), rows, coloursFor(cmd.OutOrStdout()))
 		},
 	}
 	cmd.Flags().BoolVar(&f.Open, "open", false, "only findings not resolved (OPEN or ACKNOWLEDGED)")
@@ -216,12 +220,12 @@ func newFindingsListCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printFindings(w io.Writer, rows []store.FindingRow) error {
+func printFindings(w io.Writer, rows []store.FindingRow, c colours) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATUS\tPROVIDER\tKIND\tACCOUNT\tKEY\tENGINE\tBANK\tSEEN\tDETAIL")
+	fmt.Fprintln(tw, "ID\t"+c.paint("STATUS")+"\tPROVIDER\tKIND\tACCOUNT\tKEY\tENGINE\tBANK\tSEEN\tDETAIL")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d×\t%s\n", r.ID, r.Status, r.Provider, r.Kind, r.Account,
-			orDash(r.Key), r.EngineAmount(), r.BankAmount, r.SeenCount, r.Detail)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d×\t%s\n", r.ID, c.paint(string(r.Status)), r.Provider, r.Kind, r.Account,
+			orDash(r.Key), pipeline.Grouped(r.EngineAmount()), pipeline.Grouped(r.BankAmount), r.SeenCount, r.Detail)
 	}
 	if len(rows) == 0 {
 		fmt.Fprintln(tw, "(no findings)")

@@ -388,12 +388,12 @@ func TestFindingsListShowsADriftAgainstTheLedger(t *testing.T) {
 	var out strings.Builder
 	rows := []store.FindingRow{{ID: 1, Status: "open", Provider: "sandbox", Kind: pipeline.FindingBalanceDrift,
 		Account: "VA00001234", Amount: 888000, BankAmount: 888000, SeenCount: 1, Detail: "bank balance 888000, ledger balance 0"}}
-	if err := printFindings(&out, rows); err != nil {
+	if err := printFindings(&out, rows, colours{}); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	fields := strings.Fields(lines[1])
-	if len(lines) != 2 || fields[6] != "0" || fields[7] != "888000" {
-		t.Fatalf("findings list:\n%s\nwant ENGINE 0 and BANK 888000", out.String())
+	if len(lines) != 2 || fields[6] != "0" || fields[7] != "888,000" {
+		t.Fatalf("findings list:\n%s\nwant ENGINE 0 and BANK 888,000", out.String())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -87,6 +88,15 @@ func TestReplayAfterFixingAMisspeltFeeAccount(t *testing.T) {
 		if !strings.Contains(dry, want) {
 			t.Errorf("the dry run does not say %q:\n%s", want, dry)
 		}
+	}
+	// The dry run of many lists each settlement in a line, with what the
+	// dry run of one says; off a terminal there is no progress bar.
+	many := e.cli(t, 0, "replay", "--failed-since", "1h", "--dry-run", "--reason", "fee account fixed in the configuration")
+	line := regexp.MustCompile(`(?m)^` + strconv.FormatInt(id, 10) + ` +` + regexp.QuoteMeta(cs[0].Ref) +
+		` +FEE FAILED +bank refused the transfer: no_such_account.* +step [0-9]+ \(FEE, seq [0-9]+\): to accounts\.fee ` + typo + ` → ` +
+		testAccounts.Fee + `; the bank refused attempt 1 \(no_such_account\): attempt 2 with the new key settle-s[0-9]+-a2 will be sent$`)
+	if !line.MatchString(many) || !strings.Contains(many, "would replay 1 of 1 FAILED settlements since ") || strings.Contains(many, "\r") {
+		t.Errorf("replay --failed-since --dry-run: want the line %s and the count, no progress bar:\n%q", line, many)
 	}
 	var to string
 	if err := e.db.SQL().QueryRow(`SELECT to_account FROM steps WHERE id = $1`, feeStep).Scan(&to); err != nil || to != typo {

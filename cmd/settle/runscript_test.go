@@ -81,6 +81,25 @@ func TestRunScriptStopsCleanlyWhenPiped(t *testing.T) {
 		return resp.StatusCode == http.StatusOK && n > 0, fmt.Sprintf("healthz %d, %d Asynq servers (%v)", resp.StatusCode, n, err)
 	})
 
+	// The banner's export line pastes as it is: single quotes, no
+	// backslashes; once the demo settles, the addresses come again in one
+	// line.
+	testenv.Eventually(t, time.Minute, func() (bool, string) {
+		return strings.Contains(readFile(t, log), "run: the demo is settling: status page http://"+httpAddr+"/"),
+			"no line with the addresses after the demo's first settlements in " + log
+	})
+	var export string
+	for line := range strings.SplitSeq(readFile(t, log), "\n") {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, "export SETTLE_CONFIG=") {
+			export = line
+		}
+	}
+	pasted, err := exec.Command("bash", "-c", export+`; printf '%s\n' "$SETTLE_CONFIG" "$SETTLE_DATABASE_URL" "$SETTLE_REDIS_URL" "$SETTLE_PROVIDERS_SANDBOX_BASE_URL"`).Output()
+	if want := filepath.Join(root, "configs/demo.yaml") + "\n" + pg + "\n" + rs.URL() + "\nhttp://" + bankAddr + "\n"; err != nil ||
+		string(pasted) != want || strings.Contains(export, `\`) || !strings.Contains(export, "SETTLE_DATABASE_URL='") {
+		t.Errorf("the export line %q sets\n%s(%v), want\n%s", export, pasted, err, want)
+	}
+
 	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil { // Ctrl-C
 		t.Fatal(err)
 	}

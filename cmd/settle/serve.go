@@ -50,6 +50,12 @@ func newServeCmd(g *globals) *cobra.Command {
 			"http.token are set). Every role serves /healthz and /readyz on http.addr.\n" +
 			"SIGTERM or SIGINT stops taking work, lets running steps finish within worker.shutdown_timeout and\n" +
 			"exits; a second signal exits at once, leaving nothing the sweep cannot resolve.",
+		Example: "  # everything in one process: poller, workers, scheduled jobs, status page\n" +
+			"  settle serve --config /etc/settle/settle.yaml\n" +
+			"  # or one process per part: the scheduler, as many workers as needed, the web pages\n" +
+			"  settle serve --role scheduler\n" +
+			"  settle serve --role worker\n" +
+			"  settle serve --role web",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !slices.Contains(roles, role) {
@@ -323,7 +329,7 @@ func (d *daemon) routes() (http.Handler, error) {
 	return web.New(web.Config{
 		Credentials: creds,
 		Status:      d.db,
-		Page: web.PageConfig{Logger: d.logger, QueueLatency: d.queue.Latency,
+		Page: web.PageConfig{TimeZone: d.cfg.TimeZone, Logger: d.logger, QueueLatency: d.queue.Latency,
 			Providers: providers},
 		Dashboard: d.monitor, DashboardPath: d.monitor.RootPath(),
 		Metrics: d.metrics, MetricsOpen: h.MetricsOpen,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/settle-dev/settle/internal/config"
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
 )
@@ -25,13 +26,16 @@ func newSettlementsCmd(g *globals) *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List settlements, newest first",
-		Args:  usageArgs(cobra.NoArgs),
+		Example: "  settle settlements list --status failed\n" +
+			"  settle settlements list --customer cust-0042 --from 24h\n" +
+			"  settle settlements list --provider sandbox --from 2026-12-07T00:00:00+09:00 --to 2026-12-08T00:00:00+09:00 --json",
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := listFlags(status, pipeline.SettlementStatuses, limit)
 			if err != nil {
 				return err
 			}
-			db, err := g.openForRead(cmd)
+			cfg, db, err := g.openStore(cmd)
 			if err != nil {
 				return err
 			}
@@ -57,7 +61,7 @@ func newSettlementsCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), rows)
 			}
-			return printSettlements(cmd.OutOrStdout(), rows)
+			return printSettlements(cmd.OutOrStdout(), rows, cfg.Location(), coloursFor(cmd.OutOrStdout()))
 		},
 	}
 	list.Flags().StringVar(&status, "status", "", "only this status: "+joined(pipeline.SettlementStatuses))
@@ -72,13 +76,15 @@ func newSettlementsCmd(g *globals) *cobra.Command {
 	show := &cobra.Command{
 		Use:   "show SETTLEMENT_ID",
 		Short: "Show a settlement, its steps and every transfer attempt",
-		Args:  usageArgs(cobra.ExactArgs(1)),
+		Example: "  settle settlements show 42\n" +
+			"  settle settlements show 42 --json",
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseID("SETTLEMENT_ID", args[0])
 			if err != nil {
 				return err
 			}
-			db, err := g.openForRead(cmd)
+			cfg, db, err := g.openStore(cmd)
 			if err != nil {
 				return err
 			}
@@ -90,23 +96,16 @@ func newSettlementsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			keys := engineAccountKeys(cfg, d.Provider)
 			if showJSON {
-				return writeJSON(cmd.OutOrStdout(), maskDetail(d))
+				return writeJSON(cmd.OutOrStdout(), maskDetail(d, keys))
 			}
-			return printSettlement(cmd.OutOrStdout(), maskDetail(d))
+			return printSettlement(cmd.OutOrStdout(), d, keys, cfg.Location(), coloursFor(cmd.OutOrStdout()))
 		},
 	}
 	show.Flags().BoolVar(&showJSON, "json", false, "print JSON")
 	cmd.AddCommand(list, show)
 	return cmd
-}
-
-func (g *globals) openForRead(cmd *cobra.Command) (*store.DB, error) {
-	cfg, err := g.loadConfig()
-	if err != nil {
-		return nil, oneLine(err)
-	}
-	return openCurrentDB(cmd.Context(), cfg, nil)
 }
 
 func parseID(name, s string) (int64, error) {
@@ -145,12 +144,13 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func printSettlements(w io.Writer, rows []store.SettlementRow) error {
+func printSettlements(w io.Writer, rows []store.SettlementRow, loc *time.Location, c colours) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCUSTOMER\tSTATUS\tNOTIFIED\tDEPOSIT\tREPAY\tHOLD\tFEE\tPAYOUT\tCREATED\tREASON")
+	fmt.Fprintf(tw, "ID\tCUSTOMER\t%s\tNOTIFIED\tDEPOSIT\tREPAY\tHOLD\tFEE\tPAYOUT\tCREATED\tREASON\n", c.paint("STATUS"))
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d %s\t%d\t%d\t%d\t%d\t%s\t%s\n", r.ID, r.CustomerRef, r.Status, notified(r),
-			r.Amount, r.Currency, r.Repay, r.Hold, r.Fee, r.Payout, r.CreatedAt.Format("2006-01-02 15:04:05"), r.FailureReason)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.CustomerRef, c.paint(string(r.Status)), notified(r),
+			pipeline.Money{Amount: r.Amount, Currency: r.Currency}, pipeline.Grouped(r.Repay), pipeline.Grouped(r.Hold),
+			pipeline.Grouped(r.Fee), pipeline.Grouped(r.Payout), localTime(r.CreatedAt, loc), r.FailureReason)
 	}
 	if len(rows) == 0 {
 		fmt.Fprintln(tw, "(no settlements)")
@@ -205,26 +205,82 @@ func notifyLine(d store.SettlementDetail) string {
 	return ""
 }
 
-// maskDetail hides account numbers but their last four characters.
-func maskDetail(d store.SettlementDetail) store.SettlementDetail {
+// engineAccountKeys maps each engine account of the provider, as the
+// configuration names it now, to its key: "providers[0].accounts.fee".
+func engineAccountKeys(cfg *config.Config, provider string) map[string]string {
+	for i, p := range cfg.Providers {
+		if p.Name == provider {
+			return accountsOf(p).ConfigKeys(providerKey(i))
+		}
+	}
+	return nil
+}
+
+// stepAccount is one end of a step: the account and the role the step's
+// kind gives it ("" for a REVERSE, which takes its accounts from the step it
+// undoes).
+type stepAccount struct {
+	number string
+	role   pipeline.Role
+}
+
+func stepAccounts(s store.StepRow) (from, to stepAccount) {
+	fr, tr := s.Kind.Roles()
+	return stepAccount{s.From, fr}, stepAccount{s.To, tr}
+}
+
+// engine reports whether the account is one of the engine's own: named by
+// the configuration, or given an engine role by the step's kind (an account
+// the configuration named when the step was written).
+func (a stepAccount) engine(keys map[string]string) bool {
+	return keys[a.number] != "" || a.role != "" && !a.role.Customer()
+}
+
+// shown is the account as JSON shows it: an engine account as it is
+// configured, a customer's masked to its last four characters.
+func (a stepAccount) shown(keys map[string]string) string {
+	if a.number == "" || a.engine(keys) {
+		return a.number
+	}
+	return pipeline.AccountNumber(a.number).Masked()
+}
+
+// label is the account as show prints it: an engine account the
+// configuration names by its role and key, "collection
+// (providers[0].accounts.collection)"; one it no longer names by its role
+// and number, "fee E2E-FEEE"; a customer's masked to its last four
+// characters.
+func (a stepAccount) label(keys map[string]string) string {
+	if key := keys[a.number]; key != "" {
+		return key[strings.LastIndexByte(key, '.')+1:] + " (" + key + ")"
+	}
+	if a.engine(keys) {
+		return string(a.role) + " " + a.number
+	}
+	return a.shown(keys)
+}
+
+// maskDetail hides customers' account numbers but their last four
+// characters; the engine's own accounts stay as they are.
+func maskDetail(d store.SettlementDetail, keys map[string]string) store.SettlementDetail {
+	d.Steps = slices.Clone(d.Steps)
 	for i := range d.Steps {
-		s := &d.Steps[i]
-		if s.From != "" {
-			s.From = pipeline.AccountNumber(s.From).Masked()
-		}
-		if s.To != "" {
-			s.To = pipeline.AccountNumber(s.To).Masked()
-		}
+		from, to := stepAccounts(d.Steps[i])
+		d.Steps[i].From, d.Steps[i].To = from.shown(keys), to.shown(keys)
 	}
 	return d
 }
 
-func printSettlement(w io.Writer, d store.SettlementDetail) error {
-	fmt.Fprintf(w, "Settlement %d  customer %s (id %d)  provider %s  %s\n", d.ID, d.CustomerRef, d.CustomerID, d.Provider, d.Status)
-	fmt.Fprintf(w, "Deposit %d %s = repay %d + hold %d + fee %d + payout %d\n", d.Amount, d.Currency, d.Repay, d.Hold, d.Fee, d.Payout)
-	fmt.Fprintf(w, "Created %s", d.CreatedAt.Format("2006-01-02 15:04:05"))
+// printSettlement prints a settlement and its timeline: each step with the
+// number of times a worker ran it (TRIES) and, under it, each transfer
+// attempt (one idempotency key each) with what the bank answered.
+func printSettlement(w io.Writer, d store.SettlementDetail, keys map[string]string, loc *time.Location, c colours) error {
+	money := func(n int64) string { return pipeline.Money{Amount: n, Currency: d.Currency}.String() }
+	fmt.Fprintf(w, "Settlement %d  customer %s (id %d)  provider %s  %s\n", d.ID, d.CustomerRef, d.CustomerID, d.Provider, c.paint(string(d.Status)))
+	fmt.Fprintf(w, "Deposit %s = repay %s + hold %s + fee %s + payout %s\n", money(d.Amount), money(d.Repay), money(d.Hold), money(d.Fee), money(d.Payout))
+	fmt.Fprintf(w, "Created %s", localTime(d.CreatedAt, loc))
 	if d.FinishedAt != nil {
-		fmt.Fprintf(w, ", finished %s (%s)", d.FinishedAt.Format("2006-01-02 15:04:05"), d.FinishedAt.Sub(d.CreatedAt).Round(1e6))
+		fmt.Fprintf(w, ", finished %s (%s)", localTime(*d.FinishedAt, loc), d.FinishedAt.Sub(d.CreatedAt).Round(1e6))
 	}
 	fmt.Fprintln(w)
 	if d.FailureReason != "" {
@@ -235,13 +291,24 @@ func printSettlement(w io.Writer, d store.SettlementDetail) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tSTEP\tKIND\tAMOUNT\tFROM\tTO\tSTATUS\tATTEMPTS\tLAST ERROR")
+	fmt.Fprintf(tw, "SEQ\tSTEP\tKIND\tAMOUNT\tFROM\tTO\t%s\tTRIES\tLAST ERROR\n", c.paint("STATUS"))
 	for _, s := range d.Steps {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n", s.Seq, s.ID, s.Kind, s.Amount, s.From, s.To, s.Status, s.Attempts, s.LastError)
+		from, to := stepAccounts(s)
+		amount := "-" // a NOTIFY moves no money
+		if s.Kind.MovesMoney() {
+			amount = money(s.Amount)
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Seq, s.ID, s.Kind, amount, from.label(keys), to.label(keys),
+			c.paint(string(s.Status)), s.Attempts, s.LastError)
 		for _, a := range s.Transfers {
 			answer := strings.TrimSpace(a.BankRef + " " + a.BankCode + " " + a.BankMessage)
-			fmt.Fprintf(tw, "\t\t  attempt %d\t%s\t%s\t\t%s\t\t%s\n", a.Attempt, a.Key, a.CreatedAt.Format("15:04:05.000"), a.Status, answer)
+			fmt.Fprintf(tw, "\t\t  attempt %d\t%s\t%s\t\t%s\t\t%s\n", a.Attempt, a.Key, localTime(a.CreatedAt, loc), c.paint(string(a.Status)), answer)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, "\nTRIES: runs by a worker since the step was created or last replayed (worker.max_attempts bounds a money step's); "+
+		"an attempt is one idempotency key, sent again unchanged after a timeout or a busy bank.")
+	return err
 }

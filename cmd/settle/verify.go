@@ -33,6 +33,9 @@ func newVerifyCmd(g *globals) *cobra.Command {
 			"Each broken check also raises an alert (one per check; the same violations raise nothing new),\n" +
 			"and a check that holds again resolves its alert. settle serve runs the same checks on\n" +
 			"verify.schedule.",
+		Example: "  settle verify\n" +
+			"  # also compare each bank's journal with the transfers recorded (the sandbox bank can list it)\n" +
+			"  settle verify --bank-journal --json",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.loadConfig()
@@ -60,7 +63,7 @@ func newVerifyCmd(g *globals) *cobra.Command {
 					return err
 				}
 			} else {
-				printViolations(cmd.OutOrStdout(), vs)
+				printViolations(cmd.OutOrStdout(), vs, coloursFor(cmd.OutOrStdout()))
 			}
 			reportViolations(cmd.Context(), cmd.ErrOrStderr(), db, vs, withJournal)
 			if len(vs) > 0 {
@@ -124,9 +127,9 @@ func reportViolations(ctx context.Context, notes io.Writer, db *store.DB, vs []s
 	}
 }
 
-func printViolations(w io.Writer, vs []store.Violation) {
+func printViolations(w io.Writer, vs []store.Violation, c colours) {
 	for _, v := range vs {
-		fmt.Fprintf(w, "VIOLATION %s settlement=%d: %s\n", v.Check, v.SettlementID, v.Detail)
+		fmt.Fprintf(w, "%s %s settlement=%d: %s\n", c.paint("VIOLATION"), v.Check, v.SettlementID, v.Detail)
 	}
 	if len(vs) == 0 {
 		fmt.Fprintln(w, "all invariants hold")

@@ -184,7 +184,7 @@ type VerifyConfig struct {
 type ReconcileConfig struct {
 	// Schedule is when the reconcile job queues a reconciliation: a cron
 	// spec read in time_zone unless it names its own (CRON_TZ=…); default
-	// "0 30 0 * * *", 00:30 every day.
+	// "30 0 * * *", 00:30 every day.
 	Schedule string `koanf:"schedule"`
 }
 
@@ -423,7 +423,7 @@ func defaults() Config {
 		Relay:     RelayConfig{Schedule: "@every 30s"},
 		Sweep:     SweepConfig{Schedule: "@every 3m", StuckAfter: 15 * time.Minute},
 		Verify:    VerifyConfig{Schedule: "@hourly"},
-		Reconcile: ReconcileConfig{Schedule: "0 30 0 * * *"},
+		Reconcile: ReconcileConfig{Schedule: "30 0 * * *"},
 		Notify: NotifyConfig{
 			Slack: SlackConfig{APIURL: "https://slack.com/api/", Interactive: InteractiveConfig{
 				Mode: InteractiveOff, Path: "/slack/interactions", ApprovalWindow: 15 * time.Minute}},

@@ -164,7 +164,7 @@ func TestDefaults(t *testing.T) {
 		Relay:     RelayConfig{Schedule: "@every 30s"},
 		Sweep:     SweepConfig{Schedule: "@every 3m", StuckAfter: 15 * time.Minute},
 		Verify:    VerifyConfig{Schedule: "@hourly"},
-		Reconcile: ReconcileConfig{Schedule: "0 30 0 * * *"},
+		Reconcile: ReconcileConfig{Schedule: "30 0 * * *"},
 		Notify: NotifyConfig{
 			Slack: SlackConfig{APIURL: "https://slack.com/api/",
 				Interactive: InteractiveConfig{Mode: "off", Path: "/slack/interactions", ApprovalWindow: 15 * time.Minute}},
@@ -260,7 +260,7 @@ func TestValidation(t *testing.T) {
 		{"log format", valid + "log:\n  format: xml\n", []string{`log.format "xml": must be one of text, json`}},
 		{"currency lower case", valid + "currency: krw\n", []string{`currency "krw": must be an ISO 4217 code`}},
 		{"currency long", valid + "currency: KRWW\n", []string{`currency "KRWW": must be an ISO 4217 code`}},
-		{"poll schedule", valid + "poll:\n  schedule: every 5s\n", []string{`poll.schedule "every 5s": expected 5 to 6 fields, found 2: [every 5s]; use a cron spec such as "*/10 * * * * *" or "@every 10s"`}},
+		{"poll schedule", valid + "poll:\n  schedule: every 5s\n", []string{`poll.schedule "every 5s": expected 5 to 6 fields, found 2: [every 5s]; use a cron spec such as "*/5 * * * *" or "@every 10s"`}},
 		{"poll schedule below 1s", valid + "poll:\n  schedule: \"@every 500ms\"\n", []string{`poll.schedule "@every 500ms": the interval must be at least 1s`}},
 		{"poll schedule bad TZ", valid + "poll:\n  schedule: TZ=UTC\n", []string{`poll.schedule "TZ=UTC": not a valid schedule`}},
 		{"poll batch_size 0", valid + "poll:\n  batch_size: 0\n", []string{"poll.batch_size 0: must be between 1 and 100"}},

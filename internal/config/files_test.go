@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
+
+	"github.com/settle-dev/settle/jobs/cronspec"
 )
 
 const (
@@ -197,4 +200,35 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("Redacted shows the secret:\n%s", out)
 		}
 	})
+}
+
+// Every cron spec the README and the example file show is one settle runs
+// (jobs/cronspec), written in five fields, so that they read alike: the
+// six-field form with seconds is accepted but never shown.
+func TestDocumentedSchedulesAreFiveFields(t *testing.T) {
+	t.Parallel()
+	spec := regexp.MustCompile("[`\"]((?:CRON_TZ=\\S+ )?[0-9*][0-9*/,-]*(?: [0-9*?][0-9A-Za-z*/,?-]*){3,5})[`\"]")
+	for _, path := range []string{"../../README.md", examplePath} {
+		text, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := spec.FindAllStringSubmatch(string(text), -1)
+		if len(found) < 3 {
+			t.Fatalf("%s: only %d cron specs found: %q", path, len(found), found)
+		}
+		for _, m := range found {
+			s := m[1]
+			if err := cronspec.Check(s); err != nil {
+				t.Errorf("%s: %q is not a schedule settle runs: %v", path, s, err)
+			}
+			fields := strings.Fields(s)
+			if strings.HasPrefix(s, "CRON_TZ=") {
+				fields = fields[1:]
+			}
+			if len(fields) != 5 {
+				t.Errorf("%s: %q has %d fields, not five", path, s, len(fields))
+			}
+		}
+	}
 }

@@ -385,7 +385,7 @@ func (p *problems) upTo(key string, d, most time.Duration) {
 // schedule adds a problem unless spec is a schedule the scheduler runs.
 func (p *problems) schedule(key, spec string) {
 	if err := cronspec.Check(spec); err != nil {
-		p.add("%s %q: %v; use a cron spec such as \"*/10 * * * * *\" or \"@every 10s\"", key, spec, err)
+		p.add("%s %q: %v; use a cron spec such as \"*/5 * * * *\" or \"@every 10s\"", key, spec, err)
 	}
 }
 
