@@ -112,7 +112,7 @@ func TestRunScriptStopsCleanlyWhenPiped(t *testing.T) {
 		return len(left) == 0 && err != nil, fmt.Sprintf("processes of the run left: %v; the sandbox bank's port is free: %v", left, err != nil)
 	})
 	if n, err := rc.ZCard(ctx, "asynq:servers").Result(); err != nil || n != 0 {
-		t.Fatalf("settle serve did not stop gracefully: %d Asynq servers left in Redis (%v)", n, err)
+		t.Fatalf("settle serve did not stop gracefully: %d Asynq servers left in Redis (%v); the run's log ends:\n%s", n, err, lastLines(readFile(t, log), 40))
 	}
 }
 
@@ -148,4 +148,10 @@ func processesWith(kv string) []int {
 		}
 	}
 	return pids
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
