@@ -16,7 +16,8 @@
 --
 -- The hash covers, in this order, as the text of a jsonb array:
 --   seq, id, created_at (UTC, microseconds), actor, command, args, reason,
---   subject, outcome, detail, before, after, db_user, client_addr
+--   subject, outcome, detail, before, after, db_user, client_addr,
+--   click (the Slack click a row answers, 00018)
 -- and is sha256(prev_hash || that text in UTF-8). The first row's
 -- prev_hash is 32 zero bytes. jsonb's text form is the same for the same
 -- value whatever the session's settings, and the time is written in UTC,
@@ -47,7 +48,7 @@ CREATE FUNCTION audit_log_hash(r audit_log) RETURNS bytea LANGUAGE sql STABLE AS
     SELECT sha256(r.prev_hash || convert_to(jsonb_build_array(
         r.seq, r.id, to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
         r.actor, r.command, r.args, r.reason, r.subject, r.outcome, r.detail, r.before, r.after,
-        r.db_user, r.client_addr)::text, 'UTF8'))
+        r.db_user, r.client_addr, r.click)::text, 'UTF8'))
 $$;
 -- +goose StatementEnd
 

@@ -152,6 +152,14 @@ func TestAuditChainReportsTampering(t *testing.T) {
 			return fmt.Sprintf("audit_log row %d (seq 3): its content does not match its hash", idAt(t, db, 3))
 		},
 	}, {
+		name: "a click set on a row that answered none",
+		tamper: func(t *testing.T, db *store.DB) {
+			exec(t, db, disable, `UPDATE audit_log SET click = 'slack:T1:trigger:1.0' WHERE seq = 3`, enable)
+		},
+		want: func(t *testing.T, db *store.DB) string {
+			return fmt.Sprintf("audit_log row %d (seq 3): its content does not match its hash", idAt(t, db, 3))
+		},
+	}, {
 		name: "a row removed",
 		tamper: func(t *testing.T, db *store.DB) {
 			exec(t, db, disable, `DELETE FROM audit_log WHERE seq = 3`, enable)
