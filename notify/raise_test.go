@@ -3,6 +3,7 @@ package notify_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/settle-dev/settle/notify"
 	"github.com/settle-dev/settle/pipeline"
@@ -31,5 +32,22 @@ func TestBreakerAlert(t *testing.T) {
 	}
 	if got, want := notify.BreakerClosedNote(statements), "provider hana answers its statements calls again; they resumed"; got != want {
 		t.Errorf("closed note %q, want %q", got, want)
+	}
+}
+
+// A broken audit chain is the log changed outside settle, not a
+// settlement to put right: its alert says so and what to keep.
+func TestAuditChainAlertSaysTheLogWasChanged(t *testing.T) {
+	raised := notify.InvariantAlert(pipeline.CheckAuditChain, []notify.Violation{{Detail: "audit_log row 7 (seq 3): its content does not match its hash"}})
+	a := notify.Alert{ID: 1, ProblemKey: raised.ProblemKey, Kind: raised.Kind, Severity: raised.Severity,
+		Summary: raised.Summary, Detail: raised.Detail, Action: raised.Action, CreatedAt: time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)}
+	text := notify.Render(notify.Notice{Alert: a, Occurrences: 1, FirstAt: a.CreatedAt}).Text
+	for _, want := range []string{"Someone changed the audit log outside settle", "Do not repair it", "audit_log row 7 (seq 3)"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the alert lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "Look at each settlement named") {
+		t.Errorf("the alert sends the operator to settlements:\n%s", text)
 	}
 }

@@ -191,6 +191,11 @@ func fixHint(a Alert) string {
 		return "Ask the bank what became of that attempt; settle finishes the step by itself as soon as the bank's status call answers. " +
 			"Do not move the money by other means: it may already have moved."
 	}
+	if a.Kind == pipeline.AlertKindInvariant && a.ProblemKey == InvariantProblemKey(pipeline.CheckAuditChain) {
+		return "Someone changed the audit log outside settle: a row altered, removed or written around the chain. Do not repair it: " +
+			"keep the database as it is, compare the row named with the newest `seq` and `hash` noted outside the database " +
+			"(docs/security.md, Audit log), and find who held the schema owner's rights; `settle audit list` shows the rows."
+	}
 	if a.Kind == pipeline.AlertKindInvariant {
 		return "Look at each settlement named (`settle settlements show ID`, `settle audit list --subject settlement:ID`) and put it right; " +
 			"`settle verify` then says all invariants hold."

@@ -64,3 +64,7 @@ const (
 	// knows a key it may have applied: its attempt stays UNKNOWN.
 	CauseKeyPastRetention = "key_past_retention"
 )
+
+// CheckAuditChain is the check of settle verify that the audit log's hash
+// chain holds: when it breaks, the log was changed, not a settlement.
+const CheckAuditChain = "audit_chain_intact"

@@ -127,7 +127,7 @@ var invariants = []struct{ name, query string }{
 		 WHERE s.status = 'FAILED'
 		   AND NOT EXISTS (SELECT 1 FROM steps st WHERE st.settlement_id = s.id AND st.status IN ('FAILED', 'DEAD')
 		                      AND st.kind NOT IN (` + afterMoney + `))`},
-	{"audit_chain_intact", auditChainQuery},
+	{pipeline.CheckAuditChain, auditChainQuery},
 }
 
 // InvariantChecks names the checks Verify runs, in its order.
