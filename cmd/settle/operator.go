@@ -241,6 +241,18 @@ func notQueued(ref pipeline.StepRef, err error) string {
 	return fmt.Sprintf("step %d is READY; it could not be queued now (%v), the READY relay queues it on its next run", ref.ID, err)
 }
 
+// replayManyRow is one settlement of replay --failed-since, in --json.
+type replayManyRow struct {
+	ID         int64  `json:"id"`
+	Customer   string `json:"customer"`
+	FailedStep string `json:"failed_step"`
+	Reason     string `json:"reason"`
+	// Outcome is replayed (would_replay in a dry run), nothing_to_do or
+	// refused; Detail says what the replay does, or why not.
+	Outcome string `json:"outcome"`
+	Detail  string `json:"detail"`
+}
+
 func replayMany(cmd *cobra.Command, g *globals, o opFlags, a store.Audit, since, provider string) error {
 	from, err := parseSince(since)
 	if err != nil {
@@ -255,53 +267,69 @@ func replayMany(cmd *cobra.Command, g *globals, o opFlags, a store.Audit, since,
 	if err != nil {
 		return err
 	}
-	var plan *tabwriter.Writer // the dry run's list: what replay ID --dry-run says of each, in a line
-	if o.dryRun {
-		plan = tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-		fmt.Fprintln(plan, "ID\tCUSTOMER\tFAILED STEP\tREASON\tWHAT REPLAY DOES")
-	}
 	bar := newProgress(cmd.ErrOrStderr(), len(failed), "replay")
 	var replayed, refused int
+	rows := make([]replayManyRow, 0, len(failed))
 	for _, f := range failed {
 		out, err := db.Replay(cmd.Context(), f.ID, engineAccounts(cfg), a, o.dryRun)
-		var does string
+		row := replayManyRow{ID: f.ID, Customer: f.CustomerRef, FailedStep: strings.TrimSpace(string(f.StepKind) + " " + string(f.StepStatus)), Reason: f.Reason}
 		switch {
 		case errors.Is(err, store.ErrNothingToDo):
-			does = err.Error()
+			row.Outcome, row.Detail = "nothing_to_do", err.Error()
 		case err != nil:
 			refused++
-			does = err.Error()
+			row.Outcome, row.Detail = "refused", err.Error()
 			if !o.dryRun {
 				bar.note(fmt.Sprintf("settlement %d: %v", f.ID, err))
 			}
 		default:
 			replayed++
-			does = strings.Join(out.Changes[min(2, len(out.Changes)):], "; ") // the first two say FAILED → RUNNING, and the step → READY
+			row.Outcome = "replayed"
+			if o.dryRun {
+				row.Outcome = "would_replay"
+			}
+			row.Detail = strings.Join(out.Changes[min(2, len(out.Changes)):], "; ") // the first two say FAILED → RUNNING, and the step → READY
 			if !o.dryRun && out.Enqueue.ID != 0 {
 				wakeStep(cmd.Context(), cfg, out.Enqueue)
 			}
 		}
-		if plan != nil {
-			fmt.Fprintf(plan, "%d\t%s\t%s\t%s\t%s\n", f.ID, f.CustomerRef, strings.TrimSpace(string(f.StepKind)+" "+string(f.StepStatus)),
-				f.Reason, does)
-		}
+		rows = append(rows, row)
 		bar.step()
 	}
 	bar.done()
-	verb := "replayed"
-	if plan != nil {
-		if len(failed) > 0 {
-			if err := plan.Flush(); err != nil {
-				return err
-			}
-		}
-		verb = "would replay"
+	if err := printReplayMany(cmd.OutOrStdout(), o, rows, replayed, refused, localTime(from, cfg.Location()), from); err != nil {
+		return err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s %d of %d FAILED settlements since %s; %d refused\n", verb, replayed, len(failed), localTime(from, cfg.Location()), refused)
 	if refused > 0 {
 		return fmt.Errorf("replay: %d settlements refused (see above)", refused)
 	}
 	return nil
+}
+
+// printReplayMany prints what replay --failed-since did or would do: with
+// --json one object; in a dry run a line per settlement (what replay ID
+// --dry-run says of each), then the count.
+func printReplayMany(w io.Writer, o opFlags, rows []replayManyRow, replayed, refused int, sinceText string, since time.Time) error {
+	if o.asJSON {
+		return writeJSON(w, map[string]any{"since": since, "dry_run": o.dryRun, "failed": len(rows),
+			"replayed": replayed, "refused": refused, "settlements": rows})
+	}
+	verb := "replayed"
+	if o.dryRun {
+		verb = "would replay"
+		if len(rows) > 0 {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tCUSTOMER\tFAILED STEP\tREASON\tWHAT REPLAY DOES")
+			for _, r := range rows {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.ID, r.Customer, r.FailedStep, r.Reason, r.Detail)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	_, err := fmt.Fprintf(w, "%s %d of %d FAILED settlements since %s; %d refused\n", verb, replayed, len(rows), sinceText, refused)
+	return err
 }
 
 func parseSince(s string) (time.Time, error) {

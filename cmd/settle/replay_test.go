@@ -98,6 +98,26 @@ func TestReplayAfterFixingAMisspeltFeeAccount(t *testing.T) {
 	if !line.MatchString(many) || !strings.Contains(many, "would replay 1 of 1 FAILED settlements since ") || strings.Contains(many, "\r") {
 		t.Errorf("replay --failed-since --dry-run: want the line %s and the count, no progress bar:\n%q", line, many)
 	}
+	// The same with --json: one object, the settlement with its outcome.
+	var manyJSON struct {
+		DryRun      bool `json:"dry_run"`
+		Failed      int  `json:"failed"`
+		Replayed    int  `json:"replayed"`
+		Settlements []struct {
+			ID         int64  `json:"id"`
+			Customer   string `json:"customer"`
+			FailedStep string `json:"failed_step"`
+			Outcome    string `json:"outcome"`
+			Detail     string `json:"detail"`
+		} `json:"settlements"`
+	}
+	raw := e.cli(t, 0, "replay", "--failed-since", "1h", "--dry-run", "--json", "--reason", "fee account fixed in the configuration")
+	if err := json.Unmarshal([]byte(raw), &manyJSON); err != nil || !manyJSON.DryRun || manyJSON.Failed != 1 || manyJSON.Replayed != 1 ||
+		len(manyJSON.Settlements) != 1 || manyJSON.Settlements[0].ID != id || manyJSON.Settlements[0].Customer != cs[0].Ref ||
+		manyJSON.Settlements[0].FailedStep != "FEE FAILED" || manyJSON.Settlements[0].Outcome != "would_replay" ||
+		!strings.Contains(manyJSON.Settlements[0].Detail, typo+" → "+testAccounts.Fee) {
+		t.Errorf("replay --failed-since --dry-run --json: %+v (%v)\n%s", manyJSON, err, raw)
+	}
 	var to string
 	if err := e.db.SQL().QueryRow(`SELECT to_account FROM steps WHERE id = $1`, feeStep).Scan(&to); err != nil || to != typo {
 		t.Fatalf("a dry run changed the FEE step's account to %q (%v)", to, err)
