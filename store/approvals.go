@@ -152,11 +152,12 @@ func claimApproval(ctx context.Context, tx *sqlx.Tx, a Audit, command string, se
 	if !errors.Is(err, sql.ErrNoRows) {
 		return r, err
 	}
-	var now time.Time
-	err = tx.QueryRowxContext(ctx, `SELECT now()`).Scan(&now)
-	if err == nil {
-		err = tx.GetContext(ctx, &r, `SELECT `+requestColumns+` FROM approval_requests WHERE id = $1`, a.Approves)
+	var at struct {
+		Request
+		Now time.Time `db:"db_now"` // the transaction's clock, as the UPDATE above read it
 	}
+	err = tx.GetContext(ctx, &at, `SELECT `+requestColumns+`, now() AS db_now FROM approval_requests WHERE id = $1`, a.Approves)
+	r, now := at.Request, at.Now
 	switch {
 	case errors.Is(err, sql.ErrNoRows) || err == nil && (r.SettlementID != settlementID || r.Action != command):
 		return r, fmt.Errorf("request %d to %s settlement %d: %w", a.Approves, command, settlementID, ErrNotFound)
