@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/settle-dev/settle/bank"
+	"github.com/settle-dev/settle/bank/bankhttp"
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/openbanking"
 	"github.com/settle-dev/settle/bank/rest"
@@ -90,7 +91,7 @@ func dialectAdapter(t *testing.T, dialect, url string) (pipeline.Bank, func(stri
 		adapter, err = rest.New(rest.Config{Name: "sandbox", BaseURL: url, Token: token, Timeout: 2 * time.Second})
 		attemptKey = rest.AttemptKey
 	case "openbanking":
-		adapter, err = openbanking.New(openbanking.Config{Name: "sandbox", BaseURL: url, Token: token, Timeout: 2 * time.Second})
+		adapter, err = openbanking.New(openbanking.Config{Config: bankhttp.Config{Name: "sandbox", BaseURL: url, Token: token, Timeout: 2 * time.Second}})
 		attemptKey = openbanking.AttemptKey
 	default:
 		t.Fatalf("no dialect %q", dialect)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/settle-dev/settle/bank"
+	"github.com/settle-dev/settle/bank/bankhttp"
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/openbanking"
 	"github.com/settle-dev/settle/bank/rest"
@@ -121,7 +122,7 @@ func TestPollWithinBudgetNearPaydayFirst(t *testing.T) {
 	today := time.Now().UTC().Day()
 	near := addCustomers(t, db, sb, "sandbox", "near-", 10, today)
 	idle := addCustomers(t, db, sb, "sandbox", "idle-", 20, 0)
-	adapter, err := openbanking.New(openbanking.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
+	adapter, err := openbanking.New(openbanking.Config{Config: bankhttp.Config{Name: "sandbox", BaseURL: sb.url, Token: token}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +293,7 @@ func TestDepositSettlesThroughTheProviderOfItsVA(t *testing.T) {
 	vas := addCustomers(t, db, legacy, "legacy", "r-", 1, 0)
 	modern.account(t, "N"+vas[0])
 	modern.account(t, "OWN-r-000")
-	legacyBank, _ := openbanking.New(openbanking.Config{Name: "legacy", BaseURL: legacy.url, Token: token})
+	legacyBank, _ := openbanking.New(openbanking.Config{Config: bankhttp.Config{Name: "legacy", BaseURL: legacy.url, Token: token}})
 	modernBank, _ := rest.New(rest.Config{Name: "modern", BaseURL: modern.url, Token: token})
 	banks := bank.NewRouter(map[string]pipeline.Bank{"legacy": legacyBank, "modern": modernBank})
 	out, err := db.MigrateCustomers(ctx, store.MigrateRequest{
@@ -337,7 +338,7 @@ func TestPollCycleIsCutShortBeforeTheNextTick(t *testing.T) {
 	ctx := context.Background()
 	db, sb := openDB(t), newSandbox(t)
 	addCustomers(t, db, sb, "sandbox", "cut-", 25, 0)
-	adapter, _ := openbanking.New(openbanking.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
+	adapter, _ := openbanking.New(openbanking.Config{Config: bankhttp.Config{Name: "sandbox", BaseURL: sb.url, Token: token}})
 	start, reads := time.Now(), 0
 	poller := jobs.NewPoller(db, bank.NewRouter(map[string]pipeline.Bank{"sandbox": adapter}), &settletest.Queue{}, jobs.PollConfig{
 		Accounts:  map[string]pipeline.Accounts{"sandbox": accounts},
@@ -368,7 +369,7 @@ func TestPollSendsAPaidVAToTheIdleScheduleUntilItsWindowCloses(t *testing.T) {
 	ctx := context.Background()
 	db, sb := openDB(t), newSandbox(t)
 	vas := addCustomers(t, db, sb, "sandbox", "near-", 10, time.Now().UTC().Day())
-	adapter, err := openbanking.New(openbanking.Config{Name: "sandbox", BaseURL: sb.url, Token: token})
+	adapter, err := openbanking.New(openbanking.Config{Config: bankhttp.Config{Name: "sandbox", BaseURL: sb.url, Token: token}})
 	if err != nil {
 		t.Fatal(err)
 	}

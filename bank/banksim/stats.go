@@ -1,6 +1,7 @@
 package banksim
 
 import (
+	"strings"
 	"sync/atomic"
 )
 
@@ -26,6 +27,33 @@ type Stats struct {
 	// SentAgain counts the transfer requests of each key sent more than
 	// once ("dialect/key" → times), replays the bank deduplicated included.
 	SentAgain map[string]int64 `json:"sent_again,omitempty"`
+}
+
+// IsDialectEndpoint reports whether an endpoint of Stats.Requests belongs
+// to a bank dialect's API, not to the sandbox's own /sandbox/ endpoints.
+func IsDialectEndpoint(endpoint string) bool { return !strings.Contains(endpoint, "/sandbox/") }
+
+// DialectCalls counts the requests of every dialect's API, the sandbox's
+// own endpoints left out.
+func (s Stats) DialectCalls() int64 {
+	var n int64
+	for k, v := range s.Requests {
+		if IsDialectEndpoint(k) {
+			n += v
+		}
+	}
+	return n
+}
+
+// BalanceCalls counts the balance calls of every dialect.
+func (s Stats) BalanceCalls() int64 {
+	var n int64
+	for k, v := range s.Requests {
+		if IsDialectEndpoint(k) && strings.Contains(k, "balance") {
+			n += v
+		}
+	}
+	return n
 }
 
 // stats holds the counters. The map of endpoint counters is filled when the

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/settle-dev/settle/bank/bankhttp"
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/banktest"
 	"github.com/settle-dev/settle/bank/openbanking"
@@ -23,7 +24,7 @@ func adapters(t *testing.T, sb *banktest.Sandbox) (*rest.Client, *openbanking.Cl
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := openbanking.New(openbanking.Config{Name: "acme-ob", BaseURL: sb.URL, Token: banktest.Token, Now: sb.Clock.Now})
+	o, err := openbanking.New(openbanking.Config{Config: bankhttp.Config{Name: "acme-ob", BaseURL: sb.URL, Token: banktest.Token, Now: sb.Clock.Now}})
 	if err != nil {
 		t.Fatal(err)
 	}

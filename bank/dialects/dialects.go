@@ -61,9 +61,7 @@ var all = []Dialect{
 	{
 		Name: "openbanking",
 		New: func(o Options) (pipeline.Bank, error) {
-			c := o.Config
-			return openbanking.New(openbanking.Config{Name: c.Name, BaseURL: c.BaseURL, Token: c.Token, OAuth: c.OAuth, TLS: c.TLS,
-				Timeout: c.Timeout, HTTPClient: c.HTTPClient, Logger: c.Logger, Now: c.Now, Location: o.Location})
+			return openbanking.New(openbanking.Config{Config: o.Config, Location: o.Location})
 		},
 		BatchSize:  openbanking.BatchSize,
 		AttemptKey: openbanking.AttemptKey,

@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/settle-dev/settle/bank/bankhttp"
-	"github.com/settle-dev/settle/bank/transport"
 	"github.com/settle-dev/settle/pipeline"
 )
 
@@ -41,36 +39,13 @@ var kst = time.FixedZone("KST", 9*60*60)
 // than KRW): nothing was sent.
 var ErrInvalidRequest = errors.New("request invalid, nothing sent")
 
-// Config configures a Client.
+// Config configures a Client: the connection settings every dialect has
+// (Config.Name e.g. "acme-ob", Config.BaseURL e.g.
+// "https://openapi.bank.example"; OAuth as the Korean open-banking API
+// issues tokens; Now is also the clock for tran_dtime and for the date of a
+// transfer whose request has no AttemptDay), and the dialect's own.
 type Config struct {
-	// Name names the provider in errors and logs, e.g. "acme-ob".
-	// Required: 1 to 64 letters, digits, '-', '_' or '.'.
-	Name string
-	// BaseURL is the bank's API root, e.g. "https://openapi.bank.example".
-	// Required: http or https, with no credentials, query or fragment.
-	BaseURL string
-	// Token is a static bearer token; or OAuth. It is never logged nor put
-	// in an error.
-	Token string
-	// OAuth fetches bearer tokens with OAuth 2.0 client credentials instead
-	// of Token, as the Korean open-banking API issues them; a 401 refreshes
-	// the token and resends the call once.
-	OAuth *transport.OAuth
-	// TLS adds a client certificate and the bank's CA (mutual TLS); nil
-	// means plain TLS with the system's roots.
-	TLS *transport.TLS
-	// Timeout limits each HTTP call; 0 means DefaultTimeout.
-	Timeout time.Duration
-	// HTTPClient sends the calls; nil means a client of its own with pooled
-	// connections. Its own Timeout, if any, also applies. Not with TLS.
-	HTTPClient *http.Client
-	// Logger receives debug logs of each call; nil discards them. Account
-	// numbers in logs are masked.
-	Logger *slog.Logger
-	// Now is the clock for tran_dtime, for the date of a transfer whose
-	// request has no AttemptDay and for Retry-After dates; nil means
-	// time.Now.
-	Now func() time.Time
+	bankhttp.Config
 	// BankCode is the bank_code_std of the accounts (three digits); ""
 	// means DefaultBankCode.
 	BankCode string
@@ -100,9 +75,7 @@ var _ pipeline.Bank = (*Client)(nil)
 
 // New validates cfg and returns a client.
 func New(cfg Config) (*Client, error) {
-	h, err := bankhttp.New(spec, bankhttp.Config{Name: cfg.Name, BaseURL: cfg.BaseURL,
-		Token: cfg.Token, OAuth: cfg.OAuth, TLS: cfg.TLS, Timeout: cfg.Timeout, HTTPClient: cfg.HTTPClient,
-		Logger: cfg.Logger, Now: cfg.Now}, cfg.checkBankCode())
+	h, err := bankhttp.New(spec, cfg.Config, cfg.checkBankCode())
 	if err != nil {
 		return nil, fmt.Errorf("openbanking %s: config: %w", cfg.Name, err)
 	}

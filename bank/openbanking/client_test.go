@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/settle-dev/settle/bank/bankhttp"
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/banktest"
 	"github.com/settle-dev/settle/bank/openbanking"
@@ -27,7 +28,7 @@ var kst = time.FixedZone("KST", 9*60*60)
 // newClient returns an adapter for the bank at url with the sandbox's token.
 func newClient(t *testing.T, url string, now func() time.Time) *openbanking.Client {
 	t.Helper()
-	c, err := openbanking.New(openbanking.Config{Name: "test", BaseURL: url, Token: banktest.Token, Now: now})
+	c, err := openbanking.New(openbanking.Config{Config: bankhttp.Config{Name: "test", BaseURL: url, Token: banktest.Token, Now: now}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,8 +146,8 @@ func TestTransferDateInTheProvidersZone(t *testing.T) {
 		want string
 	}{{nil, "20261126"}, {time.UTC, "20261125"}} {
 		rec := &recorder{reply: `{"rsp_code":"A0000","res_list":[{"bank_rsp_code":"000"}]}`}
-		cl, err := openbanking.New(openbanking.Config{Name: "test", BaseURL: rec.serve(t), Token: banktest.Token,
-			Now: func() time.Time { return at }, Location: c.loc})
+		cl, err := openbanking.New(openbanking.Config{Config: bankhttp.Config{Name: "test", BaseURL: rec.serve(t), Token: banktest.Token,
+			Now: func() time.Time { return at }}, Location: c.loc})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,8 +245,8 @@ func TestSecretsStayOutOfErrorsAndLogs(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{reply: `{"rsp_code":"A0001","rsp_message":"token ` + banktest.Token + ` account 110234567890"}`}
 	var logs bytes.Buffer
-	c, err := openbanking.New(openbanking.Config{Name: "test", BaseURL: rec.serve(t), Token: banktest.Token,
-		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	c, err := openbanking.New(openbanking.Config{Config: bankhttp.Config{Name: "test", BaseURL: rec.serve(t), Token: banktest.Token,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +297,7 @@ func TestInvalidRequestsAreNotSent(t *testing.T) {
 
 func TestConfigIsValidated(t *testing.T) {
 	t.Parallel()
-	ok := openbanking.Config{Name: "acme-ob", BaseURL: "https://bank.example/api/", Token: banktest.Token}
+	ok := openbanking.Config{Config: bankhttp.Config{Name: "acme-ob", BaseURL: "https://bank.example/api/", Token: banktest.Token}}
 	if _, err := openbanking.New(ok); err != nil {
 		t.Fatalf("valid config refused: %v", err)
 	}

@@ -3,6 +3,7 @@ package openbanking_test
 import (
 	"testing"
 
+	"github.com/settle-dev/settle/bank/bankhttp"
 	"github.com/settle-dev/settle/bank/banktest"
 	"github.com/settle-dev/settle/bank/openbanking"
 	"github.com/settle-dev/settle/pipeline"
@@ -13,8 +14,8 @@ import (
 var dialect = banktest.Dialect{
 	Name: "openbanking",
 	New: func(c banktest.Conn) (pipeline.Bank, error) {
-		return openbanking.New(openbanking.Config{Name: "sandbox", BaseURL: c.BaseURL, Token: c.Token, OAuth: c.OAuth, TLS: c.TLS,
-			Timeout: c.Timeout, HTTPClient: c.HTTPClient, Now: c.Now})
+		return openbanking.New(openbanking.Config{Config: bankhttp.Config{Name: "sandbox", BaseURL: c.BaseURL, Token: c.Token, OAuth: c.OAuth, TLS: c.TLS,
+			Timeout: c.Timeout, HTTPClient: c.HTTPClient, Now: c.Now}})
 	},
 	JournalKey: openbanking.BankTranID,
 	ErrorFault: pipeline.ClassTransient,

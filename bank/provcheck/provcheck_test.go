@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/settle-dev/settle/bank/bankhttp"
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/banktest"
 	"github.com/settle-dev/settle/bank/openbanking"
@@ -28,7 +29,7 @@ var dialects = map[string]func(t *testing.T, url, token string) pipeline.Bank{
 		return b
 	},
 	"openbanking": func(t *testing.T, url, token string) pipeline.Bank {
-		b, err := openbanking.New(openbanking.Config{Name: "acme", BaseURL: url, Token: token, Timeout: 5 * time.Second})
+		b, err := openbanking.New(openbanking.Config{Config: bankhttp.Config{Name: "acme", BaseURL: url, Token: token, Timeout: 5 * time.Second}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,18 +21,6 @@ type rateSample struct {
 	at       time.Duration
 	calls    int64
 	rejected int64
-}
-
-// dialectCalls counts the requests of the bank's API, leaving out the
-// sandbox's own endpoints.
-func dialectCalls(st banksim.Stats) int64 {
-	var n int64
-	for k, v := range st.Requests {
-		if !strings.Contains(k, "/sandbox/") {
-			n += v
-		}
-	}
-	return n
 }
 
 // A payday burst at a bank that allows 50 calls a second, with the
@@ -88,7 +75,7 @@ func TestThrottleKeepsTheBankLimitInUse(t *testing.T) {
 				return
 			case <-tick.C:
 				if st, err := e.legacy.Stats(ctx); err == nil {
-					samples = append(samples, rateSample{time.Since(start), dialectCalls(st), st.RateLimited})
+					samples = append(samples, rateSample{time.Since(start), st.DialectCalls(), st.RateLimited})
 				}
 			}
 		}
@@ -109,7 +96,7 @@ func TestThrottleKeepsTheBankLimitInUse(t *testing.T) {
 	if got := settletest.CheckMoney(t, e.db, e.legacy, "legacy", openbanking.AttemptKey); got != 5*n {
 		t.Errorf("%d transfers went through, want %d", got, 5*n)
 	}
-	total := dialectCalls(st)
+	total := st.DialectCalls()
 	if testing.Verbose() {
 		t.Logf("calls per second: %v", perSecond(samples))
 	}

@@ -124,8 +124,8 @@ func TestBothDialectsAreDriven(t *testing.T) {
 	}
 	st := banksim.Stats{Requests: map[string]int64{"GET /v2.0/account/balance/acnt_num": 7, "POST /v1/balances:batchGet": 2,
 		"POST /v2.0/transfer/deposit/acnt_num": 5, "POST /sandbox/accounts/{id}/credit": 100, "GET /sandbox/balance": 9}}
-	if balanceCalls(st) != 9 || dialectCalls(st) != 14 {
-		t.Errorf("balance calls %d, dialect calls %d; want 9 and 14", balanceCalls(st), dialectCalls(st))
+	if st.BalanceCalls() != 9 || st.DialectCalls() != 14 {
+		t.Errorf("balance calls %d, dialect calls %d; want 9 and 14", st.BalanceCalls(), st.DialectCalls())
 	}
 }
 

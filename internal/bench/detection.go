@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/settle-dev/settle/bank/banksim"
@@ -85,11 +84,11 @@ func measureDetection(ctx context.Context, in *installation, o Options, start ti
 		d.Sec, d.EngineSec = lastFound.Sub(firstCredit).Seconds(), lastFound.Sub(start).Seconds()
 	}
 	d.CreditP50MS, d.CreditP99MS = percentile(ms, 0.5), percentile(ms, 0.99)
-	d.BalanceCallsRun = balanceCalls(after) - balanceCalls(before)
+	d.BalanceCallsRun = after.BalanceCalls() - before.BalanceCalls()
 	if mark != nil {
-		d.BalanceCalls = balanceCalls(mark.stats) - balanceCalls(before)
+		d.BalanceCalls = mark.stats.BalanceCalls() - before.BalanceCalls()
 		if secs := mark.at.Sub(start).Seconds(); o.RateLimit > 0 && secs > 0 {
-			d.RateShare = ratio(float64(dialectCalls(mark.stats)-dialectCalls(before)), o.RateLimit*secs)
+			d.RateShare = ratio(float64(mark.stats.DialectCalls()-before.DialectCalls()), o.RateLimit*secs)
 			d.PollShare = ratio(float64(d.BalanceCalls), o.RateLimit*secs)
 		}
 	}
@@ -116,27 +115,4 @@ func detectedAt(ctx context.Context, in *installation) (map[int64]time.Time, err
 		out[id] = at
 	}
 	return out, rows.Err()
-}
-
-// balanceCalls counts the balance calls of every dialect in a snapshot.
-func balanceCalls(s banksim.Stats) int64 {
-	var n int64
-	for k, v := range s.Requests {
-		if !strings.Contains(k, "/sandbox/") && strings.Contains(k, "balance") {
-			n += v
-		}
-	}
-	return n
-}
-
-// dialectCalls counts every dialect call (not the sandbox's own
-// endpoints) in a snapshot.
-func dialectCalls(s banksim.Stats) int64 {
-	var n int64
-	for k, v := range s.Requests {
-		if !strings.Contains(k, "/sandbox/") {
-			n += v
-		}
-	}
-	return n
 }

@@ -366,7 +366,7 @@ func fill(r *Result, t throughput, before, after counters, u procUsage, pgCPU fl
 		ServerErrors: after.bank.ServerErrors - before.bank.ServerErrors, TransfersApplied: after.bank.TransfersApplied - before.bank.TransfersApplied}
 	var calls int64
 	for k, v := range after.bank.Requests {
-		if d := v - before.bank.Requests[k]; d > 0 && !strings.Contains(k, "/sandbox/") {
+		if d := v - before.bank.Requests[k]; d > 0 && banksim.IsDialectEndpoint(k) {
 			r.Bank.Calls[k] = d
 			calls += d
 		}

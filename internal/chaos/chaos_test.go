@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/settle-dev/settle/bank"
+	"github.com/settle-dev/settle/bank/bankhttp"
 	"github.com/settle-dev/settle/bank/banksim"
 	"github.com/settle-dev/settle/bank/openbanking"
 	"github.com/settle-dev/settle/bank/rest"
@@ -184,7 +185,7 @@ providers:
 	if s.openbanking > 0 {
 		h.legacy = demo.NewSeeder(db, h.bank, demo.Options{Provider: "legacy", Currency: "KRW", Accounts: accounts,
 			Customers: s.openbanking, Prefix: "chob-", Seed: s.seed + 1})
-		if banks["legacy"], err = openbanking.New(openbanking.Config{Name: "legacy", BaseURL: sim.URL, Token: bankToken, Timeout: time.Second}); err != nil {
+		if banks["legacy"], err = openbanking.New(openbanking.Config{Config: bankhttp.Config{Name: "legacy", BaseURL: sim.URL, Token: bankToken, Timeout: time.Second}}); err != nil {
 			t.Fatal(err)
 		}
 	}
