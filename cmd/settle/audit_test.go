@@ -16,10 +16,7 @@ func TestAuditListShowsChangesAndVerifyChecksTheChain(t *testing.T) {
 	e := newEnv(t)
 	clearSettleEnv(t)
 	ctx := context.Background()
-	cs, err := e.seeder(1).Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cs := e.seeded(t, 1)
 	ref := cs[0].Ref
 	for _, actor := range []string{"kim lee", "kim\x1b[31m", "", strings.Repeat("k", 129)} {
 		out := e.cli(t, 2, "customers", "update", ref, "--status", "SUSPENDED", "--reason", "customer asked", "--actor", actor)

@@ -156,6 +156,18 @@ func (e *env) seeder(n int) *demo.Seeder {
 	})
 }
 
+// seeded seeds n customers (accounts at the sandbox bank, rows in the
+// database) and returns the seeder, which pays them, and the customers.
+func (e *env) seeded(t *testing.T, n int) (*demo.Seeder, []demo.Customer) {
+	t.Helper()
+	s := e.seeder(n)
+	cs, err := s.Seed(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, cs
+}
+
 // paidCustomer seeds one customer and pays them amount at the bank.
 func (e *env) paidCustomer(t *testing.T, amount int64) demo.Customer {
 	t.Helper()
@@ -174,11 +186,7 @@ func (e *env) frozenPayoutCustomer(t *testing.T, amount int64) demo.Customer {
 func (e *env) paidCustomerWith(t *testing.T, amount int64, state banksim.AccountState) demo.Customer {
 	t.Helper()
 	ctx := context.Background()
-	s := e.seeder(1)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, cs := e.seeded(t, 1)
 	if state != "" {
 		if _, err := e.bank.SetState(ctx, cs[0].Payout, state, ""); err != nil {
 			t.Fatal(err)

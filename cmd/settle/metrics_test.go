@@ -58,11 +58,7 @@ func TestMetricsAfterARealSettlement(t *testing.T) {
 	const pass = "metrics-password-0123456789"
 	e := newEnvOpts(t, envOpts{http: `, user: ops, password: "` + pass + `"`})
 	ctx := context.Background()
-	s := e.seeder(2)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, cs := e.seeded(t, 2)
 	if _, err := e.bank.SetState(ctx, cs[0].Payout, banksim.StateFrozen, ""); err != nil {
 		t.Fatal(err)
 	}

@@ -164,11 +164,7 @@ func TestCompensationReversesCompletedLegs(t *testing.T) {
 	e := newEnv(t)
 	clearSettleEnv(t)
 	ctx := context.Background()
-	s := e.seeder(1)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, cs := e.seeded(t, 1)
 	c := cs[0]
 	e.cli(t, 0, "customers", "update", c.Ref, "--outstanding", "500000", "--hold", "100000", "--fee-fixed", "1000",
 		"--fee-bps", "0", "--reason", "loan booked")
@@ -222,11 +218,7 @@ func TestCancelBeforeMoneyMoved(t *testing.T) {
 	e := newEnv(t)
 	clearSettleEnv(t)
 	ctx := context.Background()
-	s := e.seeder(1)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, cs := e.seeded(t, 1)
 	c := cs[0]
 	if _, err := e.bank.SetState(ctx, c.VA, banksim.StateFrozen, ""); err != nil { // SWEEP is refused
 		t.Fatal(err)
@@ -348,11 +340,7 @@ func TestNotifyPostsSignedEvents(t *testing.T) {
 	t.Cleanup(app.Close)
 	e := newEnvWith(t, fmt.Sprintf(", customer_webhook: {url: %q, secret: %q, retry_base: 100ms, retry_max: 500ms}", app.URL, secret))
 	ctx := context.Background()
-	s := e.seeder(5)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, cs := e.seeded(t, 5)
 	for _, c := range cs {
 		if err := s.Pay(ctx, c, 1_000_000); err != nil {
 			t.Fatal(err)
@@ -395,11 +383,7 @@ func TestOperatorHTTPSurface(t *testing.T) {
 	t.Cleanup(prom.Close)
 	e := newEnvOpts(t, envOpts{http: `, user: ops, password: "` + pass + `", prometheus_url: "` + prom.URL + `"`})
 	ctx := context.Background()
-	s := e.seeder(2)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, cs := e.seeded(t, 2)
 	if _, err := e.bank.SetState(ctx, cs[0].VA, banksim.StateFrozen, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -472,10 +456,7 @@ func settlementIDWith(t *testing.T, e *env, status pipeline.SettlementStatus) in
 func TestRefusedCommandsAreAuditedAndListed(t *testing.T) {
 	e := newEnv(t)
 	clearSettleEnv(t)
-	cs, err := e.seeder(1).Seed(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cs := e.seeded(t, 1)
 	var user, client string
 	if err := e.db.SQL().QueryRow(`SELECT session_user, coalesce(host(inet_client_addr()), 'local')`).Scan(&user, &client); err != nil {
 		t.Fatal(err)

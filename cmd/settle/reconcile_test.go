@@ -115,11 +115,7 @@ func TestReconcileReportsInjectedDrift(t *testing.T) {
 	e := newEnvWith(t, fmt.Sprintf(`, slack: {bot_token: "xoxb-reconcile-test", channel: "#ops", api_url: %q}`, slack.APIURL()))
 	clearSettleEnv(t)
 	ctx := context.Background()
-	s := e.seeder(6)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, cs := e.seeded(t, 6)
 	for _, c := range cs {
 		if err := s.Pay(ctx, c, 1_000_000); err != nil {
 			t.Fatal(err)
@@ -271,11 +267,7 @@ func TestReconcileCleanMonth(t *testing.T) {
 	e := newEnv(t)
 	clearSettleEnv(t)
 	ctx := context.Background()
-	s := e.seeder(40)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, cs := e.seeded(t, 40)
 	frozen := cs[2] // paid on the third payday
 	if _, err := e.bank.SetState(ctx, frozen.Payout, banksim.StateFrozen, ""); err != nil {
 		t.Fatal(err)
@@ -346,11 +338,7 @@ func TestServeReconcilesOnSchedule(t *testing.T) {
 	e := newEnvOpts(t, envOpts{reconcile: "@every 2s"})
 	clearSettleEnv(t)
 	ctx := context.Background()
-	s := e.seeder(20)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, cs := e.seeded(t, 20)
 	for _, c := range cs {
 		if err := s.Pay(ctx, c, s.Salary()); err != nil {
 			t.Fatal(err)

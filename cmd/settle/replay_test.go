@@ -56,11 +56,7 @@ func TestReplayAfterFixingAMisspeltFeeAccount(t *testing.T) {
 	e := newEnv(t)
 	clearSettleEnv(t)
 	ctx := context.Background()
-	s := e.seeder(1)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, cs := e.seeded(t, 1)
 	const typo = "E2E-FFE"
 	e.setFeeAccount(t, testAccounts.Fee, typo)
 	// settle serve checks the engine accounts at start and would refuse

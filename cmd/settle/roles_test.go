@@ -45,11 +45,7 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 	daemonCfg, daemon := e.as(t, store.DaemonRole)
 	operatorCfg, _ := e.as(t, store.OperatorRole)
 	clearSettleEnv(t) // the CLI reads the test's config files, not the suite's server
-	s := e.seeder(2)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, cs := e.seeded(t, 2)
 	if _, err := e.bank.SetState(ctx, cs[0].Payout, banksim.StateFrozen, ""); err != nil {
 		t.Fatal(err)
 	}

@@ -43,11 +43,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 			canarySlackToken, slack.APIURL(), app.URL, canaryHookSecret),
 	})
 	ctx := context.Background()
-	s := e.seeder(20)
-	cs, err := s.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, cs := e.seeded(t, 20)
 	for i, c := range cs {
 		if i%4 == 0 { // some payouts fail: alerts go out
 			if _, err := e.bank.SetState(ctx, c.Payout, banksim.StateFrozen, ""); err != nil {

@@ -24,11 +24,7 @@ func TestVerifyBankJournalOnEachDialect(t *testing.T) {
 			clearSettleEnv(t)
 			ctx := context.Background()
 			const n = 20
-			s := e.seeder(n)
-			cs, err := s.Seed(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, cs := e.seeded(t, n)
 			for _, c := range cs {
 				if err := s.Pay(ctx, c, s.Salary()); err != nil {
 					t.Fatal(err)
