@@ -59,85 +59,150 @@ const claimColumns = `steps.id, steps.settlement_id, s.customer_id, steps.seq, s
 	steps.currency, steps.provider, steps.from_account, steps.to_account, steps.to_holder, steps.fence, steps.attempts,
 	CASE WHEN s.status = 'SETTLED' THEN (EXTRACT(EPOCH FROM now() - s.finished_at) * 1000)::bigint ELSE 0 END AS settled_ms`
 
-// claimWith builds the one statement that claims a step (the UPDATE of
-// steps named claimed, returning claimColumns; $1 is the step, $2 the
-// lease in ms) and gives a step that moves money its transfer attempt: the
-// live one (SENDING or UNKNOWN: its key was maybe sent, and sending it
-// again is safe) or the next one with a new key, which is only reached once
-// the previous attempt was refused. The key is pipeline.AttemptKey's. A step
-// whose attempt already SUCCEEDED is never claimed. It returns no row when
-// the step is not claimable.
-func claimWith(claimed string) string {
+// claimWith builds the one statement that claims a batch of steps, $1,
+// under a lease of $2 ms: each step that meets cond is locked and takes a
+// new fence and set, and it returns claimColumns. Each claimed step that
+// moves money gets its transfer attempt: the live one (SENDING or UNKNOWN:
+// its key was maybe sent, and sending it again is safe) or the next one
+// with a new key, which is only reached once the previous attempt was
+// refused. The key is pipeline.AttemptKey's. A step whose attempt already
+// SUCCEEDED is never claimed. A step that is not claimable returns no row.
+//
+// Each step is looked up on its own (LATERAL, by primary key): during a
+// payday the statistics lag the READY set by thousands of rows, and a join
+// of the batch against steps was planned as a scan of every READY step.
+func claimWith(set, cond string) string {
 	return `
-	WITH claimed AS (` + claimed + `
-		   AND NOT EXISTS (SELECT 1 FROM transfers t WHERE t.step_id = steps.id AND t.status = 'SUCCEEDED')
+	WITH input AS (SELECT DISTINCT unnest($1::bigint[]) AS id ORDER BY id),
+	target AS (
+		SELECT st.id FROM input i CROSS JOIN LATERAL (
+			SELECT steps.id FROM steps
+			 WHERE steps.id = i.id AND ` + cond + `
+			   AND NOT EXISTS (SELECT 1 FROM transfers t WHERE t.step_id = steps.id AND t.status = 'SUCCEEDED')
+			   FOR UPDATE) st),
+	claimed AS (
+		UPDATE steps SET ` + set + `, fence = fence + 1, lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
+		  FROM target, settlements s
+		 WHERE steps.id = target.id AND s.id = steps.settlement_id
 		RETURNING ` + claimColumns + `),
 	last AS (
-		SELECT id, attempt, idempotency_key, created_at, status FROM transfers
-		 WHERE step_id = $1 ORDER BY attempt DESC LIMIT 1),
-	live AS (
-		SELECT id, attempt, idempotency_key, created_at FROM last WHERE status IN ('SENDING', 'UNKNOWN')),
+		SELECT l.* FROM input i CROSS JOIN LATERAL (
+			SELECT t.step_id, t.id, t.attempt, t.idempotency_key, t.created_at, t.status FROM transfers t
+			 WHERE t.step_id = i.id ORDER BY t.attempt DESC LIMIT 1) l),
 	fresh AS (
 		INSERT INTO transfers (step_id, attempt, idempotency_key, provider, amount, currency)
 		SELECT c.id, n.no, 'settle-s' || c.id || '-a' || n.no, c.provider, c.amount, c.currency
-		  FROM claimed c, (SELECT coalesce((SELECT attempt FROM last), 0) + 1 AS no) n
-		 WHERE c.kind NOT IN (` + afterMoney + `) AND NOT EXISTS (SELECT 1 FROM live)
-		RETURNING id, attempt, idempotency_key, created_at),
-	attempt AS (SELECT * FROM live UNION ALL SELECT * FROM fresh)
+		  FROM claimed c LEFT JOIN last l ON l.step_id = c.id,
+		       LATERAL (SELECT coalesce(l.attempt, 0) + 1 AS no) n
+		 WHERE c.kind NOT IN (` + afterMoney + `) AND l.status IS DISTINCT FROM 'SENDING' AND l.status IS DISTINCT FROM 'UNKNOWN'
+		 ORDER BY c.id
+		RETURNING step_id, id, attempt, idempotency_key, created_at),
+	attempt AS (
+		SELECT step_id, id, attempt, idempotency_key, created_at FROM last WHERE status IN ('SENDING', 'UNKNOWN')
+		UNION ALL SELECT * FROM fresh)
 	SELECT c.*, coalesce(a.id, 0), coalesce(a.attempt, 0), coalesce(a.idempotency_key, ''),
 	       coalesce(a.created_at, 'epoch'::timestamptz),
 	       coalesce((EXTRACT(EPOCH FROM now() - a.created_at) * 1000)::bigint, 0)
-	  FROM claimed c LEFT JOIN attempt a ON c.kind NOT IN (` + afterMoney + `)`
+	  FROM claimed c LEFT JOIN attempt a ON a.step_id = c.id AND c.kind NOT IN (` + afterMoney + `)`
 }
 
-// claimQuery moves a READY, due step to RUNNING under a new lease and
+// claimQuery moves READY, due steps to RUNNING under a new lease and
 // fence, and counts the attempt.
-var claimQuery = claimWith(`
-		UPDATE steps SET status = 'RUNNING', fence = fence + 1, attempts = attempts + 1,
-		       lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
-		  FROM settlements s
-		 WHERE steps.id = $1 AND s.id = steps.settlement_id
-		   AND steps.status = 'READY' AND steps.next_run_at <= now()`)
+var claimQuery = claimWith(`status = 'RUNNING', attempts = attempts + 1`,
+	`steps.status = 'READY' AND steps.next_run_at <= now()`)
 
-// reclaimQuery takes over a RUNNING step whose lease expired by the
+// reclaimQuery takes over RUNNING steps whose lease expired by the
 // database's clock under a new lease and fence, counting no attempt.
-var reclaimQuery = claimWith(`
-		UPDATE steps SET fence = fence + 1, lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
-		  FROM settlements s
-		 WHERE steps.id = $1 AND s.id = steps.settlement_id
-		   AND steps.status = 'RUNNING' AND steps.lease_until < now()`)
+var reclaimQuery = claimWith(`status = 'RUNNING'`, `steps.status = 'RUNNING' AND steps.lease_until < now()`)
 
-// ClaimStep implements pipeline.StepStore in one statement.
+// ClaimStep implements pipeline.StepStore. Claims made at the same time
+// go to PostgreSQL together, as one statement (see batcher).
 func (db *DB) ClaimStep(ctx context.Context, stepID int64, lease time.Duration) (pipeline.Claim, error) {
-	return db.claim(ctx, claimQuery, pipeline.StepReady, stepID, lease)
+	return db.claim(ctx, db.claims, pipeline.StepReady, stepID, lease)
 }
 
-// ReclaimExpired implements pipeline.StepStore in one statement.
+// ReclaimExpired implements pipeline.StepStore, batched as ClaimStep is.
 func (db *DB) ReclaimExpired(ctx context.Context, stepID int64, lease time.Duration) (pipeline.Claim, error) {
-	return db.claim(ctx, reclaimQuery, pipeline.StepRunning, stepID, lease)
+	return db.claim(ctx, db.reclaims, pipeline.StepRunning, stepID, lease)
 }
 
-// claim runs a claim statement; from is the status it claims from.
-func (db *DB) claim(ctx context.Context, query string, from pipeline.StepStatus, stepID int64, lease time.Duration) (pipeline.Claim, error) {
-	var c pipeline.Claim
-	var kind string
-	var settledMS, ageMS int64
-	err := db.scanPrepared(ctx, query, []any{stepID, lease.Milliseconds()}, &c.StepID, &c.SettlementID, &c.CustomerID,
-		&c.Seq, &kind, &c.Amount.Amount, &c.Amount.Currency, &c.Provider, &c.From, &c.To, &c.ToHolder, &c.Fence,
-		&c.Attempts, &settledMS, &c.Transfer.ID, &c.Transfer.No, &c.Transfer.Key, &c.Transfer.CreatedAt, &ageMS)
-	c.Kind = pipeline.Kind(kind)
-	c.SettledFor = time.Duration(settledMS) * time.Millisecond
-	c.Transfer.Age = time.Duration(ageMS) * time.Millisecond
-	if errors.Is(err, sql.ErrNoRows) {
-		return pipeline.Claim{}, db.whyNotClaimable(ctx, from, stepID)
-	}
+// claimCall is one step to claim; claimed is what came of it.
+type claimCall struct {
+	step  int64
+	lease time.Duration
+}
+
+type claimed struct {
+	c  pipeline.Claim
+	ok bool
+}
+
+// claim claims a step through b; from is the status it claims from.
+func (db *DB) claim(ctx context.Context, b *batcher[claimCall, claimed], from pipeline.StepStatus, stepID int64, lease time.Duration) (pipeline.Claim, error) {
+	r, err := b.do(ctx, claimCall{step: stepID, lease: lease})
 	if err != nil {
 		return pipeline.Claim{}, err
 	}
-	if !c.Kind.MovesMoney() {
-		c.Transfer = pipeline.Attempt{}
+	if !r.ok {
+		return pipeline.Claim{}, db.whyNotClaimable(ctx, from, stepID)
 	}
-	return c, nil
+	return r.c, nil
+}
+
+// claimBatcher batches the claims of query. The calls of one batch share
+// the lease of its first: every caller asks for the executor's lease.
+func (db *DB) claimBatcher(query string) *batcher[claimCall, claimed] {
+	return &batcher[claimCall, claimed]{
+		max: batchMax, slots: batchSlots,
+		conflict: func(a, b claimCall) bool { return a.step == b.step || a.lease != b.lease },
+		run: func(ctx context.Context, calls []claimCall) ([]claimed, error) {
+			return db.claimMany(ctx, query, calls)
+		},
+	}
+}
+
+// claimMany runs a claim statement over calls.
+func (db *DB) claimMany(ctx context.Context, query string, calls []claimCall) ([]claimed, error) {
+	ids := make([]int64, len(calls))
+	for i, c := range calls {
+		ids[i] = c.step
+	}
+	got := make(map[int64]pipeline.Claim, len(calls))
+	err := db.runPrepared(ctx, query, func(stmt *sqlx.Stmt) error {
+		clear(got)
+		rows, err := stmt.QueryxContext(ctx, pq.Array(ids), calls[0].lease.Milliseconds())
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c pipeline.Claim
+			var kind string
+			var settledMS, ageMS int64
+			if err := rows.Scan(&c.StepID, &c.SettlementID, &c.CustomerID, &c.Seq, &kind, &c.Amount.Amount,
+				&c.Amount.Currency, &c.Provider, &c.From, &c.To, &c.ToHolder, &c.Fence, &c.Attempts, &settledMS,
+				&c.Transfer.ID, &c.Transfer.No, &c.Transfer.Key, &c.Transfer.CreatedAt, &ageMS); err != nil {
+				return err
+			}
+			c.Kind = pipeline.Kind(kind)
+			c.SettledFor = time.Duration(settledMS) * time.Millisecond
+			c.Transfer.Age = time.Duration(ageMS) * time.Millisecond
+			if !c.Kind.MovesMoney() {
+				c.Transfer = pipeline.Attempt{}
+			}
+			got[c.StepID] = c
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]claimed, len(calls))
+	for i, call := range calls {
+		c, ok := got[call.step]
+		out[i] = claimed{c: c, ok: ok}
+	}
+	return out, nil
 }
 
 // whyNotClaimable tells why a claim from status found nothing: a READY
@@ -181,61 +246,82 @@ func fenced(ctx context.Context, tx *sqlx.Tx, c pipeline.Claim, set string, args
 	return nil
 }
 
-// completeQuery records a step's success in one statement, only while
-// the claim's fence holds ($1 step, $2 fence): the step DONE; for a step
-// that moved money its attempt ($4) SUCCEEDED with the bank's reference
-// ($3) and its journal ($5 currency, $6 accounts, $7 amounts), and for a
-// REPAY or HOLD (or the REVERSE of one) the customer's ($8) obligation
-// changed by the amount ($9); for a NOTIFY the settlement.settled event and
-// its notify_undelivered problem resolved; then the next step READY
-// (returned), and after the last step that moves money the settlement
-// SETTLED (or COMPENSATED), its VA no longer held from polling, and its
-// failure problems resolved. A NOTIFY after it runs on its own
-// (pipeline.Kind.MovesMoney).
-// It returns whether the fence held.
+// completeQuery records the success of a batch of steps in one statement,
+// each only while its claim's fence holds. The steps come as arrays, an
+// element each: $1 step, $2 fence, $3 the bank's reference, $4 attempt,
+// $5 currency, $6 customer, $7 amount; their journals' postings as $8 step,
+// $9 account, $10 amount. For each step whose fence held: the step DONE;
+// for a step that moved money its attempt SUCCEEDED with the bank's
+// reference and its journal, and for a REPAY or HOLD (or the REVERSE of
+// one) the customer's obligation changed by the amount; for a NOTIFY the
+// settlement.settled event and its notify_undelivered problem resolved;
+// then the next step READY (returned), and after the last step that moves
+// money the settlement SETTLED (or COMPENSATED), its VA no longer held
+// from polling, and its failure problems resolved. A NOTIFY after it runs
+// on its own (pipeline.Kind.MovesMoney). A batch holds no two steps of one
+// customer, so no row is changed twice. It returns, for each step whose
+// fence held, the step and its next step's ID and fence (0 when none).
 var completeQuery = `
-	WITH done AS (
+	WITH input AS (
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[])
+		    AS i(step_id, fence, bank_ref, transfer_id, currency, customer_id, amount) ORDER BY step_id),
+	target AS (
+		-- Each step by primary key, as in claimWith.
+		SELECT st.id FROM input i CROSS JOIN LATERAL (
+			SELECT steps.id FROM steps WHERE steps.id = i.step_id AND steps.fence = i.fence AND steps.status = 'RUNNING'
+			   FOR UPDATE) st),
+	done AS (
 		UPDATE steps SET status = 'DONE', done_at = now(), lease_until = NULL, last_error = '', updated_at = now()
-		 WHERE id = $1 AND fence = $2 AND status = 'RUNNING'
-		RETURNING id, settlement_id, seq, kind, reverses),
+		  FROM target WHERE steps.id = target.id
+		RETURNING steps.id, steps.settlement_id, steps.seq, steps.kind, steps.reverses),
 	moved AS (
-		UPDATE transfers SET status = 'SUCCEEDED', bank_ref = $3, updated_at = now()
-		 WHERE id = $4 AND step_id = $1 AND EXISTS (SELECT 1 FROM done)
-		RETURNING id),
+		UPDATE transfers t SET status = 'SUCCEEDED', bank_ref = i.bank_ref, updated_at = now()
+		  FROM input i JOIN done d ON d.id = i.step_id
+		 WHERE t.id = i.transfer_id AND t.step_id = i.step_id
+		RETURNING t.step_id),
 	journal AS (
 		INSERT INTO journals (kind, settlement_id, step_id)
-		SELECT 'transfer', d.settlement_id, d.id FROM done d, moved
-		RETURNING id),
+		SELECT 'transfer', d.settlement_id, d.id FROM done d JOIN moved m ON m.step_id = d.id ORDER BY d.id
+		RETURNING id, step_id),
 	posted AS (
 		INSERT INTO postings (journal_id, account, amount, currency)
-		SELECT j.id, u.account, u.amount, $5 FROM journal j, unnest($6::text[], $7::bigint[]) AS u(account, amount)),
+		SELECT j.id, p.account, p.amount, i.currency
+		  FROM journal j JOIN input i ON i.step_id = j.step_id
+		  JOIN unnest($8::bigint[], $9::text[], $10::bigint[]) WITH ORDINALITY AS p(step_id, account, amount, n) ON p.step_id = j.step_id
+		 ORDER BY p.n),
 	effect AS (
-		SELECT coalesce(r.kind, d.kind) AS kind, d.kind = 'REVERSE' AS undo
-		  FROM done d LEFT JOIN steps r ON r.id = d.reverses),
+		SELECT i.customer_id, i.amount, coalesce(r.kind, d.kind) AS kind, d.kind = 'REVERSE' AS undo
+		  FROM done d JOIN input i ON i.step_id = d.id LEFT JOIN steps r ON r.id = d.reverses),
 	repaid AS (
 		-- The money reached the lender: the debt shrinks by it (never below
 		-- zero, should an operator have lowered it meanwhile); returned by
 		-- the lender, it is owed again.
 		UPDATE obligations o SET updated_at = now(),
-		       outstanding = CASE WHEN e.undo THEN o.outstanding + $9 ELSE GREATEST(o.outstanding - $9, 0) END,
-		       repaid_total = o.repaid_total + CASE WHEN e.undo THEN -$9 ELSE $9 END
-		  FROM effect e WHERE o.customer_id = $8 AND e.kind = 'REPAY'),
+		       outstanding = CASE WHEN e.undo THEN o.outstanding + e.amount ELSE GREATEST(o.outstanding - e.amount, 0) END,
+		       repaid_total = o.repaid_total + CASE WHEN e.undo THEN -e.amount ELSE e.amount END
+		  FROM effect e WHERE o.customer_id = e.customer_id AND e.kind = 'REPAY'),
 	held AS (
-		UPDATE obligations o SET updated_at = now(), held_total = o.held_total + CASE WHEN e.undo THEN -$9 ELSE $9 END
-		  FROM effect e WHERE o.customer_id = $8 AND e.kind = 'HOLD'),
+		UPDATE obligations o SET updated_at = now(), held_total = o.held_total + CASE WHEN e.undo THEN -e.amount ELSE e.amount END
+		  FROM effect e WHERE o.customer_id = e.customer_id AND e.kind = 'HOLD'),
 	event AS (
 		INSERT INTO customer_events (event_id, type, settlement_id, customer_id, payload)
-		` + settledEventSelect(`(SELECT settlement_id FROM done WHERE kind = 'NOTIFY')`) + `
+		` + settledEventSelect(`ANY (SELECT settlement_id FROM done WHERE kind = 'NOTIFY')`) + `
 		ON CONFLICT (event_id) DO NOTHING),
 	next AS (
 		UPDATE steps n SET status = 'READY', next_run_at = now(), updated_at = now()
 		  FROM done d WHERE n.settlement_id = d.settlement_id AND n.seq = d.seq + 1 AND n.status = 'PENDING'
-		RETURNING n.id, n.fence, n.kind),
+		RETURNING n.id, n.fence, n.kind, n.settlement_id),
+	closing AS (
+		-- Each settlement by primary key, as in claimWith: a join on its
+		-- status was planned as a scan of every open settlement.
+		SELECT x.id FROM done d CROSS JOIN LATERAL (
+			SELECT s.id FROM settlements s WHERE s.id = d.settlement_id AND s.status IN (` + inFlightStatuses + `)
+			   FOR UPDATE) x
+		 WHERE NOT EXISTS (SELECT 1 FROM next WHERE next.settlement_id = d.settlement_id AND next.kind NOT IN (` + afterMoney + `))),
 	finished AS (
 		UPDATE settlements s SET finished_at = now(), updated_at = now(),
 		       status = CASE s.status WHEN 'COMPENSATING' THEN 'COMPENSATED' ELSE 'SETTLED' END
-		  FROM done d WHERE s.id = d.settlement_id AND s.status IN (` + inFlightStatuses + `)
-		   AND NOT EXISTS (SELECT 1 FROM next WHERE next.kind NOT IN (` + afterMoney + `))
+		  FROM closing c WHERE s.id = c.id
 		RETURNING s.id, s.status, s.va_id),
 	released AS (
 		-- The VA was held from polling while its money moved.
@@ -263,32 +349,101 @@ var completeQuery = `
 		                 WHERE settlement_id = e.settlement_id ORDER BY problem_key, id DESC) a ON true
 		 WHERE a.problem_key IN (SELECT problem_key FROM alerts WHERE settlement_id = e.settlement_id AND kind = e.kind)
 		   AND a.kind <> '` + string(pipeline.AlertKindResolved) + `')
-	SELECT EXISTS (SELECT 1 FROM done), coalesce((SELECT id FROM next), 0), coalesce((SELECT fence FROM next), 0)`
+	SELECT d.id, coalesce(n.id, 0), coalesce(n.fence, 0) FROM done d LEFT JOIN next n ON n.settlement_id = d.settlement_id`
 
-// Complete implements pipeline.StepStore in one statement.
+// Complete implements pipeline.StepStore. Records made at the same time go
+// to PostgreSQL together, as one statement and one commit (see batcher).
 func (db *DB) Complete(ctx context.Context, c pipeline.Claim, r pipeline.Receipt) (pipeline.StepRef, error) {
-	var ledger postingArrays
-	if c.Kind.MovesMoney() {
-		ledger.add(pipeline.TransferPostings(c.Provider, c.From, c.To, c.Amount.Amount))
-	}
-	db.hook(pipeline.PointBeforeRecordCommit)
-	var held bool
-	var next pipeline.StepRef
-	err := db.scanPrepared(ctx, completeQuery, []any{c.StepID, c.Fence, r.BankRef, c.Transfer.ID, c.Amount.Currency,
-		pq.Array(ledger.accounts), pq.Array(ledger.amounts), c.CustomerID, c.Amount.Amount}, &held, &next.ID, &next.Fence)
+	done, err := db.completes.do(ctx, completeCall{claim: c, ref: r.BankRef})
 	if err != nil {
 		return pipeline.StepRef{}, err
 	}
-	if !held {
+	if !done.held {
 		return pipeline.StepRef{}, pipeline.ErrLeaseLost
 	}
-	return next, nil
+	return done.next, nil
+}
+
+// completeCall is one step's success to record; completed is what came of
+// it: whether its fence held, and its next step.
+type completeCall struct {
+	claim pipeline.Claim
+	ref   string
+}
+
+type completed struct {
+	held bool
+	next pipeline.StepRef
+}
+
+// completeBatcher batches Complete. Two steps of one customer never share
+// a batch: they would change the same obligation row twice in one
+// statement.
+func (db *DB) completeBatcher() *batcher[completeCall, completed] {
+	return &batcher[completeCall, completed]{
+		max: batchMax, slots: batchSlots,
+		conflict: func(a, b completeCall) bool {
+			return a.claim.StepID == b.claim.StepID || a.claim.CustomerID == b.claim.CustomerID
+		},
+		run: db.completeMany,
+	}
+}
+
+// completeMany records calls in one statement, its commit the batch's.
+func (db *DB) completeMany(ctx context.Context, calls []completeCall) ([]completed, error) {
+	var steps, fences, transfers, customers, amounts, postingSteps []int64
+	var refs, currencies []string
+	var ledger postingArrays
+	for _, call := range calls {
+		c := call.claim
+		steps, fences, refs = append(steps, c.StepID), append(fences, c.Fence), append(refs, call.ref)
+		transfers, currencies = append(transfers, c.Transfer.ID), append(currencies, c.Amount.Currency)
+		customers, amounts = append(customers, c.CustomerID), append(amounts, c.Amount.Amount)
+		if c.Kind.MovesMoney() {
+			ps := pipeline.TransferPostings(c.Provider, c.From, c.To, c.Amount.Amount)
+			ledger.add(ps)
+			for range ps {
+				postingSteps = append(postingSteps, c.StepID)
+			}
+		}
+	}
+	db.hook(pipeline.PointBeforeRecordCommit)
+	got := make(map[int64]pipeline.StepRef, len(calls))
+	err := db.runPrepared(ctx, completeQuery, func(stmt *sqlx.Stmt) error {
+		clear(got)
+		rows, err := stmt.QueryxContext(ctx, pq.Array(steps), pq.Array(fences), pq.Array(refs), pq.Array(transfers),
+			pq.Array(currencies), pq.Array(customers), pq.Array(amounts),
+			pq.Array(postingSteps), pq.Array(ledger.accounts), pq.Array(ledger.amounts))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var step int64
+			var next pipeline.StepRef
+			if err := rows.Scan(&step, &next.ID, &next.Fence); err != nil {
+				return err
+			}
+			got[step] = next
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]completed, len(calls))
+	for i, call := range calls {
+		next, held := got[call.claim.StepID]
+		out[i] = completed{held: held, next: next}
+	}
+	return out, nil
 }
 
 // settledEventSelect selects the settlement.settled event of the
-// settlement whose ID is idExpr: the amount of every leg; its event ID is
+// settlements whose ID is = idExpr: the amount of every leg; its event ID is
 // stable so receivers can drop duplicates.
 func settledEventSelect(idExpr string) string {
+
 	return `
 	SELECT 'evt_settlement_' || s.id || '_settled' AS event_id, 'settlement.settled' AS type, s.id AS settlement_id,
 	       s.customer_id, jsonb_build_object('settlement_id', s.id, 'customer_ref', c.external_ref, 'currency', s.currency,

@@ -26,7 +26,19 @@ type DB struct {
 	long time.Duration
 	// stmts holds the prepared statements of the hot path, by query.
 	stmts sync.Map
+	// claims, reclaims and completes batch the claims and records of steps
+	// made at the same time (see batcher).
+	claims, reclaims *batcher[claimCall, claimed]
+	completes        *batcher[completeCall, completed]
 }
+
+// batchMax is the most steps one claim or record statement carries, and
+// batchSlots how many of each run at once; a call waits only while every
+// slot is busy.
+const (
+	batchMax   = 64
+	batchSlots = 2
+)
 
 // Options tune the connection pool.
 type Options struct {
@@ -45,7 +57,7 @@ type Options struct {
 	// invariant checks); 0 leaves StatementTimeout.
 	LongStatementTimeout time.Duration
 	// Hook, when set, is called with "before_record_commit" just before a
-	// step's success is committed and with "after_settlements_commit" once
+	// batch of steps' successes is committed and with "after_settlements_commit" once
 	// a poll's settlements are written; the fault-injection tests kill the
 	// process there.
 	Hook func(point string)
@@ -60,6 +72,12 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	}
 	setRuntime(cfg.Runtime, "statement_timeout", opt.StatementTimeout)
 	setRuntime(cfg.Runtime, "idle_in_transaction_session_timeout", opt.IdleInTransactionTimeout)
+	// The prepared statements (claims, records and new settlements, in
+	// batches) take arrays: PostgreSQL would plan each run again for its
+	// array's length, a quarter of its CPU on a payday. Their plans look
+	// each row up by primary key whatever the length, so one generic plan
+	// serves every run. Unprepared queries are planned each time anyway.
+	cfg.Runtime["plan_cache_mode"] = "force_generic_plan"
 	connector, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
@@ -78,7 +96,9 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	if hook == nil {
 		hook = func(string) {}
 	}
-	return &DB{x: x, hook: hook, long: opt.LongStatementTimeout}, nil
+	db := &DB{x: x, hook: hook, long: opt.LongStatementTimeout}
+	db.claims, db.reclaims, db.completes = db.claimBatcher(claimQuery), db.claimBatcher(reclaimQuery), db.completeBatcher()
+	return db, nil
 }
 
 // setRuntime sets a run-time parameter, in milliseconds, that lib/pq sends
@@ -152,24 +172,16 @@ func isUniqueViolation(err error, name string) bool {
 	return errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == name
 }
 
-// scanPrepared runs query as a statement prepared once per connection (see
-// prepared) and scans its one row into dest. After a migration changes the
-// type of a column a prepared statement returns, PostgreSQL refuses to run
-// it ("cached plan must not change result type", SQLSTATE 0A000) on every
-// connection that prepared it, for as long as the connection lives: such a
-// statement is forgotten, prepared again and run once more, and so is a
-// run that failed on a statement a concurrent caller forgot (and closed)
-// meanwhile. Each query is one statement in its own transaction, so a run
-// that failed changed nothing.
-func (db *DB) scanPrepared(ctx context.Context, query string, args []any, dest ...any) error {
-	return db.runPrepared(ctx, query, func(stmt *sqlx.Stmt) error {
-		return stmt.QueryRowxContext(ctx, args...).Scan(dest...)
-	})
-}
-
-// runPrepared runs query's prepared statement through run, as scanPrepared
-// describes; run must leave nothing behind when it fails, as it may be
-// called again.
+// runPrepared runs query as a statement prepared once per connection (see
+// prepared) through run. After a migration changes the type of a column a
+// prepared statement returns, PostgreSQL refuses to run it ("cached plan
+// must not change result type", SQLSTATE 0A000) on every connection that
+// prepared it, for as long as the connection lives: such a statement is
+// forgotten, prepared again and run once more, and so is a run that failed
+// on a statement a concurrent caller forgot (and closed) meanwhile. Each
+// query is one statement in its own transaction, so a run that failed
+// changed nothing; run must leave nothing behind when it fails, as it may
+// be called again.
 func (db *DB) runPrepared(ctx context.Context, query string, run func(*sqlx.Stmt) error) error {
 	for retried := false; ; retried = true {
 		stmt, err := db.prepared(ctx, query)
