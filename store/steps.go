@@ -60,26 +60,31 @@ const claimColumns = `steps.id, steps.settlement_id, s.customer_id, steps.seq, s
 	CASE WHEN s.status = 'SETTLED' THEN (EXTRACT(EPOCH FROM now() - s.finished_at) * 1000)::bigint ELSE 0 END AS settled_ms`
 
 // claimWith builds the one statement that claims a batch of steps, $1,
-// under a lease of $2 ms: each step that meets cond is locked and takes a
-// new fence and set, and it returns claimColumns. Each claimed step that
-// moves money gets its transfer attempt: the live one (SENDING or UNKNOWN:
-// its key was maybe sent, and sending it again is safe) or the next one
-// with a new key, which is only reached once the previous attempt was
-// refused. The key is pipeline.AttemptKey's. A step whose attempt already
-// SUCCEEDED is never claimed. A step that is not claimable returns no row.
+// under a lease of $2 ms: each step that meets cond (on its row, st) is
+// locked and takes a new fence and set, and it returns claimColumns. Each
+// claimed step that moves money gets its transfer attempt: the live one
+// (SENDING or UNKNOWN: its key was maybe sent, and sending it again is
+// safe) or the next one with a new key, which is only reached once the
+// previous attempt was refused. The key is pipeline.AttemptKey's. A step
+// whose attempt already SUCCEEDED is never claimed. A step that is not
+// claimable returns no row.
 //
-// Each step is looked up on its own (LATERAL, by primary key): during a
-// payday the statistics lag the READY set by thousands of rows, and a join
-// of the batch against steps was planned as a scan of every READY step.
+// Each step, and its attempts, are looked up on their own, by key alone
+// (LATERAL; OFFSET 0 keeps the status test out of the lookup): the
+// statement runs on a generic plan (see Open), and a status test the
+// planner can match to a partial index on the status had it plan, when
+// that index was small, a scan of the whole index (every READY step, every
+// SUCCEEDED attempt of a payday) for a batch.
 func claimWith(set, cond string) string {
 	return `
 	WITH input AS (SELECT DISTINCT unnest($1::bigint[]) AS id ORDER BY id),
 	target AS (
-		SELECT st.id FROM input i CROSS JOIN LATERAL (
-			SELECT steps.id FROM steps
-			 WHERE steps.id = i.id AND ` + cond + `
-			   AND NOT EXISTS (SELECT 1 FROM transfers t WHERE t.step_id = steps.id AND t.status = 'SUCCEEDED')
-			   FOR UPDATE) st),
+		SELECT st.id FROM input i
+		 CROSS JOIN LATERAL (
+			SELECT id, status, next_run_at, lease_until FROM steps WHERE id = i.id OFFSET 0 FOR UPDATE) st
+		 CROSS JOIN LATERAL (
+			SELECT coalesce(bool_or(t.status = 'SUCCEEDED'), false) AS succeeded FROM transfers t WHERE t.step_id = i.id) a
+		 WHERE ` + cond + ` AND NOT a.succeeded),
 	claimed AS (
 		UPDATE steps SET ` + set + `, fence = fence + 1, lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
 		  FROM target, settlements s
@@ -109,11 +114,11 @@ func claimWith(set, cond string) string {
 // claimQuery moves READY, due steps to RUNNING under a new lease and
 // fence, and counts the attempt.
 var claimQuery = claimWith(`status = 'RUNNING', attempts = attempts + 1`,
-	`steps.status = 'READY' AND steps.next_run_at <= now()`)
+	`st.status = 'READY' AND st.next_run_at <= now()`)
 
 // reclaimQuery takes over RUNNING steps whose lease expired by the
 // database's clock under a new lease and fence, counting no attempt.
-var reclaimQuery = claimWith(`status = 'RUNNING'`, `steps.status = 'RUNNING' AND steps.lease_until < now()`)
+var reclaimQuery = claimWith(`status = 'RUNNING'`, `st.status = 'RUNNING' AND st.lease_until < now()`)
 
 // ClaimStep implements pipeline.StepStore. Claims made at the same time
 // go to PostgreSQL together, as one statement (see batcher).
@@ -266,10 +271,10 @@ var completeQuery = `
 		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[])
 		    AS i(step_id, fence, bank_ref, transfer_id, currency, customer_id, amount) ORDER BY step_id),
 	target AS (
-		-- Each step by primary key, as in claimWith.
+		-- Each step by primary key alone, as in claimWith.
 		SELECT st.id FROM input i CROSS JOIN LATERAL (
-			SELECT steps.id FROM steps WHERE steps.id = i.step_id AND steps.fence = i.fence AND steps.status = 'RUNNING'
-			   FOR UPDATE) st),
+			SELECT id, fence, status FROM steps WHERE id = i.step_id OFFSET 0 FOR UPDATE) st
+		 WHERE st.fence = i.fence AND st.status = 'RUNNING'),
 	done AS (
 		UPDATE steps SET status = 'DONE', done_at = now(), lease_until = NULL, last_error = '', updated_at = now()
 		  FROM target WHERE steps.id = target.id
@@ -311,13 +316,16 @@ var completeQuery = `
 		UPDATE steps n SET status = 'READY', next_run_at = now(), updated_at = now()
 		  FROM done d WHERE n.settlement_id = d.settlement_id AND n.seq = d.seq + 1 AND n.status = 'PENDING'
 		RETURNING n.id, n.fence, n.kind, n.settlement_id),
-	closing AS (
-		-- Each settlement by primary key, as in claimWith: a join on its
-		-- status was planned as a scan of every open settlement.
-		SELECT x.id FROM done d CROSS JOIN LATERAL (
-			SELECT s.id FROM settlements s WHERE s.id = d.settlement_id AND s.status IN (` + inFlightStatuses + `)
-			   FOR UPDATE) x
+	last_moved AS (
+		-- The steps after which no money step follows.
+		SELECT d.settlement_id FROM done d
 		 WHERE NOT EXISTS (SELECT 1 FROM next WHERE next.settlement_id = d.settlement_id AND next.kind NOT IN (` + afterMoney + `))),
+	closing AS (
+		-- Each settlement by primary key alone, as in claimWith: a join on
+		-- its status was planned as a scan of every open settlement.
+		SELECT x.id FROM last_moved l CROSS JOIN LATERAL (
+			SELECT id, status FROM settlements WHERE id = l.settlement_id OFFSET 0 FOR UPDATE) x
+		 WHERE x.status IN (` + inFlightStatuses + `)),
 	finished AS (
 		UPDATE settlements s SET finished_at = now(), updated_at = now(),
 		       status = CASE s.status WHEN 'COMPENSATING' THEN 'COMPENSATED' ELSE 'SETTLED' END
