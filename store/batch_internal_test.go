@@ -76,21 +76,29 @@ func (b *blockingBatcher) call(ctx context.Context, q int, out chan<- result) {
 	}()
 }
 
+// gather runs first, waits until its batch has started, queues the others
+// behind it one by one, then releases every batch. Results arrive on the
+// returned channel.
+func (b *blockingBatcher) gather(t *testing.T, first int, others ...int) <-chan result {
+	t.Helper()
+	out := make(chan result, len(others)+1)
+	b.call(context.Background(), first, out)
+	if started := <-b.started; !slices.Equal(started, []int{first}) {
+		t.Fatalf("first batch %v, want [%d]: a free slot runs a call at once", started, first)
+	}
+	for i, q := range others {
+		b.call(context.Background(), q, out)
+		b.queued(t, i+1)
+	}
+	close(b.release)
+	return out
+}
+
 // Calls that arrive while every slot is busy go together in the next
 // batch, up to max, and never two that conflict; each gets its own result.
 func TestBatcherGathersCallsWhileSlotsAreBusy(t *testing.T) {
 	b := newBlockingBatcher(1, 3, 0)
-	ctx := context.Background()
-	out := make(chan result, 10)
-	b.call(ctx, 1, out)
-	if first := <-b.started; !slices.Equal(first, []int{1}) {
-		t.Fatalf("first batch %v, want [1]: a free slot runs a call at once", first)
-	}
-	for i, q := range []int{2, 101, 3, 4} { // 101 conflicts with 1, which is no longer pending
-		b.call(ctx, q, out)
-		b.queued(t, i+1)
-	}
-	close(b.release)
+	out := b.gather(t, 1, 2, 101, 3, 4) // 101 conflicts with 1, which is no longer pending
 	got := map[int]string{}
 	for range 5 {
 		r := <-out
@@ -114,15 +122,7 @@ func TestBatcherGathersCallsWhileSlotsAreBusy(t *testing.T) {
 // Two calls that conflict never share a batch: the later waits for the next.
 func TestBatcherKeepsConflictingCallsApart(t *testing.T) {
 	b := newBlockingBatcher(1, 10, 0)
-	ctx := context.Background()
-	out := make(chan result, 10)
-	b.call(ctx, 7, out)
-	<-b.started
-	for i, q := range []int{1, 101, 2, 201} {
-		b.call(ctx, q, out)
-		b.queued(t, i+1)
-	}
-	close(b.release)
+	out := b.gather(t, 7, 1, 101, 2, 201)
 	for range 5 {
 		if r := <-out; r.err != nil {
 			t.Fatal(r.err)
@@ -139,15 +139,7 @@ func TestBatcherKeepsConflictingCallsApart(t *testing.T) {
 // only the call's that causes it.
 func TestBatcherFailedBatchRunsEachCallAlone(t *testing.T) {
 	b := newBlockingBatcher(1, 10, 3)
-	ctx := context.Background()
-	out := make(chan result, 10)
-	b.call(ctx, 1, out)
-	<-b.started
-	for i, q := range []int{2, 3, 4} {
-		b.call(ctx, q, out)
-		b.queued(t, i+1)
-	}
-	close(b.release)
+	out := b.gather(t, 1, 2, 3, 4)
 	for range 4 {
 		r := <-out
 		if (r.err != nil) != (r.q == 3) {

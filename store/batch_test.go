@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lib/pq"
+
 	"github.com/settle-dev/settle/pipeline"
 	"github.com/settle-dev/settle/store"
 )
@@ -140,6 +142,92 @@ func TestBatchedClaimsAndRecordsMatchOneAtATime(t *testing.T) {
 	}
 	if n := count(t, db, `SELECT count(*) FROM settlements WHERE status <> 'SETTLED'`); n != 0 {
 		t.Fatalf("%d settlements not SETTLED", n)
+	}
+	mustVerify(t, db)
+}
+
+// A batch of records whose connection is cut while its statement waits
+// (the third step's row is locked, the backend terminated) commits none of
+// them: cut mid-statement, the batch is one transaction. database/sql then
+// runs it again on a new connection, or the caller records again; either
+// way each step ends DONE with one journal and one SUCCEEDED attempt.
+func TestBatchOfRecordsCutMidStatementCommitsNothingOrAll(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	var heads []int64
+	for i := range 3 {
+		_, created := seedSettlement(t, db, fmt.Sprintf("cut%d", i), 500_000, pipeline.Obligations{Outstanding: 100_000})
+		heads = append(heads, created.HeadStepID)
+	}
+	claims, err := db.ClaimBatch(ctx, heads, time.Minute)
+	if err != nil || len(claims) != 3 {
+		t.Fatalf("claim batch: %v, %d claims", err, len(claims))
+	}
+	var cs []pipeline.Claim
+	for _, id := range heads {
+		cs = append(cs, claims[id])
+	}
+
+	lock, err := db.SQL().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lock.Rollback() }()
+	if _, err := lock.ExecContext(ctx, `SELECT 1 FROM steps WHERE id = $1 FOR UPDATE`, heads[2]); err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		done map[int64]pipeline.StepRef
+		err  error
+	}
+	recorded := make(chan outcome, 1)
+	go func() {
+		done, err := db.CompleteBatch(ctx, cs)
+		recorded <- outcome{done, err}
+	}()
+	terminated := 0
+	for deadline := time.Now().Add(10 * time.Second); terminated == 0; {
+		if time.Now().After(deadline) {
+			select {
+			case got := <-recorded:
+				t.Fatalf("no backend waited on the locked step within 10s; the record returned %v, %v", got.done, got.err)
+			default:
+				t.Fatal("no backend waited on the locked step within 10s")
+			}
+		}
+		// Not from the locking transaction: it would see one snapshot of
+		// pg_stat_activity for as long as it lasts.
+		if err := db.SQL().QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'`).Scan(&terminated); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The cut statement wrote nothing that shows: the lock is still held.
+	if n := count(t, db, `SELECT count(*) FROM journals WHERE step_id = ANY($1)`, pq.Array(heads)); n != 0 {
+		t.Fatalf("%d journals of the cut batch are visible", n)
+	}
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	got := <-recorded
+	t.Logf("the cut record returned %v (nil: database/sql ran it again on a new connection)", got.err)
+	if got.err != nil {
+		if n := count(t, db, `SELECT count(*) FROM steps WHERE id = ANY($1) AND status = 'RUNNING'`, pq.Array(heads)); n != 3 {
+			t.Fatalf("record failed (%v) with %d of 3 steps still RUNNING: part of the batch committed", got.err, n)
+		}
+		if got.done, got.err = db.CompleteBatch(ctx, cs); got.err != nil {
+			t.Fatalf("record again: %v", got.err)
+		}
+	}
+	if len(got.done) != 3 {
+		t.Fatalf("records held for %v, want the 3 steps", got.done)
+	}
+	if n := count(t, db, `SELECT count(*) FROM steps s WHERE s.id = ANY($1) AND s.status = 'DONE'
+	                       AND (SELECT count(*) FROM journals j WHERE j.step_id = s.id) = 1
+	                       AND (SELECT count(*) FROM transfers t WHERE t.step_id = s.id AND t.status = 'SUCCEEDED') = 1`,
+		pq.Array(heads)); n != 3 {
+		t.Fatalf("%d of 3 steps DONE with one journal and one SUCCEEDED attempt", n)
 	}
 	mustVerify(t, db)
 }

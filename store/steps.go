@@ -447,9 +447,10 @@ func (db *DB) completeMany(ctx context.Context, calls []completeCall) ([]complet
 	return out, nil
 }
 
-// settledEventSelect selects the settlement.settled event of the
-// settlements whose ID is = idExpr: the amount of every leg; its event ID is
-// stable so receivers can drop duplicates.
+// settledEventSelect selects the settlement.settled event of each
+// settlement s with s.id = idExpr (a value, or ANY of a subquery): the
+// amount of every leg; its event ID is stable so receivers can drop
+// duplicates.
 func settledEventSelect(idExpr string) string {
 
 	return `
