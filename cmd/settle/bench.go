@@ -44,8 +44,8 @@ func newBenchCmd() *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&f.customers, "customers", 10000, "customers paid on the payday")
-	fl.IntVar(&f.concurrency, "concurrency", 20, "worker.concurrency: steps run at once per process")
-	fl.IntVar(&f.dbConns, "db-conns", 0, "database.max_open_conns per process (default: the larger of 20 and concurrency+4)")
+	fl.IntVar(&f.concurrency, "concurrency", config.DefaultWorkerConcurrency, "worker.concurrency: steps run at once per process")
+	fl.IntVar(&f.dbConns, "db-conns", config.DefaultMaxOpenConns, "database.max_open_conns per process")
 	fl.StringVar(&f.latency, "latency", "0", `bank answer delay in ms: fixed ("20") or a distribution ("p50,p99", e.g. "20,200")`)
 	fl.Float64Var(&f.rateLimit, "rate-limit", 0, "bank rate limit in requests/s (0: none)")
 	fl.Float64Var(&f.faults.ErrorRate, "error-rate", 0, "share of bank requests answered HTTP 500 without doing anything (0..1)")

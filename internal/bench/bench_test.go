@@ -157,11 +157,11 @@ func TestBankFaultsReachTheSandboxAndTheParams(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	t.Parallel()
 	o := Options{Concurrency: 50}.withDefaults()
-	if o.Customers != 10000 || o.DBConns != 54 || o.Dialect != "rest" || o.PollEvery != 30*time.Second || o.Seed != 1 {
+	if o.Customers != 10000 || o.Concurrency != 50 || o.DBConns != 20 || o.Dialect != "rest" || o.PollEvery != 30*time.Second || o.Seed != 1 {
 		t.Fatalf("defaults: %+v", o)
 	}
-	if n := (Options{}).withDefaults().DBConns; n != 24 {
-		t.Fatalf("db conns default at concurrency 20 = %d, want 24 (the workers plus the poller, relay and sweep)", n)
+	if o := (Options{}).withDefaults(); o.Concurrency != 64 || o.DBConns != 20 {
+		t.Fatalf("concurrency and db conns default to %d and %d, want 64 and 20 (settle serve's defaults)", o.Concurrency, o.DBConns)
 	}
 }
 

@@ -44,10 +44,10 @@ type Options struct {
 	// Customers is how many customers are paid on the payday (default 10000).
 	Customers int
 	// Concurrency is worker.concurrency: steps run at once per process
-	// (default 20, the configuration's default).
+	// (default the configuration's, 64).
 	Concurrency int
-	// DBConns is database.max_open_conns per process (default the larger of
-	// 20 and Concurrency+4).
+	// DBConns is database.max_open_conns per process (default the
+	// configuration's, 20).
 	DBConns int
 	// Latency is the bank's answer delay on its dialect endpoints.
 	Latency Latency
@@ -115,10 +115,10 @@ func (o Options) withDefaults() Options {
 		o.Customers = 10000
 	}
 	if o.Concurrency == 0 {
-		o.Concurrency = 20
+		o.Concurrency = config.DefaultWorkerConcurrency
 	}
 	if o.DBConns == 0 {
-		o.DBConns = max(20, o.Concurrency+4)
+		o.DBConns = config.DefaultMaxOpenConns
 	}
 	if o.Dialect == "" {
 		o.Dialect = "rest"

@@ -158,7 +158,7 @@ func TestDefaults(t *testing.T) {
 		TimeZone:  "Asia/Seoul",
 		Poll:      PollConfig{Schedule: "@every 1m", BatchSize: 100, MinDeposit: 1, IdleEvery: 6, PaydayWindow: 1, Concurrency: 4, ShardSize: 2000},
 		Worker: WorkerConfig{
-			Concurrency: 20, Lease: 30 * time.Second, BankTimeout: 10 * time.Second, MaxAttempts: 5,
+			Concurrency: 64, Lease: 30 * time.Second, BankTimeout: 10 * time.Second, MaxAttempts: 5,
 			ShutdownTimeout: 15 * time.Second, RetryBase: time.Second, RetryMax: 5 * time.Minute, UnknownWait: 500 * time.Millisecond,
 		},
 		Relay:     RelayConfig{Schedule: "@every 30s"},
@@ -352,7 +352,7 @@ func TestDatabaseConns(t *testing.T) {
 		// One connection deadlocked the first scheduled tick; too few
 		// starve a job's lease renewal behind alert delivery and workers.
 		{"  max_open_conns: 1\n", []string{"database.max_open_conns 1: too few to work, at least 4"}},
-		{"  max_open_conns: 3\n", []string{"database.max_open_conns 3: too few to work, at least 4: a scheduled job and its lease renewal, alert delivery and the step workers each need a connection at once; set 20 (the default) or worker.concurrency + 4"}},
+		{"  max_open_conns: 3\n", []string{"database.max_open_conns 3: too few to work, at least 4: a scheduled job and its lease renewal, alert delivery and the step workers each need a connection at once; set 20 (the default)"}},
 		{"  max_open_conns: 4\n", nil},
 		{"  max_open_conns: 1001\n", []string{"database.max_open_conns 1001: must be between 4 and 1000"}},
 		{"  max_open_conns: 10\n  max_idle_conns: 11\n", []string{"database.max_idle_conns 11: must be between 0 and 10"}},
