@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,7 +91,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	defer cancel()
 	if err := x.PingContext(pingCtx); err != nil {
 		_ = x.Close()
-		return nil, fmt.Errorf("database is not reachable (%w): start PostgreSQL or fix database.url / SETTLE_DATABASE_URL", err)
+		return nil, connectError(err)
 	}
 	hook := opt.Hook
 	if hook == nil {
@@ -99,6 +100,29 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	db := &DB{x: x, hook: hook, long: opt.LongStatementTimeout}
 	db.claims, db.reclaims, db.completes = db.claimBatcher(claimQuery), db.claimBatcher(reclaimQuery), db.completeBatcher()
 	return db, nil
+}
+
+// connectError says why the first connection failed and what to do. A
+// server that answered and refused is reachable: its error code says why
+// (the pq error names no password).
+func connectError(err error) error {
+	const fix = "database.url / SETTLE_DATABASE_URL"
+	var pqErr *pq.Error
+	if !errors.As(err, &pqErr) {
+		return fmt.Errorf("database is not reachable (%w): start PostgreSQL or fix %s", err, fix)
+	}
+	switch {
+	case pqErr.Code == "42704" && strings.Contains(pqErr.Message, `"plan_cache_mode"`):
+		// Every connection asks for plan_cache_mode (see Open), which came in 12.
+		return fmt.Errorf("database: the server does not know plan_cache_mode (%w): settle needs PostgreSQL 12 or later", err)
+	case pqErr.Code == "42704" || pqErr.Code == "22023":
+		return fmt.Errorf("database refused a connection parameter (%w): remove or fix it in %s", err, fix)
+	case pqErr.Code == "3D000":
+		return fmt.Errorf("database refused the connection (%w): create the database or fix its name in %s", err, fix)
+	case pqErr.Code.Class() == "28":
+		return fmt.Errorf("database refused the login (%w): fix the user or password in %s", err, fix)
+	}
+	return fmt.Errorf("database refused the connection (%w): fix %s or the server", err, fix)
 }
 
 // setRuntime sets a run-time parameter, in milliseconds, that lib/pq sends

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -49,5 +50,52 @@ func TestOpenBadURLHidesPassword(t *testing.T) {
 	_, err := store.Open(context.Background(), "postgres://settle:hunter2-secret@db:notaport/settle", store.Options{})
 	if err == nil || strings.Contains(err.Error(), "hunter2-secret") {
 		t.Fatalf("Open with a bad URL: %v; want an error without the password", err)
+	}
+}
+
+// A server that answers and refuses is not "not reachable": the error says
+// what it refused and what to fix.
+func TestOpenRefusedSaysWhy(t *testing.T) {
+	t.Parallel()
+	dsn := testenv.PostgresURL(t)
+	with := func(edit func(u *url.URL)) string {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edit(u)
+		return u.String()
+	}
+	param := func(k, v string) string {
+		return with(func(u *url.URL) {
+			q := u.Query()
+			q.Set(k, v)
+			u.RawQuery = q.Encode()
+		})
+	}
+	for _, tc := range []struct {
+		name, url string
+		want      []string
+	}{
+		{"unknown parameter", param("settle_no_such_setting", "1"),
+			[]string{"refused a connection parameter", "settle_no_such_setting", "remove or fix it in database.url"}},
+		{"bad parameter value", param("statement_timeout", "soon"),
+			[]string{"refused a connection parameter", "statement_timeout", "database.url"}},
+		{"no such database", with(func(u *url.URL) { u.Path = "/settle_no_such_database" }),
+			[]string{"settle_no_such_database", "create the database or fix its name in database.url"}},
+	} {
+		_, err := store.Open(context.Background(), tc.url, store.Options{})
+		if err == nil {
+			t.Errorf("%s: Open succeeded", tc.name)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %v; want it to say %q", tc.name, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "not reachable") {
+			t.Errorf("%s: %v; the server answered, so it is reachable", tc.name, err)
+		}
 	}
 }
