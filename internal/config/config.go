@@ -495,12 +495,11 @@ func LoadFor(path string, environ []string, u Uses) (*Config, error) {
 	d.decodeStruct(k.Raw(), "", reflect.ValueOf(&cfg).Elem())
 	errs = append(errs, d.errs...)
 	cfg.fillDerived(d.set)
-	if !u.NoBanks { // the bank's secrets: their files need not be there
-		errs = append(errs, cfg.readTokenFiles(filepath.Dir(path))...)
+	// The banks' and the Slack app's secrets: their files need not be there
+	// for a command that uses neither.
+	errs = append(errs, readSecretFiles(cfg.secretFiles(!u.NoBanks, !u.NoSlack), filepath.Dir(path))...)
+	if !u.NoBanks {
 		errs = append(errs, cfg.checkTLSFiles(filepath.Dir(path))...)
-	}
-	if !u.NoSlack {
-		errs = append(errs, cfg.readSlackFiles(filepath.Dir(path))...)
 	}
 	errs = append(errs, cfg.validate(u)...)
 	if len(errs) > 0 {

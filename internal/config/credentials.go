@@ -90,10 +90,10 @@ func (c *Config) checkTLSFiles(dir string) []error {
 			errs = append(errs, checkKeyPair(key, t.CertFile, t.KeyFile)...)
 		}
 		if t.CAFile != "" {
-			if err := checkPEM(t.CAFile, "CERTIFICATE", "certificate"); err != nil {
-				errs = append(errs, fmt.Errorf("%s.tls.ca_file %s: %w", key, t.CAFile, err))
-			} else if b, _ := os.ReadFile(t.CAFile); !x509.NewCertPool().AppendCertsFromPEM(b) {
-				errs = append(errs, fmt.Errorf("%s.tls.ca_file %s: holds no certificate that parses", key, t.CAFile))
+			if b, err := readPEM(t.CAFile, "CERTIFICATE", "certificate"); err != nil {
+				errs = append(errs, fmt.Errorf("%s.tls.ca_file %s: %w: name the PEM file of the CA that signs the bank's server certificate", key, t.CAFile, err))
+			} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
+				errs = append(errs, fmt.Errorf("%s.tls.ca_file %s: holds no certificate that parses: name the PEM file of the CA that signs the bank's server certificate", key, t.CAFile))
 			}
 		}
 	}
@@ -104,41 +104,43 @@ func (c *Config) checkTLSFiles(dir string) []error {
 // that the key is the certificate's.
 func checkKeyPair(key, certFile, keyFile string) []error {
 	var errs []error
-	if err := checkPEM(certFile, "CERTIFICATE", "certificate"); err != nil {
-		errs = append(errs, fmt.Errorf("%s.tls.cert_file %s: %w", key, certFile, err))
+	certPEM, err := readPEM(certFile, "CERTIFICATE", "certificate")
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s.tls.cert_file %s: %w: name the PEM file of the client certificate the bank issued", key, certFile, err))
 	}
-	if err := checkPEM(keyFile, "PRIVATE KEY", "private key"); err != nil {
-		errs = append(errs, fmt.Errorf("%s.tls.key_file %s: %w", key, keyFile, err))
+	keyPEM, err := readPEM(keyFile, "PRIVATE KEY", "private key")
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s.tls.key_file %s: %w: name the PEM file of tls.cert_file's private key", key, keyFile, err))
 	}
 	if len(errs) > 0 {
 		return errs
 	}
-	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
 		// crypto/tls's messages name no key material; keep ours plainer.
-		return []error{fmt.Errorf("%s.tls.key_file %s: is not the key of tls.cert_file %s, or does not parse", key, keyFile, certFile)}
+		return []error{fmt.Errorf("%s.tls.key_file %s: is not the key of tls.cert_file %s, or does not parse: name the key the certificate was issued for", key, keyFile, certFile)}
 	}
 	return nil
 }
 
-// checkPEM checks that file reads and holds a PEM block whose type ends
-// with typ.
-func checkPEM(file, typ, what string) error {
+// readPEM reads file and checks that it holds a PEM block whose type ends
+// with typ (what names it in the error).
+func readPEM(file, typ, what string) ([]byte, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return err
+		return nil, err
 	}
 	for rest := b; ; {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
 		if block == nil {
-			return fmt.Errorf("holds no PEM %s", what)
+			return nil, fmt.Errorf("holds no PEM %s", what)
 		}
 		if strings.HasSuffix(block.Type, typ) {
-			return nil
+			return b, nil
 		}
 	}
 }

@@ -108,6 +108,10 @@ func TestProviderTLS(t *testing.T) {
 	if err := os.WriteFile(garbage, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	brokenCA := filepath.Join(dir, "broken-ca.pem") // a PEM block of the right type that holds no certificate
+	if err := os.WriteFile(brokenCA, []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	keyPEM, _ := os.ReadFile(client.KeyFile)
 	tlsOf := func(cert, key, caFile string) map[string]string {
 		return map[string]string{"base_url": "https://bank.example", "tls": "{cert_file: " + cert + ", key_file: " + key + ", ca_file: " + caFile + ", server_name: bank.example}"}
@@ -124,11 +128,12 @@ func TestProviderTLS(t *testing.T) {
 		over map[string]string
 		want string
 	}{
-		{"key of another cert", tlsOf(client.CertFile, other.KeyFile, ca.File), "providers[0].tls.key_file " + other.KeyFile + ": is not the key of tls.cert_file " + client.CertFile},
-		{"missing cert", tlsOf(filepath.Join(dir, "none.pem"), client.KeyFile, ca.File), "providers[0].tls.cert_file " + filepath.Join(dir, "none.pem") + ": no such file or directory"},
-		{"cert not PEM", tlsOf(garbage, client.KeyFile, ca.File), "providers[0].tls.cert_file " + garbage + ": holds no PEM certificate"},
-		{"key not PEM", tlsOf(client.CertFile, garbage, ca.File), "providers[0].tls.key_file " + garbage + ": holds no PEM private key"},
-		{"ca not PEM", tlsOf(client.CertFile, client.KeyFile, garbage), "providers[0].tls.ca_file " + garbage + ": holds no PEM certificate"},
+		{"key of another cert", tlsOf(client.CertFile, other.KeyFile, ca.File), "providers[0].tls.key_file " + other.KeyFile + ": is not the key of tls.cert_file " + client.CertFile + ", or does not parse: name the key the certificate was issued for"},
+		{"missing cert", tlsOf(filepath.Join(dir, "none.pem"), client.KeyFile, ca.File), "providers[0].tls.cert_file " + filepath.Join(dir, "none.pem") + ": no such file or directory: name the PEM file of the client certificate the bank issued"},
+		{"cert not PEM", tlsOf(garbage, client.KeyFile, ca.File), "providers[0].tls.cert_file " + garbage + ": holds no PEM certificate: name the PEM file of the client certificate"},
+		{"key not PEM", tlsOf(client.CertFile, garbage, ca.File), "providers[0].tls.key_file " + garbage + ": holds no PEM private key: name the PEM file of tls.cert_file's private key"},
+		{"ca does not parse", tlsOf(client.CertFile, client.KeyFile, brokenCA), "providers[0].tls.ca_file " + brokenCA + ": holds no certificate that parses: name the PEM file of the CA"},
+		{"ca not PEM", tlsOf(client.CertFile, client.KeyFile, garbage), "providers[0].tls.ca_file " + garbage + ": holds no PEM certificate: name the PEM file of the CA"},
 		{"cert without key", map[string]string{"base_url": "https://bank.example", "tls": "{cert_file: " + client.CertFile + "}"}, "providers[0].tls.cert_file and tls.key_file go together: set both, or neither"},
 		{"tls over http", map[string]string{"tls": "{ca_file: " + ca.File + "}"}, `providers[0].tls is set but base_url "http://127.0.0.1:8181" is not https://`},
 	} {

@@ -131,9 +131,9 @@ func TestTokenFile(t *testing.T) {
 		{"relative to the config file", withFile("rel-token"), ""},
 		{"both token and token_file", dbRedis + providers(provider(map[string]string{"token_file": abs})),
 			"config: providers[0]: set token or token_file, not both"},
-		{"missing file", withFile("missing-token"), `config: providers[0].token_file "missing-token": no such file or directory`},
-		{"empty file", withFile(empty), `": is empty`},
-		{"file too big", withFile(big), `": is larger than 64 KiB`},
+		{"missing file", withFile("missing-token"), `config: providers[0].token_file "missing-token": no such file or directory: fix the path (a relative one is read from the config file's directory)`},
+		{"empty file", withFile(empty), `": is empty: write the secret into it`},
+		{"file too big", withFile(big), `": is larger than 64 KiB: name the file that holds only the secret`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

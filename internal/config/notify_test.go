@@ -287,7 +287,7 @@ func TestInteractiveSecrets(t *testing.T) {
 	_, err = load(t, interactiveYAML(socket+"      app_token: "+appSecret+"\n      app_token_file: "+tokenFile+"\n"))
 	wantErrors(t, err, "config: notify.slack.interactive: set app_token or app_token_file, not both")
 	_, err = load(t, interactiveYAML(socket+"      app_token_file: missing\n"))
-	wantErrors(t, err, `notify.slack.interactive.app_token_file "missing": no such file or directory`,
+	wantErrors(t, err, `notify.slack.interactive.app_token_file "missing": no such file or directory: fix the path`,
 		"notify.slack.interactive.app_token is required with mode socket")
 
 	http := "      mode: http\n      team_id: T0123456789\n" + slackUsers

@@ -14,59 +14,61 @@ import (
 // wrong file.
 const maxTokenFile = 64 << 10
 
-// readTokenFiles sets the token of each provider that names a token_file,
-// and the client_secret of each that names a client_secret_file, read
-// relative to dir (the config file's directory). A provider may have a
-// secret or its file, not both.
-func (c *Config) readTokenFiles(dir string) []error {
-	var errs []error
-	for i := range c.Providers {
-		pc := &c.Providers[i]
-		for _, f := range []struct {
-			key, file string
-			secret    *Secret
-		}{{"token", pc.TokenFile, &pc.Token}, {"client_secret", pc.ClientSecretFile, &pc.ClientSecret}} {
-			if err := readSecretFile(f.key, f.file, dir, f.secret); err != nil {
-				errs = append(errs, fmt.Errorf("config: providers[%d]%s", i, err))
-			}
+// secretFile is a secret the configuration may give in a file instead: at
+// is where it sits ("providers[0]"), name its key ("token"), file the
+// value of its name_file key.
+type secretFile struct {
+	at, name, file string
+	secret         *Secret
+}
+
+// secretFiles lists the secrets that may come from files: the banks'
+// (token, client_secret) when banks, the Slack app's (app_token,
+// signing_secret) when slack.
+func (c *Config) secretFiles(banks, slack bool) []secretFile {
+	var out []secretFile
+	if banks {
+		for i := range c.Providers {
+			pc := &c.Providers[i]
+			at := fmt.Sprintf("providers[%d]", i)
+			out = append(out, secretFile{at, "token", pc.TokenFile, &pc.Token},
+				secretFile{at, "client_secret", pc.ClientSecretFile, &pc.ClientSecret})
 		}
+	}
+	if slack {
+		ic := &c.Notify.Slack.Interactive
+		const at = "notify.slack.interactive"
+		out = append(out, secretFile{at, "app_token", ic.AppTokenFile, &ic.AppToken},
+			secretFile{at, "signing_secret", ic.SigningSecretFile, &ic.SigningSecret})
+	}
+	return out
+}
+
+// readSecretFiles sets each secret whose file is named from that file, read
+// relative to dir (the config file's directory). A secret may be set or its
+// file, not both. Messages name the key and the file, never what it holds.
+func readSecretFiles(files []secretFile, dir string) []error {
+	var errs []error
+	for _, f := range files {
+		if f.file == "" {
+			continue
+		}
+		if *f.secret != "" {
+			errs = append(errs, fmt.Errorf("config: %s: set %s or %s_file, not both", f.at, f.name, f.name))
+			continue
+		}
+		tok, err := readToken(f.file, dir)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("config: %s.%s_file %q: %w", f.at, f.name, f.file, err))
+			continue
+		}
+		*f.secret = Secret(tok)
 	}
 	return errs
 }
 
-// readSlackFiles sets the Slack app's app_token and signing_secret from
-// their files, if named, read relative to dir. A secret may be set or its
-// file, not both.
-func (c *Config) readSlackFiles(dir string) []error {
-	var errs []error
-	ic := &c.Notify.Slack.Interactive
-	for _, f := range []struct {
-		key, file string
-		secret    *Secret
-	}{{"app_token", ic.AppTokenFile, &ic.AppToken}, {"signing_secret", ic.SigningSecretFile, &ic.SigningSecret}} {
-		if err := readSecretFile(f.key, f.file, dir, f.secret); err != nil {
-			errs = append(errs, fmt.Errorf("config: notify.slack.interactive%s", err))
-		}
-	}
-	return errs
-}
-
-// readSecretFile sets *secret from the file named by key_file, if any.
-func readSecretFile(key, file, dir string, secret *Secret) error {
-	if file == "" {
-		return nil
-	}
-	if *secret != "" {
-		return fmt.Errorf(": set %s or %s_file, not both", key, key)
-	}
-	tok, err := readToken(file, dir)
-	if err != nil {
-		return fmt.Errorf(".%s_file %q: %w", key, file, err)
-	}
-	*secret = Secret(tok)
-	return nil
-}
-
+// readToken reads the secret in file name, relative to dir; its errors say
+// what to do.
 func readToken(name, dir string) (string, error) {
 	if !filepath.IsAbs(name) {
 		name = filepath.Join(dir, name)
@@ -77,19 +79,19 @@ func readToken(name, dir string) (string, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return "", err
+		return "", fmt.Errorf("%w: fix the path (a relative one is read from the config file's directory) or the file's permissions", err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
 	switch {
 	case err != nil:
-		return "", errors.New("cannot be read")
+		return "", errors.New("cannot be read: name a regular file the daemon may read")
 	case len(b) > maxTokenFile:
-		return "", errors.New("is larger than 64 KiB; is it the right file?")
+		return "", errors.New("is larger than 64 KiB: name the file that holds only the secret")
 	}
 	tok := strings.TrimRight(string(b), "\r\n")
 	if tok == "" {
-		return "", errors.New("is empty")
+		return "", errors.New("is empty: write the secret into it")
 	}
 	return tok, nil
 }
