@@ -406,7 +406,11 @@ func commandLine(act notify.Action, id int64, dryRun bool) string {
 
 // dryRun posts, in the alert's thread, the dry run of each command its
 // settlement allows (of a replay when it allows none), as the CLI prints it.
+// The click is audited first: a second delivery of it runs nothing.
 func (h *Handler) dryRun(ctx context.Context, c click, a store.Audit, subject string, id int64) {
+	if !h.record(ctx, c, a, subject, nil) {
+		return
+	}
 	all := h.dryRuns(ctx, id, store.Audit{Actor: c.actor, Reason: a.Reason})
 	var runs []notify.DryRun
 	for _, r := range all {
@@ -416,9 +420,6 @@ func (h *Handler) dryRun(ctx context.Context, c click, a store.Audit, subject st
 	}
 	if len(runs) == 0 && len(all) > 0 { // none allowed: why a replay is not
 		runs = append(runs, notify.DryRun{Command: commandLine(all[0].action, id, true), Output: report(all[0].out, all[0].err)})
-	}
-	if !h.record(ctx, c, a, subject, nil) {
-		return
 	}
 	if _, err := h.cfg.Slack.PostInThread(ctx, c.thread, notify.RenderDryRuns(c.user, runs)); err != nil {
 		h.cfg.Logger.WarnContext(ctx, "slack: could not post a dry run", "actor", c.actor, "err", err)
