@@ -139,7 +139,7 @@ func InvariantAlert(check string, vs []Violation) pipeline.Alert {
 	}
 	return pipeline.Alert{
 		ProblemKey: InvariantProblemKey(check), Kind: pipeline.AlertKindInvariant, Severity: pipeline.SeverityCritical,
-		Summary: fmt.Sprintf("Invariant broken: %s (%s)", check, plural(len(vs), "violation", "violations")),
+		Summary: fmt.Sprintf("Invariant broken: %s (%s)", check, pipeline.Counted(len(vs), "violation", "violations")),
 		Detail:  strings.Join(lines, "\n"),
 		Action:  "settle verify",
 	}
@@ -206,7 +206,7 @@ func DailySummaryAlert(s DailySummary) pipeline.Alert {
 func settledLine(ss []Settled) string {
 	var parts []string
 	for _, s := range ss {
-		parts = append(parts, plural64(s.Count, "settlement", "settlements")+", "+s.Total.String())
+		parts = append(parts, pipeline.Counted(s.Count, "settlement", "settlements")+", "+s.Total.String())
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -220,7 +220,7 @@ func openLine(s DailySummary, local func(time.Time) string) string {
 		return "none"
 	}
 	return fmt.Sprintf("%s; the oldest, %d, is %s (customer %s, created %s)",
-		plural(s.Open, "settlement", "settlements"), o.ID, o.Status, o.Customer, local(o.CreatedAt))
+		pipeline.Counted(s.Open, "settlement", "settlements"), o.ID, o.Status, o.Customer, local(o.CreatedAt))
 }
 
 func noneOr(n int) string {
@@ -228,13 +228,6 @@ func noneOr(n int) string {
 		return "none"
 	}
 	return pipeline.Grouped(int64(n))
-}
-
-func plural64(n int64, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return pipeline.Grouped(n) + " " + many
 }
 
 // summaryFields splits a daily summary's detail into its label/value lines.

@@ -244,7 +244,7 @@ func problemLine(n Notice, md bool) string {
 	}
 	line := fmt.Sprintf("Problem %s · %s · alert #%d raised %s", code(escape(a.ProblemKey)), a.Severity, a.ID, date(a.CreatedAt))
 	if n.Occurrences > 1 {
-		line += fmt.Sprintf(" · seen %s since %s", plural(n.Occurrences, "time", "times"), date(n.FirstAt))
+		line += fmt.Sprintf(" · seen %s since %s", pipeline.Counted(n.Occurrences, "time", "times"), date(n.FirstAt))
 	}
 	return line
 }
@@ -253,7 +253,7 @@ func renderRepeat(n Notice) Message {
 	a := n.Alert
 	line := func(date func(time.Time) string) string {
 		return fmt.Sprintf("Repeated (seen %s since %s): %s. Latest: alert #%d raised %s.",
-			plural(max(n.Occurrences, 2), "time", "times"), date(n.FirstAt), escape(title(a)), a.ID, date(a.CreatedAt))
+			pipeline.Counted(max(n.Occurrences, 2), "time", "times"), date(n.FirstAt), escape(title(a)), a.ID, date(a.CreatedAt))
 	}
 	var b builder
 	b.blocks = append(b.blocks, slack.NewSectionBlock(mrkdwn(cut(":repeat: "+line(slackDate), maxSection)), nil, nil))
@@ -312,8 +312,8 @@ func renderStorm(s Storm) Message {
 	}
 	b.section("What settle is doing", doing)
 	b.command(stormHint(s), s.Action)
-	md := fmt.Sprintf("Storm `%s` · %s · %s folded in since %s", escape(s.Key), s.Severity, plural(s.Folded, "alert", "alerts"), slackDate(s.Since))
-	plain := fmt.Sprintf("Storm %s · %s · %s folded in since %s", escape(s.Key), s.Severity, plural(s.Folded, "alert", "alerts"), clock(s.Since))
+	md := fmt.Sprintf("Storm `%s` · %s · %s folded in since %s", escape(s.Key), s.Severity, pipeline.Counted(s.Folded, "alert", "alerts"), slackDate(s.Since))
+	plain := fmt.Sprintf("Storm %s · %s · %s folded in since %s", escape(s.Key), s.Severity, pipeline.Counted(s.Folded, "alert", "alerts"), clock(s.Since))
 	b.context(md, plain)
 	return b.message()
 }
@@ -344,7 +344,7 @@ func atProvider(s Storm) string {
 
 func renderStormReply(s Storm) Message {
 	line := func(date func(time.Time) string) string {
-		return "The storm goes on: " + stormLine(s) + ". " + plural(s.Folded, "alert", "alerts") + " folded in since " + date(s.Since) + "."
+		return "The storm goes on: " + stormLine(s) + ". " + pipeline.Counted(s.Folded, "alert", "alerts") + " folded in since " + date(s.Since) + "."
 	}
 	var b builder
 	b.blocks = append(b.blocks, slack.NewSectionBlock(mrkdwn(cut(":rotating_light: "+line(slackDate), maxSection)), nil, nil))

@@ -3,7 +3,6 @@ package notify
 import (
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -74,14 +73,6 @@ func span(d time.Duration) string {
 		parts = append(parts, fmt.Sprintf("%d s", s))
 	}
 	return strings.Join(parts, " ")
-}
-
-// plural returns "1 time", "3 times".
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
 }
 
 // escape makes text safe inside Slack mrkdwn: a bank message or summary can

@@ -94,6 +94,15 @@ func Grouped(n int64) string {
 	return b.String()
 }
 
+// Counted writes n with its noun, singular for one: "1 settlement",
+// "1,200 settlements".
+func Counted[N int | int64](n N, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return Grouped(int64(n)) + " " + many
+}
+
 // mulDiv returns a*b/d rounded down, for non-negative inputs, without
 // overflowing for any a < 2^63 and b <= 10000.
 func mulDiv(a, b, d int64) int64 {

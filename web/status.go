@@ -357,10 +357,10 @@ func stuckView(s store.StuckStep) stuckRow {
 func attention(st store.Status, providers []providerRow) []string {
 	var out []string
 	if n := st.ByStatus[pipeline.SettlementFailed]; n > 0 {
-		out = append(out, plural(n, "failed settlement", "failed settlements"))
+		out = append(out, pipeline.Counted(n, "failed settlement", "failed settlements"))
 	}
 	if n := st.StuckRunning + st.StuckReady; n > 0 {
-		out = append(out, plural(n, "stuck step", "stuck steps"))
+		out = append(out, pipeline.Counted(n, "stuck step", "stuck steps"))
 	}
 	for _, p := range providers {
 		if p.Level != levelOK {
@@ -368,13 +368,6 @@ func attention(st store.Status, providers []providerRow) []string {
 		}
 	}
 	return out
-}
-
-func plural(n int64, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return pipeline.Grouped(n) + " " + many
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
