@@ -4,9 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -127,11 +125,7 @@ func checkKeyPair(key, certFile, keyFile string) []error {
 func readPEM(file, typ, what string) ([]byte, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, err
+		return nil, pathless(err)
 	}
 	for rest := b; ; {
 		var block *pem.Block

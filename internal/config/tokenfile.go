@@ -75,11 +75,7 @@ func readToken(name, dir string) (string, error) {
 	}
 	f, err := os.Open(name)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return "", fmt.Errorf("%w: fix the path (a relative one is read from the config file's directory) or the file's permissions", err)
+		return "", fmt.Errorf("%w: fix the path (a relative one is read from the config file's directory) or the file's permissions", pathless(err))
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
@@ -94,4 +90,14 @@ func readToken(name, dir string) (string, error) {
 		return "", errors.New("is empty: write the secret into it")
 	}
 	return tok, nil
+}
+
+// pathless drops the path of a *fs.PathError: the messages name the key
+// and the file already.
+func pathless(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -99,7 +99,7 @@ func (d *DatabaseConfig) validate(p *problems) {
 	}
 	if d.MaxOpenConns < MinOpenConns {
 		p.add("database.max_open_conns %d: too few to work, at least %d: a scheduled job and its lease renewal, alert delivery "+
-			"and the step workers each need a connection at once; set 20 (the default)", d.MaxOpenConns, MinOpenConns)
+			"and the step workers each need a connection at once; set %d (the default)", d.MaxOpenConns, MinOpenConns, DefaultMaxOpenConns)
 	} else {
 		p.between("database.max_open_conns", int64(d.MaxOpenConns), MinOpenConns, 1000)
 	}
