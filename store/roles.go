@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 )
 
 // The group roles the migrations create (migrations/00009_roles.sql,
@@ -24,5 +25,5 @@ const (
 // DaemonRole.
 func PermissionDenied(err error) bool {
 	var pqErr *pq.Error
-	return errors.As(err, &pqErr) && pqErr.Code == "42501"
+	return errors.As(err, &pqErr) && pqErr.Code == pqerror.InsufficientPrivilege
 }

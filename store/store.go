@@ -16,6 +16,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 )
 
 // DB is settle's database handle.
@@ -112,14 +113,14 @@ func connectError(err error) error {
 		return fmt.Errorf("database is not reachable (%w): start PostgreSQL or fix %s", err, fix)
 	}
 	switch {
-	case pqErr.Code == "42704" && strings.Contains(pqErr.Message, `"plan_cache_mode"`):
+	case pqErr.Code == pqerror.UndefinedObject && strings.Contains(pqErr.Message, `"plan_cache_mode"`):
 		// Every connection asks for plan_cache_mode (see Open), which came in 12.
 		return fmt.Errorf("database: the server does not know plan_cache_mode (%w): settle needs PostgreSQL 12 or later", err)
-	case pqErr.Code == "42704" || pqErr.Code == "22023":
+	case pqErr.Code == pqerror.UndefinedObject || pqErr.Code == pqerror.InvalidParameterValue:
 		return fmt.Errorf("database refused a connection parameter (%w): remove or fix it in %s", err, fix)
-	case pqErr.Code == "3D000":
+	case pqErr.Code == pqerror.InvalidCatalogName:
 		return fmt.Errorf("database refused the connection (%w): create the database or fix its name in %s", err, fix)
-	case pqErr.Code.Class() == "28":
+	case pqErr.Code.Class() == pqerror.ClassInvalidAuthorizationSpecification:
 		return fmt.Errorf("database refused the login (%w): fix the user or password in %s", err, fix)
 	}
 	return fmt.Errorf("database refused the connection (%w): fix %s or the server", err, fix)
@@ -193,7 +194,7 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 // constraint or index.
 func isUniqueViolation(err error, name string) bool {
 	var pqErr *pq.Error
-	return errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == name
+	return errors.As(err, &pqErr) && pqErr.Code == pqerror.UniqueViolation && pqErr.Constraint == name
 }
 
 // runPrepared runs query as a statement prepared once per connection (see
@@ -226,7 +227,7 @@ func (db *DB) runPrepared(ctx context.Context, query string, run func(*sqlx.Stmt
 // statement whose result type a schema change altered.
 func isStalePlan(err error) bool {
 	var pqErr *pq.Error
-	return errors.As(err, &pqErr) && pqErr.Code == "0A000"
+	return errors.As(err, &pqErr) && pqErr.Code == pqerror.FeatureNotSupported
 }
 
 // forget drops stmt, if it is still query's statement, and closes it once

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 )
 
 // NewDatabaseName returns prefix followed by 16 random hex digits.
@@ -79,5 +80,5 @@ func DropDatabase(admin, prefix, name string) error {
 // accessed by other users".
 func isObjectInUse(err error) bool {
 	var pqErr *pq.Error
-	return errors.As(err, &pqErr) && pqErr.Code == "55006"
+	return errors.As(err, &pqErr) && pqErr.Code == pqerror.ObjectInUse
 }
